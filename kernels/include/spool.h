@@ -1,0 +1,215 @@
+/*
+ * spool.h — the one C ABI of spool's native kernels.
+ *
+ * Rules (see DESIGN.md §3 and §8):
+ *  - Only scalars and pointers cross the boundary (bun:ffi has no struct by value).
+ *  - Element counts are int32. File offsets and byte sizes that may pass 2 GiB are
+ *    double (exact up to 2^53), so JS passes plain numbers, never BigInt.
+ *  - Every op returns a spool_status (0 = OK). Kernels never exit, never print and never
+ *    allocate behind the caller's back (the thread pool and aligned buffers are explicit).
+ *  - Every op has a scalar reference in cpu/ref. spool_set_impl() selects the reference or
+ *    the SIMD path at run time so tests can compare the two in one process.
+ *  - Tensor layout follows ggml: a 2-D weight W of shape (rows, cols) is stored row-major,
+ *    each row a sequence of quantized blocks along cols; y = W x means y[r] = dot(W[r,:], x).
+ */
+#ifndef SPOOL_H
+#define SPOOL_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define SPOOL_API __declspec(dllexport)
+#else
+#define SPOOL_API __attribute__((visibility("default")))
+#endif
+
+#define SPOOL_ABI_VERSION 1
+
+/* ---- status codes ---------------------------------------------------------------- */
+typedef int32_t spool_status;
+#define SPOOL_OK 0
+#define SPOOL_E_INVALID -1     /* bad argument: NULL pointer, negative or mismatched size */
+#define SPOOL_E_TYPE -2        /* unsupported ggml type for this op */
+#define SPOOL_E_NOMEM -3       /* allocation failed (only in explicit allocators) */
+#define SPOOL_E_IO -4          /* system call failed; spool_last_errno() has errno */
+#define SPOOL_E_ALIGN -5       /* misaligned buffer, offset or length (O_DIRECT, blocks) */
+#define SPOOL_E_RANGE -6       /* value outside the supported range (e.g. k > n_expert) */
+#define SPOOL_E_SHORT_READ -7  /* file ended before the requested range */
+
+/* ---- ggml type ids (same numbers as ggml, as stored in GGUF tensor infos) ---------- */
+#define SPOOL_TYPE_F32 0
+#define SPOOL_TYPE_F16 1
+#define SPOOL_TYPE_Q4_0 2
+#define SPOOL_TYPE_Q8_0 8
+#define SPOOL_TYPE_Q4_K 12
+#define SPOOL_TYPE_Q5_K 13
+#define SPOOL_TYPE_Q6_K 14
+#define SPOOL_TYPE_Q8_K 15   /* activations only: 256 int8 + f32 scale + 16 int16 sums */
+#define SPOOL_TYPE_BF16 30
+#define SPOOL_TYPE_MXFP4 39
+
+/* ---- implementation selection --------------------------------------------------------- */
+#define SPOOL_IMPL_AUTO 0    /* best available (AVX2 on x86 with AVX2+FMA, NEON on arm64) */
+#define SPOOL_IMPL_REF 1     /* scalar reference */
+#define SPOOL_IMPL_AVX2 2
+#define SPOOL_IMPL_NEON 3
+
+#define SPOOL_CPU_AVX2 1     /* bits of spool_cpu_features() */
+#define SPOOL_CPU_FMA 2
+#define SPOOL_CPU_F16C 4
+#define SPOOL_CPU_NEON 8
+#define SPOOL_CPU_DOTPROD 16
+
+/** ABI version of the loaded library; the JS side refuses a mismatch. */
+SPOOL_API int32_t spool_abi_version(void);
+/** Bit set of SPOOL_CPU_* found at run time. */
+SPOOL_API int32_t spool_cpu_features(void);
+/** Select the implementation used by all ops. Returns SPOOL_E_RANGE if not available. */
+SPOOL_API spool_status spool_set_impl(int32_t impl);
+/** The implementation in use after AUTO is resolved (SPOOL_IMPL_REF/AVX2/NEON). */
+SPOOL_API int32_t spool_get_impl(void);
+/** errno of the last failed system call on this thread (0 if none). */
+SPOOL_API int32_t spool_last_errno(void);
+
+/* ---- thread pool ---------------------------------------------------------------------
+ * A fixed set of worker threads. Ops that take a pool split their work over it; pool may
+ * be NULL for single-threaded execution. One op runs on a pool at a time (the engine owns
+ * its pool). spool_pool_destroy joins all workers before returning (quiesce first, then
+ * close the library). */
+typedef struct spool_pool spool_pool;
+SPOOL_API spool_pool *spool_pool_create(int32_t n_threads);
+SPOOL_API void spool_pool_destroy(spool_pool *pool);
+SPOOL_API int32_t spool_pool_size(const spool_pool *pool);
+
+/* ---- files and memory ----------------------------------------------------------------- */
+#define SPOOL_OPEN_READ 0
+#define SPOOL_OPEN_DIRECT 1      /* O_DIRECT (F_NOCACHE on macOS); offsets/lengths/buffers 4096-aligned */
+
+#define SPOOL_MADV_NORMAL 0
+#define SPOOL_MADV_RANDOM 1
+#define SPOOL_MADV_SEQUENTIAL 2
+#define SPOOL_MADV_WILLNEED 3
+#define SPOOL_MADV_DONTNEED 4
+
+/** Open a file read-only. Returns fd >= 0, or a negative status (errno via spool_last_errno). */
+SPOOL_API int32_t spool_file_open(const char *path, int32_t flags);
+SPOOL_API spool_status spool_file_close(int32_t fd);
+/** File size in bytes, or a negative status. */
+SPOOL_API double spool_file_size(int32_t fd);
+/** Map [0, size) of fd read-only (MAP_SHARED). Returns NULL on failure. */
+SPOOL_API void *spool_mmap(int32_t fd, double size);
+SPOOL_API spool_status spool_munmap(void *addr, double size);
+/** madvise on [addr+offset, addr+offset+len), page-rounded outward. */
+SPOOL_API spool_status spool_madvise(void *addr, double offset, double len, int32_t advice);
+/** Read exactly len bytes at offset into dst (loops over short reads). Returns bytes read
+ * (== len) or a negative status (SPOOL_E_SHORT_READ at end of file). */
+SPOOL_API double spool_pread(int32_t fd, void *dst, double len, double offset);
+/** Read [offset, offset+len) through an O_DIRECT fd: reads the 4096-aligned superset into
+ * dst (which must be 4096-aligned and hold spool_direct_span(offset,len) bytes) and
+ * returns the position of the first requested byte inside dst, or a negative status.
+ * A superset that runs past end of file is read up to end of file. */
+SPOOL_API double spool_pread_direct(int32_t fd, void *dst, double len, double offset);
+/** Bytes spool_pread_direct needs in its buffer for this range. */
+SPOOL_API double spool_direct_span(double offset, double len);
+/** Aligned allocation (align a power of two >= sizeof(void*)), zero-filled. NULL on failure. */
+SPOOL_API void *spool_alloc(double size, int32_t align);
+SPOOL_API void spool_free(void *ptr);
+/** Copy n bytes (for moving data between native buffers without a JS view). */
+SPOOL_API void spool_memcpy(void *dst, const void *src, double n);
+
+/* ---- quantization --------------------------------------------------------------------- */
+/** Elements per block and bytes per block of a type (0 if unknown). */
+SPOOL_API int32_t spool_type_block_size(int32_t type);
+SPOOL_API int32_t spool_type_block_bytes(int32_t type);
+/** Dequantize n elements (a multiple of the block size) from src to f32. */
+SPOOL_API spool_status spool_dequantize_row(int32_t type, const void *src, float *dst, int32_t n);
+/** Quantize n_rows rows of n_cols f32 values into type, using llama.cpp's reference
+ * quantizers (byte-identical output). Rows are split over the pool. */
+SPOOL_API spool_status spool_quantize(spool_pool *pool, int32_t type, const float *src, void *dst,
+                                      int32_t n_rows, int32_t n_cols);
+
+/* ---- products --------------------------------------------------------------------------
+ * y (n_tok, rows) = x (n_tok, cols) · Wᵀ, W of shape (rows, cols) in `type`, rows contiguous
+ * (row stride = row bytes). x and y are f32, row-major.
+ * act: SPOOL_ACT_F32 keeps activations in f32 (W dequantized on the fly);
+ *      SPOOL_ACT_Q8 quantizes x to 8 bits first (Q8_0 for Q4_0/Q8_0/MXFP4, Q8_K for the
+ *      k-quants, as ggml does) and uses integer dot products.
+ * scratch: NULL, or a buffer of spool_matmul_scratch_bytes(...) bytes for the quantized
+ * activations (avoids allocation on the hot path; NULL makes the op use a stack/arena
+ * fallback up to 64 KiB and fail with SPOOL_E_NOMEM above it). n_tok == 1 is the matvec. */
+#define SPOOL_ACT_F32 0
+#define SPOOL_ACT_Q8 1
+SPOOL_API double spool_matmul_scratch_bytes(int32_t type, int32_t cols, int32_t n_tok, int32_t act);
+SPOOL_API spool_status spool_matmul(spool_pool *pool, int32_t type, const void *w, int32_t rows,
+                                    int32_t cols, const float *x, int32_t n_tok, float *y,
+                                    int32_t act, void *scratch);
+
+/* ---- elementwise and normalization ---------------------------------------------------- */
+/** y[r,:] = x[r,:] / sqrt(mean(x[r,:]^2) + eps) * w  (w may be NULL: no scale). In place ok. */
+SPOOL_API spool_status spool_rmsnorm(const float *x, const float *w, float *y, int32_t n_rows,
+                                     int32_t n, float eps);
+/** In-place softmax over each of n_rows rows of n. */
+SPOOL_API spool_status spool_softmax(float *x, int32_t n_rows, int32_t n);
+/** y = x * sigmoid(x). */
+SPOOL_API spool_status spool_silu(const float *x, float *y, int32_t n);
+/** y = silu(gate) * up. In place (y == gate or y == up) ok. */
+SPOOL_API spool_status spool_swiglu(const float *gate, const float *up, float *y, int32_t n);
+/** f32 <-> f16 conversion (round to nearest even), for the KV cache. */
+SPOOL_API spool_status spool_f32_to_f16(const float *src, uint16_t *dst, int32_t n);
+SPOOL_API spool_status spool_f16_to_f32(const uint16_t *src, float *dst, int32_t n);
+
+/* ---- RoPE -----------------------------------------------------------------------------
+ * x: (n_tok, n_head, head_dim) f32, rotated in place; pos: n_tok int32 positions.
+ * Rotates the first n_rot dims of each head. mode: SPOOL_ROPE_NORMAL rotates adjacent
+ * pairs (x[2i], x[2i+1]); SPOOL_ROPE_NEOX rotates (x[i], x[i+n_rot/2]).
+ * theta_i = pos * freq_base^(-2i/n_rot), then YaRN as in ggml: freq_scale is the linear
+ * factor (1/scale), ext_factor > 0 enables YaRN ramp mixing between interpolation and
+ * extrapolation using beta_fast/beta_slow over n_ctx_orig, attn_factor scales cos/sin
+ * (YaRN's mscale). freq_factors: NULL or n_rot/2 per-dimension divisors (Llama 3 style). */
+#define SPOOL_ROPE_NORMAL 0
+#define SPOOL_ROPE_NEOX 2
+SPOOL_API spool_status spool_rope(float *x, const int32_t *pos, int32_t n_tok, int32_t n_head,
+                                  int32_t head_dim, int32_t n_rot, int32_t mode, float freq_base,
+                                  float freq_scale, float ext_factor, float attn_factor,
+                                  float beta_fast, float beta_slow, int32_t n_ctx_orig,
+                                  const float *freq_factors);
+
+/* ---- expert routing -------------------------------------------------------------------
+ * logits: (n_tok, n_expert) router outputs. For each token select k experts and weights:
+ *  SPOOL_GATE_SOFTMAX: p = softmax(logits); pick top-k of p (+bias if given);
+ *  SPOOL_GATE_SIGMOID: p = sigmoid(logits); pick top-k of p (+bias if given);
+ *  SPOOL_GATE_SOFTMAX_TOPK: pick top-k of logits, weights = softmax over the k (gpt-oss).
+ * bias: NULL or n_expert selection biases (added for choosing only, not to the weights).
+ * norm != 0 renormalizes the k weights to sum 1; then weights *= scale.
+ * ids: (n_tok, k) int32 descending by score; weights: (n_tok, k) f32. Ties pick the lower id. */
+#define SPOOL_GATE_SOFTMAX 0
+#define SPOOL_GATE_SIGMOID 1
+#define SPOOL_GATE_SOFTMAX_TOPK 2
+SPOOL_API spool_status spool_topk_route(const float *logits, const float *bias, int32_t n_tok,
+                                        int32_t n_expert, int32_t k, int32_t gating, int32_t norm,
+                                        float scale, int32_t *ids, float *weights);
+
+/* ---- attention ------------------------------------------------------------------------
+ * Grouped-query attention over an f16 KV cache, causal.
+ * q:   (n_tok, n_head, head_dim) f32;  out: (n_tok, n_head, head_dim) f32.
+ * k,v: (n_kv, n_head_kv, head_dim) f16, position-major (row j holds position j); n_head is
+ *      a multiple of n_head_kv and query head h reads kv head h / (n_head / n_head_kv).
+ * Query token t sits at position pos0 + t and attends to kv rows j with j <= pos0 + t and,
+ * if window > 0, j > pos0 + t - window. scores = q·k * scale.
+ * sinks: NULL or n_head f32 logits that join each head's softmax denominator only (gpt-oss).
+ * Work is split over the pool by (token, head). */
+SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const uint16_t *k,
+                                       const uint16_t *v, float *out, int32_t n_tok,
+                                       int32_t n_head, int32_t n_head_kv, int32_t head_dim,
+                                       int32_t n_kv, int32_t pos0, float scale, int32_t window,
+                                       const float *sinks);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SPOOL_H */
