@@ -50,6 +50,7 @@ export const symbols = {
   spool_quantize: fn(["ptr", "i32", "ptr", "ptr", "i32", "i32"], "i32"),
   spool_matmul_scratch_bytes: fn(["i32", "i32", "i32", "i32"], "f64"),
   spool_matmul: fn(["ptr", "i32", "ptr", "i32", "i32", "ptr", "i32", "ptr", "i32", "ptr"], "i32"),
+  spool_bench_read_bandwidth: fn(["ptr", "f64", "i32", "ptr"], "f64"),
 
   spool_rmsnorm: fn(["ptr", "ptr", "ptr", "i32", "i32", "f32"], "i32"),
   spool_softmax: fn(["ptr", "i32", "i32"], "i32"),

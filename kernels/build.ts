@@ -138,6 +138,7 @@ if (import.meta.main) {
       target: opt("--target") as Target | undefined,
       cc: opt("--cc"),
       force: args.includes("--force"),
+      quiet: args.includes("--quiet"),
     });
   } catch (e) {
     console.error(`kernels: build failed: ${(e as Error).message}`);

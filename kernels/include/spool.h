@@ -149,6 +149,11 @@ SPOOL_API spool_status spool_matmul(spool_pool *pool, int32_t type, const void *
                                     int32_t cols, const float *x, int32_t n_tok, float *y,
                                     int32_t act, void *scratch);
 
+/** Benchmark helper: read [p, p+bytes) reps times with a SIMD sum, split over the pool, and
+ * return the achieved read bandwidth in bytes per second (negative status on bad args). */
+SPOOL_API double spool_bench_read_bandwidth(const void *p, double bytes, int32_t reps,
+                                            spool_pool *pool);
+
 /* ---- elementwise and normalization ---------------------------------------------------- */
 /** y[r,:] = x[r,:] / sqrt(mean(x[r,:]^2) + eps) * w  (w may be NULL: no scale). In place ok. */
 SPOOL_API spool_status spool_rmsnorm(const float *x, const float *w, float *y, int32_t n_rows,

@@ -1,0 +1,272 @@
+/*
+ * ops_neon.c — AArch64 NEON versions of the row kernels declared in ref/ops_ref.h.
+ *
+ * The algorithms mirror x86/ops_avx2.c with 4-wide vectors (same data layout as the
+ * reference: contiguous f32 rows, f16 KV rows):
+ *  - exp: Cody-Waite reduction, cephes' polynomial, 2^n applied as two exponent-field
+ *    multiplies (gradual underflow and +inf overflow without blends), NaN propagates.
+ *  - rmsnorm / softmax: 4-wide partial sums reduced in double; softmax subtracts the max.
+ *  - f32 <-> f16: FCVTN / FCVTL (round to nearest even under the default FPCR); NaN lanes
+ *    canonicalised (f32 -> f16) or patched back to the unquieted pattern (f16 -> f32) so
+ *    results equal the scalar helpers of internal.h bit for bit.
+ *  - RoPE: NEOX rotates 4 (x[i], x[i+n/2]) pairs per step; NORMAL de-interleaves 4 pairs
+ *    with vld2q/vst2q.
+ *  - attention: blocks of SPOOL_ATTN_BLOCK keys, FMA dot products against f16 rows, one
+ *    max-rescale per block (online softmax), vector exp, V accumulated 16 dims at a time
+ *    in registers over the block's rows. head_dim not a multiple of 4 uses the reference.
+ */
+#include <arm_neon.h>
+#include "../ref/ops_ref.h"
+
+static inline float32x4_t v_exp(float32x4_t x) {
+  x = vminq_f32(x, vdupq_n_f32(89.0f)); /* FMIN propagates NaN */
+  x = vmaxq_f32(x, vdupq_n_f32(-104.0f));
+  const float32x4_t fx = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+  float32x4_t r = vfmsq_f32(x, fx, vdupq_n_f32(0.693359375f));
+  r = vfmsq_f32(r, fx, vdupq_n_f32(-2.12194440e-4f));
+  float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+  p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+  p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+  const int32x4_t n = vcvtq_s32_f32(fx);
+  const int32x4_t n1 = vshrq_n_s32(n, 1);
+  const int32x4_t n2 = vsubq_s32(n, n1);
+  const int32x4_t bias = vdupq_n_s32(127);
+  const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, bias), 23));
+  const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, bias), 23));
+  return vmulq_f32(vmulq_f32(p, s1), s2);
+}
+
+void spool_neon_rmsnorm_row(const float *x, const float *w, float *y, int32_t n, float eps) {
+  float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+  int32_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const float32x4_t x0 = vld1q_f32(x + i), x1 = vld1q_f32(x + i + 4);
+    const float32x4_t x2 = vld1q_f32(x + i + 8), x3 = vld1q_f32(x + i + 12);
+    a0 = vfmaq_f32(a0, x0, x0);
+    a1 = vfmaq_f32(a1, x1, x1);
+    a2 = vfmaq_f32(a2, x2, x2);
+    a3 = vfmaq_f32(a3, x3, x3);
+  }
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t x0 = vld1q_f32(x + i);
+    a0 = vfmaq_f32(a0, x0, x0);
+  }
+  double sum = (double)vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+  for (; i < n; i++) sum += (double)x[i] * (double)x[i];
+  const float mean = (float)(sum / n);
+  const float scale = 1.0f / sqrtf(mean + eps);
+  i = 0;
+  if (w) {
+    for (; i + 4 <= n; i += 4)
+      vst1q_f32(y + i, vmulq_f32(vmulq_n_f32(vld1q_f32(x + i), scale), vld1q_f32(w + i)));
+    for (; i < n; i++) y[i] = (x[i] * scale) * w[i];
+  } else {
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vmulq_n_f32(vld1q_f32(x + i), scale));
+    for (; i < n; i++) y[i] = x[i] * scale;
+  }
+}
+
+void spool_neon_softmax_row(float *x, int32_t n) {
+  float32x4_t vm = vdupq_n_f32(-INFINITY);
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) vm = vmaxq_f32(vm, vld1q_f32(x + i));
+  float max = vmaxvq_f32(vm);
+  for (; i < n; i++) max = x[i] > max ? x[i] : max;
+  const float32x4_t bm = vdupq_n_f32(max);
+  float32x4_t acc = vdupq_n_f32(0.0f);
+  for (i = 0; i + 4 <= n; i += 4) {
+    const float32x4_t e = v_exp(vsubq_f32(vld1q_f32(x + i), bm));
+    vst1q_f32(x + i, e);
+    acc = vaddq_f32(acc, e);
+  }
+  double sum = vaddvq_f32(acc);
+  for (; i < n; i++) {
+    const float e = expf(x[i] - max);
+    x[i] = e;
+    sum += e;
+  }
+  const float inv = (float)(1.0 / sum);
+  for (i = 0; i + 4 <= n; i += 4) vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), inv));
+  for (; i < n; i++) x[i] *= inv;
+}
+
+static inline float32x4_t v_silu(float32x4_t x) {
+  const float32x4_t e = v_exp(vnegq_f32(x));
+  return vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0f), e));
+}
+
+void spool_neon_silu(const float *x, float *y, int32_t n) {
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, v_silu(vld1q_f32(x + i)));
+  for (; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void spool_neon_swiglu(const float *gate, const float *up, float *y, int32_t n) {
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vmulq_f32(v_silu(vld1q_f32(gate + i)), vld1q_f32(up + i)));
+  for (; i < n; i++) {
+    const float g = gate[i];
+    y[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+void spool_neon_f32_to_f16(const float *src, uint16_t *dst, int32_t n) {
+  const uint32x4_t sign = vdupq_n_u32(0x80000000u), qnan = vdupq_n_u32(0x7fc00000u);
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    float32x4_t x = vld1q_f32(src + i);
+    const uint32x4_t ok = vceqq_f32(x, x); /* false for NaN */
+    const uint32x4_t canon = vorrq_u32(vandq_u32(vreinterpretq_u32_f32(x), sign), qnan);
+    x = vbslq_f32(ok, x, vreinterpretq_f32_u32(canon));
+    vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(x)));
+  }
+  for (; i < n; i++) dst[i] = spool_f32_to_f16_1(src[i]);
+}
+
+static inline float32x4_t f16x4_to_f32(const uint16_t *p) {
+  return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+}
+
+void spool_neon_f16_to_f32(const uint16_t *src, float *dst, int32_t n) {
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const uint16x4_t h = vld1_u16(src + i);
+    float32x4_t f = vcvt_f32_f16(vreinterpret_f16_u16(h));
+    const uint32x4_t w = vmovl_u16(h);
+    const uint32x4_t isnan = vcgtq_u32(vandq_u32(w, vdupq_n_u32(0x7fff)), vdupq_n_u32(0x7c00));
+    if (vmaxvq_u32(isnan)) {
+      const uint32x4_t bits =
+          vorrq_u32(vorrq_u32(vshlq_n_u32(vandq_u32(w, vdupq_n_u32(0x8000)), 16), vdupq_n_u32(0x7f800000u)),
+                    vshlq_n_u32(vandq_u32(w, vdupq_n_u32(0x3ff)), 13));
+      f = vbslq_f32(isnan, vreinterpretq_f32_u32(bits), f);
+    }
+    vst1q_f32(dst + i, f);
+  }
+  for (; i < n; i++) dst[i] = spool_f16_to_f32_1(src[i]);
+}
+
+void spool_neon_rope_head(float *x, int32_t n_rot, int32_t mode, const float *cs,
+                          const float *sn) {
+  const int32_t half = n_rot / 2;
+  int32_t i = 0;
+  if (mode == SPOOL_ROPE_NEOX) {
+    for (; i + 4 <= half; i += 4) {
+      const float32x4_t lo = vld1q_f32(x + i), hi = vld1q_f32(x + half + i);
+      const float32x4_t c = vld1q_f32(cs + i), s = vld1q_f32(sn + i);
+      vst1q_f32(x + i, vfmsq_f32(vmulq_f32(lo, c), hi, s));
+      vst1q_f32(x + half + i, vfmaq_f32(vmulq_f32(hi, c), lo, s));
+    }
+    for (; i < half; i++) {
+      const float x0 = x[i], x1 = x[i + half];
+      x[i] = x0 * cs[i] - x1 * sn[i];
+      x[i + half] = x0 * sn[i] + x1 * cs[i];
+    }
+  } else {
+    for (; i + 4 <= half; i += 4) {
+      float32x4x2_t p = vld2q_f32(x + 2 * i); /* val[0] = even, val[1] = odd */
+      const float32x4_t c = vld1q_f32(cs + i), s = vld1q_f32(sn + i);
+      const float32x4_t x0 = p.val[0], x1 = p.val[1];
+      p.val[0] = vfmsq_f32(vmulq_f32(x0, c), x1, s);
+      p.val[1] = vfmaq_f32(vmulq_f32(x1, c), x0, s);
+      vst2q_f32(x + 2 * i, p);
+    }
+    for (; i < half; i++) {
+      const float x0 = x[2 * i], x1 = x[2 * i + 1];
+      x[2 * i] = x0 * cs[i] - x1 * sn[i];
+      x[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
+    }
+  }
+}
+
+static inline float dot_f16(const float *q, const uint16_t *k, int32_t hd) {
+  float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0;
+  int32_t d = 0;
+  for (; d + 8 <= hd; d += 8) {
+    a0 = vfmaq_f32(a0, vld1q_f32(q + d), f16x4_to_f32(k + d));
+    a1 = vfmaq_f32(a1, vld1q_f32(q + d + 4), f16x4_to_f32(k + d + 4));
+  }
+  for (; d < hd; d += 4) a0 = vfmaq_f32(a0, vld1q_f32(q + d), f16x4_to_f32(k + d));
+  return vaddvq_f32(vaddq_f32(a0, a1));
+}
+
+static inline void scale_acc(float *acc, int32_t hd, float c) {
+  for (int32_t d = 0; d < hd; d += 4) vst1q_f32(acc + d, vmulq_n_f32(vld1q_f32(acc + d), c));
+}
+
+void spool_neon_attn_head(const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
+                          int32_t head_dim, int32_t j0, int32_t j1, float scale, const float *sink,
+                          float *out) {
+  if (head_dim % 4 != 0) {
+    spool_ref_attn_head(q, k, v, kv_stride, head_dim, j0, j1, scale, sink, out);
+    return;
+  }
+  const int32_t hd = head_dim;
+  float acc[SPOOL_ATTN_MAX_HEAD_DIM] __attribute__((aligned(16)));
+  float s[SPOOL_ATTN_BLOCK] __attribute__((aligned(16)));
+  for (int32_t d = 0; d < hd; d++) acc[d] = 0.0f;
+  float m = -INFINITY, l = 0.0f;
+  for (int32_t jb = j0; jb <= j1; jb += SPOOL_ATTN_BLOCK) {
+    const int32_t nb = j1 - jb + 1 < SPOOL_ATTN_BLOCK ? j1 - jb + 1 : SPOOL_ATTN_BLOCK;
+    float bm = -INFINITY;
+    for (int32_t i = 0; i < nb; i++) {
+      const float si = dot_f16(q, k + (size_t)(jb + i) * kv_stride, hd) * scale;
+      s[i] = si;
+      bm = si > bm ? si : bm;
+    }
+    const int32_t nb4 = (nb + 3) & ~3;
+    for (int32_t i = nb; i < nb4; i++) s[i] = -INFINITY;
+    if (bm > m) {
+      const float c = expf(m - bm);
+      scale_acc(acc, hd, c);
+      l *= c;
+      m = bm;
+    }
+    const float32x4_t vm = vdupq_n_f32(m);
+    float32x4_t vl = vdupq_n_f32(0.0f);
+    for (int32_t i = 0; i < nb4; i += 4) {
+      const float32x4_t p = v_exp(vsubq_f32(vld1q_f32(s + i), vm));
+      vst1q_f32(s + i, p);
+      vl = vaddq_f32(vl, p);
+    }
+    l += vaddvq_f32(vl);
+    const uint16_t *vb = v + (size_t)jb * kv_stride;
+    int32_t d = 0;
+    for (; d + 16 <= hd; d += 16) {
+      float32x4_t o0 = vld1q_f32(acc + d), o1 = vld1q_f32(acc + d + 4);
+      float32x4_t o2 = vld1q_f32(acc + d + 8), o3 = vld1q_f32(acc + d + 12);
+      for (int32_t i = 0; i < nb; i++) {
+        const float p = s[i];
+        const uint16_t *vr = vb + (size_t)i * kv_stride + d;
+        o0 = vfmaq_n_f32(o0, f16x4_to_f32(vr), p);
+        o1 = vfmaq_n_f32(o1, f16x4_to_f32(vr + 4), p);
+        o2 = vfmaq_n_f32(o2, f16x4_to_f32(vr + 8), p);
+        o3 = vfmaq_n_f32(o3, f16x4_to_f32(vr + 12), p);
+      }
+      vst1q_f32(acc + d, o0);
+      vst1q_f32(acc + d + 4, o1);
+      vst1q_f32(acc + d + 8, o2);
+      vst1q_f32(acc + d + 12, o3);
+    }
+    for (; d < hd; d += 4) {
+      float32x4_t o0 = vld1q_f32(acc + d);
+      for (int32_t i = 0; i < nb; i++) o0 = vfmaq_n_f32(o0, f16x4_to_f32(vb + (size_t)i * kv_stride + d), s[i]);
+      vst1q_f32(acc + d, o0);
+    }
+  }
+  if (sink) {
+    const float sk = *sink;
+    if (sk > m) {
+      const float c = expf(m - sk);
+      scale_acc(acc, hd, c);
+      l *= c;
+      m = sk;
+    }
+    l += expf(sk - m);
+  }
+  const float inv = 1.0f / l;
+  for (int32_t d = 0; d < hd; d += 4) vst1q_f32(out + d, vmulq_n_f32(vld1q_f32(acc + d), inv));
+}

@@ -1,0 +1,178 @@
+/*
+ * ops.c — public entry points of the elementwise, normalization, RoPE, routing and
+ * attention ops (spool.h). Each entry point validates its arguments (SPOOL_E_INVALID for
+ * NULL pointers and negative or inconsistent sizes, SPOOL_E_RANGE for values beyond what
+ * the kernels support), then picks the row kernels of the implementation selected by
+ * spool_impl_current (ref/ops_ref.c, x86/ops_avx2.c, arm/ops_neon.c) and loops over rows,
+ * tokens and heads. Layouts are those of spool.h: row-major, contiguous.
+ *
+ * Attention is split over the pool by (token, head): task t handles token t / n_head and
+ * query head t % n_head. No op allocates or prints.
+ */
+#include "ref/ops_ref.h"
+
+#if defined(SPOOL_HAVE_AVX2)
+#define PICK(name) (SPOOL_USE_AVX2() ? spool_avx2_##name : spool_ref_##name)
+#elif defined(SPOOL_HAVE_NEON)
+#define PICK(name) (SPOOL_USE_NEON() ? spool_neon_##name : spool_ref_##name)
+#else
+#define PICK(name) spool_ref_##name
+#endif
+
+SPOOL_API spool_status spool_rmsnorm(const float *x, const float *w, float *y, int32_t n_rows,
+                                     int32_t n, float eps) {
+  if (n_rows < 0 || n < 1) return SPOOL_E_INVALID;
+  if (n_rows == 0) return SPOOL_OK;
+  if (!x || !y) return SPOOL_E_INVALID;
+  void (*fn)(const float *, const float *, float *, int32_t, float) = PICK(rmsnorm_row);
+  for (int32_t r = 0; r < n_rows; r++) {
+    const size_t o = (size_t)r * (size_t)n;
+    fn(x + o, w, y + o, n, eps);
+  }
+  return SPOOL_OK;
+}
+
+SPOOL_API spool_status spool_softmax(float *x, int32_t n_rows, int32_t n) {
+  if (n_rows < 0 || n < 1) return SPOOL_E_INVALID;
+  if (n_rows == 0) return SPOOL_OK;
+  if (!x) return SPOOL_E_INVALID;
+  void (*fn)(float *, int32_t) = PICK(softmax_row);
+  for (int32_t r = 0; r < n_rows; r++) fn(x + (size_t)r * (size_t)n, n);
+  return SPOOL_OK;
+}
+
+SPOOL_API spool_status spool_silu(const float *x, float *y, int32_t n) {
+  if (n < 0) return SPOOL_E_INVALID;
+  if (n == 0) return SPOOL_OK;
+  if (!x || !y) return SPOOL_E_INVALID;
+  PICK(silu)(x, y, n);
+  return SPOOL_OK;
+}
+
+SPOOL_API spool_status spool_swiglu(const float *gate, const float *up, float *y, int32_t n) {
+  if (n < 0) return SPOOL_E_INVALID;
+  if (n == 0) return SPOOL_OK;
+  if (!gate || !up || !y) return SPOOL_E_INVALID;
+  PICK(swiglu)(gate, up, y, n);
+  return SPOOL_OK;
+}
+
+SPOOL_API spool_status spool_f32_to_f16(const float *src, uint16_t *dst, int32_t n) {
+  if (n < 0) return SPOOL_E_INVALID;
+  if (n == 0) return SPOOL_OK;
+  if (!src || !dst) return SPOOL_E_INVALID;
+  PICK(f32_to_f16)(src, dst, n);
+  return SPOOL_OK;
+}
+
+SPOOL_API spool_status spool_f16_to_f32(const uint16_t *src, float *dst, int32_t n) {
+  if (n < 0) return SPOOL_E_INVALID;
+  if (n == 0) return SPOOL_OK;
+  if (!src || !dst) return SPOOL_E_INVALID;
+  PICK(f16_to_f32)(src, dst, n);
+  return SPOOL_OK;
+}
+
+SPOOL_API spool_status spool_rope(float *x, const int32_t *pos, int32_t n_tok, int32_t n_head,
+                                  int32_t head_dim, int32_t n_rot, int32_t mode, float freq_base,
+                                  float freq_scale, float ext_factor, float attn_factor,
+                                  float beta_fast, float beta_slow, int32_t n_ctx_orig,
+                                  const float *freq_factors) {
+  if (n_tok < 0 || n_head < 1 || head_dim < 1 || n_rot < 2 || (n_rot & 1) || n_rot > head_dim)
+    return SPOOL_E_INVALID;
+  if (mode != SPOOL_ROPE_NORMAL && mode != SPOOL_ROPE_NEOX) return SPOOL_E_INVALID;
+  if (!(freq_base > 0.0f) || !(freq_scale > 0.0f)) return SPOOL_E_INVALID;
+  if (ext_factor != 0.0f && n_ctx_orig < 1) return SPOOL_E_INVALID;
+  if (n_rot > SPOOL_ROPE_MAX_ROT) return SPOOL_E_RANGE;
+  if (n_tok == 0) return SPOOL_OK;
+  if (!x || !pos) return SPOOL_E_INVALID;
+  float corr[2] = {0.0f, 0.0f};
+  if (ext_factor != 0.0f)
+    spool_rope_corr_dims(n_rot, n_ctx_orig, freq_base, beta_fast, beta_slow, corr);
+  void (*fn)(float *, int32_t, int32_t, const float *, const float *) = PICK(rope_head);
+  float cs[SPOOL_ROPE_MAX_ROT / 2], sn[SPOOL_ROPE_MAX_ROT / 2];
+  for (int32_t t = 0; t < n_tok; t++) {
+    spool_rope_cache(pos[t], n_rot, freq_base, freq_scale, ext_factor, attn_factor, corr,
+                     freq_factors, cs, sn);
+    float *xt = x + (size_t)t * (size_t)n_head * (size_t)head_dim;
+    for (int32_t h = 0; h < n_head; h++) fn(xt + (size_t)h * (size_t)head_dim, n_rot, mode, cs, sn);
+  }
+  return SPOOL_OK;
+}
+
+SPOOL_API spool_status spool_topk_route(const float *logits, const float *bias, int32_t n_tok,
+                                        int32_t n_expert, int32_t k, int32_t gating, int32_t norm,
+                                        float scale, int32_t *ids, float *weights) {
+  if (n_tok < 0 || n_expert < 1 || k < 1) return SPOOL_E_INVALID;
+  if (gating != SPOOL_GATE_SOFTMAX && gating != SPOOL_GATE_SIGMOID &&
+      gating != SPOOL_GATE_SOFTMAX_TOPK)
+    return SPOOL_E_INVALID;
+  if (k > n_expert) return SPOOL_E_RANGE;
+  if (n_tok == 0) return SPOOL_OK;
+  if (!logits || !ids || !weights) return SPOOL_E_INVALID;
+  for (int32_t t = 0; t < n_tok; t++) {
+    spool_ref_topk_route_token(logits + (size_t)t * (size_t)n_expert, bias, n_expert, k, gating,
+                               norm, scale, ids + (size_t)t * (size_t)k,
+                               weights + (size_t)t * (size_t)k);
+  }
+  return SPOOL_OK;
+}
+
+typedef void (*attn_head_fn)(const float *, const uint16_t *, const uint16_t *, size_t, int32_t,
+                             int32_t, int32_t, float, const float *, float *);
+
+typedef struct {
+  attn_head_fn fn;
+  const float *q;
+  const uint16_t *k, *v;
+  float *out;
+  const float *sinks;
+  size_t kv_stride;
+  int32_t n_head, group, head_dim, pos0, window;
+  float scale;
+} attn_ctx;
+
+static void attn_task(void *p, int32_t task, int32_t n_tasks) {
+  (void)n_tasks;
+  const attn_ctx *c = (const attn_ctx *)p;
+  const int32_t t = task / c->n_head, h = task % c->n_head;
+  const int32_t kvh = h / c->group;
+  const int32_t pos = c->pos0 + t;
+  int32_t j0 = 0;
+  if (c->window > 0 && pos - c->window + 1 > 0) j0 = pos - c->window + 1;
+  const size_t qo = ((size_t)t * (size_t)c->n_head + (size_t)h) * (size_t)c->head_dim;
+  const size_t ko = (size_t)kvh * (size_t)c->head_dim;
+  c->fn(c->q + qo, c->k + ko, c->v + ko, c->kv_stride, c->head_dim, j0, pos, c->scale,
+        c->sinks ? c->sinks + h : NULL, c->out + qo);
+}
+
+SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const uint16_t *k,
+                                       const uint16_t *v, float *out, int32_t n_tok,
+                                       int32_t n_head, int32_t n_head_kv, int32_t head_dim,
+                                       int32_t n_kv, int32_t pos0, float scale, int32_t window,
+                                       const float *sinks) {
+  if (n_tok < 0 || n_head < 1 || n_head_kv < 1 || n_head % n_head_kv != 0 || head_dim < 1 ||
+      n_kv < 0 || pos0 < 0 || window < 0)
+    return SPOOL_E_INVALID;
+  if (head_dim > SPOOL_ATTN_MAX_HEAD_DIM) return SPOOL_E_RANGE;
+  if ((int64_t)pos0 + (int64_t)n_tok > (int64_t)n_kv) return SPOOL_E_RANGE;
+  if ((int64_t)n_tok * (int64_t)n_head > INT32_MAX) return SPOOL_E_RANGE;
+  if (n_tok == 0) return SPOOL_OK;
+  if (!q || !k || !v || !out) return SPOOL_E_INVALID;
+  attn_ctx c;
+  c.fn = PICK(attn_head);
+  c.q = q;
+  c.k = k;
+  c.v = v;
+  c.out = out;
+  c.sinks = sinks;
+  c.kv_stride = (size_t)n_head_kv * (size_t)head_dim;
+  c.n_head = n_head;
+  c.group = n_head / n_head_kv;
+  c.head_dim = head_dim;
+  c.pos0 = pos0;
+  c.window = window;
+  c.scale = scale;
+  spool_pool_run(pool, attn_task, &c, n_tok * n_head);
+  return SPOOL_OK;
+}

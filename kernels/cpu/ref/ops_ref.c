@@ -1,0 +1,233 @@
+/*
+ * ops_ref.c — scalar reference of the elementwise, normalization, RoPE, routing and
+ * attention ops. Every SIMD implementation is tested against these functions.
+ *
+ * Algorithms follow ggml's CPU backend so that spool and llama.cpp agree closely:
+ *  - rmsnorm: sum of squares in double, mean rounded to f32, scale = 1/sqrtf(mean + eps),
+ *    y = (x * scale) * w.
+ *  - softmax: subtract the row max, e = expf(x - max), sum in double, multiply by 1/sum.
+ *  - silu: x / (1 + expf(-x)); swiglu: silu(gate) * up.
+ *  - f32 <-> f16: the exact helpers of internal.h (round to nearest even, NaN -> quiet NaN
+ *    0x7e00 with the sign kept).
+ *  - RoPE: ggml_rope_cache_init — theta starts at pos and is multiplied by
+ *    theta_scale = freq_base^(-2/n_rot) once per pair in f32 (the same sequence of roundings
+ *    as ggml), divided by freq_factors[i], then rope_yarn mixes interpolation
+ *    (freq_scale * theta) and extrapolation (theta) over the ramp between the corr dims and
+ *    scales cos/sin by mscale. NORMAL rotates (x[2i], x[2i+1]); NEOX rotates (x[i], x[i+n/2]).
+ *  - attention: one (token, head) at a time, online softmax over the kv rows with a running
+ *    max m, denominator l and f32 accumulator acc[head_dim] on the stack; the sink logit (if
+ *    any) joins max and denominator at the end.
+ * Data layout: all tensors row-major and contiguous, see spool.h.
+ */
+#include "ops_ref.h"
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+void spool_ref_rmsnorm_row(const float *x, const float *w, float *y, int32_t n, float eps) {
+  double sum = 0.0;
+  for (int32_t i = 0; i < n; i++) sum += (double)x[i] * (double)x[i];
+  const float mean = (float)(sum / n);
+  const float scale = 1.0f / sqrtf(mean + eps);
+  if (w) {
+    for (int32_t i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
+  } else {
+    for (int32_t i = 0; i < n; i++) y[i] = x[i] * scale;
+  }
+}
+
+void spool_ref_softmax_row(float *x, int32_t n) {
+  float max = -INFINITY;
+  for (int32_t i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
+  double sum = 0.0;
+  for (int32_t i = 0; i < n; i++) {
+    const float e = expf(x[i] - max);
+    x[i] = e;
+    sum += e;
+  }
+  const float inv = (float)(1.0 / sum);
+  for (int32_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+void spool_ref_silu(const float *x, float *y, int32_t n) {
+  for (int32_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void spool_ref_swiglu(const float *gate, const float *up, float *y, int32_t n) {
+  for (int32_t i = 0; i < n; i++) {
+    const float g = gate[i];
+    y[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+void spool_ref_f32_to_f16(const float *src, uint16_t *dst, int32_t n) {
+  for (int32_t i = 0; i < n; i++) dst[i] = spool_f32_to_f16_1(src[i]);
+}
+
+void spool_ref_f16_to_f32(const uint16_t *src, float *dst, int32_t n) {
+  for (int32_t i = 0; i < n; i++) dst[i] = spool_f16_to_f32_1(src[i]);
+}
+
+/* ---- RoPE ---- */
+
+/* Solving n_rot = 2pi * x * base^((2 * max_pos) / n_dims) for x: the dimension whose
+ * wavelength makes `rot` full turns over the original context. */
+static float corr_dim(int32_t n_rot, int32_t n_ctx_orig, float rot, float base) {
+  return (float)n_rot * logf((float)n_ctx_orig / (rot * 2.0f * (float)M_PI)) / (2.0f * logf(base));
+}
+
+void spool_rope_corr_dims(int32_t n_rot, int32_t n_ctx_orig, float freq_base, float beta_fast,
+                          float beta_slow, float dims[2]) {
+  const float start = floorf(corr_dim(n_rot, n_ctx_orig, beta_fast, freq_base));
+  const float end = ceilf(corr_dim(n_rot, n_ctx_orig, beta_slow, freq_base));
+  dims[0] = start > 0.0f ? start : 0.0f;
+  dims[1] = end < (float)(n_rot - 1) ? end : (float)(n_rot - 1);
+}
+
+static float yarn_ramp(float low, float high, int32_t pair) {
+  const float span = high - low > 0.001f ? high - low : 0.001f;
+  float y = ((float)pair - low) / span;
+  y = y < 0.0f ? 0.0f : (y > 1.0f ? 1.0f : y);
+  return 1.0f - y;
+}
+
+void spool_rope_cache(int32_t pos, int32_t n_rot, float freq_base, float freq_scale,
+                      float ext_factor, float attn_factor, const float corr_dims[2],
+                      const float *freq_factors, float *cos_out, float *sin_out) {
+  const float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
+  float mscale = attn_factor;
+  if (ext_factor != 0.0f) mscale *= 1.0f + 0.1f * logf(1.0f / freq_scale);
+  float theta_base = (float)pos;
+  for (int32_t i = 0; i < n_rot / 2; i++) {
+    const float ff = freq_factors ? freq_factors[i] : 1.0f;
+    const float theta_extrap = theta_base / ff;
+    const float theta_interp = freq_scale * theta_extrap;
+    float theta = theta_interp;
+    if (ext_factor != 0.0f) {
+      const float mix = yarn_ramp(corr_dims[0], corr_dims[1], i) * ext_factor;
+      theta = theta_interp * (1.0f - mix) + theta_extrap * mix;
+    }
+    cos_out[i] = cosf(theta) * mscale;
+    sin_out[i] = sinf(theta) * mscale;
+    theta_base *= theta_scale;
+  }
+}
+
+void spool_ref_rope_head(float *x, int32_t n_rot, int32_t mode, const float *cs,
+                         const float *sn) {
+  const int32_t half = n_rot / 2;
+  if (mode == SPOOL_ROPE_NEOX) {
+    for (int32_t i = 0; i < half; i++) {
+      const float x0 = x[i], x1 = x[i + half];
+      x[i] = x0 * cs[i] - x1 * sn[i];
+      x[i + half] = x0 * sn[i] + x1 * cs[i];
+    }
+  } else {
+    for (int32_t i = 0; i < half; i++) {
+      const float x0 = x[2 * i], x1 = x[2 * i + 1];
+      x[2 * i] = x0 * cs[i] - x1 * sn[i];
+      x[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
+    }
+  }
+}
+
+/* ---- attention ---- */
+
+void spool_ref_attn_head(const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
+                         int32_t head_dim, int32_t j0, int32_t j1, float scale, const float *sink,
+                         float *out) {
+  float acc[SPOOL_ATTN_MAX_HEAD_DIM];
+  for (int32_t d = 0; d < head_dim; d++) acc[d] = 0.0f;
+  float m = -INFINITY, l = 0.0f;
+  for (int32_t j = j0; j <= j1; j++) {
+    const uint16_t *kr = k + (size_t)j * kv_stride;
+    const uint16_t *vr = v + (size_t)j * kv_stride;
+    float s = 0.0f;
+    for (int32_t d = 0; d < head_dim; d++) s += q[d] * spool_f16_to_f32_1(kr[d]);
+    s *= scale;
+    if (s > m) { /* new max: rescale what was accumulated so far */
+      const float c = expf(m - s); /* 0 when m was -inf */
+      for (int32_t d = 0; d < head_dim; d++) acc[d] *= c;
+      l *= c;
+      m = s;
+    }
+    const float p = expf(s - m);
+    l += p;
+    for (int32_t d = 0; d < head_dim; d++) acc[d] += p * spool_f16_to_f32_1(vr[d]);
+  }
+  if (sink) {
+    const float sk = *sink;
+    if (sk > m) {
+      const float c = expf(m - sk);
+      for (int32_t d = 0; d < head_dim; d++) acc[d] *= c;
+      l *= c;
+      m = sk;
+    }
+    l += expf(sk - m);
+  }
+  const float inv = 1.0f / l;
+  for (int32_t d = 0; d < head_dim; d++) out[d] = acc[d] * inv;
+}
+
+/* ---- expert routing ---- */
+
+void spool_ref_topk_route_token(const float *logits, const float *bias, int32_t n_expert,
+                                int32_t k, int32_t gating, int32_t norm, float scale,
+                                int32_t *ids, float *weights) {
+  float max = -INFINITY;
+  for (int32_t e = 0; e < n_expert; e++) max = logits[e] > max ? logits[e] : max;
+  float inv_sum = 1.0f;
+  if (gating == SPOOL_GATE_SOFTMAX) {
+    double sum = 0.0;
+    for (int32_t e = 0; e < n_expert; e++) sum += expf(logits[e] - max);
+    inv_sum = (float)(1.0 / sum);
+  }
+  /* selection: insertion into the k best, `weights` holds the selection scores for now;
+   * a strictly greater score moves ahead, so ties keep the lower id first */
+  int32_t cnt = 0;
+  for (int32_t e = 0; e < n_expert; e++) {
+    float p;
+    if (gating == SPOOL_GATE_SOFTMAX) p = expf(logits[e] - max) * inv_sum;
+    else if (gating == SPOOL_GATE_SIGMOID) p = 1.0f / (1.0f + expf(-logits[e]));
+    else p = logits[e];
+    const float s = bias ? p + bias[e] : p;
+    if (cnt == k && !(s > weights[k - 1])) continue;
+    int32_t i = cnt < k ? cnt++ : k - 1;
+    while (i > 0 && s > weights[i - 1]) {
+      weights[i] = weights[i - 1];
+      ids[i] = ids[i - 1];
+      i--;
+    }
+    weights[i] = s;
+    ids[i] = e;
+  }
+  /* weights of the chosen experts, without the bias */
+  if (gating == SPOOL_GATE_SOFTMAX_TOPK) {
+    float m = -INFINITY;
+    for (int32_t i = 0; i < k; i++) m = logits[ids[i]] > m ? logits[ids[i]] : m;
+    double sum = 0.0;
+    for (int32_t i = 0; i < k; i++) {
+      weights[i] = expf(logits[ids[i]] - m);
+      sum += weights[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int32_t i = 0; i < k; i++) weights[i] *= inv;
+  } else {
+    for (int32_t i = 0; i < k; i++) {
+      const float l = logits[ids[i]];
+      weights[i] = gating == SPOOL_GATE_SOFTMAX ? expf(l - max) * inv_sum : 1.0f / (1.0f + expf(-l));
+    }
+  }
+  if (norm) {
+    double sum = 0.0;
+    for (int32_t i = 0; i < k; i++) sum += weights[i];
+    if (sum > 0.0) {
+      const float inv = (float)(1.0 / sum);
+      for (int32_t i = 0; i < k; i++) weights[i] *= inv;
+    }
+  }
+  if (scale != 1.0f) {
+    for (int32_t i = 0; i < k; i++) weights[i] *= scale;
+  }
+}

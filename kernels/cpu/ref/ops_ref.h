@@ -1,0 +1,59 @@
+/*
+ * ops_ref.h — row-level building blocks of the elementwise, normalization, RoPE and
+ * attention ops, one set per implementation (ref = scalar reference, avx2, neon). Not part
+ * of the ABI: kernels/cpu/ops.c validates arguments, picks the set from
+ * spool_impl_current and loops over rows / tokens / heads.
+ *
+ * Shared layouts:
+ *  - a RoPE "cache" for one position is two arrays of n_rot/2 floats, cos[i] and sin[i]
+ *    (already multiplied by mscale), built once per token by spool_rope_cache (scalar, all
+ *    implementations: it is libm work per token, not per head);
+ *  - an attention head reads k/v rows j in [j0, j1] at k + j*kv_stride (f16, head_dim
+ *    values each) and writes head_dim f32 values to out.
+ */
+#ifndef SPOOL_OPS_REF_H
+#define SPOOL_OPS_REF_H
+
+#include "../internal.h"
+
+/* Largest head_dim attention accepts (its accumulator lives on the stack) and largest n_rot
+ * RoPE accepts (its cos/sin cache lives on the stack). */
+#define SPOOL_ATTN_MAX_HEAD_DIM 512
+#define SPOOL_ROPE_MAX_ROT 1024
+/* Keys scored per online-softmax block in attention. */
+#define SPOOL_ATTN_BLOCK 64
+
+/* ggml_rope_yarn_corr_dims: [start, end] pair-dimension range of the YaRN ramp. */
+void spool_rope_corr_dims(int32_t n_rot, int32_t n_ctx_orig, float freq_base, float beta_fast,
+                          float beta_slow, float dims[2]);
+/* cos/sin of every pair for one position, exactly as ggml_rope_cache_init (forward). */
+void spool_rope_cache(int32_t pos, int32_t n_rot, float freq_base, float freq_scale,
+                      float ext_factor, float attn_factor, const float corr_dims[2],
+                      const float *freq_factors, float *cos_out, float *sin_out);
+
+#define SPOOL_DECLARE_OPS(P)                                                                  \
+  void P##_rmsnorm_row(const float *x, const float *w, float *y, int32_t n, float eps);       \
+  void P##_softmax_row(float *x, int32_t n);                                                  \
+  void P##_silu(const float *x, float *y, int32_t n);                                         \
+  void P##_swiglu(const float *gate, const float *up, float *y, int32_t n);                   \
+  void P##_f32_to_f16(const float *src, uint16_t *dst, int32_t n);                            \
+  void P##_f16_to_f32(const uint16_t *src, float *dst, int32_t n);                            \
+  void P##_rope_head(float *x, int32_t n_rot, int32_t mode, const float *cs, const float *sn); \
+  void P##_attn_head(const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,  \
+                     int32_t head_dim, int32_t j0, int32_t j1, float scale, const float *sink, \
+                     float *out);
+
+SPOOL_DECLARE_OPS(spool_ref)
+#if defined(SPOOL_HAVE_AVX2)
+SPOOL_DECLARE_OPS(spool_avx2)
+#endif
+#if defined(SPOOL_HAVE_NEON)
+SPOOL_DECLARE_OPS(spool_neon)
+#endif
+
+/* One token of spool_topk_route (scalar on every implementation: n_expert·k compares). */
+void spool_ref_topk_route_token(const float *logits, const float *bias, int32_t n_expert,
+                                int32_t k, int32_t gating, int32_t norm, float scale,
+                                int32_t *ids, float *weights);
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * quant_ref.h — internal prototypes of the quantization kernels, shared by quant.c (the
+ * public entry points and the matmul driver), ref/quant_ref.c (scalar reference),
+ * x86/quant_avx2.c and arm/quant_neon.c. Not part of the ABI.
+ *
+ * Kernel shapes (n is always a multiple of the type's block size):
+ *   dequant:  (src blocks, dst f32, n)               -> n floats
+ *   quant:    (src f32, dst blocks, n)               -> n/blk blocks
+ *   dot:      (n, w row blocks, x)                   -> float; x is f32 for the F32 act mode
+ *                                                       and Q8_0 / Q8_K blocks for Q8 mode
+ */
+#ifndef SPOOL_QUANT_REF_H
+#define SPOOL_QUANT_REF_H
+
+#include "../internal.h"
+
+typedef void (*spool_dequant_fn)(const void *src, float *dst, int32_t n);
+typedef void (*spool_quant_fn)(const float *src, void *dst, int32_t n);
+typedef float (*spool_dot_fn)(int32_t n, const void *w, const void *x);
+
+/* e8m0 exponent -> float, halved (ggml's GGML_E8M0_TO_FP32_HALF): the mxfp4 table holds
+ * doubled E2M1 values, so the scale is 2^(e-128). */
+static inline float spool_e8m0_half(uint8_t e) {
+  uint32_t bits = e < 2 ? (0x00200000u << e) : ((uint32_t)(e - 1) << 23);
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+extern const int8_t spool_kvalues_mxfp4[16];
+
+/* ---- scalar reference (ref/quant_ref.c) ---- */
+/* weight quantizers: byte-identical to ggml's quantize_row_*_ref */
+void spool_ref_quant_f32(const float *x, void *y, int32_t n);
+void spool_ref_quant_f16(const float *x, void *y, int32_t n);
+void spool_ref_quant_bf16(const float *x, void *y, int32_t n);
+void spool_ref_quant_q4_0(const float *x, void *y, int32_t n);
+void spool_ref_quant_q8_0(const float *x, void *y, int32_t n);
+void spool_ref_quant_q4_K(const float *x, void *y, int32_t n);
+void spool_ref_quant_q5_K(const float *x, void *y, int32_t n);
+void spool_ref_quant_q6_K(const float *x, void *y, int32_t n);
+void spool_ref_quant_q8_K(const float *x, void *y, int32_t n);
+void spool_ref_quant_mxfp4(const float *x, void *y, int32_t n);
+
+/* dequantizers: bit-identical to ggml's dequantize_row_* */
+void spool_ref_dequant_f32(const void *x, float *y, int32_t n);
+void spool_ref_dequant_f16(const void *x, float *y, int32_t n);
+void spool_ref_dequant_bf16(const void *x, float *y, int32_t n);
+void spool_ref_dequant_q4_0(const void *x, float *y, int32_t n);
+void spool_ref_dequant_q8_0(const void *x, float *y, int32_t n);
+void spool_ref_dequant_q4_K(const void *x, float *y, int32_t n);
+void spool_ref_dequant_q5_K(const void *x, float *y, int32_t n);
+void spool_ref_dequant_q6_K(const void *x, float *y, int32_t n);
+void spool_ref_dequant_q8_K(const void *x, float *y, int32_t n);
+void spool_ref_dequant_mxfp4(const void *x, float *y, int32_t n);
+
+/* f32 · f32 and float-weight · f32 dots */
+float spool_ref_dot_f32_f32(int32_t n, const void *w, const void *x);
+float spool_ref_dot_f16_f32(int32_t n, const void *w, const void *x);
+float spool_ref_dot_bf16_f32(int32_t n, const void *w, const void *x);
+
+/* integer dots against quantized activations (ggml's vec_dot_*_q8_0 / *_q8_K) */
+float spool_ref_dot_q4_0_q8_0(int32_t n, const void *w, const void *x);
+float spool_ref_dot_q8_0_q8_0(int32_t n, const void *w, const void *x);
+float spool_ref_dot_mxfp4_q8_0(int32_t n, const void *w, const void *x);
+float spool_ref_dot_q4_K_q8_K(int32_t n, const void *w, const void *x);
+float spool_ref_dot_q5_K_q8_K(int32_t n, const void *w, const void *x);
+float spool_ref_dot_q6_K_q8_K(int32_t n, const void *w, const void *x);
+
+/* ---- AVX2 (x86/quant_avx2.c, compiled only with SPOOL_HAVE_AVX2) ---- */
+void spool_avx2_quant_act_q8_0(const float *x, void *y, int32_t n);
+void spool_avx2_quant_act_q8_K(const float *x, void *y, int32_t n);
+void spool_avx2_dequant_f16(const void *x, float *y, int32_t n);
+void spool_avx2_dequant_bf16(const void *x, float *y, int32_t n);
+void spool_avx2_dequant_q4_0(const void *x, float *y, int32_t n);
+void spool_avx2_dequant_q8_0(const void *x, float *y, int32_t n);
+void spool_avx2_dequant_q4_K(const void *x, float *y, int32_t n);
+void spool_avx2_dequant_q5_K(const void *x, float *y, int32_t n);
+void spool_avx2_dequant_q6_K(const void *x, float *y, int32_t n);
+void spool_avx2_dequant_mxfp4(const void *x, float *y, int32_t n);
+float spool_avx2_dot_f32_f32(int32_t n, const void *w, const void *x);
+float spool_avx2_dot_f16_f32(int32_t n, const void *w, const void *x);
+float spool_avx2_dot_bf16_f32(int32_t n, const void *w, const void *x);
+float spool_avx2_dot_q4_0_q8_0(int32_t n, const void *w, const void *x);
+float spool_avx2_dot_q8_0_q8_0(int32_t n, const void *w, const void *x);
+float spool_avx2_dot_mxfp4_q8_0(int32_t n, const void *w, const void *x);
+float spool_avx2_dot_q4_K_q8_K(int32_t n, const void *w, const void *x);
+float spool_avx2_dot_q5_K_q8_K(int32_t n, const void *w, const void *x);
+float spool_avx2_dot_q6_K_q8_K(int32_t n, const void *w, const void *x);
+/* read-only sweep for the bandwidth benchmark: returns a checksum */
+float spool_avx2_sum_bytes(const void *p, size_t bytes);
+
+/* ---- NEON (arm/quant_neon.c, compiled only with SPOOL_HAVE_NEON) ---- */
+void spool_neon_quant_act_q8_0(const float *x, void *y, int32_t n);
+void spool_neon_quant_act_q8_K(const float *x, void *y, int32_t n);
+void spool_neon_dequant_f16(const void *x, float *y, int32_t n);
+void spool_neon_dequant_bf16(const void *x, float *y, int32_t n);
+void spool_neon_dequant_q4_0(const void *x, float *y, int32_t n);
+void spool_neon_dequant_q8_0(const void *x, float *y, int32_t n);
+void spool_neon_dequant_q4_K(const void *x, float *y, int32_t n);
+void spool_neon_dequant_q5_K(const void *x, float *y, int32_t n);
+void spool_neon_dequant_q6_K(const void *x, float *y, int32_t n);
+void spool_neon_dequant_mxfp4(const void *x, float *y, int32_t n);
+float spool_neon_dot_f32_f32(int32_t n, const void *w, const void *x);
+float spool_neon_dot_f16_f32(int32_t n, const void *w, const void *x);
+float spool_neon_dot_bf16_f32(int32_t n, const void *w, const void *x);
+float spool_neon_dot_q4_0_q8_0(int32_t n, const void *w, const void *x);
+float spool_neon_dot_q8_0_q8_0(int32_t n, const void *w, const void *x);
+float spool_neon_dot_mxfp4_q8_0(int32_t n, const void *w, const void *x);
+float spool_neon_dot_q4_K_q8_K(int32_t n, const void *w, const void *x);
+float spool_neon_dot_q5_K_q8_K(int32_t n, const void *w, const void *x);
+float spool_neon_dot_q6_K_q8_K(int32_t n, const void *w, const void *x);
+float spool_neon_sum_bytes(const void *p, size_t bytes);
+
+#endif

@@ -1,0 +1,306 @@
+/*
+ * ops_avx2.c — AVX2/FMA/F16C versions of the row kernels declared in ref/ops_ref.h.
+ *
+ * Algorithms (same data layout as the reference: contiguous f32 rows, f16 KV rows):
+ *  - exp: Cody-Waite range reduction x = n·ln2 + r (|r| <= ln2/2), cephes' degree-7
+ *    polynomial for e^r, then 2^n applied as two exponent-field multiplies (2^(n/2)·2^(n-n/2))
+ *    so that gradual underflow and overflow to +inf come out right without blends; NaN
+ *    propagates. About 1-2 ulp, so results differ from libm's expf in the last bits.
+ *  - rmsnorm / softmax: 8-wide f32 partial sums (4 accumulators for rmsnorm), reduced in
+ *    double; softmax subtracts the row max before exp.
+ *  - f32 -> f16: VCVTPS2PH with round to nearest even; NaN lanes are first replaced by the
+ *    canonical quiet NaN with the same sign so the result matches spool_f32_to_f16_1
+ *    bit for bit (F16C would keep payload bits). f16 -> f32: VCVTPH2PS, with signalling
+ *    NaN lanes patched back to the reference's (unquieted) bit pattern.
+ *  - RoPE: NORMAL pairs are rotated 4 pairs per vector with fmaddsub on (x, swapped x);
+ *    NEOX rotates 8 (x[i], x[i+n/2]) pairs per step.
+ *  - attention: keys in blocks of SPOOL_ATTN_BLOCK: scores by FMA dot products against
+ *    f16 rows converted with F16C, one max-rescale per block (flash-style online softmax),
+ *    vector exp, then V accumulated 32 dims at a time in registers over the block's rows.
+ *    head_dim not a multiple of 8 falls back to the reference.
+ */
+#include <immintrin.h>
+#include "../ref/ops_ref.h"
+
+static inline __m256 v_exp(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(89.0f), lo = _mm256_set1_ps(-104.0f);
+  x = _mm256_min_ps(hi, x); /* operand order keeps NaN */
+  x = _mm256_max_ps(lo, x);
+  const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i n = _mm256_cvtps_epi32(fx);
+  const __m256i n1 = _mm256_srai_epi32(n, 1);
+  const __m256i n2 = _mm256_sub_epi32(n, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+static inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+static inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+void spool_avx2_rmsnorm_row(const float *x, const float *w, float *y, int32_t n, float eps) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int32_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+    const __m256 x2 = _mm256_loadu_ps(x + i + 16), x3 = _mm256_loadu_ps(x + i + 24);
+    a0 = _mm256_fmadd_ps(x0, x0, a0);
+    a1 = _mm256_fmadd_ps(x1, x1, a1);
+    a2 = _mm256_fmadd_ps(x2, x2, a2);
+    a3 = _mm256_fmadd_ps(x3, x3, a3);
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x0 = _mm256_loadu_ps(x + i);
+    a0 = _mm256_fmadd_ps(x0, x0, a0);
+  }
+  double sum = (double)hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; i < n; i++) sum += (double)x[i] * (double)x[i];
+  const float mean = (float)(sum / n);
+  const float scale = 1.0f / sqrtf(mean + eps);
+  const __m256 vs = _mm256_set1_ps(scale);
+  i = 0;
+  if (w) {
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs),
+                                            _mm256_loadu_ps(w + i)));
+    for (; i < n; i++) y[i] = (x[i] * scale) * w[i];
+  } else {
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vs));
+    for (; i < n; i++) y[i] = x[i] * scale;
+  }
+}
+
+void spool_avx2_softmax_row(float *x, int32_t n) {
+  __m256 vm = _mm256_set1_ps(-INFINITY);
+  int32_t i = 0;
+  for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+  float max = hmax(vm);
+  for (; i < n; i++) max = x[i] > max ? x[i] : max;
+  const __m256 bm = _mm256_set1_ps(max);
+  __m256 acc = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 e = v_exp(_mm256_sub_ps(_mm256_loadu_ps(x + i), bm));
+    _mm256_storeu_ps(x + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  double sum = hsum(acc);
+  for (; i < n; i++) {
+    const float e = expf(x[i] - max);
+    x[i] = e;
+    sum += e;
+  }
+  const float inv = (float)(1.0 / sum);
+  const __m256 vi = _mm256_set1_ps(inv);
+  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
+  for (; i < n; i++) x[i] *= inv;
+}
+
+static inline __m256 v_silu(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 e = v_exp(_mm256_sub_ps(_mm256_setzero_ps(), x));
+  return _mm256_div_ps(x, _mm256_add_ps(one, e));
+}
+
+void spool_avx2_silu(const float *x, float *y, int32_t n) {
+  int32_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, v_silu(_mm256_loadu_ps(x + i)));
+  for (; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void spool_avx2_swiglu(const float *gate, const float *up, float *y, int32_t n) {
+  int32_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(v_silu(_mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i)));
+  for (; i < n; i++) {
+    const float g = gate[i];
+    y[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+void spool_avx2_f32_to_f16(const float *src, uint16_t *dst, int32_t n) {
+  const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
+  const __m256 qnan = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fc00000));
+  int32_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = _mm256_loadu_ps(src + i);
+    const __m256 isnan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    x = _mm256_blendv_ps(x, _mm256_or_ps(_mm256_and_ps(x, sign), qnan), isnan);
+    _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; i++) dst[i] = spool_f32_to_f16_1(src[i]);
+}
+
+static inline __m256 f16x8_to_f32(__m128i h) {
+  return _mm256_cvtph_ps(h);
+}
+
+void spool_avx2_f16_to_f32(const uint16_t *src, float *dst, int32_t n) {
+  const __m256i m7fff = _mm256_set1_epi32(0x7fff), m7c00 = _mm256_set1_epi32(0x7c00);
+  const __m256i m8000 = _mm256_set1_epi32(0x8000), m03ff = _mm256_set1_epi32(0x3ff);
+  const __m256i inf = _mm256_set1_epi32(0x7f800000);
+  int32_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128((const __m128i *)(src + i));
+    __m256 f = _mm256_cvtph_ps(h);
+    const __m256i w = _mm256_cvtepu16_epi32(h);
+    const __m256i isnan = _mm256_cmpgt_epi32(_mm256_and_si256(w, m7fff), m7c00);
+    if (!_mm256_testz_si256(isnan, isnan)) {
+      const __m256i bits = _mm256_or_si256(
+          _mm256_or_si256(_mm256_slli_epi32(_mm256_and_si256(w, m8000), 16), inf),
+          _mm256_slli_epi32(_mm256_and_si256(w, m03ff), 13));
+      f = _mm256_blendv_ps(f, _mm256_castsi256_ps(bits), _mm256_castsi256_ps(isnan));
+    }
+    _mm256_storeu_ps(dst + i, f);
+  }
+  for (; i < n; i++) dst[i] = spool_f16_to_f32_1(src[i]);
+}
+
+void spool_avx2_rope_head(float *x, int32_t n_rot, int32_t mode, const float *cs,
+                          const float *sn) {
+  const int32_t half = n_rot / 2;
+  int32_t i = 0;
+  if (mode == SPOOL_ROPE_NEOX) {
+    for (; i + 8 <= half; i += 8) {
+      const __m256 lo = _mm256_loadu_ps(x + i), hi = _mm256_loadu_ps(x + half + i);
+      const __m256 c = _mm256_loadu_ps(cs + i), s = _mm256_loadu_ps(sn + i);
+      _mm256_storeu_ps(x + i, _mm256_fmsub_ps(lo, c, _mm256_mul_ps(hi, s)));
+      _mm256_storeu_ps(x + half + i, _mm256_fmadd_ps(lo, s, _mm256_mul_ps(hi, c)));
+    }
+    for (; i < half; i++) {
+      const float x0 = x[i], x1 = x[i + half];
+      x[i] = x0 * cs[i] - x1 * sn[i];
+      x[i + half] = x0 * sn[i] + x1 * cs[i];
+    }
+  } else {
+    const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    for (; i + 4 <= half; i += 4) {
+      const __m256 xv = _mm256_loadu_ps(x + 2 * i);
+      const __m256 c = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(cs + i)), dup);
+      const __m256 s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(sn + i)), dup);
+      const __m256 xs = _mm256_permute_ps(xv, 0xB1); /* (x1, x0, x3, x2, ...) */
+      _mm256_storeu_ps(x + 2 * i, _mm256_fmaddsub_ps(xv, c, _mm256_mul_ps(xs, s)));
+    }
+    for (; i < half; i++) {
+      const float x0 = x[2 * i], x1 = x[2 * i + 1];
+      x[2 * i] = x0 * cs[i] - x1 * sn[i];
+      x[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
+    }
+  }
+}
+
+static inline float dot_f16(const float *q, const uint16_t *k, int32_t hd) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int32_t d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), f16x8_to_f32(_mm_loadu_si128((const __m128i *)(k + d))), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8),
+                         f16x8_to_f32(_mm_loadu_si128((const __m128i *)(k + d + 8))), a1);
+  }
+  for (; d < hd; d += 8)
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), f16x8_to_f32(_mm_loadu_si128((const __m128i *)(k + d))), a0);
+  return hsum(_mm256_add_ps(a0, a1));
+}
+
+static inline void scale_acc(float *acc, int32_t hd, float c) {
+  const __m256 vc = _mm256_set1_ps(c);
+  for (int32_t d = 0; d < hd; d += 8) _mm256_storeu_ps(acc + d, _mm256_mul_ps(_mm256_loadu_ps(acc + d), vc));
+}
+
+void spool_avx2_attn_head(const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
+                          int32_t head_dim, int32_t j0, int32_t j1, float scale, const float *sink,
+                          float *out) {
+  if (head_dim % 8 != 0) {
+    spool_ref_attn_head(q, k, v, kv_stride, head_dim, j0, j1, scale, sink, out);
+    return;
+  }
+  const int32_t hd = head_dim;
+  float acc[SPOOL_ATTN_MAX_HEAD_DIM] __attribute__((aligned(32)));
+  float s[SPOOL_ATTN_BLOCK] __attribute__((aligned(32)));
+  for (int32_t d = 0; d < hd; d++) acc[d] = 0.0f;
+  float m = -INFINITY, l = 0.0f;
+  for (int32_t jb = j0; jb <= j1; jb += SPOOL_ATTN_BLOCK) {
+    const int32_t nb = j1 - jb + 1 < SPOOL_ATTN_BLOCK ? j1 - jb + 1 : SPOOL_ATTN_BLOCK;
+    float bm = -INFINITY;
+    for (int32_t i = 0; i < nb; i++) {
+      const float si = dot_f16(q, k + (size_t)(jb + i) * kv_stride, hd) * scale;
+      s[i] = si;
+      bm = si > bm ? si : bm;
+    }
+    const int32_t nb8 = (nb + 7) & ~7;
+    for (int32_t i = nb; i < nb8; i++) s[i] = -INFINITY;
+    if (bm > m) {
+      const float c = expf(m - bm);
+      scale_acc(acc, hd, c);
+      l *= c;
+      m = bm;
+    }
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256 vl = _mm256_setzero_ps();
+    for (int32_t i = 0; i < nb8; i += 8) {
+      const __m256 p = v_exp(_mm256_sub_ps(_mm256_load_ps(s + i), vm));
+      _mm256_store_ps(s + i, p);
+      vl = _mm256_add_ps(vl, p);
+    }
+    l += hsum(vl);
+    const uint16_t *vb = v + (size_t)jb * kv_stride;
+    int32_t d = 0;
+    for (; d + 32 <= hd; d += 32) {
+      __m256 o0 = _mm256_loadu_ps(acc + d), o1 = _mm256_loadu_ps(acc + d + 8);
+      __m256 o2 = _mm256_loadu_ps(acc + d + 16), o3 = _mm256_loadu_ps(acc + d + 24);
+      for (int32_t i = 0; i < nb; i++) {
+        const __m256 p = _mm256_set1_ps(s[i]);
+        const uint16_t *vr = vb + (size_t)i * kv_stride + d;
+        o0 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)vr)), o0);
+        o1 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 8))), o1);
+        o2 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 16))), o2);
+        o3 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 24))), o3);
+      }
+      _mm256_storeu_ps(acc + d, o0);
+      _mm256_storeu_ps(acc + d + 8, o1);
+      _mm256_storeu_ps(acc + d + 16, o2);
+      _mm256_storeu_ps(acc + d + 24, o3);
+    }
+    for (; d < hd; d += 8) {
+      __m256 o0 = _mm256_loadu_ps(acc + d);
+      for (int32_t i = 0; i < nb; i++) {
+        const uint16_t *vr = vb + (size_t)i * kv_stride + d;
+        o0 = _mm256_fmadd_ps(_mm256_set1_ps(s[i]), f16x8_to_f32(_mm_loadu_si128((const __m128i *)vr)), o0);
+      }
+      _mm256_storeu_ps(acc + d, o0);
+    }
+  }
+  if (sink) {
+    const float sk = *sink;
+    if (sk > m) {
+      const float c = expf(m - sk);
+      scale_acc(acc, hd, c);
+      l *= c;
+      m = sk;
+    }
+    l += expf(sk - m);
+  }
+  const __m256 inv = _mm256_set1_ps(1.0f / l);
+  for (int32_t d = 0; d < hd; d += 8) _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(acc + d), inv));
+}
