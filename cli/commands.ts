@@ -1,7 +1,94 @@
 /**
- * Subcommands beyond `inspect`, each in its own module.
+ * Subcommands beyond `inspect`: quantize, synth and demo.
  */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { cacheDir } from "../ffi/mod.ts";
+import { readGGUF } from "../runtime/gguf/reader.ts";
+import { QUANTIZE_TARGETS, requantizeFile } from "../runtime/gguf/requantize.ts";
+import { formatBytes, formatReport, inspectGGUF } from "../runtime/inspect.ts";
+import { synthMain, writeSyntheticModel } from "../runtime/models/synth.ts";
 import type { Command } from "./main.ts";
 
+const isTTY = () => Boolean(process.stderr.isTTY) && !process.env.CI;
+
+function quantizeCommand(args: string[]): number {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { quiet: { type: "boolean", default: false } },
+  });
+  if (positionals.length !== 3) {
+    throw Object.assign(new Error("quantize takes IN OUT TYPE"), { name: "UsageError" });
+  }
+  const [input, output, type] = positionals;
+  const t0 = performance.now();
+  const tty = isTTY() && !values.quiet;
+  const n = requantizeFile(input, output, type, {
+    onTensor: (t, _type, i, total) => {
+      if (tty) process.stderr.write(`\r  ${i + 1}/${total} ${t.name.padEnd(40)}`);
+    },
+  });
+  if (tty) process.stderr.write("\n");
+  const g = readGGUF(output);
+  const s = (performance.now() - t0) / 1000;
+  console.log(
+    `${output}: ${n} tensors quantized to ${type.toUpperCase()}, ${formatBytes(g.fileSize)} ` +
+      `in ${s.toFixed(1)} s`,
+  );
+  return 0;
+}
+
+/** Where the demo model lives. */
+export function demoModelPath(): string {
+  return join(cacheDir(), "demo", "spool-demo-qwen3moe-q4k.gguf");
+}
+
+function demoCommand(args: string[]): number {
+  const { values } = parseArgs({
+    args,
+    options: { out: { type: "string" }, json: { type: "boolean", default: false } },
+  });
+  const path = values.out ?? demoModelPath();
+  mkdirSync(join(path, ".."), { recursive: true });
+  const tty = isTTY();
+  console.log("spool demo: a small qwen3moe-shaped model with RANDOM weights (not a trained model)");
+  const r = writeSyntheticModel(path, {
+    arch: "qwen3moe",
+    preset: "small",
+    types: "Q4_K",
+    seed: 42,
+    fill: "fast",
+    name: "spool-demo (random weights)",
+    onProgress: tty
+      ? (done, total) =>
+        process.stderr.write(`\r  writing ${formatBytes(done)} / ${formatBytes(total)}   `)
+      : undefined,
+  });
+  if (tty) process.stderr.write("\n");
+  console.log(`wrote ${path} (${formatBytes(r.bytes)}) in ${r.seconds.toFixed(1)} s\n`);
+  const report = inspectGGUF(readGGUF(path), path);
+  console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
+  return 0;
+}
+
 /** Subcommands registered by name. */
-export const commands: Record<string, Command> = {};
+export const commands: Record<string, Command> = {
+  demo: {
+    usage: "spool demo [--out FILE] [--json]",
+    summary: "make the demo model (random weights) and show what it holds",
+    run: demoCommand,
+  },
+  quantize: {
+    usage: `spool quantize IN OUT TYPE`,
+    summary: `requantize weights to ${QUANTIZE_TARGETS.join(", ")}`,
+    run: quantizeCommand,
+  },
+  synth: {
+    usage: "spool synth --arch ARCH --out FILE [--preset P] [--type T] ...",
+    summary: "write a random-weight MoE model of any size (see --help)",
+    run: synthMain,
+  },
+};

@@ -79,7 +79,7 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`spool: unknown command "${name}"\n\n${help()}`);
     return 2;
   }
-  if (rest.includes("--help") || rest.includes("-h")) {
+  if ((rest.includes("--help") || rest.includes("-h")) && name !== "synth") {
     console.log(`usage: ${cmd.usage}\n  ${cmd.summary}`);
     return 0;
   }
@@ -87,7 +87,7 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(rest);
   } catch (e) {
     const err = e as Error;
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    if (err instanceof UsageError || err.name === "UsageError" || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
       console.error(`spool ${name}: ${err.message}\nusage: ${cmd.usage}`);
       return 2;
     }

@@ -431,19 +431,26 @@ export class DirectReader {
     this.size = size;
   }
 
-  /** Open `path`; `direct: false` forces buffered reads. */
-  static open(path: string, options: { direct?: boolean } = {}): DirectReader {
+  /**
+   * Open `path`; `direct: false` forces buffered reads. `openFn` replaces {@link openFile}
+   * (tests use it to simulate a file system without O_DIRECT).
+   */
+  static open(
+    path: string,
+    options: { direct?: boolean; openFn?: (path: string, direct: boolean) => number } = {},
+  ): DirectReader {
+    const open = options.openFn ?? openFile;
     let fd = -1;
     let direct = options.direct !== false;
     if (direct) {
       try {
-        fd = openFile(path, true);
+        fd = open(path, true);
       } catch (e) {
         if (!(e instanceof IOError && e.errno === EINVAL)) throw e;
         direct = false;
       }
     }
-    if (!direct) fd = openFile(path, false);
+    if (!direct) fd = open(path, false);
     try {
       return new DirectReader(path, fd, direct, fileSize(fd, path));
     } catch (e) {

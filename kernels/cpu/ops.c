@@ -6,8 +6,8 @@
  * spool_impl_current (ref/ops_ref.c, x86/ops_avx2.c, arm/ops_neon.c) and loops over rows,
  * tokens and heads. Layouts are those of spool.h: row-major, contiguous.
  *
- * Attention is split over the pool by (token, head): task t handles token t / n_head and
- * query head t % n_head. No op allocates or prints.
+ * Attention is split over the pool by (token, kv head, chunk of the query heads that share
+ * that kv head), so a GQA group reads its K/V rows once. No op allocates or prints.
  */
 #include "ref/ops_ref.h"
 
@@ -118,32 +118,37 @@ SPOOL_API spool_status spool_topk_route(const float *logits, const float *bias, 
   return SPOOL_OK;
 }
 
-typedef void (*attn_head_fn)(const float *, const uint16_t *, const uint16_t *, size_t, int32_t,
-                             int32_t, int32_t, float, const float *, float *);
+typedef void (*attn_heads_fn)(const float *, int32_t, const uint16_t *, const uint16_t *, size_t,
+                              int32_t, int32_t, int32_t, float, const float *, float *);
 
 typedef struct {
-  attn_head_fn fn;
+  attn_heads_fn fn;
   const float *q;
   const uint16_t *k, *v;
   float *out;
   const float *sinks;
   size_t kv_stride;
-  int32_t n_head, group, head_dim, pos0, window;
+  int32_t n_head, n_head_kv, group, chunk, n_chunks, head_dim, pos0, window;
   float scale;
 } attn_ctx;
 
+/* task = (token, kv head, chunk of that kv head's query heads) */
 static void attn_task(void *p, int32_t task, int32_t n_tasks) {
   (void)n_tasks;
   const attn_ctx *c = (const attn_ctx *)p;
-  const int32_t t = task / c->n_head, h = task % c->n_head;
-  const int32_t kvh = h / c->group;
+  const int32_t per_tok = c->n_head_kv * c->n_chunks;
+  const int32_t t = task / per_tok, r = task % per_tok;
+  const int32_t kvh = r / c->n_chunks, ch = r % c->n_chunks;
+  const int32_t h0 = kvh * c->group + ch * c->chunk;
+  const int32_t rest = (kvh + 1) * c->group - h0;
+  const int32_t nh = rest < c->chunk ? rest : c->chunk;
   const int32_t pos = c->pos0 + t;
   int32_t j0 = 0;
   if (c->window > 0 && pos - c->window + 1 > 0) j0 = pos - c->window + 1;
-  const size_t qo = ((size_t)t * (size_t)c->n_head + (size_t)h) * (size_t)c->head_dim;
+  const size_t qo = ((size_t)t * (size_t)c->n_head + (size_t)h0) * (size_t)c->head_dim;
   const size_t ko = (size_t)kvh * (size_t)c->head_dim;
-  c->fn(c->q + qo, c->k + ko, c->v + ko, c->kv_stride, c->head_dim, j0, pos, c->scale,
-        c->sinks ? c->sinks + h : NULL, c->out + qo);
+  c->fn(c->q + qo, nh, c->k + ko, c->v + ko, c->kv_stride, c->head_dim, j0, pos, c->scale,
+        c->sinks ? c->sinks + h0 : NULL, c->out + qo);
 }
 
 SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const uint16_t *k,
@@ -160,7 +165,7 @@ SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const u
   if (n_tok == 0) return SPOOL_OK;
   if (!q || !k || !v || !out) return SPOOL_E_INVALID;
   attn_ctx c;
-  c.fn = PICK(attn_head);
+  c.fn = PICK(attn_heads);
   c.q = q;
   c.k = k;
   c.v = v;
@@ -168,11 +173,23 @@ SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const u
   c.sinks = sinks;
   c.kv_stride = (size_t)n_head_kv * (size_t)head_dim;
   c.n_head = n_head;
+  c.n_head_kv = n_head_kv;
   c.group = n_head / n_head_kv;
   c.head_dim = head_dim;
   c.pos0 = pos0;
   c.window = window;
   c.scale = scale;
-  spool_pool_run(pool, attn_task, &c, n_tok * n_head);
+  /* Query heads of one kv head go together (each K/V block is read once for all of them),
+   * up to the stack accumulator's size; smaller chunks only when there would otherwise be
+   * fewer than two tasks per thread. Per-head results do not depend on the chunking. */
+  int32_t chunk = SPOOL_ATTN_MAX_ACC / head_dim;
+  if (chunk > c.group) chunk = c.group;
+  const int64_t want = 2 * (int64_t)spool_pool_size(pool);
+  while (chunk > 1 &&
+         (int64_t)n_tok * n_head_kv * ((c.group + chunk - 1) / chunk) < want)
+    chunk = (chunk + 1) / 2;
+  c.chunk = chunk;
+  c.n_chunks = (c.group + chunk - 1) / chunk;
+  spool_pool_run(pool, attn_task, &c, n_tok * n_head_kv * c.n_chunks);
   return SPOOL_OK;
 }

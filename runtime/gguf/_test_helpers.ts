@@ -46,7 +46,9 @@ export function expectGGUFError(
     throw new Error(`expected GGUFError ${code}, got ${String(err)}`, { cause: err });
   }
   const fail = (what: string) => {
-    throw new Error(`expected ${what}; got ${err.code} at ${err.offset} ${err.field}: ${err.message}`);
+    throw new Error(
+      `expected ${what}; got ${err.code} at ${err.offset} ${err.field}: ${err.message}`,
+    );
   };
   if (err.code !== code) fail(`code ${code}`);
   if (expected.offset !== undefined && err.offset !== expected.offset) {

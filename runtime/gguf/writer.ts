@@ -632,6 +632,7 @@ export class GGUFWriter {
     } catch { /* gone */ }
   }
 
+  /** The tensor being written, checked to be `name`. */
   private expect(name: string): TensorInfo {
     if (this.fd === undefined) throw this.err("writer_state", "writer is closed");
     const t = this.layout.tensors[this.cur];
@@ -645,11 +646,12 @@ export class GGUFWriter {
     return t;
   }
 
-  // Tensors of 0 bytes cannot exist (dims are positive), but keep the cursor honest anyway.
+  /** Skip tensors of 0 bytes (dims are positive, so none exist; this keeps the cursor honest). */
   private skipEmpty(): void {
     while (this.layout.tensors[this.cur]?.nbytes === 0) this.cur++;
   }
 
+  /** An error located at the current tensor and file position. */
   private err(code: GGUFErrorCode, detail: string): GGUFError {
     const t = this.layout.tensors[this.cur];
     return new GGUFError(code, {
@@ -661,6 +663,7 @@ export class GGUFWriter {
     });
   }
 
+  /** Write all of `bytes` at the end of the file. */
   private put(bytes: Uint8Array): void {
     let off = 0;
     try {
@@ -679,6 +682,7 @@ export class GGUFWriter {
     this.pos += bytes.length;
   }
 
+  /** Write zeros up to file offset `end`. */
   private padTo(end: number): void {
     while (this.pos < end) this.put(zeros(Math.min(end - this.pos, 1 << 20)));
   }

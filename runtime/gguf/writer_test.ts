@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { openSync, readFileSync, readSync, closeSync, statSync, existsSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ByteBuf } from "./_bytes.ts";
 import { expectGGUFError, Rng, VOCAB_DIR, withTempDir } from "./_test_helpers.ts";
@@ -15,11 +15,11 @@ import {
 } from "./types.ts";
 import {
   encodeGGUF,
+  type GGUFKVEntry,
   GGUFWriter,
   inferTypeSpec,
   kvEntriesOf,
   planGGUF,
-  type GGUFKVEntry,
 } from "./writer.ts";
 
 function readRange(path: string, offset: number, length: number): Uint8Array {
@@ -38,14 +38,38 @@ function readRange(path: string, offset: number, length: number): Uint8Array {
 
 Deno.test("type table: sizes from ggml-common.h", () => {
   const expect: Record<string, [number, number, number]> = {
-    F32: [0, 1, 4], F16: [1, 1, 2], Q4_0: [2, 32, 18], Q4_1: [3, 32, 20], Q5_0: [6, 32, 22],
-    Q5_1: [7, 32, 24], Q8_0: [8, 32, 34], Q8_1: [9, 32, 36], Q2_K: [10, 256, 84],
-    Q3_K: [11, 256, 110], Q4_K: [12, 256, 144], Q5_K: [13, 256, 176], Q6_K: [14, 256, 210],
-    Q8_K: [15, 256, 292], IQ2_XXS: [16, 256, 66], IQ2_XS: [17, 256, 74], IQ3_XXS: [18, 256, 98],
-    IQ1_S: [19, 256, 50], IQ4_NL: [20, 32, 18], IQ3_S: [21, 256, 110], IQ2_S: [22, 256, 82],
-    IQ4_XS: [23, 256, 136], I8: [24, 1, 1], I16: [25, 1, 2], I32: [26, 1, 4], I64: [27, 1, 8],
-    F64: [28, 1, 8], IQ1_M: [29, 256, 56], BF16: [30, 1, 2], TQ1_0: [34, 256, 54],
-    TQ2_0: [35, 256, 66], MXFP4: [39, 32, 17],
+    F32: [0, 1, 4],
+    F16: [1, 1, 2],
+    Q4_0: [2, 32, 18],
+    Q4_1: [3, 32, 20],
+    Q5_0: [6, 32, 22],
+    Q5_1: [7, 32, 24],
+    Q8_0: [8, 32, 34],
+    Q8_1: [9, 32, 36],
+    Q2_K: [10, 256, 84],
+    Q3_K: [11, 256, 110],
+    Q4_K: [12, 256, 144],
+    Q5_K: [13, 256, 176],
+    Q6_K: [14, 256, 210],
+    Q8_K: [15, 256, 292],
+    IQ2_XXS: [16, 256, 66],
+    IQ2_XS: [17, 256, 74],
+    IQ3_XXS: [18, 256, 98],
+    IQ1_S: [19, 256, 50],
+    IQ4_NL: [20, 32, 18],
+    IQ3_S: [21, 256, 110],
+    IQ2_S: [22, 256, 82],
+    IQ4_XS: [23, 256, 136],
+    I8: [24, 1, 1],
+    I16: [25, 1, 2],
+    I32: [26, 1, 4],
+    I64: [27, 1, 8],
+    F64: [28, 1, 8],
+    IQ1_M: [29, 256, 56],
+    BF16: [30, 1, 2],
+    TQ1_0: [34, 256, 54],
+    TQ2_0: [35, 256, 66],
+    MXFP4: [39, 32, 17],
   };
   assert.equal(GGML_TYPES.length, 32);
   for (const [name, [id, bs, ts]] of Object.entries(expect)) {
@@ -112,17 +136,29 @@ const ALL_TYPES_KV: GGUFKVEntry[] = [
   { key: "arr.f32", value: new Float32Array([1.5, -0.25, 1e-30]) },
   { key: "arr.f64", value: new Float64Array([Math.E, -1e300]) },
   { key: "arr.u8.fromnumbers", value: [1, 2, 3], type: { type: V.ARRAY, elementType: V.UINT8 } },
-  { key: "arr.u64", value: [0, 2n ** 64n - 1n, 12345], type: { type: V.ARRAY, elementType: V.UINT64 } },
-  { key: "arr.i64", value: [-(2n ** 63n), -5, 2n ** 62n], type: { type: V.ARRAY, elementType: V.INT64 } },
+  {
+    key: "arr.u64",
+    value: [0, 2n ** 64n - 1n, 12345],
+    type: { type: V.ARRAY, elementType: V.UINT64 },
+  },
+  {
+    key: "arr.i64",
+    value: [-(2n ** 63n), -5, 2n ** 62n],
+    type: { type: V.ARRAY, elementType: V.INT64 },
+  },
   { key: "arr.bool", value: [true, false, true] },
   { key: "arr.str", value: ["", "a", "日本語", "x".repeat(300)] },
   { key: "arr.empty.str", value: [], type: { type: V.ARRAY, elementType: V.STRING } },
   { key: "arr.empty.f32", value: new Float32Array(0) },
   { key: "arr.empty.arr", value: [], type: { type: V.ARRAY, elementType: V.ARRAY } },
-  { key: "arr.nested", value: [[1, 2], ["a", "b"], [], [[true], new Int16Array([-7])]], type: {
-    type: V.ARRAY,
-    items: [V.ARRAY, V.ARRAY, { type: V.ARRAY, elementType: V.FLOAT64 }, V.ARRAY],
-  } },
+  {
+    key: "arr.nested",
+    value: [[1, 2], ["a", "b"], [], [[true], new Int16Array([-7])]],
+    type: {
+      type: V.ARRAY,
+      items: [V.ARRAY, V.ARRAY, { type: V.ARRAY, elementType: V.FLOAT64 }, V.ARRAY],
+    },
+  },
 ];
 
 function normalize(v: unknown): unknown {
@@ -248,10 +284,14 @@ Deno.test("value types are inferred as documented", () => {
 
 Deno.test("metadata values are checked against their declared type", () => {
   const bad = (value: unknown, type: GGUFKVEntry["type"], message?: RegExp) =>
-    expectGGUFError(() => encodeGGUF({ kv: [{ key: "k", value: value as never, type }] }), "bad_value", {
-      field: 'kv["k"]',
-      message,
-    });
+    expectGGUFError(
+      () => encodeGGUF({ kv: [{ key: "k", value: value as never, type }] }),
+      "bad_value",
+      {
+        field: 'kv["k"]',
+        message,
+      },
+    );
   bad(256, V.UINT8, /256 \(number\) is not a valid UINT8/);
   bad(-1, V.UINT32);
   bad(1.5, V.INT32);
@@ -264,11 +304,17 @@ Deno.test("metadata values are checked against their declared type", () => {
   bad(1, V.STRING);
   bad("x", V.ARRAY);
   expectGGUFError(
-    () => encodeGGUF({ kv: [{ key: "k", value: [1, 300], type: { type: V.ARRAY, elementType: V.UINT8 } }] }),
+    () =>
+      encodeGGUF({
+        kv: [{ key: "k", value: [1, 300], type: { type: V.ARRAY, elementType: V.UINT8 } }],
+      }),
     "bad_value",
     { field: 'kv["k"][1]' },
   );
-  expectGGUFError(() => encodeGGUF({ kv: [{ key: "k", value: 1, type: 13 as never }] }), "unknown_type");
+  expectGGUFError(
+    () => encodeGGUF({ kv: [{ key: "k", value: 1, type: 13 as never }] }),
+    "unknown_type",
+  );
   expectGGUFError(
     () => encodeGGUF({ kv: [{ key: "a", value: 1 }, { key: "a", value: 2 }] }),
     "duplicate_name",
@@ -279,7 +325,10 @@ Deno.test("metadata values are checked against their declared type", () => {
 Deno.test("metadata input forms: record, map, entries", () => {
   const a = encodeGGUF({ kv: { "general.architecture": "llama", "llama.block_count": 2 } });
   const b = encodeGGUF({
-    kv: new Map<string, string | number>([["general.architecture", "llama"], ["llama.block_count", 2]]),
+    kv: new Map<string, string | number>([["general.architecture", "llama"], [
+      "llama.block_count",
+      2,
+    ]]),
   });
   const c = encodeGGUF({
     kv: [
@@ -339,7 +388,10 @@ Deno.test("every tensor type round-trips through GGUFWriter, alignment 32 and 64
         assert.equal(t.typeName, ti.name);
         assert.deepEqual(t.shape, descs[i].shape);
         assert.equal(t.nElements, descs[i].shape.reduce((a, b) => a * b));
-        assert.equal(t.nbytes, (descs[i].shape[0] / ti.blockSize) * ti.typeSize * descs[i].shape[1] * 3);
+        assert.equal(
+          t.nbytes,
+          (descs[i].shape[0] / ti.blockSize) * ti.typeSize * descs[i].shape[1] * 3,
+        );
         assert.equal(t.offset, expectOffset);
         assert.equal(t.offset % alignment, 0);
         assert.equal(t.absoluteOffset, g.dataOffset + t.offset);
@@ -453,19 +505,27 @@ Deno.test("writer misuse is a typed error", () => {
   });
   const plan = (tensors: { name: string; type: number; shape: number[] }[]) => () =>
     planGGUF({ tensors });
-  expectGGUFError(plan([{ name: "a", type: 0, shape: [1] }, { name: "a", type: 0, shape: [1] }]), "duplicate_name", {
-    field: "tensor_infos[1].name",
-  });
+  expectGGUFError(
+    plan([{ name: "a", type: 0, shape: [1] }, { name: "a", type: 0, shape: [1] }]),
+    "duplicate_name",
+    {
+      field: "tensor_infos[1].name",
+    },
+  );
   expectGGUFError(plan([{ name: "a", type: 4, shape: [32] }]), "unknown_type", {
     field: "tensor_infos[0].type",
   });
   expectGGUFError(plan([{ name: "a", type: GGMLType.Q4_0, shape: [33] }]), "bad_shape", {
     field: "tensor_infos[0].dims",
   });
-  expectGGUFError(plan([{ name: "a", type: 0, shape: [] }]), "bad_shape", { field: "tensor_infos[0].n_dims" });
+  expectGGUFError(plan([{ name: "a", type: 0, shape: [] }]), "bad_shape", {
+    field: "tensor_infos[0].n_dims",
+  });
   expectGGUFError(plan([{ name: "a", type: 0, shape: [1, 1, 1, 1, 1] }]), "bad_shape");
   expectGGUFError(plan([{ name: "a", type: 0, shape: [2, -1] }]), "bad_shape");
-  expectGGUFError(plan([{ name: "x".repeat(64), type: 0, shape: [1] }]), "bad_value", { message: /63 bytes/ });
+  expectGGUFError(plan([{ name: "x".repeat(64), type: 0, shape: [1] }]), "bad_value", {
+    message: /63 bytes/,
+  });
   expectGGUFError(
     () => encodeGGUF({ tensors: [{ name: "a", type: 0, shape: [2], data: new Uint8Array(7) }] }),
     "bad_value",
@@ -493,7 +553,38 @@ Deno.test("rewriting a llama.cpp vocab file reproduces its bytes", () => {
 Deno.test("ByteBuf encodes little-endian", () => {
   const b = new ByteBuf(1).u8(1).u16(0x0302).u32(0x07060504).u64(2n ** 64n - 1n).i64(-2).str("é");
   assert.deepEqual([...b.view()], [
-    1, 2, 3, 4, 5, 6, 7, 255, 255, 255, 255, 255, 255, 255, 255, 254, 255, 255, 255, 255, 255, 255,
-    255, 2, 0, 0, 0, 0, 0, 0, 0, 0xc3, 0xa9,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    255,
+    255,
+    255,
+    255,
+    255,
+    255,
+    255,
+    255,
+    254,
+    255,
+    255,
+    255,
+    255,
+    255,
+    255,
+    255,
+    2,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0xc3,
+    0xa9,
   ]);
 });

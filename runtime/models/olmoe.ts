@@ -4,7 +4,8 @@
  * llama.cpp: `LLM_ARCH_OLMOE`. q/k RMS norms over the whole projection (weights of `n_embd`,
  * applied before splitting into heads), so llama.cpp needs n_head_kv = n_head and
  * head_dim = n_embd / n_head. NeoX rope. Router: softmax over all experts, top k, NOT
- * renormalized (`norm_topk_prob: false`).
+ * renormalized (`norm_topk_prob: false`). As for Mixtral, the expert FFN size is
+ * `olmoe.feed_forward_length` (llama.cpp creates the experts with `n_ff`).
  *
  * @module
  */
@@ -12,16 +13,17 @@
 import { attentionTensors, decoderTensors, moeTensors } from "./_blocks.ts";
 import { type ArchSpec, BASE_OPTIONAL, BASE_REQUIRED, baseConfig, checkConfig } from "./config.ts";
 
-const required = [...BASE_REQUIRED] as const;
+const required = [...BASE_REQUIRED, "feed_forward_length"] as const;
 
 /** OLMoE (GGUF "olmoe"). */
 export const olmoe: ArchSpec = {
   arch: "olmoe",
   name: "OLMoE",
   required,
-  optional: [...BASE_OPTIONAL, "expert_feed_forward_length"],
+  optional: BASE_OPTIONAL.filter((k) => k !== "feed_forward_length"),
   config: (kv) => {
-    const cfg = { ...baseConfig(kv, "olmoe", required), qkNorm: "full" as const };
+    const base = baseConfig(kv, "olmoe", required);
+    const cfg = { ...base, nFfExp: base.nFf, qkNorm: "full" as const };
     return checkConfig(cfg, [
       [
         cfg.nHeadKv === cfg.nHead,

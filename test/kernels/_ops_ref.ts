@@ -117,7 +117,7 @@ export function softmaxRef(x: Float32Array, rows: number, n: number): Float64Arr
     let m = -Infinity;
     for (let i = 0; i < n; i++) m = Math.max(m, x[r * n + i]);
     let s = 0;
-    for (let i = 0; i < n; i++) s += (y[r * n + i] = Math.exp(x[r * n + i] - m));
+    for (let i = 0; i < n; i++) s += y[r * n + i] = Math.exp(x[r * n + i] - m);
     for (let i = 0; i < n; i++) y[r * n + i] /= s;
   }
   return y;
@@ -210,7 +210,9 @@ export function routeRef(
   let sum = 0;
   for (let e = 0; e < n; e++) sum += Math.exp(logits[e] - m);
   const prob = (e: number) =>
-    gating === 0 ? Math.exp(logits[e] - m) / sum : gating === 1
+    gating === 0
+      ? Math.exp(logits[e] - m) / sum
+      : gating === 1
       ? 1 / (1 + Math.exp(-logits[e]))
       : logits[e];
   const order = Array.from({ length: n }, (_, e) => e);

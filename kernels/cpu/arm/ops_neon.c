@@ -11,9 +11,10 @@
  *    results equal the scalar helpers of internal.h bit for bit.
  *  - RoPE: NEOX rotates 4 (x[i], x[i+n/2]) pairs per step; NORMAL de-interleaves 4 pairs
  *    with vld2q/vst2q.
- *  - attention: blocks of SPOOL_ATTN_BLOCK keys, FMA dot products against f16 rows, one
- *    max-rescale per block (online softmax), vector exp, V accumulated 16 dims at a time
- *    in registers over the block's rows. head_dim not a multiple of 4 uses the reference.
+ *  - attention: blocks of SPOOL_ATTN_BLOCK keys, each block applied to every query head of
+ *    the GQA group in turn (K/V rows fetched once per group): FMA dot products against f16
+ *    rows, one max-rescale per block (online softmax), vector exp, V accumulated 16 dims at
+ *    a time in registers. head_dim not a multiple of 4 uses the reference.
  */
 #include <arm_neon.h>
 #include "../ref/ops_ref.h"
@@ -197,76 +198,98 @@ static inline void scale_acc(float *acc, int32_t hd, float c) {
   for (int32_t d = 0; d < hd; d += 4) vst1q_f32(acc + d, vmulq_n_f32(vld1q_f32(acc + d), c));
 }
 
-void spool_neon_attn_head(const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
-                          int32_t head_dim, int32_t j0, int32_t j1, float scale, const float *sink,
-                          float *out) {
+/* One block of nb keys for one query head: scores, one max-rescale, exp, V accumulation. */
+static inline void attn_block(const float *q, const uint16_t *kb, const uint16_t *vb,
+                              size_t kv_stride, int32_t hd, int32_t nb, float scale, float *m_io,
+                              float *l_io, float *acc, float *s) {
+  float m = *m_io, l = *l_io;
+  float bm = -INFINITY;
+  for (int32_t i = 0; i < nb; i++) {
+    const float si = dot_f16(q, kb + (size_t)i * kv_stride, hd) * scale;
+    s[i] = si;
+    bm = si > bm ? si : bm;
+  }
+  const int32_t nb4 = (nb + 3) & ~3;
+  for (int32_t i = nb; i < nb4; i++) s[i] = -INFINITY;
+  if (bm > m) {
+    const float c = expf(m - bm);
+    scale_acc(acc, hd, c);
+    l *= c;
+    m = bm;
+  }
+  const float32x4_t vm = vdupq_n_f32(m);
+  float32x4_t vl = vdupq_n_f32(0.0f);
+  for (int32_t i = 0; i < nb4; i += 4) {
+    const float32x4_t p = v_exp(vsubq_f32(vld1q_f32(s + i), vm));
+    vst1q_f32(s + i, p);
+    vl = vaddq_f32(vl, p);
+  }
+  l += vaddvq_f32(vl);
+  int32_t d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    float32x4_t o0 = vld1q_f32(acc + d), o1 = vld1q_f32(acc + d + 4);
+    float32x4_t o2 = vld1q_f32(acc + d + 8), o3 = vld1q_f32(acc + d + 12);
+    for (int32_t i = 0; i < nb; i++) {
+      const float p = s[i];
+      const uint16_t *vr = vb + (size_t)i * kv_stride + d;
+      o0 = vfmaq_n_f32(o0, f16x4_to_f32(vr), p);
+      o1 = vfmaq_n_f32(o1, f16x4_to_f32(vr + 4), p);
+      o2 = vfmaq_n_f32(o2, f16x4_to_f32(vr + 8), p);
+      o3 = vfmaq_n_f32(o3, f16x4_to_f32(vr + 12), p);
+    }
+    vst1q_f32(acc + d, o0);
+    vst1q_f32(acc + d + 4, o1);
+    vst1q_f32(acc + d + 8, o2);
+    vst1q_f32(acc + d + 12, o3);
+  }
+  for (; d < hd; d += 4) {
+    float32x4_t o0 = vld1q_f32(acc + d);
+    for (int32_t i = 0; i < nb; i++) o0 = vfmaq_n_f32(o0, f16x4_to_f32(vb + (size_t)i * kv_stride + d), s[i]);
+    vst1q_f32(acc + d, o0);
+  }
+  *m_io = m;
+  *l_io = l;
+}
+
+void spool_neon_attn_heads(const float *q, int32_t nh, const uint16_t *k, const uint16_t *v,
+                           size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1, float scale,
+                           const float *sinks, float *out) {
   if (head_dim % 4 != 0) {
-    spool_ref_attn_head(q, k, v, kv_stride, head_dim, j0, j1, scale, sink, out);
+    spool_ref_attn_heads(q, nh, k, v, kv_stride, head_dim, j0, j1, scale, sinks, out);
     return;
   }
   const int32_t hd = head_dim;
-  float acc[SPOOL_ATTN_MAX_HEAD_DIM] __attribute__((aligned(16)));
+  float acc[SPOOL_ATTN_MAX_ACC] __attribute__((aligned(16)));
+  float mh[SPOOL_ATTN_MAX_ACC / 4], lh[SPOOL_ATTN_MAX_ACC / 4];
   float s[SPOOL_ATTN_BLOCK] __attribute__((aligned(16)));
-  for (int32_t d = 0; d < hd; d++) acc[d] = 0.0f;
-  float m = -INFINITY, l = 0.0f;
+  for (int32_t d = 0; d < nh * hd; d++) acc[d] = 0.0f;
+  for (int32_t h = 0; h < nh; h++) {
+    mh[h] = -INFINITY;
+    lh[h] = 0.0f;
+  }
+  /* block outer, heads inner: the block's K/V rows are fetched once for the whole group */
   for (int32_t jb = j0; jb <= j1; jb += SPOOL_ATTN_BLOCK) {
     const int32_t nb = j1 - jb + 1 < SPOOL_ATTN_BLOCK ? j1 - jb + 1 : SPOOL_ATTN_BLOCK;
-    float bm = -INFINITY;
-    for (int32_t i = 0; i < nb; i++) {
-      const float si = dot_f16(q, k + (size_t)(jb + i) * kv_stride, hd) * scale;
-      s[i] = si;
-      bm = si > bm ? si : bm;
-    }
-    const int32_t nb4 = (nb + 3) & ~3;
-    for (int32_t i = nb; i < nb4; i++) s[i] = -INFINITY;
-    if (bm > m) {
-      const float c = expf(m - bm);
-      scale_acc(acc, hd, c);
-      l *= c;
-      m = bm;
-    }
-    const float32x4_t vm = vdupq_n_f32(m);
-    float32x4_t vl = vdupq_n_f32(0.0f);
-    for (int32_t i = 0; i < nb4; i += 4) {
-      const float32x4_t p = v_exp(vsubq_f32(vld1q_f32(s + i), vm));
-      vst1q_f32(s + i, p);
-      vl = vaddq_f32(vl, p);
-    }
-    l += vaddvq_f32(vl);
-    const uint16_t *vb = v + (size_t)jb * kv_stride;
-    int32_t d = 0;
-    for (; d + 16 <= hd; d += 16) {
-      float32x4_t o0 = vld1q_f32(acc + d), o1 = vld1q_f32(acc + d + 4);
-      float32x4_t o2 = vld1q_f32(acc + d + 8), o3 = vld1q_f32(acc + d + 12);
-      for (int32_t i = 0; i < nb; i++) {
-        const float p = s[i];
-        const uint16_t *vr = vb + (size_t)i * kv_stride + d;
-        o0 = vfmaq_n_f32(o0, f16x4_to_f32(vr), p);
-        o1 = vfmaq_n_f32(o1, f16x4_to_f32(vr + 4), p);
-        o2 = vfmaq_n_f32(o2, f16x4_to_f32(vr + 8), p);
-        o3 = vfmaq_n_f32(o3, f16x4_to_f32(vr + 12), p);
+    const uint16_t *kb = k + (size_t)jb * kv_stride, *vb = v + (size_t)jb * kv_stride;
+    for (int32_t h = 0; h < nh; h++)
+      attn_block(q + (size_t)h * hd, kb, vb, kv_stride, hd, nb, scale, &mh[h], &lh[h],
+                 acc + (size_t)h * hd, s);
+  }
+  for (int32_t h = 0; h < nh; h++) {
+    float *ah = acc + (size_t)h * hd;
+    float m = mh[h], l = lh[h];
+    if (sinks) {
+      const float sk = sinks[h];
+      if (sk > m) {
+        const float c = expf(m - sk);
+        scale_acc(ah, hd, c);
+        l *= c;
+        m = sk;
       }
-      vst1q_f32(acc + d, o0);
-      vst1q_f32(acc + d + 4, o1);
-      vst1q_f32(acc + d + 8, o2);
-      vst1q_f32(acc + d + 12, o3);
+      l += expf(sk - m);
     }
-    for (; d < hd; d += 4) {
-      float32x4_t o0 = vld1q_f32(acc + d);
-      for (int32_t i = 0; i < nb; i++) o0 = vfmaq_n_f32(o0, f16x4_to_f32(vb + (size_t)i * kv_stride + d), s[i]);
-      vst1q_f32(acc + d, o0);
-    }
+    const float inv = 1.0f / l;
+    float *oh = out + (size_t)h * hd;
+    for (int32_t d = 0; d < hd; d += 4) vst1q_f32(oh + d, vmulq_n_f32(vld1q_f32(ah + d), inv));
   }
-  if (sink) {
-    const float sk = *sink;
-    if (sk > m) {
-      const float c = expf(m - sk);
-      scale_acc(acc, hd, c);
-      l *= c;
-      m = sk;
-    }
-    l += expf(sk - m);
-  }
-  const float inv = 1.0f / l;
-  for (int32_t d = 0; d < hd; d += 4) vst1q_f32(out + d, vmulq_n_f32(vld1q_f32(acc + d), inv));
 }

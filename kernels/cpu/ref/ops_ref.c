@@ -14,7 +14,7 @@
  *    as ggml), divided by freq_factors[i], then rope_yarn mixes interpolation
  *    (freq_scale * theta) and extrapolation (theta) over the ramp between the corr dims and
  *    scales cos/sin by mscale. NORMAL rotates (x[2i], x[2i+1]); NEOX rotates (x[i], x[i+n/2]).
- *  - attention: one (token, head) at a time, online softmax over the kv rows with a running
+ *  - attention: one query head at a time, online softmax over the kv rows with a running
  *    max m, denominator l and f32 accumulator acc[head_dim] on the stack; the sink logit (if
  *    any) joins max and denominator at the end.
  * Data layout: all tensors row-major and contiguous, see spool.h.
@@ -134,9 +134,9 @@ void spool_ref_rope_head(float *x, int32_t n_rot, int32_t mode, const float *cs,
 
 /* ---- attention ---- */
 
-void spool_ref_attn_head(const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
-                         int32_t head_dim, int32_t j0, int32_t j1, float scale, const float *sink,
-                         float *out) {
+static void attn_head(const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
+                      int32_t head_dim, int32_t j0, int32_t j1, float scale, const float *sink,
+                      float *out) {
   float acc[SPOOL_ATTN_MAX_HEAD_DIM];
   for (int32_t d = 0; d < head_dim; d++) acc[d] = 0.0f;
   float m = -INFINITY, l = 0.0f;
@@ -168,6 +168,15 @@ void spool_ref_attn_head(const float *q, const uint16_t *k, const uint16_t *v, s
   }
   const float inv = 1.0f / l;
   for (int32_t d = 0; d < head_dim; d++) out[d] = acc[d] * inv;
+}
+
+void spool_ref_attn_heads(const float *q, int32_t nh, const uint16_t *k, const uint16_t *v,
+                          size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1, float scale,
+                          const float *sinks, float *out) {
+  for (int32_t h = 0; h < nh; h++) {
+    const size_t o = (size_t)h * (size_t)head_dim;
+    attn_head(q + o, k, v, kv_stride, head_dim, j0, j1, scale, sinks ? sinks + h : NULL, out + o);
+  }
 }
 
 /* ---- expert routing ---- */

@@ -8,8 +8,10 @@
  *  - a RoPE "cache" for one position is two arrays of n_rot/2 floats, cos[i] and sin[i]
  *    (already multiplied by mscale), built once per token by spool_rope_cache (scalar, all
  *    implementations: it is libm work per token, not per head);
- *  - an attention head reads k/v rows j in [j0, j1] at k + j*kv_stride (f16, head_dim
- *    values each) and writes head_dim f32 values to out.
+ *  - attention_heads handles nh query heads that share one kv head: q and out hold the nh
+ *    heads back to back (head_dim f32 each), sinks (or NULL) their nh sink logits; the kv
+ *    rows j in [j0, j1] are at k + j*kv_stride (f16, head_dim values each). Each head's
+ *    arithmetic does not depend on nh, so any split of a group gives the same bits.
  */
 #ifndef SPOOL_OPS_REF_H
 #define SPOOL_OPS_REF_H
@@ -22,6 +24,8 @@
 #define SPOOL_ROPE_MAX_ROT 1024
 /* Keys scored per online-softmax block in attention. */
 #define SPOOL_ATTN_BLOCK 64
+/* Accumulator floats one attention task keeps on the stack (nh * head_dim <= this). */
+#define SPOOL_ATTN_MAX_ACC 8192
 
 /* ggml_rope_yarn_corr_dims: [start, end] pair-dimension range of the YaRN ramp. */
 void spool_rope_corr_dims(int32_t n_rot, int32_t n_ctx_orig, float freq_base, float beta_fast,
@@ -39,9 +43,9 @@ void spool_rope_cache(int32_t pos, int32_t n_rot, float freq_base, float freq_sc
   void P##_f32_to_f16(const float *src, uint16_t *dst, int32_t n);                            \
   void P##_f16_to_f32(const uint16_t *src, float *dst, int32_t n);                            \
   void P##_rope_head(float *x, int32_t n_rot, int32_t mode, const float *cs, const float *sn); \
-  void P##_attn_head(const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,  \
-                     int32_t head_dim, int32_t j0, int32_t j1, float scale, const float *sink, \
-                     float *out);
+  void P##_attn_heads(const float *q, int32_t nh, const uint16_t *k, const uint16_t *v,       \
+                      size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1, float scale, \
+                      const float *sinks, float *out);
 
 SPOOL_DECLARE_OPS(spool_ref)
 #if defined(SPOOL_HAVE_AVX2)

@@ -14,10 +14,11 @@
  *    NaN lanes patched back to the reference's (unquieted) bit pattern.
  *  - RoPE: NORMAL pairs are rotated 4 pairs per vector with fmaddsub on (x, swapped x);
  *    NEOX rotates 8 (x[i], x[i+n/2]) pairs per step.
- *  - attention: keys in blocks of SPOOL_ATTN_BLOCK: scores by FMA dot products against
- *    f16 rows converted with F16C, one max-rescale per block (flash-style online softmax),
- *    vector exp, then V accumulated 32 dims at a time in registers over the block's rows.
- *    head_dim not a multiple of 8 falls back to the reference.
+ *  - attention: keys in blocks of SPOOL_ATTN_BLOCK; for each block, every query head of the
+ *    GQA group in turn (so the block's f16 K/V rows come from memory once and from L1 after):
+ *    scores by FMA dot products against rows converted with F16C, one max-rescale per block
+ *    (flash-style online softmax), vector exp, then V accumulated 32 dims at a time in
+ *    registers over the block's rows. head_dim not a multiple of 8 uses the reference.
  */
 #include <immintrin.h>
 #include "../ref/ops_ref.h"
@@ -228,79 +229,102 @@ static inline void scale_acc(float *acc, int32_t hd, float c) {
   for (int32_t d = 0; d < hd; d += 8) _mm256_storeu_ps(acc + d, _mm256_mul_ps(_mm256_loadu_ps(acc + d), vc));
 }
 
-void spool_avx2_attn_head(const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
-                          int32_t head_dim, int32_t j0, int32_t j1, float scale, const float *sink,
-                          float *out) {
+/* One block of nb keys for one query head: scores, one max-rescale, exp, V accumulation. */
+static inline void attn_block(const float *q, const uint16_t *kb, const uint16_t *vb,
+                              size_t kv_stride, int32_t hd, int32_t nb, float scale, float *m_io,
+                              float *l_io, float *acc, float *s) {
+  float m = *m_io, l = *l_io;
+  float bm = -INFINITY;
+  for (int32_t i = 0; i < nb; i++) {
+    const float si = dot_f16(q, kb + (size_t)i * kv_stride, hd) * scale;
+    s[i] = si;
+    bm = si > bm ? si : bm;
+  }
+  const int32_t nb8 = (nb + 7) & ~7;
+  for (int32_t i = nb; i < nb8; i++) s[i] = -INFINITY;
+  if (bm > m) {
+    const float c = expf(m - bm);
+    scale_acc(acc, hd, c);
+    l *= c;
+    m = bm;
+  }
+  const __m256 vm = _mm256_set1_ps(m);
+  __m256 vl = _mm256_setzero_ps();
+  for (int32_t i = 0; i < nb8; i += 8) {
+    const __m256 p = v_exp(_mm256_sub_ps(_mm256_load_ps(s + i), vm));
+    _mm256_store_ps(s + i, p);
+    vl = _mm256_add_ps(vl, p);
+  }
+  l += hsum(vl);
+  int32_t d = 0;
+  for (; d + 32 <= hd; d += 32) {
+    __m256 o0 = _mm256_loadu_ps(acc + d), o1 = _mm256_loadu_ps(acc + d + 8);
+    __m256 o2 = _mm256_loadu_ps(acc + d + 16), o3 = _mm256_loadu_ps(acc + d + 24);
+    for (int32_t i = 0; i < nb; i++) {
+      const __m256 p = _mm256_set1_ps(s[i]);
+      const uint16_t *vr = vb + (size_t)i * kv_stride + d;
+      o0 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)vr)), o0);
+      o1 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 8))), o1);
+      o2 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 16))), o2);
+      o3 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 24))), o3);
+    }
+    _mm256_storeu_ps(acc + d, o0);
+    _mm256_storeu_ps(acc + d + 8, o1);
+    _mm256_storeu_ps(acc + d + 16, o2);
+    _mm256_storeu_ps(acc + d + 24, o3);
+  }
+  for (; d < hd; d += 8) {
+    __m256 o0 = _mm256_loadu_ps(acc + d);
+    for (int32_t i = 0; i < nb; i++) {
+      const uint16_t *vr = vb + (size_t)i * kv_stride + d;
+      o0 = _mm256_fmadd_ps(_mm256_set1_ps(s[i]), f16x8_to_f32(_mm_loadu_si128((const __m128i *)vr)), o0);
+    }
+    _mm256_storeu_ps(acc + d, o0);
+  }
+  *m_io = m;
+  *l_io = l;
+}
+
+void spool_avx2_attn_heads(const float *q, int32_t nh, const uint16_t *k, const uint16_t *v,
+                           size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1, float scale,
+                           const float *sinks, float *out) {
   if (head_dim % 8 != 0) {
-    spool_ref_attn_head(q, k, v, kv_stride, head_dim, j0, j1, scale, sink, out);
+    spool_ref_attn_heads(q, nh, k, v, kv_stride, head_dim, j0, j1, scale, sinks, out);
     return;
   }
   const int32_t hd = head_dim;
-  float acc[SPOOL_ATTN_MAX_HEAD_DIM] __attribute__((aligned(32)));
+  float acc[SPOOL_ATTN_MAX_ACC] __attribute__((aligned(32)));
+  float mh[SPOOL_ATTN_MAX_ACC / 8], lh[SPOOL_ATTN_MAX_ACC / 8];
   float s[SPOOL_ATTN_BLOCK] __attribute__((aligned(32)));
-  for (int32_t d = 0; d < hd; d++) acc[d] = 0.0f;
-  float m = -INFINITY, l = 0.0f;
+  for (int32_t d = 0; d < nh * hd; d++) acc[d] = 0.0f;
+  for (int32_t h = 0; h < nh; h++) {
+    mh[h] = -INFINITY;
+    lh[h] = 0.0f;
+  }
+  /* block outer, heads inner: the block's K and V rows are read from memory once and
+   * stay in L1 for every head of the group */
   for (int32_t jb = j0; jb <= j1; jb += SPOOL_ATTN_BLOCK) {
     const int32_t nb = j1 - jb + 1 < SPOOL_ATTN_BLOCK ? j1 - jb + 1 : SPOOL_ATTN_BLOCK;
-    float bm = -INFINITY;
-    for (int32_t i = 0; i < nb; i++) {
-      const float si = dot_f16(q, k + (size_t)(jb + i) * kv_stride, hd) * scale;
-      s[i] = si;
-      bm = si > bm ? si : bm;
-    }
-    const int32_t nb8 = (nb + 7) & ~7;
-    for (int32_t i = nb; i < nb8; i++) s[i] = -INFINITY;
-    if (bm > m) {
-      const float c = expf(m - bm);
-      scale_acc(acc, hd, c);
-      l *= c;
-      m = bm;
-    }
-    const __m256 vm = _mm256_set1_ps(m);
-    __m256 vl = _mm256_setzero_ps();
-    for (int32_t i = 0; i < nb8; i += 8) {
-      const __m256 p = v_exp(_mm256_sub_ps(_mm256_load_ps(s + i), vm));
-      _mm256_store_ps(s + i, p);
-      vl = _mm256_add_ps(vl, p);
-    }
-    l += hsum(vl);
-    const uint16_t *vb = v + (size_t)jb * kv_stride;
-    int32_t d = 0;
-    for (; d + 32 <= hd; d += 32) {
-      __m256 o0 = _mm256_loadu_ps(acc + d), o1 = _mm256_loadu_ps(acc + d + 8);
-      __m256 o2 = _mm256_loadu_ps(acc + d + 16), o3 = _mm256_loadu_ps(acc + d + 24);
-      for (int32_t i = 0; i < nb; i++) {
-        const __m256 p = _mm256_set1_ps(s[i]);
-        const uint16_t *vr = vb + (size_t)i * kv_stride + d;
-        o0 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)vr)), o0);
-        o1 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 8))), o1);
-        o2 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 16))), o2);
-        o3 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 24))), o3);
-      }
-      _mm256_storeu_ps(acc + d, o0);
-      _mm256_storeu_ps(acc + d + 8, o1);
-      _mm256_storeu_ps(acc + d + 16, o2);
-      _mm256_storeu_ps(acc + d + 24, o3);
-    }
-    for (; d < hd; d += 8) {
-      __m256 o0 = _mm256_loadu_ps(acc + d);
-      for (int32_t i = 0; i < nb; i++) {
-        const uint16_t *vr = vb + (size_t)i * kv_stride + d;
-        o0 = _mm256_fmadd_ps(_mm256_set1_ps(s[i]), f16x8_to_f32(_mm_loadu_si128((const __m128i *)vr)), o0);
-      }
-      _mm256_storeu_ps(acc + d, o0);
-    }
+    const uint16_t *kb = k + (size_t)jb * kv_stride, *vb = v + (size_t)jb * kv_stride;
+    for (int32_t h = 0; h < nh; h++)
+      attn_block(q + (size_t)h * hd, kb, vb, kv_stride, hd, nb, scale, &mh[h], &lh[h],
+                 acc + (size_t)h * hd, s);
   }
-  if (sink) {
-    const float sk = *sink;
-    if (sk > m) {
-      const float c = expf(m - sk);
-      scale_acc(acc, hd, c);
-      l *= c;
-      m = sk;
+  for (int32_t h = 0; h < nh; h++) {
+    float *ah = acc + (size_t)h * hd;
+    float m = mh[h], l = lh[h];
+    if (sinks) {
+      const float sk = sinks[h];
+      if (sk > m) {
+        const float c = expf(m - sk);
+        scale_acc(ah, hd, c);
+        l *= c;
+        m = sk;
+      }
+      l += expf(sk - m);
     }
-    l += expf(sk - m);
+    const __m256 inv = _mm256_set1_ps(1.0f / l);
+    float *oh = out + (size_t)h * hd;
+    for (int32_t d = 0; d < hd; d += 8) _mm256_storeu_ps(oh + d, _mm256_mul_ps(_mm256_loadu_ps(ah + d), inv));
   }
-  const __m256 inv = _mm256_set1_ps(1.0f / l);
-  for (int32_t d = 0; d < hd; d += 8) _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(acc + d), inv));
 }
