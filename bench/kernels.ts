@@ -54,7 +54,9 @@ function median(xs: number[]): number {
 // ---- memory bandwidth
 const bwRuns: number[] = [];
 sym.spool_bench_read_bandwidth(arena, ARENA, 1, pool); // warm-up
-for (let i = 0; i < runs; i++) bwRuns.push(sym.spool_bench_read_bandwidth(arena, ARENA, 1, pool) / 1e9);
+for (let i = 0; i < runs; i++) {
+  bwRuns.push(sym.spool_bench_read_bandwidth(arena, ARENA, 1, pool) / 1e9);
+}
 const bw = median(bwRuns);
 
 // ---- matvec
@@ -118,7 +120,9 @@ for (const name of typeNames) {
       const sweeps = Math.max(1, Math.ceil((256 << 20) / (bytes * copies)));
       const mv = () => {
         for (let s = 0; s < sweeps; s++) {
-          for (const w of ws) check(sym.spool_matmul(pool, type, w, rows, cols, xp, 1, yp, act, sp), "matmul");
+          for (const w of ws) {
+            check(sym.spool_matmul(pool, type, w, rows, cols, xp, 1, yp, act, sp), "matmul");
+          }
         }
       };
       mv(); // warm-up
@@ -131,9 +135,17 @@ for (const name of typeNames) {
       const ms = median(ts);
       const calls = sweeps * copies;
       const gbs = bytes * calls / (ms / 1e3) / 1e9;
-      rowsOut.push({ type: name, shape: shapeName, act: act ? "q8" : "f32", gbs, ratio: gbs / bw, us: ms * 1e3 / calls });
+      rowsOut.push({
+        type: name,
+        shape: shapeName,
+        act: act ? "q8" : "f32",
+        gbs,
+        ratio: gbs / bw,
+        us: ms * 1e3 / calls,
+      });
       if (rows <= 2048) {
-        const mm = () => check(sym.spool_matmul(pool, type, ws[0], rows, cols, xp, 64, yp, act, sp), "matmul");
+        const mm = () =>
+          check(sym.spool_matmul(pool, type, ws[0], rows, cols, xp, 64, yp, act, sp), "matmul");
         mm();
         const tp: number[] = [];
         for (let i = 0; i < runs; i++) {
@@ -161,7 +173,11 @@ console.log(
     `memory read bandwidth ${bw.toFixed(2)} GB/s (512 MiB sweep)`,
 );
 console.log("\nmatvec (n_tok = 1), weights streamed from DRAM (>= 512 MiB of copies, > L3):");
-console.log(`${pad("type", 7)}${pad("shape", 20)}${pad("act", 5)}${lpad("GB/s", 8)}${lpad("ratio", 8)}${lpad("us/call", 10)}`);
+console.log(
+  `${pad("type", 7)}${pad("shape", 20)}${pad("act", 5)}${lpad("GB/s", 8)}${lpad("ratio", 8)}${
+    lpad("us/call", 10)
+  }`,
+);
 for (const r of rowsOut) {
   console.log(
     `${pad(r.type, 7)}${pad(r.shape, 20)}${pad(r.act, 5)}${lpad(r.gbs.toFixed(2), 8)}` +
@@ -169,10 +185,14 @@ for (const r of rowsOut) {
   );
 }
 console.log("\nprefill (n_tok = 64):");
-console.log(`${pad("type", 7)}${pad("shape", 20)}${pad("act", 5)}${lpad("GFLOP/s", 9)}${lpad("ms", 8)}`);
+console.log(
+  `${pad("type", 7)}${pad("shape", 20)}${pad("act", 5)}${lpad("GFLOP/s", 9)}${lpad("ms", 8)}`,
+);
 for (const r of prefillOut) {
   console.log(
-    `${pad(r.type, 7)}${pad(r.shape, 20)}${pad(r.act, 5)}${lpad(r.gflops.toFixed(1), 9)}${lpad(r.ms.toFixed(2), 8)}`,
+    `${pad(r.type, 7)}${pad(r.shape, 20)}${pad(r.act, 5)}${lpad(r.gflops.toFixed(1), 9)}${
+      lpad(r.ms.toFixed(2), 8)
+    }`,
   );
 }
 

@@ -207,7 +207,8 @@ SPOOL_API spool_status spool_topk_route(const float *logits, const float *bias, 
  * Query token t sits at position pos0 + t and attends to kv rows j with j <= pos0 + t and,
  * if window > 0, j > pos0 + t - window. scores = q·k * scale.
  * sinks: NULL or n_head f32 logits that join each head's softmax denominator only (gpt-oss).
- * Work is split over the pool by (token, head). */
+ * Work is split over the pool by (token, kv head): one task runs every query head that
+ * shares a kv head, so each K/V row is read once per group. */
 SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const uint16_t *k,
                                        const uint16_t *v, float *out, int32_t n_tok,
                                        int32_t n_head, int32_t n_head_kv, int32_t head_dim,

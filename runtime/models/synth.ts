@@ -732,7 +732,7 @@ class TensorFiller {
       const rows = Math.min(rowsPerChunk, rowsTotal - r0);
       const rng = new Rng(hashSeed(this.seed, spec.name, chunk));
       if (fast) {
-        sink(this.assemble(type, spec, center, half, rows * ne0, rng));
+        sink(this.assemble(type, center, half, rows * ne0, rng));
         continue;
       }
       if (!f32 || f32.length !== rows * ne0) f32 = new Float32Array(rows * ne0);
@@ -743,7 +743,6 @@ class TensorFiller {
 
   private assemble(
     type: GGMLTypeName,
-    spec: TensorSpec,
     center: number,
     half: number,
     n: number,
@@ -753,7 +752,7 @@ class TensorFiller {
     let pool = this.pools.get(key);
     if (!pool) {
       const f32 = new Float32Array(POOL_UNITS * POOL_UNIT);
-      new Rng(hashSeed(this.seed, `pool:${key}:${spec.role}`, 0)).fillUniform(f32, center, half);
+      new Rng(hashSeed(this.seed, `pool:${key}`, 0)).fillUniform(f32, center, half);
       const bytes = encode(type, f32, POOL_UNITS, POOL_UNIT);
       pool = { bytes, unitBytes: bytes.length / POOL_UNITS };
       this.pools.set(key, pool);
@@ -903,6 +902,11 @@ export function synthMain(args: string[]): number {
     console.error(`--fill must be exact or fast, got "${fill}"`);
     return 2;
   }
+  const seed = values.seed !== undefined ? Number(values.seed) : undefined;
+  if (seed !== undefined && !Number.isInteger(seed)) {
+    console.error(`--seed must be an integer, got "${values.seed}"`);
+    return 2;
+  }
   const quiet = values.quiet === true;
   let lastPct = -1;
   const res = writeSyntheticModel(out, {
@@ -910,7 +914,7 @@ export function synthMain(args: string[]): number {
     preset: values.preset as SynthPreset | undefined,
     dims,
     types,
-    seed: values.seed !== undefined ? Number(values.seed) : undefined,
+    seed,
     vocab: values.vocab as string | undefined,
     fill: fill as "exact" | "fast" | undefined,
     name: values.name as string | undefined,

@@ -14,8 +14,8 @@ import {
   closeQuantizePool,
   dequantize,
   quantize,
-  QuantType as T,
   quantRowBytes,
+  QuantType as T,
 } from "../../runtime/gguf/quantize.ts";
 
 const nat = native();
@@ -61,11 +61,20 @@ function withImpl<R>(impl: number, f: () => R): R {
 }
 
 const GGML = fileURLToPath(
-  new URL("../../node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so", import.meta.url),
+  new URL(
+    "../../node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so",
+    import.meta.url,
+  ),
 );
 const haveGGML = process.platform === "linux" && process.arch === "x64" && existsSync(GGML);
 if (!haveGGML) console.warn(`quant_test (bun): ${GGML} not found; skipping byte-identity tests`);
-const NAMES: Record<number, string> = { [T.Q4_0]: "q4_0", [T.Q8_0]: "q8_0", [T.Q4_K]: "q4_K", [T.Q6_K]: "q6_K", [T.MXFP4]: "mxfp4" };
+const NAMES: Record<number, string> = {
+  [T.Q4_0]: "q4_0",
+  [T.Q8_0]: "q8_0",
+  [T.Q4_K]: "q4_K",
+  [T.Q6_K]: "q6_K",
+  [T.MXFP4]: "mxfp4",
+};
 const sig = { args: [FFIType.ptr, FFIType.ptr, FFIType.i64], returns: FFIType.void } as const;
 const ggml = haveGGML
   ? dlopen(
@@ -118,9 +127,22 @@ test.skipIf(!hasSimd)("matmul SIMD vs REF (Q4_K, Q6_K, Q8_0, MXFP4; act f32 and 
       for (const act of [0, 1]) {
         const run = () => {
           const y = new Float32Array(rows * nTok);
-          const scratch = new Uint8Array(Math.max(8, sym.spool_matmul_scratch_bytes(type, cols, nTok, act)));
+          const scratch = new Uint8Array(
+            Math.max(8, sym.spool_matmul_scratch_bytes(type, cols, nTok, act)),
+          );
           check(
-            sym.spool_matmul(pool, type, nat.ptr(w), rows, cols, nat.ptr(x), nTok, nat.ptr(y), act, nat.ptr(scratch)),
+            sym.spool_matmul(
+              pool,
+              type,
+              nat.ptr(w),
+              rows,
+              cols,
+              nat.ptr(x),
+              nTok,
+              nat.ptr(y),
+              act,
+              nat.ptr(scratch),
+            ),
             "spool_matmul",
           );
           return y;
@@ -135,11 +157,17 @@ test.skipIf(!hasSimd)("matmul SIMD vs REF (Q4_K, Q6_K, Q8_0, MXFP4; act f32 and 
 test("error statuses", () => {
   const w = new Uint8Array(quantRowBytes(T.Q8_0, 64));
   const x = new Float32Array(64), y = new Float32Array(1);
-  expect(sym.spool_matmul(null, 99, nat.ptr(w), 1, 64, nat.ptr(x), 1, nat.ptr(y), 0, null)).toBe(-2);
-  expect(sym.spool_matmul(null, T.Q8_0, nat.ptr(w), 1, 48, nat.ptr(x), 1, nat.ptr(y), 0, null)).toBe(-1);
+  expect(sym.spool_matmul(null, 99, nat.ptr(w), 1, 64, nat.ptr(x), 1, nat.ptr(y), 0, null)).toBe(
+    -2,
+  );
+  expect(sym.spool_matmul(null, T.Q8_0, nat.ptr(w), 1, 48, nat.ptr(x), 1, nat.ptr(y), 0, null))
+    .toBe(-1);
   expect(() => quantize(T.Q4_K, new Float32Array(100), 1, 100)).toThrow(KernelError);
   try {
-    check(sym.spool_matmul(null, 99, nat.ptr(w), 1, 64, nat.ptr(x), 1, nat.ptr(y), 0, null), "spool_matmul");
+    check(
+      sym.spool_matmul(null, 99, nat.ptr(w), 1, 64, nat.ptr(x), 1, nat.ptr(y), 0, null),
+      "spool_matmul",
+    );
   } catch (e) {
     expect(e).toBeInstanceOf(KernelError);
     expect((e as KernelError).status).toBe(-2);
