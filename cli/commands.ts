@@ -54,7 +54,9 @@ function demoCommand(args: string[]): number {
   const path = values.out ?? demoModelPath();
   mkdirSync(join(path, ".."), { recursive: true });
   const tty = isTTY();
-  console.log("spool demo: a small qwen3moe-shaped model with RANDOM weights (not a trained model)");
+  console.log(
+    "spool demo: a small qwen3moe-shaped model with RANDOM weights (not a trained model)",
+  );
   const r = writeSyntheticModel(path, {
     arch: "qwen3moe",
     preset: "small",

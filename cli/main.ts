@@ -50,14 +50,19 @@ function inspectCommand(args: string[]): number {
 export const COMMANDS: Record<string, Command> = {
   inspect: {
     usage: "spool inspect FILE [--json]",
-    summary: "architecture, hyperparameters, tokenizer, tensor bytes by type, dense vs expert bytes",
+    summary:
+      "architecture, hyperparameters, tokenizer, tensor bytes by type, dense vs expert bytes",
     run: inspectCommand,
   },
   ...extraCommands,
 };
 
 function help(): string {
-  const lines = [`spool ${VERSION} — local inference for Mixture-of-Experts models`, "", "Commands:"];
+  const lines = [
+    `spool ${VERSION} — local inference for Mixture-of-Experts models`,
+    "",
+    "Commands:",
+  ];
   for (const c of Object.values(COMMANDS)) lines.push(`  ${c.usage.padEnd(48)} ${c.summary}`);
   lines.push("", "Run `spool COMMAND --help` for a command's options.");
   return lines.join("\n");
@@ -87,7 +92,10 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(rest);
   } catch (e) {
     const err = e as Error;
-    if (err instanceof UsageError || err.name === "UsageError" || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    if (
+      err instanceof UsageError || err.name === "UsageError" ||
+      (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")
+    ) {
       console.error(`spool ${name}: ${err.message}\nusage: ${cmd.usage}`);
       return 2;
     }

@@ -60,8 +60,20 @@ export const symbols = {
   spool_f16_to_f32: fn(["ptr", "ptr", "i32"], "i32"),
   spool_rope: fn(
     [
-      "ptr", "ptr", "i32", "i32", "i32", "i32", "i32", // x pos n_tok n_head head_dim n_rot mode
-      "f32", "f32", "f32", "f32", "f32", "f32", "i32", // base scale ext attn beta_fast beta_slow n_ctx_orig
+      "ptr",
+      "ptr",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32", // x pos n_tok n_head head_dim n_rot mode
+      "f32",
+      "f32",
+      "f32",
+      "f32",
+      "f32",
+      "f32",
+      "i32", // base scale ext attn beta_fast beta_slow n_ctx_orig
       "ptr", // freq_factors
     ],
     "i32",
@@ -72,9 +84,20 @@ export const symbols = {
   ),
   spool_attention: fn(
     [
-      "ptr", "ptr", "ptr", "ptr", "ptr", // pool q k v out
-      "i32", "i32", "i32", "i32", "i32", "i32", // n_tok n_head n_head_kv head_dim n_kv pos0
-      "f32", "i32", "ptr", // scale window sinks
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr", // pool q k v out
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32", // n_tok n_head n_head_kv head_dim n_kv pos0
+      "f32",
+      "i32",
+      "ptr", // scale window sinks
     ],
     "i32",
   ),

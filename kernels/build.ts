@@ -10,7 +10,14 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
@@ -101,8 +108,10 @@ export function buildKernels(opts: BuildOptions = {}): string {
   }
   const stamp = hash.digest("hex");
   const stampFile = out + ".stamp";
-  if (!opts.force && existsSync(out) && existsSync(stampFile) &&
-    readFileSync(stampFile, "utf8") === stamp) {
+  if (
+    !opts.force && existsSync(out) && existsSync(stampFile) &&
+    readFileSync(stampFile, "utf8") === stamp
+  ) {
     if (!opts.quiet) console.error(`kernels: up to date (${out})`);
     return out;
   }

@@ -205,21 +205,47 @@ export function formatReport(r: InspectReport): string {
   lines.push("hyperparameters");
   for (const [k, v] of Object.entries(r.hyperparameters)) row(k, v);
   lines.push("tokenizer");
-  row("model", `${r.tokenizer.model ?? "(none)"}${r.tokenizer.pre ? ` (pre: ${r.tokenizer.pre})` : ""}`);
+  row(
+    "model",
+    `${r.tokenizer.model ?? "(none)"}${r.tokenizer.pre ? ` (pre: ${r.tokenizer.pre})` : ""}`,
+  );
   row("vocabulary size", r.tokenizer.vocabSize);
   row("bos / eos", `${r.tokenizer.bos ?? "-"} / ${r.tokenizer.eos ?? "-"}`);
   row("chat template", r.tokenizer.chatTemplate ? "yes" : "no");
-  lines.push(`tensors: ${r.tensorCount}, ${formatBytes(r.totalBytes)} (alignment ${r.alignment}, data at byte ${r.dataOffset})`);
+  lines.push(
+    `tensors: ${r.tensorCount}, ${
+      formatBytes(r.totalBytes)
+    } (alignment ${r.alignment}, data at byte ${r.dataOffset})`,
+  );
   for (const t of r.byType) {
-    row(t.type, `${String(t.count).padStart(5)} tensors  ${formatBytes(t.bytes).padStart(11)}  ${pct(t.bytes, r.totalBytes).padStart(6)}`);
+    row(
+      t.type,
+      `${String(t.count).padStart(5)} tensors  ${formatBytes(t.bytes).padStart(11)}  ${
+        pct(t.bytes, r.totalBytes).padStart(6)
+      }`,
+    );
   }
   lines.push("dense vs experts");
-  row("dense (resident)", `${formatBytes(r.denseBytes)} (${r.denseBytes} B, ${pct(r.denseBytes, r.totalBytes)})`);
-  row("routed experts (paged)", `${formatBytes(r.expertBytes)} (${r.expertBytes} B, ${pct(r.expertBytes, r.totalBytes)})`);
+  row(
+    "dense (resident)",
+    `${formatBytes(r.denseBytes)} (${r.denseBytes} B, ${pct(r.denseBytes, r.totalBytes)})`,
+  );
+  row(
+    "routed experts (paged)",
+    `${formatBytes(r.expertBytes)} (${r.expertBytes} B, ${pct(r.expertBytes, r.totalBytes)})`,
+  );
   if (r.expertCount > 0) {
-    row("experts", `${r.expertCount} per layer, ${r.expertUsedCount} used per token, ${r.moeLayers} MoE layers`);
+    row(
+      "experts",
+      `${r.expertCount} per layer, ${r.expertUsedCount} used per token, ${r.moeLayers} MoE layers`,
+    );
     row("one expert", `${formatBytes(r.bytesPerExpert)} (${r.bytesPerExpert} B)`);
   }
-  row("read per token", `${formatBytes(r.bytesPerToken)} (${r.bytesPerToken} B) = dense ${formatBytes(r.denseBytesPerToken)} + experts ${formatBytes(r.expertBytesPerToken)}`);
+  row(
+    "read per token",
+    `${formatBytes(r.bytesPerToken)} (${r.bytesPerToken} B) = dense ${
+      formatBytes(r.denseBytesPerToken)
+    } + experts ${formatBytes(r.expertBytesPerToken)}`,
+  );
   return lines.join("\n");
 }

@@ -64,7 +64,9 @@ function writeWithGGML(): Written {
   s.gguf_set_val_f32(gguf, cstr(`${arch}.rope.freq_base`), 1e6);
   s.gguf_set_val_str(gguf, cstr("tokenizer.ggml.model"), cstr("gpt2"));
   const toks = Array.from({ length: nVocab }, (_, i) => cstr(`tok${i}`));
-  const ptrs = new BigUint64Array(toks.map((t) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(t)))));
+  const ptrs = new BigUint64Array(
+    toks.map((t) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(t)))),
+  );
   s.gguf_set_arr_str(gguf, cstr("tokenizer.ggml.tokens"), ptrs, BigInt(nVocab));
   const specs: [string, number, number[]][] = [
     ["token_embd.weight", GGMLType.Q8_0, [nEmbd, nVocab]],
@@ -116,7 +118,11 @@ Deno.test({
     assertEquals((g.kv.get("tokenizer.ggml.tokens") as string[]).slice(0, 2), ["tok0", "tok1"]);
     assertEquals(g.tensors.map((t) => t.name), w.tensors.map((t) => t.name));
     for (const [i, t] of g.tensors.entries()) {
-      assertEquals([t.type, t.shape, t.nbytes], [w.tensors[i].type, w.tensors[i].shape, w.tensors[i].nbytes]);
+      assertEquals([t.type, t.shape, t.nbytes], [
+        w.tensors[i].type,
+        w.tensors[i].shape,
+        w.tensors[i].nbytes,
+      ]);
       const bytes = file.subarray(t.absoluteOffset, t.absoluteOffset + t.nbytes);
       assertEquals(bytes.every((b) => b === w.tensors[i].fill), true, `data of ${t.name}`);
     }
