@@ -1,0 +1,247 @@
+/**
+ * A loaded model: config, memory-mapped weights, the kernel thread pool. Immutable and
+ * shared by every session (llama.cpp's model/context split). Dense tensors are advised
+ * resident (MADV_WILLNEED); expert tensors are advised random-access and only touched for
+ * the experts a token routes to.
+ */
+import { availableParallelism } from "node:os";
+import { isNull, KernelError, native, Status } from "../../ffi/mod.ts";
+import type { Ptr } from "../../ffi/mod.ts";
+import { Advice, MappedFile } from "../../ffi/memory.ts";
+import { type GGUFFile, readGGUF, type TensorInfo } from "../gguf/reader.ts";
+import { GGMLType, rowBytes } from "../gguf/types.ts";
+import type { ArchSpec, ModelConfig } from "../models/config.ts";
+import { archOf } from "../models/registry.ts";
+
+/** A 2-D weight (rows × cols) in the mapping: y = W x has `rows` outputs. */
+export interface Weight {
+  readonly name: string;
+  readonly type: number;
+  readonly rows: number;
+  readonly cols: number;
+  readonly ptr: Ptr;
+  /** Bytes of one row. */
+  readonly rowBytes: number;
+}
+
+/** A 3-D expert tensor: `nExpert` matrices of rows × cols, expert index outermost. */
+export interface ExpertWeight {
+  readonly name: string;
+  readonly type: number;
+  readonly rows: number;
+  readonly cols: number;
+  /** Pointer to each expert's matrix. */
+  readonly ptrs: readonly Ptr[];
+  /** Bytes of one expert's matrix. */
+  readonly expertBytes: number;
+  /** Offset of expert 0 in the file. */
+  readonly fileOffset: number;
+}
+
+/** A 1-D F32 vector (norm weight or bias) as a JS view plus its pointer. */
+export interface Vec {
+  readonly name: string;
+  readonly ptr: Ptr;
+  readonly data: Float32Array;
+}
+
+/** The weights of one transformer block. */
+export interface LayerWeights {
+  readonly attnNorm: Vec;
+  readonly q: Weight;
+  readonly k: Weight;
+  readonly v: Weight;
+  readonly o: Weight;
+  readonly qBias?: Vec;
+  readonly kBias?: Vec;
+  readonly vBias?: Vec;
+  readonly oBias?: Vec;
+  readonly qNorm?: Vec;
+  readonly kNorm?: Vec;
+  readonly sinks?: Vec;
+  readonly ffnNorm: Vec;
+  readonly router: Weight;
+  readonly routerBias?: Vec;
+  readonly gateExps: ExpertWeight;
+  readonly upExps: ExpertWeight;
+  readonly downExps: ExpertWeight;
+  /** Per-expert biases (gpt-oss), (nExpert, rows) row-major. */
+  readonly gateExpsBias?: Vec;
+  readonly upExpsBias?: Vec;
+  readonly downExpsBias?: Vec;
+  readonly shared?: {
+    readonly gateInp: Vec;
+    readonly gate: Weight;
+    readonly up: Weight;
+    readonly down: Weight;
+  };
+  /** Sliding window of this layer (0 = global attention). */
+  readonly window: number;
+}
+
+/** Options of {@link loadModel}. */
+export interface LoadOptions {
+  /** Kernel threads (default: available cores, at most 16). */
+  threads?: number;
+  /** Ask the OS to prefetch the dense weights (default true). */
+  willNeed?: boolean;
+}
+
+/** A weight tensor is missing or has the wrong shape or type. */
+export class ModelLoadError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ModelLoadError";
+  }
+}
+
+/** A loaded model. Call {@link Model.close} when done. */
+export class Model {
+  readonly path: string;
+  readonly gguf: GGUFFile;
+  readonly arch: ArchSpec;
+  readonly config: ModelConfig;
+  readonly file: MappedFile;
+  readonly pool: Ptr;
+  readonly threads: number;
+  readonly tokenEmbd: Weight;
+  readonly output: Weight;
+  readonly outputNorm: Vec;
+  readonly layers: readonly LayerWeights[];
+  #closed = false;
+
+  private constructor(path: string, gguf: GGUFFile, file: MappedFile, threads: number, willNeed: boolean) {
+    this.path = path;
+    this.gguf = gguf;
+    this.file = file;
+    this.arch = archOf(gguf.kv);
+    this.config = this.arch.config(gguf.kv);
+    const cfg = this.config;
+    const n = native();
+    const t = (name: string, optional = false): TensorInfo | undefined => {
+      const info = gguf.tensorByName.get(name);
+      if (!info && !optional) {
+        throw new ModelLoadError(`Cannot load ${path}: tensor "${name}" is missing`);
+      }
+      if (info && info.absoluteOffset + info.nbytes > file.size) {
+        throw new ModelLoadError(`Cannot load tensor "${name}": data runs past the end of ${path}`);
+      }
+      return info;
+    };
+    const weight = (name: string, rows: number, cols: number, optional = false): Weight | undefined => {
+      const info = t(name, optional);
+      if (!info) return undefined;
+      const [c, r = 1] = info.shape;
+      if (c !== cols || r !== rows || info.shape.length > 2) {
+        throw new ModelLoadError(
+          `Cannot load tensor "${name}": expected shape [${cols}, ${rows}], got [${info.shape}]`,
+        );
+      }
+      return { name, type: info.type, rows, cols, ptr: file.ptrAt(info.absoluteOffset), rowBytes: rowBytes(info.type, cols) };
+    };
+    const req = (name: string, rows: number, cols: number) => weight(name, rows, cols)!;
+    const vec = (name: string, len: number, optional = false): Vec | undefined => {
+      const info = t(name, optional);
+      if (!info) return undefined;
+      if (info.type !== GGMLType.F32 || info.nElements !== len) {
+        throw new ModelLoadError(
+          `Cannot load tensor "${name}": expected F32 of ${len} values, got ${info.typeName} of ${info.nElements}`,
+        );
+      }
+      const data = new Float32Array(file.bytes(info.absoluteOffset, info.nbytes).slice().buffer);
+      return { name, ptr: n.ptr(data), data };
+    };
+    const experts = (name: string, rows: number, cols: number): ExpertWeight => {
+      const info = t(name)!;
+      const [c, r, e] = info.shape;
+      if (c !== cols || r !== rows || e !== cfg.nExpert) {
+        throw new ModelLoadError(
+          `Cannot load tensor "${name}": expected shape [${cols}, ${rows}, ${cfg.nExpert}], got [${info.shape}]`,
+        );
+      }
+      const expertBytes = rowBytes(info.type, cols) * rows;
+      const ptrs: Ptr[] = [];
+      for (let i = 0; i < e; i++) ptrs.push(file.ptrAt(info.absoluteOffset + i * expertBytes));
+      if (willNeed) file.advise(info.absoluteOffset, info.nbytes, Advice.RANDOM);
+      return { name, type: info.type, rows, cols, ptrs, expertBytes, fileOffset: info.absoluteOffset };
+    };
+    const E = cfg.nEmbd, hd = cfg.headDim, hdv = cfg.headDimV;
+    const nq = cfg.nHead * hd, nk = cfg.nHeadKv * hd, nv = cfg.nHeadKv * hdv;
+    this.tokenEmbd = req("token_embd.weight", cfg.nVocab, E);
+    this.output = weight("output.weight", cfg.nVocab, E, true) ?? this.tokenEmbd;
+    this.outputNorm = vec("output_norm.weight", E)!;
+    const layers: LayerWeights[] = [];
+    for (let i = 0; i < cfg.nLayer; i++) {
+      const p = `blk.${i}.`;
+      const ff = cfg.nFfExp;
+      const layer: LayerWeights = {
+        attnNorm: vec(p + "attn_norm.weight", E)!,
+        q: req(p + "attn_q.weight", nq, E),
+        k: req(p + "attn_k.weight", nk, E),
+        v: req(p + "attn_v.weight", nv, E),
+        o: req(p + "attn_output.weight", E, cfg.nHead * hdv),
+        qBias: cfg.attnQKVBias ? vec(p + "attn_q.bias", nq) : undefined,
+        kBias: cfg.attnQKVBias ? vec(p + "attn_k.bias", nk) : undefined,
+        vBias: cfg.attnQKVBias ? vec(p + "attn_v.bias", nv) : undefined,
+        oBias: cfg.attnOutBias ? vec(p + "attn_output.bias", E) : undefined,
+        qNorm: cfg.qkNorm === "head" ? vec(p + "attn_q_norm.weight", hd) : cfg.qkNorm === "full" ? vec(p + "attn_q_norm.weight", nq) : undefined,
+        kNorm: cfg.qkNorm === "head" ? vec(p + "attn_k_norm.weight", hd) : cfg.qkNorm === "full" ? vec(p + "attn_k_norm.weight", nk) : undefined,
+        sinks: cfg.attnSinks ? vec(p + "attn_sinks.weight", cfg.nHead) : undefined,
+        ffnNorm: vec(p + cfg.ffnNormName + ".weight", E)!,
+        router: req(p + "ffn_gate_inp.weight", cfg.nExpert, E),
+        routerBias: cfg.routerBias ? vec(p + "ffn_gate_inp.bias", cfg.nExpert) : undefined,
+        gateExps: experts(p + "ffn_gate_exps.weight", ff, E),
+        upExps: experts(p + "ffn_up_exps.weight", ff, E),
+        downExps: experts(p + "ffn_down_exps.weight", E, ff),
+        gateExpsBias: cfg.expertBias ? vec(p + "ffn_gate_exps.bias", ff * cfg.nExpert) : undefined,
+        upExpsBias: cfg.expertBias ? vec(p + "ffn_up_exps.bias", ff * cfg.nExpert) : undefined,
+        downExpsBias: cfg.expertBias ? vec(p + "ffn_down_exps.bias", E * cfg.nExpert) : undefined,
+        shared: cfg.nFfShexp > 0
+          ? {
+            gateInp: vec(p + "ffn_gate_inp_shexp.weight", E)!,
+            gate: req(p + "ffn_gate_shexp.weight", cfg.nFfShexp, E),
+            up: req(p + "ffn_up_shexp.weight", cfg.nFfShexp, E),
+            down: req(p + "ffn_down_shexp.weight", E, cfg.nFfShexp),
+          }
+          : undefined,
+        window: cfg.slidingWindow > 0 && cfg.swaPattern > 0 && i % cfg.swaPattern < cfg.swaPattern - 1
+          ? cfg.slidingWindow
+          : 0,
+      };
+      layers.push(layer);
+    }
+    this.layers = layers;
+    if (willNeed) {
+      // dense tensors: everything that is not a routed expert
+      for (const info of gguf.tensors) {
+        if (/_exps\.weight$/.test(info.name)) continue;
+        file.advise(info.absoluteOffset, info.nbytes, Advice.WILLNEED);
+      }
+    }
+    this.threads = threads;
+    const pool = n.sym.spool_pool_create(threads);
+    if (isNull(pool)) throw new KernelError("spool_pool_create", Status.NOMEM);
+    this.pool = pool;
+  }
+
+  /** Load a GGUF model: parse, map, bind every tensor. */
+  static load(path: string, opts: LoadOptions = {}): Model {
+    const gguf = readGGUF(path);
+    const file = MappedFile.open(path);
+    try {
+      const threads = opts.threads ?? Math.max(1, Math.min(availableParallelism(), 16));
+      return new Model(path, gguf, file, threads, opts.willNeed ?? true);
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+  }
+
+  /** Release the pool and the mapping. Sessions must be closed first. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    native().sym.spool_pool_destroy(this.pool);
+    this.file.close();
+  }
+}

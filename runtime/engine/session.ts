@@ -1,0 +1,368 @@
+/**
+ * A session: what one conversation owns — the KV cache, its position, and scratch buffers —
+ * plus the forward pass of the shared MoE decoder layer (DESIGN §8: the architectures differ
+ * in data, in {@link ModelConfig}, and share this code).
+ *
+ * Shapes are noted as (rows, cols), row-major. A step processes n tokens of one sequence:
+ * a prefill chunk (n up to `batch`) runs every projection as a matrix-matrix product and
+ * groups the chunk's tokens by expert, so each expert's weights are read once per chunk;
+ * decode (n = 1) runs matrix-vector products.
+ */
+import { check, native } from "../../ffi/mod.ts";
+import type { Ptr } from "../../ffi/mod.ts";
+import { NativeBuffer } from "../../ffi/memory.ts";
+import { GGMLType } from "../gguf/types.ts";
+import type { ModelConfig } from "../models/config.ts";
+import type { LayerWeights, Model, Vec, Weight } from "./model.ts";
+
+const ACT_F32 = 0;
+const ACT_Q8 = 1;
+const ROPE_NORMAL = 0;
+const ROPE_NEOX = 2;
+const GATE_SOFTMAX = 0;
+const GATE_SOFTMAX_TOPK = 2;
+
+/** Options of a {@link Session}. */
+export interface SessionOptions {
+  /** Context length (KV cache rows); default min(model training context, 4096). */
+  nCtx?: number;
+  /** Most tokens per forward step (prefill chunk); default 64. */
+  batch?: number;
+}
+
+/** Which logits {@link Session.eval} returns. */
+export type LogitsMode = "last" | "all" | "none";
+
+/** The prompt or generation ran past the context window. */
+export class ContextOverflowError extends Error {
+  readonly nCtx: number;
+  readonly needed: number;
+  constructor(nCtx: number, needed: number) {
+    super(`Context overflow: ${needed} tokens do not fit the context of ${nCtx} tokens`);
+    this.name = "ContextOverflowError";
+    this.nCtx = nCtx;
+    this.needed = needed;
+  }
+}
+
+function actFor(type: number): number {
+  return type === GGMLType.F32 || type === GGMLType.F16 || type === GGMLType.BF16 ? ACT_F32 : ACT_Q8;
+}
+
+/** One sequence's state over a {@link Model}. */
+export class Session {
+  readonly model: Model;
+  readonly nCtx: number;
+  readonly batch: number;
+  /** Tokens in the KV cache, in order. */
+  readonly tokens: number[] = [];
+  #kCache: NativeBuffer[] = [];
+  #vCache: NativeBuffer[] = [];
+  #buf: Record<string, NativeBuffer> = {};
+  #scratch: NativeBuffer;
+  #pos: NativeBuffer;
+  #closed = false;
+
+  constructor(model: Model, opts: SessionOptions = {}) {
+    this.model = model;
+    const c = model.config;
+    this.nCtx = Math.max(1, opts.nCtx ?? Math.min(c.nCtxTrain || 4096, 4096));
+    this.batch = Math.max(1, opts.batch ?? 64);
+    const B = this.batch;
+    const kvRow = c.nHeadKv * c.headDim * 2;
+    for (let i = 0; i < c.nLayer; i++) {
+      this.#kCache.push(new NativeBuffer(this.nCtx * kvRow));
+      this.#vCache.push(new NativeBuffer(this.nCtx * c.nHeadKv * c.headDimV * 2));
+    }
+    const f = (n: number) => new NativeBuffer(Math.max(1, n) * 4);
+    const ff = Math.max(c.nFfExp, c.nFfShexp);
+    this.#buf = {
+      x: f(B * c.nEmbd),
+      h: f(B * c.nEmbd),
+      q: f(B * c.nHead * c.headDim),
+      k: f(B * c.nHeadKv * c.headDim),
+      v: f(B * c.nHeadKv * c.headDimV),
+      att: f(B * c.nHead * c.headDimV),
+      o: f(B * c.nEmbd),
+      router: f(B * c.nExpert),
+      ids: f(B * c.nExpertUsed),
+      wts: f(B * c.nExpertUsed),
+      eh: f(B * c.nEmbd), // gathered rows routed to one expert
+      g: f(B * ff),
+      u: f(B * ff),
+      d: f(B * c.nEmbd),
+      moe: f(B * c.nEmbd),
+      logits: f(c.nVocab),
+    };
+    // scratch for 8-bit activations: the largest of any product in a step
+    const s = native().sym;
+    let scratch = 0;
+    const need = (w: { type: number; cols: number }, n: number) => {
+      scratch = Math.max(scratch, s.spool_matmul_scratch_bytes(w.type, w.cols, n, ACT_Q8));
+    };
+    need(model.output, B);
+    for (const l of model.layers) {
+      for (const w of [l.q, l.k, l.v, l.o, l.router, l.gateExps, l.upExps, l.downExps]) need(w, B);
+      if (l.shared) for (const w of [l.shared.gate, l.shared.up, l.shared.down]) need(w, B);
+    }
+    this.#scratch = new NativeBuffer(Math.max(64, scratch));
+    this.#pos = new NativeBuffer(B * 4);
+  }
+
+  /** Tokens in the cache. */
+  get position(): number {
+    return this.tokens.length;
+  }
+
+  /** Drop cached tokens after `n` (keep the first n), e.g. to reuse a common prefix. */
+  truncate(n: number): void {
+    if (n < this.tokens.length) this.tokens.length = Math.max(0, n);
+  }
+
+  /**
+   * Run `tokens` through the model after the cached ones. Returns logits: of the last token
+   * (`last`, length nVocab), of every token (`all`, tokens.length × nVocab), or none.
+   * @throws ContextOverflowError if the cache cannot hold them (nothing is evaluated)
+   */
+  eval(tokens: ArrayLike<number>, mode: LogitsMode = "last"): Float32Array {
+    if (this.#closed) throw new Error("Session used after close()");
+    const n = tokens.length;
+    const nVocab = this.model.config.nVocab;
+    if (this.position + n > this.nCtx) throw new ContextOverflowError(this.nCtx, this.position + n);
+    for (let i = 0; i < n; i++) {
+      const t = tokens[i];
+      if (!Number.isInteger(t) || t < 0 || t >= nVocab) {
+        throw new RangeError(`token id ${t} at index ${i} is outside the vocabulary (0..${nVocab - 1})`);
+      }
+    }
+    const out = new Float32Array(mode === "all" ? n * nVocab : mode === "last" ? nVocab : 0);
+    for (let start = 0; start < n; start += this.batch) {
+      const m = Math.min(this.batch, n - start);
+      const chunk = Array.from({ length: m }, (_, i) => tokens[start + i]);
+      const lastChunk = start + m === n;
+      const want = mode === "all" ? m : mode === "last" && lastChunk ? 1 : 0;
+      this.#step(chunk, want, (row, logits) => {
+        const at = mode === "all" ? (start + row) * nVocab : 0;
+        out.set(logits, at);
+      });
+      for (const t of chunk) this.tokens.push(t);
+    }
+    return out;
+  }
+
+  /** Free the KV cache and buffers. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const b of [...this.#kCache, ...this.#vCache, ...Object.values(this.#buf), this.#scratch, this.#pos]) b.free();
+  }
+
+  // ---- the forward pass -----------------------------------------------------------------
+
+  #matmul(w: Weight | { type: number; rows: number; cols: number; ptr: Ptr }, x: Ptr, n: number, y: Ptr): void {
+    const st = native().sym.spool_matmul(
+      this.model.pool, w.type, w.ptr, w.rows, w.cols, x, n, y, actFor(w.type), this.#scratch.ptr,
+    );
+    if (st !== 0) check(st, "spool_matmul", (w as Weight).name);
+  }
+
+  /** One chunk of m tokens at positions [pos0, pos0+m); calls emit for the last `want` rows. */
+  #step(chunk: number[], want: number, emit: (row: number, logits: Float32Array) => void): void {
+    const model = this.model;
+    const c = model.config;
+    const s = native().sym;
+    const m = chunk.length;
+    const pos0 = this.position;
+    const B = this.#buf;
+    const E = c.nEmbd;
+    // embeddings: x (m, E)
+    const te = model.tokenEmbd;
+    for (let i = 0; i < m; i++) {
+      const st = s.spool_dequantize_row(
+        te.type, native().offset(te.ptr, chunk[i] * te.rowBytes), B.x.ptrAt(i * E * 4), E,
+      );
+      if (st !== 0) check(st, "spool_dequantize_row", te.name);
+    }
+    const pos = this.#pos.i32;
+    for (let i = 0; i < m; i++) pos[i] = pos0 + i;
+    for (let li = 0; li < c.nLayer; li++) this.#layer(li, model.layers[li], m, pos0);
+    if (want === 0) return;
+    // final norm on the rows wanted, then the output projection
+    const first = m - want;
+    s.spool_rmsnorm(B.x.ptrAt(first * E * 4), model.outputNorm.ptr, B.h.ptr, want, E, c.rmsEps);
+    const logits = B.logits;
+    for (let r = 0; r < want; r++) {
+      this.#matmul(model.output, B.h.ptrAt(r * E * 4), 1, logits.ptr);
+      emit(first + r, logits.f32.subarray(0, c.nVocab));
+    }
+  }
+
+  #layer(li: number, L: LayerWeights, m: number, pos0: number): void {
+    const c = this.model.config;
+    const s = native().sym;
+    const B = this.#buf;
+    const E = c.nEmbd;
+    const hd = c.headDim;
+    const nq = c.nHead * hd, nk = c.nHeadKv * hd, nv = c.nHeadKv * c.headDimV;
+    // ---- attention
+    s.spool_rmsnorm(B.x.ptr, L.attnNorm.ptr, B.h.ptr, m, E, c.rmsEps);
+    this.#matmul(L.q, B.h.ptr, m, B.q.ptr);
+    this.#matmul(L.k, B.h.ptr, m, B.k.ptr);
+    this.#matmul(L.v, B.h.ptr, m, B.v.ptr);
+    if (L.qBias) addBias(B.q.f32, L.qBias, m);
+    if (L.kBias) addBias(B.k.f32, L.kBias, m);
+    if (L.vBias) addBias(B.v.f32, L.vBias, m);
+    if (c.qkNorm === "head") {
+      s.spool_rmsnorm(B.q.ptr, L.qNorm!.ptr, B.q.ptr, m * c.nHead, hd, c.rmsEps);
+      s.spool_rmsnorm(B.k.ptr, L.kNorm!.ptr, B.k.ptr, m * c.nHeadKv, hd, c.rmsEps);
+    } else if (c.qkNorm === "full") {
+      s.spool_rmsnorm(B.q.ptr, L.qNorm!.ptr, B.q.ptr, m, nq, c.rmsEps);
+      s.spool_rmsnorm(B.k.ptr, L.kNorm!.ptr, B.k.ptr, m, nk, c.rmsEps);
+    }
+    this.#rope(B.q.ptr, m, c.nHead);
+    this.#rope(B.k.ptr, m, c.nHeadKv);
+    const kc = this.#kCache[li], vc = this.#vCache[li];
+    s.spool_f32_to_f16(B.k.ptr, kc.ptrAt(pos0 * nk * 2), m * nk);
+    s.spool_f32_to_f16(B.v.ptr, vc.ptrAt(pos0 * nv * 2), m * nv);
+    const st = s.spool_attention(
+      this.model.pool, B.q.ptr, kc.ptr, vc.ptr, B.att.ptr, m, c.nHead, c.nHeadKv, hd, pos0 + m,
+      pos0, 1 / Math.sqrt(hd), L.window, L.sinks ? L.sinks.ptr : null,
+    );
+    if (st !== 0) check(st, "spool_attention", `layer ${li}`);
+    this.#matmul(L.o, B.att.ptr, m, B.o.ptr);
+    const x = B.x.f32, o = B.o.f32;
+    if (L.oBias) addBias(o, L.oBias, m);
+    for (let i = 0, n = m * E; i < n; i++) x[i] += o[i];
+    // ---- mixture of experts
+    s.spool_rmsnorm(B.x.ptr, L.ffnNorm.ptr, B.h.ptr, m, E, c.rmsEps);
+    this.#moe(L, m);
+    const moe = B.moe.f32;
+    for (let i = 0, n = m * E; i < n; i++) x[i] += moe[i];
+  }
+
+  #rope(x: Ptr, m: number, nHead: number): void {
+    const c = this.model.config;
+    const r = c.rope;
+    const sc = r.scaling;
+    let freqScale = 1, extFactor = 0;
+    const attnFactor = 1;
+    if (sc && sc.factor > 0 && (sc.type === "yarn" || sc.type === "linear")) {
+      freqScale = 1 / sc.factor;
+      if (sc.type === "yarn") extFactor = 1;
+    }
+    const st = native().sym.spool_rope(
+      x, this.#pos.ptr, m, nHead, c.headDim, r.dim, r.type === "neox" ? ROPE_NEOX : ROPE_NORMAL,
+      r.freqBase, freqScale, extFactor, attnFactor, 32, 1, sc?.origCtx || c.nCtxTrain,
+      null,
+    );
+    if (st !== 0) check(st, "spool_rope");
+  }
+
+  /** B.moe (m, E) = Σ_k w_k · expert_k(B.h) (+ the shared expert). */
+  #moe(L: LayerWeights, m: number): void {
+    const c = this.model.config;
+    const s = native().sym;
+    const B = this.#buf;
+    const E = c.nEmbd, K = c.nExpertUsed, ff = c.nFfExp;
+    const routing = this.model.arch.routing;
+    this.#matmul(L.router, B.h.ptr, m, B.router.ptr);
+    if (L.routerBias) addBias(B.router.f32, L.routerBias, m);
+    const gating = routing.order === "topk_softmax" ? GATE_SOFTMAX_TOPK : GATE_SOFTMAX;
+    const st = s.spool_topk_route(
+      B.router.ptr, null, m, c.nExpert, K, gating, routing.renormalize ? 1 : 0, 1, B.ids.ptr,
+      B.wts.ptr,
+    );
+    if (st !== 0) check(st, "spool_topk_route");
+    const ids = B.ids.i32, wts = B.wts.f32;
+    const out = B.moe.f32;
+    out.fill(0, 0, m * E);
+    const h = B.h.f32, eh = B.eh.f32, g = B.g.f32, u = B.u.f32, d = B.d.f32;
+    // group the chunk's (token, slot) pairs by expert
+    const byExpert = new Map<number, number[]>();
+    for (let t = 0; t < m; t++) {
+      for (let j = 0; j < K; j++) {
+        const e = ids[t * K + j];
+        let list = byExpert.get(e);
+        if (!list) byExpert.set(e, list = []);
+        list.push(t * K + j);
+      }
+    }
+    for (const [e, slots] of byExpert) {
+      const n = slots.length;
+      let src: Ptr;
+      if (m === 1) {
+        src = B.h.ptr;
+      } else {
+        for (let r = 0; r < n; r++) {
+          const t = (slots[r] / K) | 0;
+          eh.set(h.subarray(t * E, t * E + E), r * E);
+        }
+        src = B.eh.ptr;
+      }
+      this.#matmul({ ...L.gateExps, ptr: L.gateExps.ptrs[e] }, src, n, B.g.ptr);
+      this.#matmul({ ...L.upExps, ptr: L.upExps.ptrs[e] }, src, n, B.u.ptr);
+      if (c.act === "swiglu_oai") {
+        const gb = L.gateExpsBias!.data, ub = L.upExpsBias!.data;
+        swigluOai(g, u, n, ff, gb.subarray(e * ff, e * ff + ff), ub.subarray(e * ff, e * ff + ff));
+      } else {
+        s.spool_swiglu(B.g.ptr, B.u.ptr, B.g.ptr, n * ff);
+      }
+      this.#matmul({ ...L.downExps, ptr: L.downExps.ptrs[e] }, B.g.ptr, n, B.d.ptr);
+      const db = L.downExpsBias?.data.subarray(e * E, e * E + E);
+      for (let r = 0; r < n; r++) {
+        const slot = slots[r];
+        const t = (slot / K) | 0;
+        const w = wts[slot];
+        const o = t * E, dr = r * E;
+        if (db) for (let i = 0; i < E; i++) out[o + i] += w * (d[dr + i] + db[i]);
+        else for (let i = 0; i < E; i++) out[o + i] += w * d[dr + i];
+      }
+    }
+    if (L.shared) {
+      const sh = L.shared;
+      const fs = c.nFfShexp;
+      this.#matmul(sh.gate, B.h.ptr, m, B.g.ptr);
+      this.#matmul(sh.up, B.h.ptr, m, B.u.ptr);
+      s.spool_swiglu(B.g.ptr, B.u.ptr, B.g.ptr, m * fs);
+      this.#matmul(sh.down, B.g.ptr, m, B.d.ptr);
+      const gi = sh.gateInp.data;
+      for (let t = 0; t < m; t++) {
+        let dot = 0;
+        for (let i = 0; i < E; i++) dot += gi[i] * h[t * E + i];
+        const gate = 1 / (1 + Math.exp(-dot));
+        for (let i = 0; i < E; i++) out[t * E + i] += gate * d[t * E + i];
+      }
+    }
+  }
+}
+
+/** x (m, n) += bias (n) on every row. */
+function addBias(x: Float32Array, bias: Vec, m: number): void {
+  const b = bias.data;
+  const n = b.length;
+  for (let r = 0; r < m; r++) {
+    const o = r * n;
+    for (let i = 0; i < n; i++) x[o + i] += b[i];
+  }
+}
+
+/**
+ * gpt-oss's clamped SwiGLU, in place into g: with biases added first,
+ * g' = min(g, 7), u' = clamp(u, -7, 7), out = g' · sigmoid(1.702 g') · (u' + 1).
+ */
+function swigluOai(
+  g: Float32Array, u: Float32Array, n: number, ff: number, gb: Float32Array, ub: Float32Array,
+): void {
+  const limit = 7, alpha = 1.702;
+  for (let r = 0; r < n; r++) {
+    const o = r * ff;
+    for (let i = 0; i < ff; i++) {
+      const x = Math.min(g[o + i] + gb[i], limit);
+      const y = Math.max(-limit, Math.min(u[o + i] + ub[i], limit));
+      g[o + i] = (x / (1 + Math.exp(-alpha * x))) * (y + 1);
+    }
+  }
+}
+
+/** The config type, re-exported for session users. */
+export type { ModelConfig };
