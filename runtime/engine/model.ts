@@ -110,7 +110,13 @@ export class Model {
   readonly layers: readonly LayerWeights[];
   #closed = false;
 
-  private constructor(path: string, gguf: GGUFFile, file: MappedFile, threads: number, willNeed: boolean) {
+  private constructor(
+    path: string,
+    gguf: GGUFFile,
+    file: MappedFile,
+    threads: number,
+    willNeed: boolean,
+  ) {
     this.path = path;
     this.gguf = gguf;
     this.file = file;
@@ -128,7 +134,12 @@ export class Model {
       }
       return info;
     };
-    const weight = (name: string, rows: number, cols: number, optional = false): Weight | undefined => {
+    const weight = (
+      name: string,
+      rows: number,
+      cols: number,
+      optional = false,
+    ): Weight | undefined => {
       const info = t(name, optional);
       if (!info) return undefined;
       const [c, r = 1] = info.shape;
@@ -137,7 +148,14 @@ export class Model {
           `Cannot load tensor "${name}": expected shape [${cols}, ${rows}], got [${info.shape}]`,
         );
       }
-      return { name, type: info.type, rows, cols, ptr: file.ptrAt(info.absoluteOffset), rowBytes: rowBytes(info.type, cols) };
+      return {
+        name,
+        type: info.type,
+        rows,
+        cols,
+        ptr: file.ptrAt(info.absoluteOffset),
+        rowBytes: rowBytes(info.type, cols),
+      };
     };
     const req = (name: string, rows: number, cols: number) => weight(name, rows, cols)!;
     const vec = (name: string, len: number, optional = false): Vec | undefined => {
@@ -163,7 +181,15 @@ export class Model {
       const ptrs: Ptr[] = [];
       for (let i = 0; i < e; i++) ptrs.push(file.ptrAt(info.absoluteOffset + i * expertBytes));
       if (willNeed) file.advise(info.absoluteOffset, info.nbytes, Advice.RANDOM);
-      return { name, type: info.type, rows, cols, ptrs, expertBytes, fileOffset: info.absoluteOffset };
+      return {
+        name,
+        type: info.type,
+        rows,
+        cols,
+        ptrs,
+        expertBytes,
+        fileOffset: info.absoluteOffset,
+      };
     };
     const E = cfg.nEmbd, hd = cfg.headDim, hdv = cfg.headDimV;
     const nq = cfg.nHead * hd, nk = cfg.nHeadKv * hd, nv = cfg.nHeadKv * hdv;
@@ -184,8 +210,16 @@ export class Model {
         kBias: cfg.attnQKVBias ? vec(p + "attn_k.bias", nk) : undefined,
         vBias: cfg.attnQKVBias ? vec(p + "attn_v.bias", nv) : undefined,
         oBias: cfg.attnOutBias ? vec(p + "attn_output.bias", E) : undefined,
-        qNorm: cfg.qkNorm === "head" ? vec(p + "attn_q_norm.weight", hd) : cfg.qkNorm === "full" ? vec(p + "attn_q_norm.weight", nq) : undefined,
-        kNorm: cfg.qkNorm === "head" ? vec(p + "attn_k_norm.weight", hd) : cfg.qkNorm === "full" ? vec(p + "attn_k_norm.weight", nk) : undefined,
+        qNorm: cfg.qkNorm === "head"
+          ? vec(p + "attn_q_norm.weight", hd)
+          : cfg.qkNorm === "full"
+          ? vec(p + "attn_q_norm.weight", nq)
+          : undefined,
+        kNorm: cfg.qkNorm === "head"
+          ? vec(p + "attn_k_norm.weight", hd)
+          : cfg.qkNorm === "full"
+          ? vec(p + "attn_k_norm.weight", nk)
+          : undefined,
         sinks: cfg.attnSinks ? vec(p + "attn_sinks.weight", cfg.nHead) : undefined,
         ffnNorm: vec(p + cfg.ffnNormName + ".weight", E)!,
         router: req(p + "ffn_gate_inp.weight", cfg.nExpert, E),
@@ -204,9 +238,10 @@ export class Model {
             down: req(p + "ffn_down_shexp.weight", E, cfg.nFfShexp),
           }
           : undefined,
-        window: cfg.slidingWindow > 0 && cfg.swaPattern > 0 && i % cfg.swaPattern < cfg.swaPattern - 1
-          ? cfg.slidingWindow
-          : 0,
+        window:
+          cfg.slidingWindow > 0 && cfg.swaPattern > 0 && i % cfg.swaPattern < cfg.swaPattern - 1
+            ? cfg.slidingWindow
+            : 0,
       };
       layers.push(layer);
     }

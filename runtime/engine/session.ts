@@ -46,7 +46,9 @@ export class ContextOverflowError extends Error {
 }
 
 function actFor(type: number): number {
-  return type === GGMLType.F32 || type === GGMLType.F16 || type === GGMLType.BF16 ? ACT_F32 : ACT_Q8;
+  return type === GGMLType.F32 || type === GGMLType.F16 || type === GGMLType.BF16
+    ? ACT_F32
+    : ACT_Q8;
 }
 
 /** One sequence's state over a {@link Model}. */
@@ -92,6 +94,7 @@ export class Session {
       u: f(B * ff),
       d: f(B * c.nEmbd),
       moe: f(B * c.nEmbd),
+      slots: f(B * c.nExpertUsed * c.nEmbd), // (m, K, E) weighted expert outputs
       logits: f(c.nVocab),
     };
     // scratch for 8-bit activations: the largest of any product in a step
@@ -103,7 +106,7 @@ export class Session {
     need(model.output, B);
     for (const l of model.layers) {
       for (const w of [l.q, l.k, l.v, l.o, l.router, l.gateExps, l.upExps, l.downExps]) need(w, B);
-      if (l.shared) for (const w of [l.shared.gate, l.shared.up, l.shared.down]) need(w, B);
+      if (l.shared) { for (const w of [l.shared.gate, l.shared.up, l.shared.down]) need(w, B); }
     }
     this.#scratch = new NativeBuffer(Math.max(64, scratch));
     this.#pos = new NativeBuffer(B * 4);
@@ -132,7 +135,9 @@ export class Session {
     for (let i = 0; i < n; i++) {
       const t = tokens[i];
       if (!Number.isInteger(t) || t < 0 || t >= nVocab) {
-        throw new RangeError(`token id ${t} at index ${i} is outside the vocabulary (0..${nVocab - 1})`);
+        throw new RangeError(
+          `token id ${t} at index ${i} is outside the vocabulary (0..${nVocab - 1})`,
+        );
       }
     }
     const out = new Float32Array(mode === "all" ? n * nVocab : mode === "last" ? nVocab : 0);
@@ -154,14 +159,36 @@ export class Session {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const b of [...this.#kCache, ...this.#vCache, ...Object.values(this.#buf), this.#scratch, this.#pos]) b.free();
+    for (
+      const b of [
+        ...this.#kCache,
+        ...this.#vCache,
+        ...Object.values(this.#buf),
+        this.#scratch,
+        this.#pos,
+      ]
+    ) b.free();
   }
 
   // ---- the forward pass -----------------------------------------------------------------
 
-  #matmul(w: Weight | { type: number; rows: number; cols: number; ptr: Ptr }, x: Ptr, n: number, y: Ptr): void {
+  #matmul(
+    w: Weight | { type: number; rows: number; cols: number; ptr: Ptr },
+    x: Ptr,
+    n: number,
+    y: Ptr,
+  ): void {
     const st = native().sym.spool_matmul(
-      this.model.pool, w.type, w.ptr, w.rows, w.cols, x, n, y, actFor(w.type), this.#scratch.ptr,
+      this.model.pool,
+      w.type,
+      w.ptr,
+      w.rows,
+      w.cols,
+      x,
+      n,
+      y,
+      actFor(w.type),
+      this.#scratch.ptr,
     );
     if (st !== 0) check(st, "spool_matmul", (w as Weight).name);
   }
@@ -179,7 +206,10 @@ export class Session {
     const te = model.tokenEmbd;
     for (let i = 0; i < m; i++) {
       const st = s.spool_dequantize_row(
-        te.type, native().offset(te.ptr, chunk[i] * te.rowBytes), B.x.ptrAt(i * E * 4), E,
+        te.type,
+        native().offset(te.ptr, chunk[i] * te.rowBytes),
+        B.x.ptrAt(i * E * 4),
+        E,
       );
       if (st !== 0) check(st, "spool_dequantize_row", te.name);
     }
@@ -225,8 +255,20 @@ export class Session {
     s.spool_f32_to_f16(B.k.ptr, kc.ptrAt(pos0 * nk * 2), m * nk);
     s.spool_f32_to_f16(B.v.ptr, vc.ptrAt(pos0 * nv * 2), m * nv);
     const st = s.spool_attention(
-      this.model.pool, B.q.ptr, kc.ptr, vc.ptr, B.att.ptr, m, c.nHead, c.nHeadKv, hd, pos0 + m,
-      pos0, 1 / Math.sqrt(hd), L.window, L.sinks ? L.sinks.ptr : null,
+      this.model.pool,
+      B.q.ptr,
+      kc.ptr,
+      vc.ptr,
+      B.att.ptr,
+      m,
+      c.nHead,
+      c.nHeadKv,
+      hd,
+      pos0 + m,
+      pos0,
+      1 / Math.sqrt(hd),
+      L.window,
+      L.sinks ? L.sinks.ptr : null,
     );
     if (st !== 0) check(st, "spool_attention", `layer ${li}`);
     this.#matmul(L.o, B.att.ptr, m, B.o.ptr);
@@ -251,8 +293,20 @@ export class Session {
       if (sc.type === "yarn") extFactor = 1;
     }
     const st = native().sym.spool_rope(
-      x, this.#pos.ptr, m, nHead, c.headDim, r.dim, r.type === "neox" ? ROPE_NEOX : ROPE_NORMAL,
-      r.freqBase, freqScale, extFactor, attnFactor, 32, 1, sc?.origCtx || c.nCtxTrain,
+      x,
+      this.#pos.ptr,
+      m,
+      nHead,
+      c.headDim,
+      r.dim,
+      r.type === "neox" ? ROPE_NEOX : ROPE_NORMAL,
+      r.freqBase,
+      freqScale,
+      extFactor,
+      attnFactor,
+      32,
+      1,
+      sc?.origCtx || c.nCtxTrain,
       null,
     );
     if (st !== 0) check(st, "spool_rope");
@@ -269,13 +323,21 @@ export class Session {
     if (L.routerBias) addBias(B.router.f32, L.routerBias, m);
     const gating = routing.order === "topk_softmax" ? GATE_SOFTMAX_TOPK : GATE_SOFTMAX;
     const st = s.spool_topk_route(
-      B.router.ptr, null, m, c.nExpert, K, gating, routing.renormalize ? 1 : 0, 1, B.ids.ptr,
+      B.router.ptr,
+      null,
+      m,
+      c.nExpert,
+      K,
+      gating,
+      routing.renormalize ? 1 : 0,
+      1,
+      B.ids.ptr,
       B.wts.ptr,
     );
     if (st !== 0) check(st, "spool_topk_route");
     const ids = B.ids.i32, wts = B.wts.f32;
     const out = B.moe.f32;
-    out.fill(0, 0, m * E);
+    const so = B.slots.f32;
     const h = B.h.f32, eh = B.eh.f32, g = B.g.f32, u = B.u.f32, d = B.d.f32;
     // group the chunk's (token, slot) pairs by expert
     const byExpert = new Map<number, number[]>();
@@ -308,14 +370,22 @@ export class Session {
         s.spool_swiglu(B.g.ptr, B.u.ptr, B.g.ptr, n * ff);
       }
       this.#matmul({ ...L.downExps, ptr: L.downExps.ptrs[e] }, B.g.ptr, n, B.d.ptr);
+      // each slot's weighted output, kept apart so the sum runs in slot order as in ggml
       const db = L.downExpsBias?.data.subarray(e * E, e * E + E);
       for (let r = 0; r < n; r++) {
         const slot = slots[r];
-        const t = (slot / K) | 0;
         const w = wts[slot];
-        const o = t * E, dr = r * E;
-        if (db) for (let i = 0; i < E; i++) out[o + i] += w * (d[dr + i] + db[i]);
-        else for (let i = 0; i < E; i++) out[o + i] += w * d[dr + i];
+        const o = slot * E, dr = r * E;
+        if (db) { for (let i = 0; i < E; i++) so[o + i] = Math.fround(d[dr + i] + db[i]) * w; }
+        else for (let i = 0; i < E; i++) so[o + i] = d[dr + i] * w;
+      }
+    }
+    for (let t = 0; t < m; t++) {
+      const o = t * E, first = t * K * E;
+      out.set(so.subarray(first, first + E), o);
+      for (let j = 1; j < K; j++) {
+        const src = first + j * E;
+        for (let i = 0; i < E; i++) out[o + i] += so[src + i];
       }
     }
     if (L.shared) {
@@ -349,17 +419,26 @@ function addBias(x: Float32Array, bias: Vec, m: number): void {
 /**
  * gpt-oss's clamped SwiGLU, in place into g: with biases added first,
  * g' = min(g, 7), u' = clamp(u, -7, 7), out = g' · sigmoid(1.702 g') · (u' + 1).
+ * Every step is rounded to f32 in ggml's order, so the result is bit-identical to llama.cpp's
+ * (8-bit activation quantization downstream would otherwise amplify 1-ulp differences).
  */
 function swigluOai(
-  g: Float32Array, u: Float32Array, n: number, ff: number, gb: Float32Array, ub: Float32Array,
+  g: Float32Array,
+  u: Float32Array,
+  n: number,
+  ff: number,
+  gb: Float32Array,
+  ub: Float32Array,
 ): void {
-  const limit = 7, alpha = 1.702;
+  const f = Math.fround;
+  const limit = 7, alpha = f(1.702);
   for (let r = 0; r < n; r++) {
     const o = r * ff;
     for (let i = 0; i < ff; i++) {
-      const x = Math.min(g[o + i] + gb[i], limit);
-      const y = Math.max(-limit, Math.min(u[o + i] + ub[i], limit));
-      g[o + i] = (x / (1 + Math.exp(-alpha * x))) * (y + 1);
+      const x = Math.min(f(g[o + i] + gb[i]), limit);
+      const y = Math.max(-limit, Math.min(f(u[o + i] + ub[i]), limit));
+      const glu = f(x / f(1 + f(Math.exp(f(alpha * -x)))));
+      g[o + i] = glu * f(y + 1);
     }
   }
 }

@@ -1,0 +1,88 @@
+/**
+ * Prefill and decode speed of a model, as `spool bench` and bench/generate.ts measure it:
+ * a prompt of `prefill` tokens evaluated in one call, then `decode` tokens one at a time
+ * (greedy), from a fresh session each repetition; the median of `reps` runs.
+ */
+import { Model } from "./model.ts";
+import { Session } from "./session.ts";
+
+/** Options of {@link benchModel}. */
+export interface BenchOptions {
+  prefill?: number;
+  decode?: number;
+  reps?: number;
+  threads?: number;
+  /** Token ids of the prompt (default: a fixed pseudo-random sequence). */
+  prompt?: number[];
+}
+
+/** One repetition's timings. */
+export interface BenchRun {
+  prefillTokS: number;
+  decodeTokS: number;
+}
+
+/** A deterministic prompt of n token ids below nVocab (avoids id 0 and special tokens). */
+export function benchPrompt(n: number, nVocab: number): number[] {
+  const out: number[] = [];
+  let x = 12345;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out.push(100 + (x % Math.max(1, Math.min(nVocab, 30000) - 100)));
+  }
+  return out;
+}
+
+/** Run one repetition on a loaded model. */
+export function benchOnce(model: Model, opts: BenchOptions = {}): BenchRun {
+  const np = opts.prefill ?? 64;
+  const nd = opts.decode ?? 32;
+  const prompt = opts.prompt ?? benchPrompt(np, model.config.nVocab);
+  const s = new Session(model, { nCtx: np + nd + 8, batch: Math.max(np, 1) });
+  try {
+    const t0 = performance.now();
+    let logits = s.eval(prompt, "last");
+    const t1 = performance.now();
+    for (let i = 0; i < nd; i++) {
+      let best = 0;
+      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+      logits = s.eval([best], "last");
+    }
+    const t2 = performance.now();
+    return { prefillTokS: np / ((t1 - t0) / 1000), decodeTokS: nd / ((t2 - t1) / 1000) };
+  } finally {
+    s.close();
+  }
+}
+
+/** Median of numbers. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Load `path` and measure; returns every run and the medians. */
+export function benchModel(path: string, opts: BenchOptions = {}): {
+  runs: BenchRun[];
+  prefillTokS: number;
+  decodeTokS: number;
+  loadSeconds: number;
+} {
+  const t0 = performance.now();
+  const model = Model.load(path, { threads: opts.threads });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  try {
+    benchOnce(model, { ...opts, decode: 4 }); // warm-up: page in the weights
+    const runs: BenchRun[] = [];
+    for (let i = 0; i < (opts.reps ?? 5); i++) runs.push(benchOnce(model, opts));
+    return {
+      runs,
+      prefillTokS: median(runs.map((r) => r.prefillTokS)),
+      decodeTokS: median(runs.map((r) => r.decodeTokS)),
+      loadSeconds,
+    };
+  } finally {
+    model.close();
+  }
+}
