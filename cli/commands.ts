@@ -10,7 +10,10 @@ import { readGGUF } from "../runtime/gguf/reader.ts";
 import { QUANTIZE_TARGETS, requantizeFile } from "../runtime/gguf/requantize.ts";
 import { formatBytes, formatReport, inspectGGUF } from "../runtime/inspect.ts";
 import { synthMain, writeSyntheticModel } from "../runtime/models/synth.ts";
+import { loadModel } from "../runtime/api.ts";
 import type { Command } from "./main.ts";
+import { generateCommands } from "./generate_commands.ts";
+import { tokenizeMain } from "../runtime/tokenizer/cli.ts";
 
 const isTTY = () => Boolean(process.stderr.isTTY) && !process.env.CI;
 
@@ -46,7 +49,7 @@ export function demoModelPath(): string {
   return join(cacheDir(), "demo", "spool-demo-qwen3moe-q4k.gguf");
 }
 
-function demoCommand(args: string[]): number {
+async function demoCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: { out: { type: "string" }, json: { type: "boolean", default: false } },
@@ -72,15 +75,49 @@ function demoCommand(args: string[]): number {
   if (tty) process.stderr.write("\n");
   console.log(`wrote ${path} (${formatBytes(r.bytes)}) in ${r.seconds.toFixed(1)} s\n`);
   const report = inspectGGUF(readGGUF(path), path);
-  console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
+  if (values.json) {
+    console.log(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  console.log(formatReport(report));
+  const m = loadModel(path);
+  try {
+    const prompt = "Once upon a time";
+    console.log(`\ngenerating 32 tokens (greedy) from ${JSON.stringify(prompt)} ...`);
+    const it = m.generate(prompt, { maxTokens: 32, temperature: 0 });
+    const ids: number[] = [];
+    let text = "";
+    let r = await it.next();
+    while (!r.done) {
+      if (r.value.token >= 0) ids.push(r.value.token);
+      text += r.value.text;
+      r = await it.next();
+    }
+    const res = r.value;
+    console.log(`tokens: ${ids.join(" ")}`);
+    console.log(`text:   ${JSON.stringify(text)}  (random weights: not language)`);
+    console.log(
+      `speed:  prefill ${(res.promptTokens / res.prefillSeconds).toFixed(1)} tok/s, decode ` +
+        `${(res.completionTokens / res.decodeSeconds).toFixed(1)} tok/s on ${m.model.threads} ` +
+        `threads; each token reads ${formatBytes(report.bytesPerToken)}`,
+    );
+  } finally {
+    m.close();
+  }
   return 0;
 }
 
 /** Subcommands registered by name. */
 export const commands: Record<string, Command> = {
+  ...generateCommands,
+  tokenize: {
+    usage: "spool tokenize MODEL [TEXT] [--file FILE] [--json]",
+    summary: "token ids of a text (works on vocab-only GGUF files)",
+    run: tokenizeMain,
+  },
   demo: {
     usage: "spool demo [--out FILE] [--json]",
-    summary: "make the demo model (random weights) and show what it holds",
+    summary: "make the demo model (random weights), show what it holds, generate from it",
     run: demoCommand,
   },
   quantize: {

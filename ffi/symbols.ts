@@ -97,7 +97,8 @@ export const symbols = {
       "i32", // n_tok n_head n_head_kv head_dim n_kv pos0
       "f32",
       "i32",
-      "ptr", // scale window sinks
+      "ptr",
+      "i32", // scale window sinks flags
     ],
     "i32",
   ),

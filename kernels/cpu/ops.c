@@ -1,10 +1,10 @@
 /*
  * ops.c — public entry points of the elementwise, normalization, RoPE, routing and
  * attention ops (spool.h). Each entry point validates its arguments (SPOOL_E_INVALID for
- * NULL pointers and negative or inconsistent sizes, SPOOL_E_RANGE for values beyond what
- * the kernels support), then picks the row kernels of the implementation selected by
- * spool_impl_current (ref/ops_ref.c, x86/ops_avx2.c, arm/ops_neon.c) and loops over rows,
- * tokens and heads. Layouts are those of spool.h: row-major, contiguous.
+ * NULL pointers, negative or inconsistent sizes and unknown flags, SPOOL_E_RANGE for values
+ * beyond what the kernels support), then picks the row kernels of the implementation
+ * selected by spool_impl_current (ref/ops_ref.c, x86/ops_avx2.c, arm/ops_neon.c) and loops
+ * over rows, tokens and heads. Layouts are those of spool.h: row-major, contiguous.
  *
  * Attention is split over the pool by (token, kv head, chunk of the query heads that share
  * that kv head), so a GQA group reads its K/V rows once. No op allocates or prints.
@@ -119,7 +119,7 @@ SPOOL_API spool_status spool_topk_route(const float *logits, const float *bias, 
 }
 
 typedef void (*attn_heads_fn)(const float *, int32_t, const uint16_t *, const uint16_t *, size_t,
-                              int32_t, int32_t, int32_t, float, const float *, float *);
+                              int32_t, int32_t, int32_t, float, const float *, int32_t, float *);
 
 typedef struct {
   attn_heads_fn fn;
@@ -128,7 +128,7 @@ typedef struct {
   float *out;
   const float *sinks;
   size_t kv_stride;
-  int32_t n_head, n_head_kv, group, chunk, n_chunks, head_dim, pos0, window;
+  int32_t n_head, n_head_kv, group, chunk, n_chunks, head_dim, pos0, window, flags;
   float scale;
 } attn_ctx;
 
@@ -148,16 +148,16 @@ static void attn_task(void *p, int32_t task, int32_t n_tasks) {
   const size_t qo = ((size_t)t * (size_t)c->n_head + (size_t)h0) * (size_t)c->head_dim;
   const size_t ko = (size_t)kvh * (size_t)c->head_dim;
   c->fn(c->q + qo, nh, c->k + ko, c->v + ko, c->kv_stride, c->head_dim, j0, pos, c->scale,
-        c->sinks ? c->sinks + h0 : NULL, c->out + qo);
+        c->sinks ? c->sinks + h0 : NULL, c->flags, c->out + qo);
 }
 
 SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const uint16_t *k,
                                        const uint16_t *v, float *out, int32_t n_tok,
                                        int32_t n_head, int32_t n_head_kv, int32_t head_dim,
                                        int32_t n_kv, int32_t pos0, float scale, int32_t window,
-                                       const float *sinks) {
+                                       const float *sinks, int32_t flags) {
   if (n_tok < 0 || n_head < 1 || n_head_kv < 1 || n_head % n_head_kv != 0 || head_dim < 1 ||
-      n_kv < 0 || pos0 < 0 || window < 0)
+      n_kv < 0 || pos0 < 0 || window < 0 || (flags & ~SPOOL_ATTN_GGML) != 0)
     return SPOOL_E_INVALID;
   if (head_dim > SPOOL_ATTN_MAX_HEAD_DIM) return SPOOL_E_RANGE;
   if ((int64_t)pos0 + (int64_t)n_tok > (int64_t)n_kv) return SPOOL_E_RANGE;
@@ -179,6 +179,7 @@ SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const u
   c.pos0 = pos0;
   c.window = window;
   c.scale = scale;
+  c.flags = flags;
   /* Query heads of one kv head go together (each K/V block is read once for all of them),
    * up to the stack accumulator's size; smaller chunks only when there would otherwise be
    * fewer than two tasks per thread. Per-head results do not depend on the chunking. */

@@ -26,6 +26,19 @@
 #define DQ_CHUNK 2048            /* f32 values dequantized at a time (8 KiB) */
 #define TILE_BYTES (192 * 1024)  /* activation bytes of one token tile */
 #define STACK_SCRATCH (64 * 1024)
+#ifndef TILE_ROWS
+#define TILE_ROWS 4              /* matvec rows per tile call (tile_q8 kernels) */
+#endif
+#define TILE_TOKS 4              /* prefill tokens per tile call */
+#ifndef L1_TILE_BYTES
+#define L1_TILE_BYTES (20 * 1024) /* quantized activation bytes of a prefill token tile */
+#endif
+#ifndef L2_TASK_BYTES
+#define L2_TASK_BYTES (256 * 1024) /* weight bytes of one prefill task (re-read per token tile) */
+#endif
+#ifndef MV_TASKS_PER_THREAD
+#define MV_TASKS_PER_THREAD 8
+#endif
 
 /* ---- type table ---- */
 typedef struct {
@@ -67,6 +80,7 @@ typedef struct {
   spool_dot_fn dot_q8;      /* integer dot with quantized x, or NULL */
   spool_quant_fn quant_act; /* x -> Q8_0 / Q8_K */
   spool_dot_fn dot_ff;      /* f32 · f32, for the dequantize-chunk path */
+  spool_tile_fn tile_q8;    /* nr rows x nt tokens of dot_q8 at once, or NULL (row by row) */
 } kernels;
 
 static spool_dequant_fn ref_dequant(int32_t type) {
@@ -86,6 +100,7 @@ static spool_dequant_fn ref_dequant(int32_t type) {
 }
 
 static void select_ref(int32_t type, kernels *k) {
+  k->tile_q8 = NULL;
   k->dequant = ref_dequant(type);
   k->dot_ff = spool_ref_dot_f32_f32;
   k->dot_f32 = type == SPOOL_TYPE_F32 ? spool_ref_dot_f32_f32
@@ -113,11 +128,19 @@ static void select_avx2(int32_t type, kernels *k) {
     case SPOOL_TYPE_F16: k->dot_f32 = spool_avx2_dot_f16_f32; k->dequant = spool_avx2_dequant_f16; break;
     case SPOOL_TYPE_BF16: k->dot_f32 = spool_avx2_dot_bf16_f32; k->dequant = spool_avx2_dequant_bf16; break;
     case SPOOL_TYPE_Q4_0: k->dot_q8 = spool_avx2_dot_q4_0_q8_0; k->dequant = spool_avx2_dequant_q4_0; break;
-    case SPOOL_TYPE_Q8_0: k->dot_q8 = spool_avx2_dot_q8_0_q8_0; k->dequant = spool_avx2_dequant_q8_0; break;
-    case SPOOL_TYPE_MXFP4: k->dot_q8 = spool_avx2_dot_mxfp4_q8_0; k->dequant = spool_avx2_dequant_mxfp4; break;
-    case SPOOL_TYPE_Q4_K: k->dot_q8 = spool_avx2_dot_q4_K_q8_K; k->dequant = spool_avx2_dequant_q4_K; break;
+    case SPOOL_TYPE_Q8_0:
+      k->dot_q8 = spool_avx2_dot_q8_0_q8_0; k->tile_q8 = spool_avx2_tile_q8_0_q8_0;
+      k->dequant = spool_avx2_dequant_q8_0; break;
+    case SPOOL_TYPE_MXFP4:
+      k->dot_q8 = spool_avx2_dot_mxfp4_q8_0; k->tile_q8 = spool_avx2_tile_mxfp4_q8_0;
+      k->dequant = spool_avx2_dequant_mxfp4; break;
+    case SPOOL_TYPE_Q4_K:
+      k->dot_q8 = spool_avx2_dot_q4_K_q8_K; k->tile_q8 = spool_avx2_tile_q4_K_q8_K;
+      k->dequant = spool_avx2_dequant_q4_K; break;
     case SPOOL_TYPE_Q5_K: k->dot_q8 = spool_avx2_dot_q5_K_q8_K; k->dequant = spool_avx2_dequant_q5_K; break;
-    case SPOOL_TYPE_Q6_K: k->dot_q8 = spool_avx2_dot_q6_K_q8_K; k->dequant = spool_avx2_dequant_q6_K; break;
+    case SPOOL_TYPE_Q6_K:
+      k->dot_q8 = spool_avx2_dot_q6_K_q8_K; k->tile_q8 = spool_avx2_tile_q6_K_q8_K;
+      k->dequant = spool_avx2_dequant_q6_K; break;
     default: break;
   }
   k->quant_act = k->quant_act == spool_ref_quant_q8_K ? spool_avx2_quant_act_q8_K
@@ -235,6 +258,31 @@ static void mm_task(void *vctx, int32_t task, int32_t n_tasks) {
   const int32_t rows = c->rows, cols = c->cols, n_tok = c->n_tok;
   const int32_t r0 = task * c->rows_per_task;
   const int32_t r1 = r0 + c->rows_per_task < rows ? r0 + c->rows_per_task : rows;
+  if (c->xq && c->k.tile_q8) {
+    const spool_tile_fn tile = c->k.tile_q8;
+    if (n_tok == 1) { /* matvec: TILE_ROWS rows share each activation block */
+      for (int32_t r = r0; r < r1; r += TILE_ROWS) {
+        const int32_t nr = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
+        tile(cols, c->w + (size_t)r * c->row_bytes, c->row_bytes, nr, c->xq, c->xq_row, 1,
+             c->y + r, (size_t)rows);
+      }
+      return;
+    }
+    /* prefill: a token tile's activations stay in L1 while the task's rows (in L2) pass over
+     * them; each weight block is decoded once per TILE_TOKS tokens */
+    for (int32_t t0 = 0; t0 < n_tok; t0 += c->tok_tile) {
+      const int32_t t1 = t0 + c->tok_tile < n_tok ? t0 + c->tok_tile : n_tok;
+      for (int32_t r = r0; r < r1; r++) {
+        const uint8_t *wr = c->w + (size_t)r * c->row_bytes;
+        for (int32_t t = t0; t < t1; t += TILE_TOKS) {
+          const int32_t nt = t1 - t < TILE_TOKS ? t1 - t : TILE_TOKS;
+          tile(cols, wr, c->row_bytes, 1, c->xq + (size_t)t * c->xq_row, c->xq_row, nt,
+               c->y + (size_t)t * rows + r, (size_t)rows);
+        }
+      }
+    }
+    return;
+  }
   for (int32_t t0 = 0; t0 < n_tok; t0 += c->tok_tile) {
     const int32_t t1 = t0 + c->tok_tile < n_tok ? t0 + c->tok_tile : n_tok;
     if (c->xq) {
@@ -353,14 +401,22 @@ static spool_status matmul_impl(spool_pool *pool, int32_t type, const void *w, i
     for (size_t i = 0; i < (size_t)rows * (size_t)n_tok; i++) y[i] = 0;
     return SPOOL_OK;
   }
-  int32_t tile = (int32_t)(TILE_BYTES / (tok_bytes ? tok_bytes : 1));
-  if (tile < 1) tile = 1;
+  const int use_tile = c.xq && c.k.tile_q8;
+  int32_t tile = (int32_t)((use_tile ? L1_TILE_BYTES : TILE_BYTES) / (tok_bytes ? tok_bytes : 1));
+  if (use_tile) tile -= tile % TILE_TOKS;
+  if (tile < (use_tile ? TILE_TOKS : 1)) tile = use_tile ? TILE_TOKS : 1;
   if (tile > n_tok) tile = n_tok;
   c.tok_tile = tile;
-  /* about 8 tasks per thread for dynamic balance, at least 4 rows each */
-  int32_t n_tasks = n_threads == 1 ? 1 : n_threads * 8;
+  /* several tasks per thread for dynamic balance, at least 4 rows each (a multiple of
+   * TILE_ROWS); with several token tiles, a task's rows must stay in L2 across them */
+  int32_t n_tasks = n_threads == 1 ? 1 : n_threads * (n_tok == 1 ? MV_TASKS_PER_THREAD : 8);
   int32_t per = (rows + n_tasks - 1) / n_tasks;
+  if (use_tile && tile < n_tok) {
+    const int32_t cap = (int32_t)(L2_TASK_BYTES / c.row_bytes);
+    if (per > cap) per = cap;
+  }
   if (per < 4) per = 4;
+  per += (TILE_ROWS - per % TILE_ROWS) % TILE_ROWS;
   c.rows_per_task = per;
   n_tasks = (rows + per - 1) / per;
   spool_pool_run(pool, mm_task, &c, n_tasks);

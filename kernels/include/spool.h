@@ -207,13 +207,24 @@ SPOOL_API spool_status spool_topk_route(const float *logits, const float *bias, 
  * Query token t sits at position pos0 + t and attends to kv rows j with j <= pos0 + t and,
  * if window > 0, j > pos0 + t - window. scores = q·k * scale.
  * sinks: NULL or n_head f32 logits that join each head's softmax denominator only (gpt-oss).
+ * flags: 0 or SPOOL_ATTN_GGML (other bits: SPOOL_E_INVALID).
+ *  0: q and the probabilities stay f32; one pass of online (flash-style) softmax.
+ *  SPOOL_ATTN_GGML: the roundings of ggml's non-flash CPU attention (llama.cpp without
+ *   flash attention), which converts the right-hand operand of its f16 matmuls to f16:
+ *   q is rounded to f16 before q·k; scores s = (q16·k) * scale; m = max(s, sink);
+ *   sum = Σ exp(s - m) (+ exp(sink - m)) accumulated in double; each probability
+ *   p = f16(exp(s - m) * (float)(1/sum)) is rounded to f16 before p·v (f32 accumulation);
+ *   out = Σ p·v with no final division. Scores are kept on the stack while a head attends
+ *   to at most 8192 keys; beyond that q·k is recomputed for the max, the sum and p·v.
  * Work is split over the pool by (token, kv head): one task runs every query head that
- * shares a kv head, so each K/V row is read once per group. */
+ * shares a kv head, so each K/V row is read once per group. Results do not depend on the
+ * pool size. */
+#define SPOOL_ATTN_GGML 1
 SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const uint16_t *k,
                                        const uint16_t *v, float *out, int32_t n_tok,
                                        int32_t n_head, int32_t n_head_kv, int32_t head_dim,
                                        int32_t n_kv, int32_t pos0, float scale, int32_t window,
-                                       const float *sinks);
+                                       const float *sinks, int32_t flags);
 
 #ifdef __cplusplus
 }

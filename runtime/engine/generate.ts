@@ -103,7 +103,8 @@ export async function* generate(
     history.push(s.token);
     if (!opts.ignoreEos && tokenizer.isEog(s.token)) {
       finish = "stop";
-      const rest = stops.flush?.() ?? "";
+      const r = stops.push(decoder.flush());
+      const rest = r.text + (r.stopped ? "" : stops.flush());
       if (rest) yield { token: s.token, text: rest, logprob: s.logprob, top: s.top };
       break;
     }
@@ -118,9 +119,10 @@ export async function* generate(
     if (session.position + 1 > session.nCtx || n >= max) {
       // context full or limit reached: flush what the decoder and matcher still hold
       const tail = stops.push(decoder.flush());
-      const end = stops.flush?.() ?? "";
+      const end = tail.stopped ? "" : stops.flush();
       if (tail.text + end) yield { token: -1, text: tail.text + end, logprob: 0 };
-      finish = "length";
+      finish = tail.stopped ? "stop" : "length";
+      stopString = tail.stop;
       break;
     }
     logits = session.eval([s.token], "last");

@@ -39,8 +39,8 @@
  * logit bias and penalties, at temperature 1 and before top-k/top-p/min-p. They describe the
  * model's distribution with the caller's hard constraints applied (a banned token has
  * `-Infinity`), independent of the randomness knobs, so they are comparable across
- * temperatures. This matches what llama.cpp's server reports by default
- * (`post_sampling_probs: false`), plus the bias and penalties. The chosen token's logprob and
+ * temperatures. llama.cpp's server reports by default (`post_sampling_probs: false`) the
+ * softmax of the raw logits; this adds the bias and penalties to that. The chosen token's logprob and
  * the `top` list use the same definition; `top` is sorted by logprob, descending, ties by
  * ascending id, and lists only tokens with a finite logit.
  *
@@ -55,11 +55,16 @@
  *
  * ## Performance
  *
- * No full sort per token: one fused pass over the vocabulary computes the max, the
- * normalizer (online softmax) and a bounded heap for top-k and the top-N logprobs; top-p
- * without top-k sorts only the candidates above an adaptive logit threshold. `exp` is a
- * table-free polynomial (relative error < 1e-8) that uses only IEEE `+ - *`, so it gives
- * bit-identical results in every engine, unlike `Math.exp`.
+ * No full sort per token. One pass over the vocabulary finds the max and keeps a bounded heap
+ * for top-k and the top-N logprobs; a second sums exp(l - max) for the normalizer. top-p
+ * without top-k sorts only the tokens above an adaptive logit threshold (widened until they
+ * hold the mass). `exp` is a 32-entry-per-octave table plus a degree-4 polynomial (relative
+ * error < 1e-11) built from IEEE `+ - * /` and `sqrt` only, so it gives bit-identical
+ * results in every engine (unlike `Math.exp`) and is about 4 times faster in V8. Measured
+ * at vocabulary 151936 on this 2-core machine: about 1 ms per token with the llama.cpp
+ * defaults; 1.3 to 2 ms for the untruncated OpenAI defaults (the draw scans the vocabulary);
+ * 12 to 35 ms in the worst case, top-p without top-k over near-flat logits (most of the
+ * vocabulary must be sorted).
  *
  * @module
  */
@@ -335,6 +340,7 @@ function penalizeInPlace(
   for (let j = start; j < len; j++) {
     const t = history[j];
     if (!(t >= 0 && t < n) || !Number.isInteger(t)) {
+      for (const u of touched) counts[u] = 0; // leave the scratch clean
       throw new SamplingError(
         "bad_token",
         `Cannot apply penalties: history[${j}] = ${t} is not a token id in [0, ${n})`,
@@ -414,6 +420,20 @@ function checkParams(p: SamplingParams): void {
   }
 }
 
+const PARAM_KEYS: readonly (keyof SamplingParams)[] = [
+  "temperature",
+  "topK",
+  "topP",
+  "minP",
+  "repeatPenalty",
+  "repeatLastN",
+  "presencePenalty",
+  "frequencyPenalty",
+  "seed",
+  "logprobs",
+  "logitBias",
+];
+
 /**
  * A sampler: the parameters, the PRNG state and scratch buffers of one sequence. Not shared
  * between sequences (its PRNG advances with every random draw). Use one per sequence; the
@@ -442,18 +462,22 @@ export class Sampler {
   #max = 0;
   #argmax = 0;
   #z = 0;
-  // Sorted heap contents (value desc, id asc): the top `#nTop` ids in `#ids`.
+  // The top `#nTop` tokens (value desc, id asc) in `#heapI`: top-N logprobs and top-k.
   #nTop = 0;
   // Final candidates: `#all` = the whole vocabulary in id order; else `#ids[0..#nCand)`.
   #all = false;
   #nCand = 0;
 
-  /** Builds a sampler; missing parameters come from {@link LLAMA_DEFAULTS}. */
+  /**
+   * Builds a sampler; missing (or undefined) parameters come from {@link LLAMA_DEFAULTS}, and
+   * keys that are not sampling parameters are ignored.
+   */
   constructor(params: Partial<SamplingParams> = {}) {
+    // Only the known keys (callers pass wider option objects), and undefined = default.
     const p: SamplingParams = { ...LLAMA_DEFAULTS };
-    for (const [k, v] of Object.entries(params)) {
-      if (v !== undefined) (p as unknown as Record<string, unknown>)[k] = v;
-    }
+    const src = params as Record<string, unknown>;
+    const dst = p as unknown as Record<string, unknown>;
+    for (const k of PARAM_KEYS) if (src[k] !== undefined) dst[k] = src[k];
     checkParams(p);
     this.params = Object.freeze(p);
     this.#seed = p.seed === undefined ? randomSeed() : BigInt.asUintN(64, BigInt(p.seed));
@@ -519,11 +543,11 @@ export class Sampler {
   }
 
   #ensure(n: number): void {
-    if (n === this.#n) return;
     if (n === 0) throw new SamplingError("bad_logits", "Cannot sample: the logits are empty");
     if (n > MAX_VOCAB) {
       throw new SamplingError("bad_logits", `Cannot sample: vocabulary ${n} > ${MAX_VOCAB}`);
     }
+    if (n === this.#n) return;
     this.#n = n;
     this.#work = new Float32Array(n);
     this.#counts = new Int32Array(n);

@@ -269,6 +269,7 @@ export class Session {
       1 / Math.sqrt(hd),
       L.window,
       L.sinks ? L.sinks.ptr : null,
+      1, // SPOOL_ATTN_GGML: llama.cpp's f16 roundings of q and the probabilities
     );
     if (st !== 0) check(st, "spool_attention", `layer ${li}`);
     this.#matmul(L.o, B.att.ptr, m, B.o.ptr);

@@ -5,18 +5,20 @@
  * as UTF-8 and every byte becomes one symbol, GPT-2's byte-to-unicode character. Adjacent
  * symbols are then merged, lowest merge rank first (ties: leftmost), until no pair has a rank.
  *
- * Data layout: every string that can be a symbol (each vocabulary token, and each merge part or
- * result that is not a token) has an integer id; ids below the vocabulary size are token ids.
- * Merges live in one `Map` keyed `left * 2^21 + right` whose value is `rank * 2^21 + result`.
- * A piece is merged on small typed arrays: a doubly linked list of symbols and a binary heap of
- * candidate pairs keyed (rank, left position); a popped pair is used only if both of its symbols
- * are still the ones it was made from. Results are cached per piece.
+ * Data layout: every string that can be a symbol (each vocabulary token, and each merge result
+ * that is not a token) has an integer id; ids below the vocabulary size are token ids. Merge
+ * ranks are read from a `Map` keyed by the merge string ("left right", as stored in the file);
+ * the first lookup of a pair of symbol ids caches `rank * 2^21 + result` in a `Map` keyed
+ * `left * 2^21 + right`, so loading costs one hash per merge and encoding hashes no strings in
+ * steady state. A piece is merged on small typed arrays: a doubly linked list of symbols and a
+ * binary heap of candidate pairs keyed (rank, left position); a popped pair is used only if
+ * both of its symbols are still the ones it was made from. Results are cached per piece.
  *
  * @module
  */
 
 import { TokenizerError } from "./errors.ts";
-import { PreTokenizer } from "./pretokenize.ts";
+import type { PreTokenizer } from "./pretokenize.ts";
 import { BYTE_TO_CHAR, ByteBuffer } from "./unicode.ts";
 
 const ID_BITS = 2 ** 21;
@@ -35,10 +37,12 @@ export class BpeModel {
   /** The pre-tokenizer. */
   readonly pre: PreTokenizer;
   readonly #tokenToId: Map<string, number>;
+  readonly #texts: readonly string[];
   readonly #nVocab: number;
   readonly #extra: string[] = [];
-  readonly #intern: Map<string, number>;
-  readonly #merges = new Map<number, number>();
+  readonly #extraIds = new Map<string, number>();
+  readonly #rankOf = new Map<string, number>();
+  readonly #pairs = new Map<number, number>();
   readonly #byteSym = new Int32Array(256);
   readonly #ignoreMerges: boolean;
   readonly #cache = new Map<string, readonly number[]>();
@@ -58,63 +62,59 @@ export class BpeModel {
   /**
    * Build the merge table.
    * @param tokenToId token text to id (the vocabulary)
-   * @param nVocab number of tokens
+   * @param texts token texts by id
    * @param merges `tokenizer.ggml.merges`: "left right", rank = index
    * @param pre the pre-tokenizer
    * @param options flags
-   * @throws TokenizerError `too_large` if the vocabulary and merges exceed 2^21 symbols
+   * @throws TokenizerError `too_large` if the vocabulary has 2^21 tokens or more
    */
   constructor(
     tokenToId: Map<string, number>,
-    nVocab: number,
+    texts: readonly string[],
     merges: readonly string[],
     pre: PreTokenizer,
     options: BpeOptions = {},
   ) {
     this.pre = pre;
     this.#tokenToId = tokenToId;
-    this.#nVocab = nVocab;
+    this.#texts = texts;
+    const nVocab = this.#nVocab = texts.length;
     this.#ignoreMerges = options.ignoreMerges ?? false;
-    this.#intern = new Map(tokenToId);
-    const intern = (s: string): number => {
-      let id = this.#intern.get(s);
-      if (id === undefined) {
-        id = nVocab + this.#extra.length;
-        this.#extra.push(s);
-        this.#intern.set(s, id);
-      }
-      return id;
-    };
-    for (let b = 0; b < 256; b++) this.#byteSym[b] = intern(BYTE_TO_CHAR[b]);
     for (let rank = 0; rank < merges.length; rank++) {
       const m = merges[rank];
-      const sp = m.indexOf(" ", 1);
-      const first = sp === -1 ? "" : m.slice(0, sp);
-      const second = sp === -1 ? "" : m.slice(sp + 1);
-      const a = intern(first);
-      const b = intern(second);
-      const r = intern(first + second);
-      const key = a * ID_BITS + b;
-      if (!this.#merges.has(key)) this.#merges.set(key, rank * ID_BITS + r);
+      if (!this.#rankOf.has(m)) this.#rankOf.set(m, rank);
     }
-    if (nVocab + this.#extra.length >= ID_BITS) {
+    for (let b = 0; b < 256; b++) this.#byteSym[b] = this.#intern(BYTE_TO_CHAR[b]);
+    if (nVocab >= ID_BITS) {
       throw new TokenizerError("too_large", {
-        key: "tokenizer.ggml.merges",
+        key: "tokenizer.ggml.tokens",
         path: options.path,
-        detail: `${nVocab} tokens and ${this.#extra.length} extra merge symbols; at most ${
-          ID_BITS - 1
-        }`,
+        detail: `${nVocab} tokens; at most ${ID_BITS - 1}`,
       });
     }
   }
 
+  #intern(s: string): number {
+    let id = this.#tokenToId.get(s) ?? this.#extraIds.get(s);
+    if (id === undefined) {
+      id = this.#nVocab + this.#extra.length;
+      if (id >= ID_BITS) {
+        throw new TokenizerError("too_large", { detail: `more than ${ID_BITS} BPE symbols` });
+      }
+      this.#extra.push(s);
+      this.#extraIds.set(s, id);
+    }
+    return id;
+  }
+
+  #text(id: number): string {
+    return id < this.#nVocab ? this.#texts[id] : this.#extra[id - this.#nVocab];
+  }
+
   /** Merge rank of the pair (`left`, `right`) of token strings, or -1. */
   rank(left: string, right: string): number {
-    const a = this.#intern.get(left);
-    const b = this.#intern.get(right);
-    if (a === undefined || b === undefined) return -1;
-    const v = this.#merges.get(a * ID_BITS + b);
-    return v === undefined ? -1 : Math.floor(v / ID_BITS);
+    if (left.includes(" ") || right.includes(" ")) return -1;
+    return this.#rankOf.get(left + " " + right) ?? -1;
   }
 
   /** Append the tokens of raw text (no special tokens) to `out`. */
@@ -199,8 +199,15 @@ export class BpeModel {
   #addPair(left: number, right: number): void {
     const l = this.#sym[left];
     const r = this.#sym[right];
-    const v = this.#merges.get(l * ID_BITS + r);
-    if (v === undefined) return;
+    const key = l * ID_BITS + r;
+    let v = this.#pairs.get(key);
+    if (v === undefined) {
+      const a = this.#text(l), b = this.#text(r);
+      const rank = this.#rankOf.get(a + " " + b);
+      v = rank === undefined ? -1 : rank * ID_BITS + this.#intern(a + b);
+      this.#pairs.set(key, v);
+    }
+    if (v < 0) return;
     const rank = Math.floor(v / ID_BITS);
     const res = v - rank * ID_BITS;
     if (this.#hN === this.#hRank.length) this.#growHeap();
@@ -231,7 +238,10 @@ export class BpeModel {
     for (;;) {
       let c = 2 * i + 1;
       if (c >= n) break;
-      if (c + 1 < n && (hRank[c + 1] < hRank[c] || (hRank[c + 1] === hRank[c] && hLeft[c + 1] < hLeft[c]))) {
+      if (
+        c + 1 < n &&
+        (hRank[c + 1] < hRank[c] || (hRank[c + 1] === hRank[c] && hLeft[c + 1] < hLeft[c]))
+      ) {
         c++;
       }
       if (rank < hRank[c] || (rank === hRank[c] && left < hLeft[c])) break;

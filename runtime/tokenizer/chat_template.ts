@@ -322,6 +322,28 @@ function decodeKey(k: string): RV {
  */
 const GENERATORS = new WeakMap<RV, { pos: number }>();
 
+/**
+ * Markup strings (markupsafe): `|safe` and `|escape` mark a string; adding a plain string to a
+ * marked one HTML-escapes the plain side (a template bug some templates rely on unknowingly).
+ */
+const MARKUP = new WeakSet<RV>();
+
+function mkMarkup(s: string): RV {
+  const v = mkStr(s);
+  MARKUP.add(v);
+  return v;
+}
+
+function htmlEscape(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    .replace(/"/g, "&#34;").replace(/'/g, "&#39;");
+}
+
+/** markupsafe.escape: marked strings pass, anything else is stringified and escaped. */
+function escapeRV(v: RV): RV {
+  return MARKUP.has(v) ? v : mkMarkup(htmlEscape(pyStr(v)));
+}
+
 function mkGen(items: RV[]): RV {
   const g = mkList(items);
   GENERATORS.set(g, { pos: 0 });
@@ -385,7 +407,9 @@ function pyRepr(v: RV): string {
     }
     case T.dict:
     case T.kwargs:
-      return `{${[...mapOf(v)].map(([k, x]) => `${pyRepr(decodeKey(k))}: ${pyRepr(x)}`).join(", ")}}`;
+      return `{${
+        [...mapOf(v)].map(([k, x]) => `${pyRepr(decodeKey(k))}: ${pyRepr(x)}`).join(", ")
+      }}`;
     case T.ns:
       return `<Namespace {${
         [...mapOf(v)].map(([k, x]) => `${pyStrRepr(k)}: ${pyRepr(x)}`).join(", ")
@@ -509,7 +533,10 @@ function jsonKey(k: RV): string {
     case T.float:
       return pyStr(k);
     default:
-      throw new PyError("TypeError", `keys must be str, int, float, bool or None, not ${pyTypeName(k)}`);
+      throw new PyError(
+        "TypeError",
+        `keys must be str, int, float, bool or None, not ${pyTypeName(k)}`,
+      );
   }
 }
 
@@ -619,8 +646,8 @@ function pyStrip(s: string, chars: string | null, left: boolean, right: boolean)
   const set = new Set(chars === null ? PY_WS : chars);
   const cps = [...s];
   let i = 0, j = cps.length;
-  if (left) while (i < j && set.has(cps[i])) i++;
-  if (right) while (j > i && set.has(cps[j - 1])) j--;
+  if (left) { while (i < j && set.has(cps[i])) i++; }
+  if (right) { while (j > i && set.has(cps[j - 1])) j--; }
   return cps.slice(i, j).join("");
 }
 
@@ -673,6 +700,35 @@ function pyRsplit(s: string, sep: string | null, maxsplit: number): string[] {
     return [parts.slice(0, cut).join(sep), ...parts.slice(cut)];
   }
   return parts;
+}
+
+/** Python's line boundaries for `str.splitlines`. */
+const LINE_BREAKS = new Set([
+  "\n",
+  "\r",
+  "\v",
+  "\f",
+  "\x1c",
+  "\x1d",
+  "\x1e",
+  "\x85",
+  "\u2028",
+  "\u2029",
+]);
+
+/** Python `str.splitlines(keepends)`. */
+function pySplitlines(s: string, keepends: boolean): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (!LINE_BREAKS.has(s[i])) continue;
+    const end = s[i] === "\r" && s[i + 1] === "\n" ? i + 2 : i + 1;
+    out.push(s.slice(start, keepends ? end : i));
+    start = end;
+    i = end - 1;
+  }
+  if (start < s.length) out.push(s.slice(start));
+  return out;
 }
 
 function pyCapitalize(s: string): string {
@@ -759,7 +815,10 @@ const UNSAFE_DICT = new Set(["clear", "pop", "popitem", "setdefault", "update"])
 
 function unsafe(name: string, owner: string): RV {
   return mkFn(() => {
-    throw new PyError("SecurityError", `access to attribute '${name}' of '${owner}' object is unsafe.`);
+    throw new PyError(
+      "SecurityError",
+      `access to attribute '${name}' of '${owner}' object is unsafe.`,
+    );
   });
 }
 
@@ -789,11 +848,15 @@ function bind(
     const [name, def] = params[i];
     let v: RV | undefined = args[i];
     if (kwargs.has(name)) {
-      if (v !== undefined) throw new PyError("TypeError", `${fname}() got multiple values for '${name}'`);
+      if (v !== undefined) {
+        throw new PyError("TypeError", `${fname}() got multiple values for '${name}'`);
+      }
       v = kwargs.get(name);
     }
     if (v === undefined) {
-      if (def === undefined) throw new PyError("TypeError", `${fname}() missing argument '${name}'`);
+      if (def === undefined) {
+        throw new PyError("TypeError", `${fname}() missing argument '${name}'`);
+      }
       v = def;
     }
     out.push(v);
@@ -889,11 +952,7 @@ function strMethod(s: string, name: string): RV | undefined {
     case "splitlines":
       return m((a, k) => {
         const [keep] = bind(name, a, k, [["keepends", mkBool(false)]]);
-        const parts = s.match(/[^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*(\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]|$)/g) ?? [];
-        const lines = parts.filter((p) => p !== "");
-        return mkList(
-          lines.map((l) => mkStr(pyBool(keep) ? l : l.replace(/(\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029])$/, ""))),
-        );
+        return mkList(pySplitlines(s, pyBool(keep)).map(mkStr));
       });
     case "startswith":
     case "endswith":
@@ -927,7 +986,9 @@ function strMethod(s: string, name: string): RV | undefined {
       return m(() => mkStr(pyCapitalize(s)));
     case "swapcase":
       return m(() =>
-        mkStr([...s].map((c) => (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase())).join(""))
+        mkStr(
+          [...s].map((c) => (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase())).join(""),
+        )
       );
     case "find":
     case "rfind":
@@ -945,7 +1006,9 @@ function strMethod(s: string, name: string): RV | undefined {
         return mkInt(i < 0 ? -1 : [...s.slice(0, i)].length);
       });
     case "join":
-      return m((a) => mkStr(iterate(a[0] ?? mkUndef()).map((x) => needStr(x, "sequence item")).join(s)));
+      return m((a) =>
+        mkStr(iterate(a[0] ?? mkUndef()).map((x) => needStr(x, "sequence item")).join(s))
+      );
     case "format":
       return m((a, k) => mkStr(pyStrFormat(s, a, k)));
     case "isdigit":
@@ -962,8 +1025,9 @@ function strMethod(s: string, name: string): RV | undefined {
     case "islower": {
       return m(() => {
         const cased = [...s].filter(isCased);
-        const want = name === "isupper" ? (c: string) => c === c.toUpperCase() : (c: string) =>
-          c === c.toLowerCase();
+        const want = name === "isupper"
+          ? (c: string) => c === c.toUpperCase()
+          : (c: string) => c === c.toLowerCase();
         return mkBool(cased.length > 0 && cased.every(want));
       });
     }
@@ -1180,12 +1244,16 @@ const TESTS: Record<string, Test> = {
   number: (v) => isNumLike(v),
   iterable: (v) => [T.list, T.tuple, T.str, T.dict, T.kwargs, T.undef].includes(v.type as never),
   mapping: (v) => isDict(v),
-  sequence: (v) => [T.list, T.tuple, T.str, T.dict, T.kwargs, T.undef].includes(v.type as never),
+  sequence: (v) =>
+    !GENERATORS.has(v) &&
+    [T.list, T.tuple, T.str, T.dict, T.kwargs, T.undef].includes(v.type as never),
   none: (v) => v.type === T.none,
   string: (v) => isStr(v),
   lower: (v) => isStr(v) && strOf(v) === strOf(v).toLowerCase(),
   upper: (v) => isStr(v) && strOf(v) === strOf(v).toUpperCase(),
-  sameas: (v, [x]) => v === x || (v.type === x.type && [T.none, T.bool].includes(v.type as never) && v.value === x.value),
+  sameas: (v, [x]) =>
+    v === x ||
+    (v.type === x.type && [T.none, T.bool].includes(v.type as never) && v.value === x.value),
   escaped: () => false,
 };
 
@@ -1261,17 +1329,15 @@ const FILTERS: Record<string, Filter> = {
       itemSep = needStr(s[0], "separator");
       keySep = needStr(s[1], "separator");
     }
-    return mkStr(pyJson(v, { ensureAscii: pyBool(ea), indent, itemSep, keySep, sortKeys: pyBool(sk) }));
+    return mkStr(
+      pyJson(v, { ensureAscii: pyBool(ea), indent, itemSep, keySep, sortKeys: pyBool(sk) }),
+    );
   },
   string: (v) => mkStr(pyStr(v)),
-  safe: (v) => v,
-  e: (v) => FILTERS.escape(v, [], new Map(), undefined as never),
-  escape: (v) =>
-    mkStr(
-      pyStr(v).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-        .replace(/"/g, "&#34;").replace(/'/g, "&#39;"),
-    ),
-  forceescape: (v) => FILTERS.escape(v, [], new Map(), undefined as never),
+  safe: (v) => (MARKUP.has(v) ? v : mkMarkup(pyStr(v))),
+  e: (v) => escapeRV(v),
+  escape: (v) => escapeRV(v),
+  forceescape: (v) => mkMarkup(htmlEscape(pyStr(v))),
   length: (v) => mkInt(pyLen(v)),
   count: (v) => mkInt(pyLen(v)),
   trim: (v, a, k) => {
@@ -1311,7 +1377,9 @@ const FILTERS: Record<string, Filter> = {
     const items = isSeq(v) || isStr(v) ? iterate(v) : [...iterate(v)];
     return items.at(-1) ?? mkUndef();
   },
-  reverse: (v) => (isStr(v) ? mkStr([...strOf(v)].reverse().join("")) : mkGen(iterate(v).reverse())),
+  reverse: (
+    v,
+  ) => (isStr(v) ? mkStr([...strOf(v)].reverse().join("")) : mkGen(iterate(v).reverse())),
   items: (v) => {
     if (isUndef(v)) return mkGen([]);
     if (!isDict(v)) throw new PyError("TypeError", `Can only get item pairs from a mapping.`);
@@ -1394,11 +1462,22 @@ const FILTERS: Record<string, Filter> = {
   },
   abs: (v) => (v.type === T.float ? mkFloat(Math.abs(numOf(v))) : mkInt(Math.abs(numOf(v)))),
   round: (v, a, k) => {
-    const [prec, method] = bind("round", a, k, [["precision", mkInt(0)], ["method", mkStr("common")]]);
+    const [prec, method] = bind("round", a, k, [["precision", mkInt(0)], [
+      "method",
+      mkStr("common"),
+    ]]);
     const p = 10 ** numOf(prec);
     const x = numOf(v) * p;
     const m = strOf(method);
-    const r = m === "ceil" ? Math.ceil(x) : m === "floor" ? Math.floor(x) : Math.sign(x) * Math.round(Math.abs(x));
+    // Python's round(): half to even.
+    const half = Math.abs(x - Math.trunc(x)) === 0.5;
+    const r = m === "ceil"
+      ? Math.ceil(x)
+      : m === "floor"
+      ? Math.floor(x)
+      : half
+      ? 2 * Math.round(x / 2)
+      : Math.round(x);
     return mkFloat(r / p);
   },
   replace: (v, a, k) => {
@@ -1438,7 +1517,8 @@ const FILTERS: Record<string, Filter> = {
     }
     return mkStr(pyPercentFormat(pyStr(v), k.size > 0 ? mkDict(k) : mkTuple(a)));
   },
-  striptags: (v) => mkStr(pyStr(v).replace(/<!--.*?-->|<[^>]*>/gs, "").split(/\s+/).filter(Boolean).join(" ")),
+  striptags: (v) =>
+    mkStr(pyStr(v).replace(/<!--.*?-->|<[^>]*>/gs, "").split(/\s+/).filter(Boolean).join(" ")),
   truncate: (v, a, k) => {
     const [len, killwords, end, leeway] = bind("truncate", a, k, [
       ["length", mkInt(255)],
@@ -1565,6 +1645,9 @@ interface Internals {
   evaluateFor(node: Node, env: Environment): RV;
   evaluateMacro(node: Node, env: Environment): RV;
   evaluateUnaryExpression(node: Node, env: Environment): RV;
+  evaluateIf(node: Node, env: Environment): RV;
+  evaluateTernaryExpression(node: Node, env: Environment): RV;
+  evaluateSelectExpression(node: Node, env: Environment): RV;
   evaluateSet(node: Node, env: Environment): RV;
   applyFilter(operand: RV, filter: Node, env: Environment): RV;
   bindMacroArguments(
@@ -1662,7 +1745,10 @@ function arithmetic(op: string, a: RV, b: RV): RV {
     }
   }
   if (op === "+") {
-    if (isStr(a) && isStr(b)) return mkStr(strOf(a) + strOf(b));
+    if (isStr(a) && isStr(b)) {
+      if (MARKUP.has(a) || MARKUP.has(b)) return mkMarkup(strOf(escapeRV(a)) + strOf(escapeRV(b)));
+      return mkStr(strOf(a) + strOf(b));
+    }
     if (isSeq(a) && a.type === b.type) {
       const items = [...listOf(a), ...listOf(b)];
       return a.type === T.tuple ? mkTuple(items) : mkList(items);
@@ -1672,19 +1758,40 @@ function arithmetic(op: string, a: RV, b: RV): RV {
     const [s, n] = isNumLike(b) && !isNumLike(a) ? [a, b] : [b, a];
     if (n.type === T.int || n.type === T.bool) {
       const times = Math.max(0, numOf(n));
-      if (isStr(s)) return mkStr(strOf(s).repeat(times));
+      if (isStr(s)) {
+        return MARKUP.has(s) ? mkMarkup(strOf(s).repeat(times)) : mkStr(strOf(s).repeat(times));
+      }
       if (isSeq(s)) {
         const items = Array.from({ length: times }, () => listOf(s)).flat();
         return s.type === T.tuple ? mkTuple(items) : mkList(items);
       }
     }
   }
-  if (op === "%" && isStr(a)) return mkStr(pyPercentFormat(strOf(a), b));
+  if (op === "%" && isStr(a)) {
+    if (!MARKUP.has(a)) return mkStr(pyPercentFormat(strOf(a), b));
+    const escaped = b.type === T.tuple ? mkTuple(listOf(b).map(escapeRV)) : escapeRV(b);
+    return mkMarkup(pyPercentFormat(strOf(a), escaped));
+  }
   throw new PyError(
     "TypeError",
     `unsupported operand type(s) for ${op}: '${pyTypeName(a)}' and '${pyTypeName(b)}'`,
   );
 }
+
+proto.evaluateIf = function (this: Internals, node: Node, env: Environment): RV {
+  const taken = pyBool(this.evaluate(node.test as Node, env));
+  return this.evaluateBlock((taken ? node.body : node.alternate) as Node[], env);
+};
+
+proto.evaluateTernaryExpression = function (this: Internals, node: Node, env: Environment): RV {
+  const taken = pyBool(this.evaluate(node.condition as Node, env));
+  return this.evaluate((taken ? node.trueExpr : node.falseExpr) as Node, env);
+};
+
+proto.evaluateSelectExpression = function (this: Internals, node: Node, env: Environment): RV {
+  if (!pyBool(this.evaluate(node.test as Node, env))) return mkUndef();
+  return this.evaluate(node.lhs as Node, env);
+};
 
 proto.evaluateUnaryExpression = function (this: Internals, node: Node, env: Environment): RV {
   const op = (node.operator as { value: string }).value;
@@ -1700,6 +1807,10 @@ proto.evaluateUnaryExpression = function (this: Internals, node: Node, env: Envi
 proto.evaluateMemberExpression = function (this: Internals, node: Node, env: Environment): RV {
   const obj = this.evaluate(node.object as Node, env);
   const prop = node.property as Node;
+  const target = node.object as Node;
+  if (isUndef(obj) && target.type === "Identifier") {
+    throw new PyError("UndefinedError", `'${target.value}' is undefined`);
+  }
   if (!node.computed) {
     if (prop.type === "IntegerLiteral") return getItem(obj, mkInt(prop.value as number));
     return getAttr(obj, prop.value as string);
@@ -1725,7 +1836,12 @@ proto.evaluateMemberExpression = function (this: Internals, node: Node, env: Env
   return getItem(obj, this.evaluate(prop, env));
 };
 
-function pySlice<X>(items: X[], start: number | undefined, stop: number | undefined, step: number): X[] {
+function pySlice<X>(
+  items: X[],
+  start: number | undefined,
+  stop: number | undefined,
+  step: number,
+): X[] {
   const n = items.length;
   const norm = (i: number | undefined, def: number, lo: number, hi: number) => {
     if (i === undefined) return def;
@@ -1828,9 +1944,8 @@ proto.evaluateFor = function (this: Internals, node: Node, env: Environment): RV
     try {
       out += strOf(this.evaluateBlock(node.body as Node[], iter));
     } catch (e) {
-      const kind = (e as Error)?.constructor?.name;
-      if (kind === "ContinueControl" || isControl(e, "continue")) continue;
-      if (kind === "BreakControl" || isControl(e, "break")) break;
+      if (isControl(e, "continue")) continue;
+      if (isControl(e, "break")) break;
       throw e;
     }
     iterated = true;
@@ -1857,14 +1972,34 @@ function isControl(e: unknown, kind: "break" | "continue"): boolean {
   return e instanceof (CONTROL[kind] as new () => unknown);
 }
 
+const SPECIALS = new WeakMap<Node, Set<string>>();
+
+/** Which of `varargs`/`kwargs` a macro's body names (then it accepts extra arguments). */
+function macroSpecials(macro: Node): Set<string> {
+  let found = SPECIALS.get(macro);
+  if (found) return found;
+  found = new Set<string>();
+  const visit = (x: unknown): void => {
+    if (Array.isArray(x)) x.forEach(visit);
+    else if (x instanceof Map) x.forEach((v, k) => (visit(k), visit(v)));
+    else if (typeof x === "object" && x !== null) {
+      const n = x as Node;
+      if (n.type === "Identifier" && (n.value === "varargs" || n.value === "kwargs")) {
+        found!.add(n.value);
+      }
+      for (const v of Object.values(n)) visit(v);
+    }
+  };
+  visit(macro.body);
+  SPECIALS.set(macro, found);
+  return found;
+}
+
 proto.evaluateMacro = function (this: Internals, node: Node, env: Environment): RV {
   const name = (node.name as Node).value as string;
   const params = node.args as Node[];
   const body = node.body as Node[];
-  const special = new Set<string>();
-  const src = JSON.stringify(body, (_k, v) => (v instanceof Map ? [...v] : v));
-  if (/"value":"varargs"/.test(src)) special.add("varargs");
-  if (/"value":"kwargs"/.test(src)) special.add("kwargs");
+  const special = macroSpecials(node);
   // Lexical scope (jinja2): the macro sees the variables of where it was defined, plus
   // `caller` from a `{% call %}` site.
   env.setVariable(
@@ -1874,6 +2009,8 @@ proto.evaluateMacro = function (this: Internals, node: Node, env: Environment): 
       const caller = callSite?.lookupVariable("caller");
       if (caller && caller.type === T.fn && callSite !== env) scope.setVariable("caller", caller);
       this.bindMacroArguments(`'${name}'`, params, special, args, scope);
+      const varargs = scope.variables.get("varargs");
+      if (varargs?.type === T.list) scope.setVariable("varargs", mkTuple(listOf(varargs)));
       return this.evaluateBlock(body, scope);
     }),
   );
@@ -1944,11 +2081,21 @@ function checkNames(node: unknown, soft: boolean): void {
     }
     case "TestExpression": {
       const name = (n.test as Node).value as string;
-      if (!soft && !TESTS[name]) throw new PyError("TemplateAssertionError", `No test named '${name}'.`);
+      if (!soft && !TESTS[name]) {
+        throw new PyError("TemplateAssertionError", `No test named '${name}'.`);
+      }
       break;
     }
   }
   for (const [k, v] of Object.entries(n)) if (k !== "type") checkNames(v, soft);
+}
+
+/**
+ * `{%+ ... %}` keeps the line's leading whitespace under lstrip_blocks. The lexer knows no `+`,
+ * so an empty expression is put in front of the tag: it stops the strip and prints nothing.
+ */
+function keepPlusBlocks(source: string): string {
+  return source.replace(/\{%\+/g, '{{ "" }}{%');
 }
 
 const CACHE_LIMIT = 64;
@@ -1967,12 +2114,14 @@ export function compileChatTemplate(source: string): CompiledChatTemplate {
   }
   let program: Program;
   try {
-    program = parse(tokenize(source, { lstrip_blocks: true, trim_blocks: true }));
+    program = parse(tokenize(keepPlusBlocks(source), { lstrip_blocks: true, trim_blocks: true }));
     checkNames(program, false);
   } catch (e) {
-    throw new ChatTemplateError("syntax", `Cannot parse chat template: ${(e as Error).message}`, {
-      cause: e,
-    });
+    // The parser reads past the last token on an unclosed block (a TypeError).
+    const why = e instanceof TypeError
+      ? "unexpected end of template (an unclosed block?)"
+      : (e as Error).message;
+    throw new ChatTemplateError("syntax", `Cannot parse chat template: ${why}`, { cause: e });
   }
   let caps: ChatTemplateCaps | undefined;
   const compiled: CompiledChatTemplate = {
@@ -2128,18 +2277,19 @@ function tryRender(t: CompiledChatTemplate, context: Record<string, unknown>): s
 function probeCaps(t: CompiledChatTemplate): ChatTemplateCaps {
   const user = { role: "user", content: "Hey" };
   const base = { add_generation_prompt: false, bos_token: "", eos_token: "", tools: null };
-  const sys = tryRender(t, {
-    ...base,
-    messages: [{ role: "system", content: "<System Needle>" }, user],
-  });
+  // Tool-use variants may need `tools` even to render a plain chat: probe both ways. The
+  // needle argument is kept out of the tool schema so that only the call can show it.
   const tools = [{
     type: "function",
     function: {
       name: "ipython",
       description: "Runs code",
-      parameters: { type: "object", properties: { [NEEDLE]: { type: "string" } } },
+      parameters: { type: "object", properties: { code: { type: "string" } } },
     },
   }];
+  const sysMessages = [{ role: "system", content: "<System Needle>" }, user];
+  const sys = tryRender(t, { ...base, messages: sysMessages }) ||
+    tryRender(t, { ...base, tools, messages: sysMessages });
   const probe = (args: unknown) =>
     tryRender(t, {
       ...base,
@@ -2199,6 +2349,8 @@ function plain(x: unknown): unknown {
   return out;
 }
 
+const OMIT_WHEN_EMPTY = new Set(["reasoning_content", "name", "tool_call_id"]);
+
 /**
  * Prepares messages as llama.cpp's common/chat does before rendering, given a template's caps:
  * - content: text parts joined with "\n"; null or missing becomes "";
@@ -2207,7 +2359,8 @@ function plain(x: unknown): unknown {
  *   objects (kept as the string when it is not valid JSON), and objects are stringified when it
  *   does not;
  * - a leading system message is merged into the next message ("system\nnext") when the template
- *   has no system role (dropped when it is the only message).
+ *   has no system role (dropped when it is the only message);
+ * - empty `reasoning_content`, `name`, `tool_call_id` and `tool_calls` are left out.
  * Other fields are copied as given.
  */
 export function prepareChatMessages(
@@ -2220,6 +2373,9 @@ export function prepareChatMessages(
     msg.content = contentText(m.content);
     for (const [k, v] of Object.entries(m)) {
       if (k === "role" || k === "content" || v === undefined) continue;
+      // llama.cpp leaves these out when empty (templates test `is defined`).
+      if (OMIT_WHEN_EMPTY.has(k) && (v === "" || v === null)) continue;
+      if (k === "tool_calls" && Array.isArray(v) && v.length === 0) continue;
       if (k === "tool_calls" && Array.isArray(v)) {
         msg.tool_calls = v.map((tc: ChatToolCall) => {
           const fn = tc.function ?? { name: "", arguments: "" };
@@ -2233,7 +2389,11 @@ export function prepareChatMessages(
           } else if (!caps.requiresObjectArguments && typeof args === "object" && args !== null) {
             args = JSON.stringify(args);
           }
-          return plain({ ...tc, type: tc.type ?? "function", function: { ...fn, arguments: args } });
+          return plain({
+            ...tc,
+            type: tc.type ?? "function",
+            function: { ...fn, arguments: args },
+          });
         });
         continue;
       }

@@ -75,7 +75,10 @@ export class TokenizerError extends Error {
    * @param options location and detail
    */
   constructor(code: TokenizerErrorCode, options: TokenizerErrorOptions = {}) {
-    super(formatMessage(code, options), options.cause !== undefined ? { cause: options.cause } : {});
+    super(
+      formatMessage(code, options),
+      options.cause !== undefined ? { cause: options.cause } : {},
+    );
     this.name = "TokenizerError";
     this.code = code;
     this.key = options.key;

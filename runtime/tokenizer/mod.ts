@@ -8,5 +8,10 @@
 export * from "./errors.ts";
 export * from "./tokenizer.ts";
 export * from "./detokenize.ts";
-export { PreTokenizer, type PreTokenizerInfo, resolvePreTokenizer, SUPPORTED_PRE } from "./pretokenize.ts";
+export {
+  PreTokenizer,
+  type PreTokenizerInfo,
+  resolvePreTokenizer,
+  SUPPORTED_PRE,
+} from "./pretokenize.ts";
 export { tokenizeMain } from "./cli.ts";

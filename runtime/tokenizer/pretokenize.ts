@@ -25,7 +25,8 @@ import { codePoints, CpFlag, cpFlags, cpToLower } from "./unicode.ts";
 import { TokenizerError } from "./errors.ts";
 
 /** The GPT-2 regex (custom splitter in llama.cpp). */
-export const REGEX_GPT2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
+export const REGEX_GPT2 =
+  "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
 /** The Llama-3 regex, case-insensitive contractions spelled out (custom splitter in llama.cpp). */
 export const REGEX_LLAMA3 =
   "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";

@@ -6,6 +6,11 @@
  * whose token has the highest score is merged first (ties: leftmost). A final symbol that is
  * not a token is written as byte tokens `<0xXX>` (byte fallback).
  *
+ * Speed: when no token has "▁" after another character (true of SentencePiece vocabularies
+ * that split on whitespace), no token can span a boundary "x▁" with x not "▁", so the text is
+ * cut there and each word is merged on its own and cached; the result is the same as merging
+ * the whole text at once, since a pair across such a boundary is never a candidate.
+ *
  * Data layout: symbols are a doubly linked list over typed arrays holding each symbol's UTF-16
  * start and length in the input; candidates sit in a binary heap keyed (score desc, left asc)
  * and are skipped when one of their symbols has changed since (llama.cpp's length check).
@@ -15,6 +20,8 @@
 
 import { ByteBuffer } from "./unicode.ts";
 
+const SPACE = "\u2581";
+
 /** The merge part of a SentencePiece tokenizer (no special tokens; see `Tokenizer`). */
 export class SpmModel {
   readonly #tokenToId: Map<string, number>;
@@ -22,13 +29,22 @@ export class SpmModel {
   readonly #byteTok = new Int32Array(256);
   readonly #unk: number;
   readonly #buf = new ByteBuffer(16);
+  readonly #wordSplit: boolean;
+  readonly #cache = new Map<string, readonly number[]>();
 
   /**
    * @param tokenToId token text to id
    * @param scores score of each token (`tokenizer.ggml.scores`)
    * @param unkId id used when a byte has no token at all (-1: drop the byte)
+   * @param options `wordSplit: false` merges each text in one run (the word split is only a
+   *   speed-up; it is used when the vocabulary allows it)
    */
-  constructor(tokenToId: Map<string, number>, scores: Float32Array, unkId: number) {
+  constructor(
+    tokenToId: Map<string, number>,
+    scores: Float32Array,
+    unkId: number,
+    options: { wordSplit?: boolean } = {},
+  ) {
     this.#tokenToId = tokenToId;
     this.#scores = scores;
     this.#unk = unkId;
@@ -39,6 +55,17 @@ export class SpmModel {
       if (id === undefined && b < 0x80) id = tokenToId.get(String.fromCharCode(b));
       this.#byteTok[b] = id ?? unkId;
     }
+    let split = options.wordSplit ?? true;
+    if (split) {
+      for (const t of tokenToId.keys()) {
+        const k = t.indexOf(SPACE, 1);
+        if (k > 0 && /[^\u2581]\u2581/.test(t)) {
+          split = false;
+          break;
+        }
+      }
+    }
+    this.#wordSplit = split;
   }
 
   /** The token of byte `b` (`<0xXX>`, else the one-character token), or the unknown id. */
@@ -48,6 +75,29 @@ export class SpmModel {
 
   /** Append the tokens of already-escaped text (spaces as "▁") to `out`. */
   encode(text: string, out: number[]): void {
+    if (!this.#wordSplit) {
+      this.#encodeRun(text, out);
+      return;
+    }
+    let from = 0;
+    const n = text.length;
+    for (let i = 1; i <= n; i++) {
+      if (i < n && !(text.charCodeAt(i) === 0x2581 && text.charCodeAt(i - 1) !== 0x2581)) continue;
+      const word = text.slice(from, i);
+      from = i;
+      let ids = this.#cache.get(word);
+      if (ids === undefined) {
+        const w: number[] = [];
+        this.#encodeRun(word, w);
+        ids = w;
+        if (this.#cache.size >= 1 << 17) this.#cache.clear();
+        this.#cache.set(word, ids);
+      }
+      for (let k = 0; k < ids.length; k++) out.push(ids[k]);
+    }
+  }
+
+  #encodeRun(text: string, out: number[]): void {
     // symbols: one per code point
     const n16 = text.length;
     if (n16 === 0) return;

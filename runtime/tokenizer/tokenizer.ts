@@ -22,14 +22,14 @@
  */
 
 import {
-  type GGUFArray,
-  type GGUFFile,
   getOptionalArray,
   getOptionalBool,
   getOptionalNumber,
   getOptionalString,
+  type GGUFFile,
   readGGUF,
 } from "../gguf/reader.ts";
+import type { GGUFArray } from "../gguf/types.ts";
 import { BpeModel } from "./bpe.ts";
 import {
   type DecodeOptions,
@@ -328,11 +328,11 @@ export class Tokenizer implements PieceSource {
     this.#tokenToId = tokenToId;
     const scores = new Float32Array(n);
     const sc = numericArray(gguf, "tokenizer.ggml.scores", n);
-    if (sc) for (let i = 0; i < n; i++) scores[i] = Number(sc[i]);
+    if (sc) { for (let i = 0; i < n; i++) scores[i] = Number(sc[i]); }
     this.#scores = scores;
     const attrs = new Uint16Array(n).fill(TokenAttr.NORMAL);
     const tt = numericArray(gguf, "tokenizer.ggml.token_type", n);
-    if (tt) for (let i = 0; i < n; i++) attrs[i] = TYPE_TO_ATTR[Number(tt[i])] ?? 0;
+    if (tt) { for (let i = 0; i < n; i++) attrs[i] = TYPE_TO_ATTR[Number(tt[i])] ?? 0; }
     this.#attrs = attrs;
 
     // vocabulary flags, as llama.cpp's load()
@@ -400,12 +400,13 @@ export class Tokenizer implements PieceSource {
       });
     }
 
-    // attribute fix-ups by token text (iterated in id order; llama.cpp uses hash order)
+    // attribute fix-ups by token text. When several candidates exist, llama.cpp takes the first
+    // in hash order; here the first in its list (so "<|eot_id|>" wins over "<|end_of_text|>").
     for (const [name, candidates] of AUTO_SPECIAL) {
       if (special[name] !== undefined) continue;
-      const set = new Set(candidates);
-      for (let i = 0; i < n; i++) {
-        if (set.has(texts[i])) {
+      for (const c of candidates) {
+        const i = tokenToId.get(c);
+        if (i !== undefined) {
           special[name] = i;
           attrs[i] |= TokenAttr.CONTROL;
           break;
@@ -494,7 +495,7 @@ export class Tokenizer implements PieceSource {
           detail: "a gpt2 (BPE) tokenizer needs its merges",
         });
       }
-      this.#bpe = new BpeModel(tokenToId, n, merges, new PreTokenizer(pre!.regexes), {
+      this.#bpe = new BpeModel(tokenToId, texts, merges, new PreTokenizer(pre!.regexes), {
         ignoreMerges: pre!.ignoreMerges,
         path,
       });
@@ -708,11 +709,17 @@ export class Tokenizer implements PieceSource {
           const m = f.indexOf(t, from);
           if (m === -1) break;
           let leftEnd = m;
-          if (attr & TokenAttr.LSTRIP) while (leftEnd > from && isSpace(f.charCodeAt(leftEnd - 1))) leftEnd--;
+          if (attr & TokenAttr.LSTRIP) {
+            while (leftEnd > from && isSpace(f.charCodeAt(leftEnd - 1))) {
+              leftEnd--;
+            }
+          }
           if (leftEnd > from) next.push(f.slice(from, leftEnd));
           next.push(id);
           from = m + t.length;
-          if (attr & TokenAttr.RSTRIP) while (from < f.length && isSpace(f.charCodeAt(from))) from++;
+          if (attr & TokenAttr.RSTRIP) {
+            while (from < f.length && isSpace(f.charCodeAt(from))) from++;
+          }
         }
         if (from === 0) next.push(f);
         else if (from < f.length) next.push(f.slice(from));
@@ -766,7 +773,11 @@ function stringArray(g: GGUFFile, key: string): readonly string[] | undefined {
   const a = wrap(g, key, () => getOptionalArray(g, key));
   if (a === undefined) return undefined;
   if (!Array.isArray(a) || (a.length > 0 && typeof a[0] !== "string")) {
-    throw new TokenizerError("bad_value", { key, path: g.path, detail: "expected ARRAY of STRING" });
+    throw new TokenizerError("bad_value", {
+      key,
+      path: g.path,
+      detail: "expected ARRAY of STRING",
+    });
   }
   return a as readonly string[];
 }
@@ -775,7 +786,11 @@ function numericArray(g: GGUFFile, key: string, n: number): GGUFArray | undefine
   const a = wrap(g, key, () => getOptionalArray(g, key));
   if (a === undefined) return undefined;
   if (Array.isArray(a) && a.length > 0 && typeof a[0] !== "number") {
-    throw new TokenizerError("bad_value", { key, path: g.path, detail: "expected a numeric ARRAY" });
+    throw new TokenizerError("bad_value", {
+      key,
+      path: g.path,
+      detail: "expected a numeric ARRAY",
+    });
   }
   if (a.length < n) {
     throw new TokenizerError("bad_value", {

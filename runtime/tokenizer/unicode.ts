@@ -138,7 +138,10 @@ export const CP_TO_BYTE: Int16Array = (() => {
 })();
 
 /** {@link BYTE_TO_CP} as one-character strings. */
-export const BYTE_TO_CHAR: readonly string[] = Array.from(BYTE_TO_CP, (c) => String.fromCharCode(c));
+export const BYTE_TO_CHAR: readonly string[] = Array.from(
+  BYTE_TO_CP,
+  (c) => String.fromCharCode(c),
+);
 
 /** Number of bytes of the UTF-8 sequence that starts with byte `b` (llama.cpp's table). */
 export function utf8SeqLen(b: number): number {

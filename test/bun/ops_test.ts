@@ -140,7 +140,7 @@ test("topk_route softmax top-8 of 64 with renormalization", () => {
   expect(S.spool_topk_route(P(logits), null, 1, 4, 5, 0, 0, 1, P(ids), P(w))).toBe(Status.RANGE);
 });
 
-test("attention GQA 4 with sinks and a window, pooled == single thread, vs f64", () => {
+test("attention GQA 4, sinks, window, f32 and ggml modes: pooled == 1 thread, vs f64", () => {
   const rng = new Rng(14);
   const p: AttnParams = {
     nTok: 3,
@@ -156,34 +156,38 @@ test("attention GQA 4 with sinks and a window, pooled == single thread, vs f64",
   const q = rng.f32(p.nTok * p.nHead * p.headDim);
   const k = toF16(rng.f32(p.nKv * p.nHeadKv * p.headDim));
   const v = toF16(rng.f32(p.nKv * p.nHeadKv * p.headDim));
-  const want = attentionRef(q, k, v, p);
   const pool = S.spool_pool_create(2);
   try {
-    for (const impl of impls) {
-      const outs = [null, pool].map((pl) => {
-        const out = new Float32Array(q.length);
-        const st = withImpl(impl, () =>
-          S.spool_attention(
-            pl,
-            P(q),
-            P(k),
-            P(v),
-            P(out),
-            p.nTok,
-            p.nHead,
-            p.nHeadKv,
-            p.headDim,
-            p.nKv,
-            p.pos0,
-            p.scale,
-            p.window,
-            P(p.sinks!),
-          ));
-        expect(st).toBe(0);
-        return out;
-      });
-      expect(nmse(outs[0], want)).toBeLessThan(1e-11);
-      expect(outs[1]).toEqual(outs[0]);
+    // flags 0 (f32, online softmax) and SPOOL_ATTN_GGML (f16-rounded q and probabilities)
+    for (const [flags, bound] of [[0, 1e-11], [1, 1e-8]]) {
+      const want = attentionRef(q, k, v, p, flags === 1);
+      for (const impl of impls) {
+        const outs = [null, pool].map((pl) => {
+          const out = new Float32Array(q.length);
+          const st = withImpl(impl, () =>
+            S.spool_attention(
+              pl,
+              P(q),
+              P(k),
+              P(v),
+              P(out),
+              p.nTok,
+              p.nHead,
+              p.nHeadKv,
+              p.headDim,
+              p.nKv,
+              p.pos0,
+              p.scale,
+              p.window,
+              P(p.sinks!),
+              flags,
+            ));
+          expect(st).toBe(0);
+          return out;
+        });
+        expect(nmse(outs[0], want)).toBeLessThan(bound);
+        expect(outs[1]).toEqual(outs[0]);
+      }
     }
   } finally {
     S.spool_pool_destroy(pool);

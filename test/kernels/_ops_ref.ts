@@ -248,15 +248,28 @@ export interface AttnParams {
   sinks: Float32Array | null;
 }
 
-/** Causal GQA attention over f16 K/V (bits), float64 throughout. */
+/** x rounded to the nearest f16 value (through f32; ties to even). */
+export function roundF16(x: number): number {
+  cvtF32[0] = x;
+  return f16ToNumber(f32BitsToF16(cvtU32[0]));
+}
+
+/**
+ * Causal GQA attention over f16 K/V (bits), float64 throughout. With `ggml` (spool's
+ * SPOOL_ATTN_GGML), the two roundings of ggml's non-flash attention are emulated: q is
+ * rounded to f16 before q·k, and each normalized probability exp(s - m) / Σ is rounded to f16
+ * before it multiplies v; the output is Σ p·v with no further division.
+ */
 export function attentionRef(
   q: Float32Array,
   k: Uint16Array,
   v: Uint16Array,
   p: AttnParams,
+  ggml = false,
 ): Float64Array {
   const hd = p.headDim, group = p.nHead / p.nHeadKv, stride = p.nHeadKv * hd;
   const kf = Float64Array.from(k, f16ToNumber), vf = Float64Array.from(v, f16ToNumber);
+  const qf = ggml ? Float64Array.from(q, roundF16) : Float64Array.from(q);
   const out = new Float64Array(p.nTok * p.nHead * hd);
   for (let t = 0; t < p.nTok; t++) {
     const pos = p.pos0 + t;
@@ -266,13 +279,18 @@ export function attentionRef(
       const s: number[] = [];
       for (let j = j0; j <= pos; j++) {
         let d = 0;
-        for (let i = 0; i < hd; i++) d += q[qo + i] * kf[j * stride + ko + i];
+        for (let i = 0; i < hd; i++) d += qf[qo + i] * kf[j * stride + ko + i];
         s.push(d * Math.fround(p.scale));
       }
       const sink = p.sinks ? p.sinks[h] : -Infinity;
-      const m = Math.max(sink, ...s);
-      const e = s.map((x) => Math.exp(x - m));
-      const den = e.reduce((a, b) => a + b, 0) + Math.exp(sink - m);
+      let m = sink;
+      for (const x of s) m = x > m ? x : m;
+      let e = s.map((x) => Math.exp(x - m));
+      let den = e.reduce((a, b) => a + b, 0) + Math.exp(sink - m);
+      if (ggml) {
+        e = e.map((x) => roundF16(x / den));
+        den = 1;
+      }
       for (let i = 0; i < hd; i++) {
         let acc = 0;
         for (let j = j0; j <= pos; j++) acc += e[j - j0] * vf[j * stride + ko + i];

@@ -18,6 +18,7 @@ import {
   Rng,
   type RopeParams,
   ropeRef,
+  roundF16,
   routeRef,
   siluRef,
   softmaxRef,
@@ -393,7 +394,16 @@ Deno.test("topk_route: ties pick the lower id; bias selects but does not weigh",
   assertEquals(Array.from(all.ids), [1, 2, 4, 5, 0, 3]);
 });
 
-// ---- attention: REF vs f64 <= 1e-11, SIMD vs REF <= 1e-11, threads bit-exact ------------
+// ---- attention ----------------------------------------------------------------------------
+// flags 0: REF vs f64 <= 1e-11, SIMD vs REF <= 1e-11. SPOOL_ATTN_GGML: REF and SIMD vs the f64
+// reference with the same two f16 roundings <= 1e-8, SIMD vs REF <= 1e-8 (measured <= 2e-13 up
+// to 300 keys, ~2e-10 at 8300 keys: a probability whose f16 rounding flips because exp or a dot
+// product differs in its last f32 bit moves by 2^-11 relative), and farther than 1e-8 from the
+// unrounded f64 attention, so the roundings are really there (measured 3e-8 .. 1.2e-7).
+// Threads bit-exact in both modes.
+
+/** SPOOL_ATTN_GGML in spool.h. */
+const ATTN_GGML = 1;
 
 function makeAttn(rng: Rng, p: AttnParams) {
   const q = rng.f32(p.nTok * p.nHead * p.headDim);
@@ -407,6 +417,7 @@ function runAttn(
   a: { q: Float32Array; k: Uint16Array; v: Uint16Array },
   p: AttnParams,
   out: Float32Array,
+  flags = 0,
 ): number {
   return S.spool_attention(
     pool as never,
@@ -423,10 +434,11 @@ function runAttn(
     p.scale,
     p.window,
     p.sinks ? P(p.sinks) : null,
+    flags,
   );
 }
 
-Deno.test("attention: GQA 1/4/8, window, sinks, pos0, prefill, head_dim 64/128, threads", () => {
+Deno.test("attention: GQA 1/4/8, window, sinks, prefill, long range, both modes, threads", () => {
   const rng = new Rng(7);
   const base: AttnParams = {
     nTok: 1,
@@ -451,6 +463,9 @@ Deno.test("attention: GQA 1/4/8, window, sinks, pos0, prefill, head_dim 64/128, 
     ["sinks + window", { nTok: 2, nHead: 4, nHeadKv: 4, nKv: 300, pos0: 280, window: 128 }],
     ["single key", { nTok: 1, nKv: 1 }],
     ["head_dim 40 (odd tail)", { nHead: 2, nHeadKv: 1, headDim: 40, nKv: 70, pos0: 69 }],
+    // more keys than SPOOL_ATTN_GGML_SCORES: the ggml path recomputes the scores in each pass
+    ["long range", { nTok: 2, nHead: 4, nHeadKv: 2, nKv: 8300, pos0: 8298 }],
+    ["sinks long range", { nTok: 1, nHead: 2, nHeadKv: 1, nKv: 8200, pos0: 8199 }],
   ];
   const pool = S.spool_pool_create(2);
   try {
@@ -459,18 +474,30 @@ Deno.test("attention: GQA 1/4/8, window, sinks, pos0, prefill, head_dim 64/128, 
       p.scale = 1 / Math.sqrt(p.headDim);
       if (label.startsWith("sinks")) p.sinks = rng.f32(p.nHead, 2);
       const a = makeAttn(rng, p);
-      const want = attentionRef(a.q, a.k, a.v, p);
-      const outs: Float32Array[] = [];
-      for (const [name, impl] of impls) {
-        const out = new Float32Array(p.nTok * p.nHead * p.headDim);
-        withImpl(impl, () => assertEquals(runAttn(null, a, p, out), 0));
-        assertNmse(out, want, 1e-11, `attention ${label} ${name} vs f64`);
-        const outT = new Float32Array(out.length);
-        withImpl(impl, () => assertEquals(runAttn(pool as never, a, p, outT), 0));
-        assertEquals(outT, out, `attention ${label} ${name}: 2 threads == 1 thread`);
-        outs.push(out);
+      const plain = attentionRef(a.q, a.k, a.v, p);
+      for (const flags of [0, ATTN_GGML]) {
+        const mode = flags ? "ggml" : "f32";
+        const want = flags ? attentionRef(a.q, a.k, a.v, p, true) : plain;
+        const bound = flags ? 1e-8 : 1e-11;
+        const outs: Float32Array[] = [];
+        for (const [name, impl] of impls) {
+          const out = new Float32Array(p.nTok * p.nHead * p.headDim);
+          withImpl(impl, () => assertEquals(runAttn(null, a, p, out, flags), 0));
+          assertNmse(out, want, bound, `attention ${label} ${mode} ${name} vs f64`);
+          if (flags && label !== "single key") { // one key, no sink: p = 1 exactly
+            const e = nmse(out, plain);
+            if (verbose) console.log(`attention ${label} ggml ${name} vs unrounded: ${e}`);
+            assert(e > 1e-8, `attention ${label} ggml ${name}: NMSE ${e} vs unrounded f64`);
+          }
+          const outT = new Float32Array(out.length);
+          withImpl(impl, () => assertEquals(runAttn(pool as never, a, p, outT, flags), 0));
+          assertEquals(outT, out, `attention ${label} ${mode} ${name}: 2 threads == 1 thread`);
+          outs.push(out);
+        }
+        if (outs.length > 1) {
+          assertNmse(outs[1], outs[0], bound, `attention ${label} ${mode} simd vs ref`);
+        }
       }
-      if (outs.length > 1) assertNmse(outs[1], outs[0], 1e-11, `attention ${label} simd vs ref`);
     }
   } finally {
     S.spool_pool_destroy(pool);
@@ -502,6 +529,15 @@ Deno.test("attention: a query attends only to itself at pos 0; sinks shrink the 
     withImpl(impl, () => runAttn(null, a, ps, out));
     const w = Math.exp(4) / (Math.exp(4) + 1);
     for (const v of out) assert(Math.abs(v - 0.5 * w) < 1e-6);
+    // ggml: the weight is rounded to f16 (0.98201 -> 0.98193), even at position 0
+    withImpl(impl, () => runAttn(null, a, ps, out, ATTN_GGML));
+    for (const v of out) {
+      assert(Math.abs(v - 0.5 * roundF16(w)) < 1e-7, `ggml sink weight ${v}`);
+      assert(Math.abs(v - 0.5 * w) > 1e-5);
+    }
+    // without sinks the ggml path is the identity too (p = 1 exactly)
+    withImpl(impl, () => runAttn(null, a, p, out, ATTN_GGML));
+    assertEquals(Array.from(out), new Array(8).fill(0.5));
   }
 });
 
@@ -565,6 +601,11 @@ Deno.test("ops: invalid arguments give SPOOL_E_INVALID / SPOOL_E_RANGE", () => {
   assertEquals(attn({ pos0: 2 }), Status.RANGE); // pos0 + n_tok > n_kv
   assertEquals(attn({ window: -1 }), Status.INVALID);
   assertEquals(attn({ nHeadKv: 0 }), Status.INVALID);
+  const attnFlags = (flags: number) =>
+    S.spool_attention(null, P(x), P(u16), P(u16), P(y), 1, 2, 1, 16, 2, 1, 1, 0, null, flags);
+  assertEquals(attnFlags(ATTN_GGML), Status.OK);
+  assertEquals(attnFlags(2), Status.INVALID);
+  assertEquals(attnFlags(-1), Status.INVALID);
 });
 
 Deno.test("impl switch: REF always available, AUTO resolves to the best", () => {

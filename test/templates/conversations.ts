@@ -4,7 +4,11 @@
  * Schema 2020-12 `$schema`, `content: ""` next to `tool_calls`, `role: "tool"` results).
  */
 
-import type { ApplyChatTemplateOptions, ChatMessage, ChatTool } from "../../runtime/tokenizer/chat_template.ts";
+import type {
+  ApplyChatTemplateOptions,
+  ChatMessage,
+  ChatTool,
+} from "../../runtime/tokenizer/chat_template.ts";
 
 /** One rendering case: messages plus options. */
 export interface ChatTemplateCase {
@@ -69,7 +73,11 @@ export const TOOLS: ChatTool[] = [
 
 const SYSTEM = "You are a careful coding agent. Answer briefly.";
 
-/** The standard cases: (a) system+user, (b) multi-turn, (c) tools, (d) parallel calls, (e) reasoning. */
+/**
+ * The standard cases: (a) system+user, (b) multi-turn, (c) tools, (d) parallel calls,
+ * (e) reasoning, plus (f) no generation prompt with a developer message in parts and thinking
+ * off, and (g) a full tool round trip with reasoning on the tool-call message.
+ */
 export const CASES: ChatTemplateCase[] = [
   {
     name: "a_system_user",
@@ -84,11 +92,17 @@ export const CASES: ChatTemplateCase[] = [
     messages: [
       { role: "user", content: "Hi there!" },
       { role: "assistant", content: "Hello! How can I help you today?" },
-      { role: "user", content: [{ type: "text", text: "Write a haiku" }, {
-        type: "text",
-        text: "about \"quotes\" and 'apostrophes'.",
-      }] },
-      { role: "assistant", content: "Quotes wrap the words,\napostrophes keep their place —\nsyntax in the rain." },
+      {
+        role: "user",
+        content: [{ type: "text", text: "Write a haiku" }, {
+          type: "text",
+          text: "about \"quotes\" and 'apostrophes'.",
+        }],
+      },
+      {
+        role: "assistant",
+        content: "Quotes wrap the words,\napostrophes keep their place —\nsyntax in the rain.",
+      },
       { role: "user", content: "Thanks. One more, shorter?" },
     ],
     opts: { addGenerationPrompt: true },
@@ -160,5 +174,41 @@ export const CASES: ChatTemplateCase[] = [
       { role: "user", content: "And 391 / 17?" },
     ],
     opts: { addGenerationPrompt: true, extra: { enable_thinking: true } },
+  },
+  {
+    name: "f_no_generation_prompt",
+    messages: [
+      { role: "developer", content: [{ type: "text", text: SYSTEM }] },
+      { role: "user", content: "Say hi." },
+      { role: "assistant", content: "Hi!" },
+    ],
+    opts: { addGenerationPrompt: false, extra: { enable_thinking: false } },
+  },
+  {
+    name: "g_tool_round_trip",
+    messages: [
+      { role: "user", content: "How big is README.md?" },
+      {
+        role: "assistant",
+        content: "Let me check.",
+        reasoning_content: "I should run wc -c on the file.",
+        tool_calls: [{
+          id: "call_0004",
+          type: "function",
+          function: {
+            name: "bash",
+            arguments: '{"command":"wc -c README.md","description":"Counts bytes","timeout":5000}',
+          },
+        }],
+      },
+      { role: "tool", tool_call_id: "call_0004", content: "120 README.md" },
+      {
+        role: "assistant",
+        content: "README.md is 120 bytes.",
+        reasoning_content: "The tool said 120.",
+      },
+      { role: "user", content: "Thanks!" },
+    ],
+    opts: { tools: TOOLS, addGenerationPrompt: true, extra: { reasoning_effort: "high" } },
   },
 ];

@@ -9,10 +9,23 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   buildChatContext,
-  ChatTemplateError,
+  type ChatTemplateError,
   renderChatTemplate,
 } from "../../runtime/tokenizer/chat_template.ts";
-import { CASES, FIXED_NOW } from "./conversations.ts";
+import { CASES, type ChatTemplateCase, FIXED_NOW } from "./conversations.ts";
+
+/**
+ * The standard cases, plus the tool cases again with messages passed as given (string
+ * `arguments` everywhere): more of each template's paths, including the ones that raise.
+ */
+export const ALL_CASES: ChatTemplateCase[] = [
+  ...CASES,
+  ...CASES.filter((c) => c.opts.tools).map((c) => ({
+    ...c,
+    name: `${c.name}_raw`,
+    opts: { ...c.opts, polyfills: false },
+  })),
+];
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -35,7 +48,28 @@ export type RenderResult = { ok: true; out: string } | { ok: false; error: strin
 
 /** Local-time components of a date, as Python's datetime(...) takes them. */
 export function nowParts(d: Date): number[] {
-  return [d.getFullYear(), d.getMonth() + 1, d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds()];
+  return [
+    d.getFullYear(),
+    d.getMonth() + 1,
+    d.getDate(),
+    d.getHours(),
+    d.getMinutes(),
+    d.getSeconds(),
+  ];
+}
+
+let available: boolean | undefined;
+
+/** Whether `python3` with jinja2 >= 3.1 can be run (the oracle's requirement). */
+export function jinja2Available(): boolean {
+  if (available === undefined) {
+    const r = spawnSync("python3", [
+      "-c",
+      "import jinja2, sys; sys.exit(0 if tuple(map(int, jinja2.__version__.split('.')[:2])) >= (3, 1) else 1)",
+    ]);
+    available = r.status === 0;
+  }
+  return available;
 }
 
 /** Renders every case with Python's jinja2 (configured as transformers does). */
@@ -87,10 +121,13 @@ export interface Comparison {
 }
 
 /** Renders every template with every standard case in both engines and compares. */
-export function compareAll(templates: Record<string, string> = loadTemplates()): Comparison[] {
+export function compareAll(
+  templates: Record<string, string> = loadTemplates(),
+  cases: ChatTemplateCase[] = ALL_CASES,
+): Comparison[] {
   const jobs: { template: string; caseName: string; context: Record<string, unknown> }[] = [];
   for (const [name, source] of Object.entries(templates)) {
-    for (const c of CASES) {
+    for (const c of cases) {
       let context: Record<string, unknown>;
       try {
         context = buildChatContext(source, c.messages, { ...c.opts, now: FIXED_NOW });
@@ -100,7 +137,10 @@ export function compareAll(templates: Record<string, string> = loadTemplates()):
       jobs.push({ template: name, caseName: c.name, context });
     }
   }
-  const py = renderWithJinja2(templates, jobs.map((j) => ({ template: j.template, context: j.context })));
+  const py = renderWithJinja2(
+    templates,
+    jobs.map((j) => ({ template: j.template, context: j.context })),
+  );
   return jobs.map((j, i) => {
     const spool = renderWithSpool(templates[j.template], j.context);
     const jinja2 = py[i];

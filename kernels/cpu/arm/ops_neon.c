@@ -11,10 +11,15 @@
  *    results equal the scalar helpers of internal.h bit for bit.
  *  - RoPE: NEOX rotates 4 (x[i], x[i+n/2]) pairs per step; NORMAL de-interleaves 4 pairs
  *    with vld2q/vst2q.
- *  - attention: blocks of SPOOL_ATTN_BLOCK keys, each block applied to every query head of
- *    the GQA group in turn (K/V rows fetched once per group): FMA dot products against f16
- *    rows, one max-rescale per block (online softmax), vector exp, V accumulated 16 dims at
- *    a time in registers. head_dim not a multiple of 4 uses the reference.
+ *  - attention (flags 0): blocks of SPOOL_ATTN_BLOCK keys, each block applied to every query
+ *    head of the GQA group in turn (K/V rows fetched once per group): FMA dot products against
+ *    f16 rows, one max-rescale per block (online softmax), vector exp, V accumulated 16 dims
+ *    at a time in registers. head_dim not a multiple of 4 uses the reference.
+ *  - attention (SPOOL_ATTN_GGML): the three passes of the AVX2 version with 4 lanes — q
+ *    rounded to f16 (FCVTN), stored scores and max; exp summed as ggml's aarch64
+ *    ggml_vec_soft_max_f32 (vaddvq_f32 per 4 keys counted from key 0, into a double; sink's
+ *    expf last), p = f16(e * (float)(1/sum)); p·v accumulated, stored undivided. Beyond
+ *    SPOOL_ATTN_GGML_SCORES keys the scores are recomputed block by block (same bits).
  */
 #include <arm_neon.h>
 #include "../ref/ops_ref.h"
@@ -198,6 +203,34 @@ static inline void scale_acc(float *acc, int32_t hd, float c) {
   for (int32_t d = 0; d < hd; d += 4) vst1q_f32(acc + d, vmulq_n_f32(vld1q_f32(acc + d), c));
 }
 
+/* acc[0..hd) += Σ_i p[i] · v row i, for nb rows from vb: 16 dims at a time in registers, the
+ * rows in order (one FMA per row and dim). */
+static inline void accum_v(float *acc, const uint16_t *vb, size_t kv_stride, int32_t hd,
+                           int32_t nb, const float *p) {
+  int32_t d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    float32x4_t o0 = vld1q_f32(acc + d), o1 = vld1q_f32(acc + d + 4);
+    float32x4_t o2 = vld1q_f32(acc + d + 8), o3 = vld1q_f32(acc + d + 12);
+    for (int32_t i = 0; i < nb; i++) {
+      const float pi = p[i];
+      const uint16_t *vr = vb + (size_t)i * kv_stride + d;
+      o0 = vfmaq_n_f32(o0, f16x4_to_f32(vr), pi);
+      o1 = vfmaq_n_f32(o1, f16x4_to_f32(vr + 4), pi);
+      o2 = vfmaq_n_f32(o2, f16x4_to_f32(vr + 8), pi);
+      o3 = vfmaq_n_f32(o3, f16x4_to_f32(vr + 12), pi);
+    }
+    vst1q_f32(acc + d, o0);
+    vst1q_f32(acc + d + 4, o1);
+    vst1q_f32(acc + d + 8, o2);
+    vst1q_f32(acc + d + 12, o3);
+  }
+  for (; d < hd; d += 4) {
+    float32x4_t o0 = vld1q_f32(acc + d);
+    for (int32_t i = 0; i < nb; i++) o0 = vfmaq_n_f32(o0, f16x4_to_f32(vb + (size_t)i * kv_stride + d), p[i]);
+    vst1q_f32(acc + d, o0);
+  }
+}
+
 /* One block of nb keys for one query head: scores, one max-rescale, exp, V accumulation. */
 static inline void attn_block(const float *q, const uint16_t *kb, const uint16_t *vb,
                               size_t kv_stride, int32_t hd, int32_t nb, float scale, float *m_io,
@@ -225,37 +258,147 @@ static inline void attn_block(const float *q, const uint16_t *kb, const uint16_t
     vl = vaddq_f32(vl, p);
   }
   l += vaddvq_f32(vl);
-  int32_t d = 0;
-  for (; d + 16 <= hd; d += 16) {
-    float32x4_t o0 = vld1q_f32(acc + d), o1 = vld1q_f32(acc + d + 4);
-    float32x4_t o2 = vld1q_f32(acc + d + 8), o3 = vld1q_f32(acc + d + 12);
-    for (int32_t i = 0; i < nb; i++) {
-      const float p = s[i];
-      const uint16_t *vr = vb + (size_t)i * kv_stride + d;
-      o0 = vfmaq_n_f32(o0, f16x4_to_f32(vr), p);
-      o1 = vfmaq_n_f32(o1, f16x4_to_f32(vr + 4), p);
-      o2 = vfmaq_n_f32(o2, f16x4_to_f32(vr + 8), p);
-      o3 = vfmaq_n_f32(o3, f16x4_to_f32(vr + 12), p);
-    }
-    vst1q_f32(acc + d, o0);
-    vst1q_f32(acc + d + 4, o1);
-    vst1q_f32(acc + d + 8, o2);
-    vst1q_f32(acc + d + 12, o3);
-  }
-  for (; d < hd; d += 4) {
-    float32x4_t o0 = vld1q_f32(acc + d);
-    for (int32_t i = 0; i < nb; i++) o0 = vfmaq_n_f32(o0, f16x4_to_f32(vb + (size_t)i * kv_stride + d), s[i]);
-    vst1q_f32(acc + d, o0);
-  }
+  accum_v(acc, vb, kv_stride, hd, nb, s);
   *m_io = m;
   *l_io = l;
 }
 
+/* ---- SPOOL_ATTN_GGML ---- */
+
+/* x rounded to f16 and back (FCVTN / FCVTL, round to nearest even; finite values only here). */
+static inline float32x4_t round_f16x4(float32x4_t x) {
+  return vcvt_f32_f16(vcvt_f16_f32(x));
+}
+
+/* s[i] = score of key jb + i for i < n4 (a multiple of 4), -inf outside [j0, j1] (ggml's
+ * mask); returns their max. score = dot(q16, k) * scale, as ggml scales kq before the max. */
+static inline float ggml_scores(const float *q16, const uint16_t *k, size_t kv_stride,
+                                int32_t hd, int32_t jb, int32_t n4, int32_t j0, int32_t j1,
+                                float scale, float *s) {
+  float m = -INFINITY;
+  for (int32_t i = 0; i < n4; i++) {
+    const int32_t j = jb + i;
+    float si = -INFINITY;
+    if (j >= j0 && j <= j1) si = dot_f16(q16, k + (size_t)j * kv_stride, hd) * scale;
+    s[i] = si;
+    m = si > m ? si : m;
+  }
+  return m;
+}
+
+/* s[i] = exp(s[i] - m) for n4 scores (exactly 0 where s is -inf), and *sum += their sum the
+ * way ggml_vec_soft_max_f32 forms it on aarch64: vaddvq_f32 per 4 lanes, added to a double. */
+static inline void ggml_exp(float *s, int32_t n4, float m, double *sum) {
+  const float32x4_t vm = vdupq_n_f32(m), ninf = vdupq_n_f32(-INFINITY);
+  double acc = *sum;
+  for (int32_t i = 0; i < n4; i += 4) {
+    const float32x4_t x = vld1q_f32(s + i);
+    const uint32x4_t masked = vceqq_f32(x, ninf);
+    const float32x4_t e = vreinterpretq_f32_u32(
+        vbicq_u32(vreinterpretq_u32_f32(v_exp(vsubq_f32(x, vm))), masked));
+    vst1q_f32(s + i, e);
+    acc += (double)vaddvq_f32(e);
+  }
+  *sum = acc;
+}
+
+/* s[i] = f16(s[i] * inv): ggml scales by 1/sum in f32, then its f16 matmul rounds. */
+static inline void ggml_probs(float *s, int32_t n4, float inv) {
+  for (int32_t i = 0; i < n4; i += 4)
+    vst1q_f32(s + i, round_f16x4(vmulq_n_f32(vld1q_f32(s + i), inv)));
+}
+
+/* out_h += p·v over the block of n4 keys from jb, skipping keys outside [j0, j1]. */
+static inline void ggml_accum(float *oh, const uint16_t *v, size_t kv_stride, int32_t hd,
+                              int32_t jb, int32_t n4, int32_t j0, int32_t j1, const float *p) {
+  const int32_t i0 = j0 > jb ? j0 - jb : 0;
+  const int32_t i1 = j1 - jb + 1 < n4 ? j1 - jb + 1 : n4;
+  if (i1 > i0) accum_v(oh, v + (size_t)(jb + i0) * kv_stride, kv_stride, hd, i1 - i0, p + i0);
+}
+
+/* As x86/ops_avx2.c with 4 lanes: keys from j0 rounded down to 4 (ggml's 4-lane sum groups),
+ * heads whose scores fit SPOOL_ATTN_GGML_SCORES together (scores and p·v blocks outer, heads
+ * inner; exp, sum and probabilities per head), longer ranges head by head with the scores of
+ * each block recomputed in every pass. */
+static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh,
+                                                      const uint16_t *k, const uint16_t *v,
+                                                      size_t kv_stride, int32_t hd, int32_t j0,
+                                                      int32_t j1, float scale,
+                                                      const float *sinks, float *out) {
+  float q16[SPOOL_ATTN_MAX_ACC] __attribute__((aligned(16)));
+  float sc[SPOOL_ATTN_GGML_SCORES] __attribute__((aligned(16)));
+  float mh[SPOOL_ATTN_MAX_ACC / 4];
+  for (int32_t i = 0; i < nh * hd; i += 4) vst1q_f32(q16 + i, round_f16x4(vld1q_f32(q + i)));
+  for (int32_t i = 0; i < nh * hd; i++) out[i] = 0.0f;
+  const int32_t jb0 = j0 & ~3, jend = (j1 + 4) & ~3, n4 = jend - jb0;
+  if (n4 <= SPOOL_ATTN_GGML_SCORES) {
+    const int32_t g = SPOOL_ATTN_GGML_SCORES / n4;
+    for (int32_t h0 = 0; h0 < nh; h0 += g) {
+      const int32_t gh = nh - h0 < g ? nh - h0 : g;
+      for (int32_t h = 0; h < gh; h++) mh[h] = -INFINITY;
+      for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+        const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+        for (int32_t h = 0; h < gh; h++) {
+          const float bm = ggml_scores(q16 + (size_t)(h0 + h) * hd, k, kv_stride, hd, jb, nb, j0,
+                                       j1, scale, sc + (size_t)h * n4 + (jb - jb0));
+          mh[h] = bm > mh[h] ? bm : mh[h];
+        }
+      }
+      for (int32_t h = 0; h < gh; h++) {
+        float m = mh[h];
+        if (sinks) m = sinks[h0 + h] > m ? sinks[h0 + h] : m;
+        double sum = 0.0;
+        ggml_exp(sc + (size_t)h * n4, n4, m, &sum);
+        if (sinks) sum += (double)expf(sinks[h0 + h] - m);
+        ggml_probs(sc + (size_t)h * n4, n4, (float)(1.0 / sum));
+      }
+      for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+        const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+        for (int32_t h = 0; h < gh; h++)
+          ggml_accum(out + (size_t)(h0 + h) * hd, v, kv_stride, hd, jb, nb, j0, j1,
+                     sc + (size_t)h * n4 + (jb - jb0));
+      }
+    }
+    return;
+  }
+  float *s = sc; /* one block at a time */
+  for (int32_t h = 0; h < nh; h++) {
+    const float *qh = q16 + (size_t)h * hd;
+    float m = -INFINITY;
+    for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+      const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+      const float bm = ggml_scores(qh, k, kv_stride, hd, jb, nb, j0, j1, scale, s);
+      m = bm > m ? bm : m;
+    }
+    if (sinks) m = sinks[h] > m ? sinks[h] : m;
+    double sum = 0.0;
+    for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+      const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+      ggml_scores(qh, k, kv_stride, hd, jb, nb, j0, j1, scale, s);
+      ggml_exp(s, nb, m, &sum);
+    }
+    if (sinks) sum += (double)expf(sinks[h] - m);
+    const float inv = (float)(1.0 / sum);
+    for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+      const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+      double unused = 0.0;
+      ggml_scores(qh, k, kv_stride, hd, jb, nb, j0, j1, scale, s);
+      ggml_exp(s, nb, m, &unused);
+      ggml_probs(s, nb, inv);
+      ggml_accum(out + (size_t)h * hd, v, kv_stride, hd, jb, nb, j0, j1, s);
+    }
+  }
+}
+
 void spool_neon_attn_heads(const float *q, int32_t nh, const uint16_t *k, const uint16_t *v,
                            size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1, float scale,
-                           const float *sinks, float *out) {
+                           const float *sinks, int32_t flags, float *out) {
   if (head_dim % 4 != 0) {
-    spool_ref_attn_heads(q, nh, k, v, kv_stride, head_dim, j0, j1, scale, sinks, out);
+    spool_ref_attn_heads(q, nh, k, v, kv_stride, head_dim, j0, j1, scale, sinks, flags, out);
+    return;
+  }
+  if (flags & SPOOL_ATTN_GGML) {
+    attn_heads_ggml(q, nh, k, v, kv_stride, head_dim, j0, j1, scale, sinks, out);
     return;
   }
   const int32_t hd = head_dim;

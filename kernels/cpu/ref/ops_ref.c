@@ -14,9 +14,15 @@
  *    as ggml), divided by freq_factors[i], then rope_yarn mixes interpolation
  *    (freq_scale * theta) and extrapolation (theta) over the ramp between the corr dims and
  *    scales cos/sin by mscale. NORMAL rotates (x[2i], x[2i+1]); NEOX rotates (x[i], x[i+n/2]).
- *  - attention: one query head at a time, online softmax over the kv rows with a running
- *    max m, denominator l and f32 accumulator acc[head_dim] on the stack; the sink logit (if
- *    any) joins max and denominator at the end.
+ *  - attention (flags 0): one query head at a time, online softmax over the kv rows with a
+ *    running max m, denominator l and f32 accumulator acc[head_dim] on the stack; the sink
+ *    logit (if any) joins max and denominator at the end.
+ *  - attention (SPOOL_ATTN_GGML), as ggml's non-flash path (mul_mat f16 · soft_max_ext ·
+ *    mul_mat f16): q rounded to f16; pass 1: s_j = (q16·k_j) * scale and m = max(s_j, sink);
+ *    pass 2: sum = Σ expf(s_j - m) + expf(sink - m) in double, one element at a time (ggml's
+ *    scalar loop); pass 3: p_j = f16(expf(s_j - m) * (float)(1/sum)), out = Σ p_j·v_j in
+ *    f32, no final division. Scores live on the stack (SPOOL_ATTN_GGML_SCORES), or are
+ *    recomputed in each pass when the range is longer.
  * Data layout: all tensors row-major and contiguous, see spool.h.
  */
 #include "ops_ref.h"
@@ -170,12 +176,58 @@ static void attn_head(const float *q, const uint16_t *k, const uint16_t *v, size
   for (int32_t d = 0; d < head_dim; d++) out[d] = acc[d] * inv;
 }
 
+static inline float round_f16(float x) { return spool_f16_to_f32_1(spool_f32_to_f16_1(x)); }
+
+static inline float score_ggml(const float *q16, const uint16_t *kr, int32_t head_dim,
+                               float scale) {
+  float s = 0.0f;
+  for (int32_t d = 0; d < head_dim; d++) s += q16[d] * spool_f16_to_f32_1(kr[d]);
+  return s * scale;
+}
+
+static void attn_head_ggml(const float *q, const uint16_t *k, const uint16_t *v,
+                           size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1,
+                           float scale, const float *sink, float *out) {
+  float q16[SPOOL_ATTN_MAX_HEAD_DIM];
+  float sc[SPOOL_ATTN_GGML_SCORES];
+  for (int32_t d = 0; d < head_dim; d++) q16[d] = round_f16(q[d]);
+  const int keep = j1 - j0 + 1 <= SPOOL_ATTN_GGML_SCORES;
+  float m = -INFINITY;
+  for (int32_t j = j0; j <= j1; j++) {
+    const float s = score_ggml(q16, k + (size_t)j * kv_stride, head_dim, scale);
+    if (keep) sc[j - j0] = s;
+    m = s > m ? s : m;
+  }
+  if (sink) m = *sink > m ? *sink : m;
+  double sum = 0.0;
+  for (int32_t j = j0; j <= j1; j++) {
+    const float s = keep ? sc[j - j0] : score_ggml(q16, k + (size_t)j * kv_stride, head_dim, scale);
+    const float e = expf(s - m);
+    if (keep) sc[j - j0] = e;
+    sum += (double)e;
+  }
+  if (sink) sum += (double)expf(*sink - m);
+  const float inv = (float)(1.0 / sum);
+  for (int32_t d = 0; d < head_dim; d++) out[d] = 0.0f;
+  for (int32_t j = j0; j <= j1; j++) {
+    const float e = keep ? sc[j - j0]
+                         : expf(score_ggml(q16, k + (size_t)j * kv_stride, head_dim, scale) - m);
+    const float p = round_f16(e * inv);
+    const uint16_t *vr = v + (size_t)j * kv_stride;
+    for (int32_t d = 0; d < head_dim; d++) out[d] += p * spool_f16_to_f32_1(vr[d]);
+  }
+}
+
 void spool_ref_attn_heads(const float *q, int32_t nh, const uint16_t *k, const uint16_t *v,
                           size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1, float scale,
-                          const float *sinks, float *out) {
+                          const float *sinks, int32_t flags, float *out) {
   for (int32_t h = 0; h < nh; h++) {
     const size_t o = (size_t)h * (size_t)head_dim;
-    attn_head(q + o, k, v, kv_stride, head_dim, j0, j1, scale, sinks ? sinks + h : NULL, out + o);
+    if (flags & SPOOL_ATTN_GGML)
+      attn_head_ggml(q + o, k, v, kv_stride, head_dim, j0, j1, scale, sinks ? sinks + h : NULL,
+                     out + o);
+    else
+      attn_head(q + o, k, v, kv_stride, head_dim, j0, j1, scale, sinks ? sinks + h : NULL, out + o);
   }
 }
 

@@ -10,8 +10,9 @@
  *    implementations: it is libm work per token, not per head);
  *  - attention_heads handles nh query heads that share one kv head: q and out hold the nh
  *    heads back to back (head_dim f32 each), sinks (or NULL) their nh sink logits; the kv
- *    rows j in [j0, j1] are at k + j*kv_stride (f16, head_dim values each). Each head's
- *    arithmetic does not depend on nh, so any split of a group gives the same bits.
+ *    rows j in [j0, j1] are at k + j*kv_stride (f16, head_dim values each); flags is
+ *    spool_attention's (0 or SPOOL_ATTN_GGML). Each head's arithmetic does not depend on nh,
+ *    so any split of a group gives the same bits.
  */
 #ifndef SPOOL_OPS_REF_H
 #define SPOOL_OPS_REF_H
@@ -26,6 +27,10 @@
 #define SPOOL_ATTN_BLOCK 64
 /* Accumulator floats one attention task keeps on the stack (nh * head_dim <= this). */
 #define SPOOL_ATTN_MAX_ACC 8192
+/* SPOOL_ATTN_GGML: scores kept on the stack per task. A head whose key range (rounded out
+ * to the SIMD width) fits keeps its scores from the one q·k pass; a longer range recomputes
+ * q·k in each pass, in blocks of SPOOL_ATTN_BLOCK (the same bits either way). */
+#define SPOOL_ATTN_GGML_SCORES 8192
 
 /* ggml_rope_yarn_corr_dims: [start, end] pair-dimension range of the YaRN ramp. */
 void spool_rope_corr_dims(int32_t n_rot, int32_t n_ctx_orig, float freq_base, float beta_fast,
@@ -45,7 +50,7 @@ void spool_rope_cache(int32_t pos, int32_t n_rot, float freq_base, float freq_sc
   void P##_rope_head(float *x, int32_t n_rot, int32_t mode, const float *cs, const float *sn); \
   void P##_attn_heads(const float *q, int32_t nh, const uint16_t *k, const uint16_t *v,       \
                       size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1, float scale, \
-                      const float *sinks, float *out);
+                      const float *sinks, int32_t flags, float *out);
 
 SPOOL_DECLARE_OPS(spool_ref)
 #if defined(SPOOL_HAVE_AVX2)

@@ -8,6 +8,10 @@
  *   quant:    (src f32, dst blocks, n)               -> n/blk blocks
  *   dot:      (n, w row blocks, x)                   -> float; x is f32 for the F32 act mode
  *                                                       and Q8_0 / Q8_K blocks for Q8 mode
+ *   tile:     (n, w, w stride, nr, x, x stride, nt, y, y stride)
+ *             y[t*ys + r] = dot(n, w + r*ws, x + t*xs) for r < nr, t < nt (Q8 mode); the
+ *             driver passes nt == 1 with nr <= 4 (matvec) or nr == 1 with nt <= 4 (prefill).
+ *             Each (r, t) result is bit-identical to the type's dot, whatever nr and nt.
  */
 #ifndef SPOOL_QUANT_REF_H
 #define SPOOL_QUANT_REF_H
@@ -17,6 +21,8 @@
 typedef void (*spool_dequant_fn)(const void *src, float *dst, int32_t n);
 typedef void (*spool_quant_fn)(const float *src, void *dst, int32_t n);
 typedef float (*spool_dot_fn)(int32_t n, const void *w, const void *x);
+typedef void (*spool_tile_fn)(int32_t n, const void *w, size_t ws, int32_t nr, const void *x,
+                              size_t xs, int32_t nt, float *y, size_t ys);
 
 /* e8m0 exponent -> float, halved (ggml's GGML_E8M0_TO_FP32_HALF): the mxfp4 table holds
  * doubled E2M1 values, so the scale is 2^(e-128). */
@@ -86,6 +92,14 @@ float spool_avx2_dot_mxfp4_q8_0(int32_t n, const void *w, const void *x);
 float spool_avx2_dot_q4_K_q8_K(int32_t n, const void *w, const void *x);
 float spool_avx2_dot_q5_K_q8_K(int32_t n, const void *w, const void *x);
 float spool_avx2_dot_q6_K_q8_K(int32_t n, const void *w, const void *x);
+void spool_avx2_tile_q8_0_q8_0(int32_t n, const void *w, size_t ws, int32_t nr, const void *x,
+                               size_t xs, int32_t nt, float *y, size_t ys);
+void spool_avx2_tile_mxfp4_q8_0(int32_t n, const void *w, size_t ws, int32_t nr, const void *x,
+                                size_t xs, int32_t nt, float *y, size_t ys);
+void spool_avx2_tile_q4_K_q8_K(int32_t n, const void *w, size_t ws, int32_t nr, const void *x,
+                               size_t xs, int32_t nt, float *y, size_t ys);
+void spool_avx2_tile_q6_K_q8_K(int32_t n, const void *w, size_t ws, int32_t nr, const void *x,
+                               size_t xs, int32_t nt, float *y, size_t ys);
 /* read-only sweep for the bandwidth benchmark: returns a checksum */
 float spool_avx2_sum_bytes(const void *p, size_t bytes);
 

@@ -14,11 +14,18 @@
  *    NaN lanes patched back to the reference's (unquieted) bit pattern.
  *  - RoPE: NORMAL pairs are rotated 4 pairs per vector with fmaddsub on (x, swapped x);
  *    NEOX rotates 8 (x[i], x[i+n/2]) pairs per step.
- *  - attention: keys in blocks of SPOOL_ATTN_BLOCK; for each block, every query head of the
- *    GQA group in turn (so the block's f16 K/V rows come from memory once and from L1 after):
- *    scores by FMA dot products against rows converted with F16C, one max-rescale per block
- *    (flash-style online softmax), vector exp, then V accumulated 32 dims at a time in
- *    registers over the block's rows. head_dim not a multiple of 8 uses the reference.
+ *  - attention (flags 0): keys in blocks of SPOOL_ATTN_BLOCK; for each block, every query
+ *    head of the GQA group in turn (so the block's f16 K/V rows come from memory once and from
+ *    L1 after): scores by FMA dot products against rows converted with F16C, one max-rescale
+ *    per block (flash-style online softmax), vector exp, then V accumulated 32 dims at a time
+ *    in registers over the block's rows. head_dim not a multiple of 8 uses the reference.
+ *  - attention (SPOOL_ATTN_GGML): q rounded to f16 (VCVTPS2PH); pass 1 stores the scores
+ *    (same dot products, times scale) and their max, blocks outer and heads inner; pass 2 per
+ *    head: the sink joins the max, vector exp of s - m summed as ggml_vec_soft_max_f32 does
+ *    (one horizontal f32 sum per 8 keys, counted from key 0, into a double; sink's expf
+ *    added last), p = f16(e * (float)(1/sum)); pass 3 accumulates p·v like the flags-0 path
+ *    and stores the sum undivided. Beyond SPOOL_ATTN_GGML_SCORES keys the passes recompute
+ *    the scores block by block instead (same bits).
  */
 #include <immintrin.h>
 #include "../ref/ops_ref.h"
@@ -229,6 +236,37 @@ static inline void scale_acc(float *acc, int32_t hd, float c) {
   for (int32_t d = 0; d < hd; d += 8) _mm256_storeu_ps(acc + d, _mm256_mul_ps(_mm256_loadu_ps(acc + d), vc));
 }
 
+/* acc[0..hd) += Σ_i p[i] · v row i, for nb rows from vb: 32 dims at a time in registers, the
+ * rows in order (one FMA per row and dim). */
+static inline void accum_v(float *acc, const uint16_t *vb, size_t kv_stride, int32_t hd,
+                           int32_t nb, const float *p) {
+  int32_t d = 0;
+  for (; d + 32 <= hd; d += 32) {
+    __m256 o0 = _mm256_loadu_ps(acc + d), o1 = _mm256_loadu_ps(acc + d + 8);
+    __m256 o2 = _mm256_loadu_ps(acc + d + 16), o3 = _mm256_loadu_ps(acc + d + 24);
+    for (int32_t i = 0; i < nb; i++) {
+      const __m256 pi = _mm256_set1_ps(p[i]);
+      const uint16_t *vr = vb + (size_t)i * kv_stride + d;
+      o0 = _mm256_fmadd_ps(pi, f16x8_to_f32(_mm_loadu_si128((const __m128i *)vr)), o0);
+      o1 = _mm256_fmadd_ps(pi, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 8))), o1);
+      o2 = _mm256_fmadd_ps(pi, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 16))), o2);
+      o3 = _mm256_fmadd_ps(pi, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 24))), o3);
+    }
+    _mm256_storeu_ps(acc + d, o0);
+    _mm256_storeu_ps(acc + d + 8, o1);
+    _mm256_storeu_ps(acc + d + 16, o2);
+    _mm256_storeu_ps(acc + d + 24, o3);
+  }
+  for (; d < hd; d += 8) {
+    __m256 o0 = _mm256_loadu_ps(acc + d);
+    for (int32_t i = 0; i < nb; i++) {
+      const uint16_t *vr = vb + (size_t)i * kv_stride + d;
+      o0 = _mm256_fmadd_ps(_mm256_set1_ps(p[i]), f16x8_to_f32(_mm_loadu_si128((const __m128i *)vr)), o0);
+    }
+    _mm256_storeu_ps(acc + d, o0);
+  }
+}
+
 /* One block of nb keys for one query head: scores, one max-rescale, exp, V accumulation. */
 static inline void attn_block(const float *q, const uint16_t *kb, const uint16_t *vb,
                               size_t kv_stride, int32_t hd, int32_t nb, float scale, float *m_io,
@@ -256,40 +294,149 @@ static inline void attn_block(const float *q, const uint16_t *kb, const uint16_t
     vl = _mm256_add_ps(vl, p);
   }
   l += hsum(vl);
-  int32_t d = 0;
-  for (; d + 32 <= hd; d += 32) {
-    __m256 o0 = _mm256_loadu_ps(acc + d), o1 = _mm256_loadu_ps(acc + d + 8);
-    __m256 o2 = _mm256_loadu_ps(acc + d + 16), o3 = _mm256_loadu_ps(acc + d + 24);
-    for (int32_t i = 0; i < nb; i++) {
-      const __m256 p = _mm256_set1_ps(s[i]);
-      const uint16_t *vr = vb + (size_t)i * kv_stride + d;
-      o0 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)vr)), o0);
-      o1 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 8))), o1);
-      o2 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 16))), o2);
-      o3 = _mm256_fmadd_ps(p, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + 24))), o3);
-    }
-    _mm256_storeu_ps(acc + d, o0);
-    _mm256_storeu_ps(acc + d + 8, o1);
-    _mm256_storeu_ps(acc + d + 16, o2);
-    _mm256_storeu_ps(acc + d + 24, o3);
-  }
-  for (; d < hd; d += 8) {
-    __m256 o0 = _mm256_loadu_ps(acc + d);
-    for (int32_t i = 0; i < nb; i++) {
-      const uint16_t *vr = vb + (size_t)i * kv_stride + d;
-      o0 = _mm256_fmadd_ps(_mm256_set1_ps(s[i]), f16x8_to_f32(_mm_loadu_si128((const __m128i *)vr)), o0);
-    }
-    _mm256_storeu_ps(acc + d, o0);
-  }
+  accum_v(acc, vb, kv_stride, hd, nb, s);
   *m_io = m;
   *l_io = l;
 }
 
+/* ---- SPOOL_ATTN_GGML ---- */
+
+/* x rounded to f16 and back (VCVTPS2PH, round to nearest even; finite values only here). */
+static inline __m256 round_f16x8(__m256 x) {
+  return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+
+/* s[i] = score of key jb + i for i < n8 (a multiple of 8), -inf outside [j0, j1] (ggml's
+ * mask); returns their max. score = dot(q16, k) * scale, as ggml scales kq before the max. */
+static inline float ggml_scores(const float *q16, const uint16_t *k, size_t kv_stride,
+                                int32_t hd, int32_t jb, int32_t n8, int32_t j0, int32_t j1,
+                                float scale, float *s) {
+  float m = -INFINITY;
+  for (int32_t i = 0; i < n8; i++) {
+    const int32_t j = jb + i;
+    float si = -INFINITY;
+    if (j >= j0 && j <= j1) si = dot_f16(q16, k + (size_t)j * kv_stride, hd) * scale;
+    s[i] = si;
+    m = si > m ? si : m;
+  }
+  return m;
+}
+
+/* s[i] = exp(s[i] - m) for n8 scores (exactly 0 where s is -inf), and *sum += their sum the
+ * way ggml_vec_soft_max_f32 forms it: one horizontal f32 sum per 8 lanes, added to a double. */
+static inline void ggml_exp(float *s, int32_t n8, float m, double *sum) {
+  const __m256 vm = _mm256_set1_ps(m), ninf = _mm256_set1_ps(-INFINITY);
+  double acc = *sum;
+  for (int32_t i = 0; i < n8; i += 8) {
+    const __m256 x = _mm256_load_ps(s + i);
+    const __m256 e =
+        _mm256_and_ps(v_exp(_mm256_sub_ps(x, vm)), _mm256_cmp_ps(x, ninf, _CMP_NEQ_OQ));
+    _mm256_store_ps(s + i, e);
+    acc += (double)hsum(e);
+  }
+  *sum = acc;
+}
+
+/* s[i] = f16(s[i] * inv): ggml scales by 1/sum in f32, then its f16 matmul rounds. */
+static inline void ggml_probs(float *s, int32_t n8, float inv) {
+  const __m256 vi = _mm256_set1_ps(inv);
+  for (int32_t i = 0; i < n8; i += 8)
+    _mm256_store_ps(s + i, round_f16x8(_mm256_mul_ps(_mm256_load_ps(s + i), vi)));
+}
+
+/* out_h += p·v over the block of n8 keys from jb, skipping keys outside [j0, j1]. */
+static inline void ggml_accum(float *oh, const uint16_t *v, size_t kv_stride, int32_t hd,
+                              int32_t jb, int32_t n8, int32_t j0, int32_t j1, const float *p) {
+  const int32_t i0 = j0 > jb ? j0 - jb : 0;
+  const int32_t i1 = j1 - jb + 1 < n8 ? j1 - jb + 1 : n8;
+  if (i1 > i0) accum_v(oh, v + (size_t)(jb + i0) * kv_stride, kv_stride, hd, i1 - i0, p + i0);
+}
+
+/* The keys are taken from jb0 = j0 rounded down to 8, so the 8-lane groups of the sum are
+ * those ggml forms over its full (masked) row. Heads whose scores fit SPOOL_ATTN_GGML_SCORES
+ * go together: pass 1 (scores, max) and pass 3 (p·v) run blocks outer, heads inner, so a
+ * block's K or V rows come from memory once; pass 2 (exp, sum, probabilities) runs per head.
+ * A longer range runs head by head, recomputing the scores of each block in every pass. */
+static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh,
+                                                      const uint16_t *k, const uint16_t *v,
+                                                      size_t kv_stride, int32_t hd, int32_t j0,
+                                                      int32_t j1, float scale,
+                                                      const float *sinks, float *out) {
+  float q16[SPOOL_ATTN_MAX_ACC] __attribute__((aligned(32)));
+  float sc[SPOOL_ATTN_GGML_SCORES] __attribute__((aligned(32)));
+  float mh[SPOOL_ATTN_MAX_ACC / 8];
+  for (int32_t i = 0; i < nh * hd; i += 8)
+    _mm256_storeu_ps(q16 + i, round_f16x8(_mm256_loadu_ps(q + i)));
+  for (int32_t i = 0; i < nh * hd; i++) out[i] = 0.0f;
+  const int32_t jb0 = j0 & ~7, jend = (j1 + 8) & ~7, n8 = jend - jb0;
+  if (n8 <= SPOOL_ATTN_GGML_SCORES) {
+    const int32_t g = SPOOL_ATTN_GGML_SCORES / n8;
+    for (int32_t h0 = 0; h0 < nh; h0 += g) {
+      const int32_t gh = nh - h0 < g ? nh - h0 : g;
+      for (int32_t h = 0; h < gh; h++) mh[h] = -INFINITY;
+      for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+        const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+        for (int32_t h = 0; h < gh; h++) {
+          const float bm = ggml_scores(q16 + (size_t)(h0 + h) * hd, k, kv_stride, hd, jb, nb, j0,
+                                       j1, scale, sc + (size_t)h * n8 + (jb - jb0));
+          mh[h] = bm > mh[h] ? bm : mh[h];
+        }
+      }
+      for (int32_t h = 0; h < gh; h++) {
+        float m = mh[h];
+        if (sinks) m = sinks[h0 + h] > m ? sinks[h0 + h] : m;
+        double sum = 0.0;
+        ggml_exp(sc + (size_t)h * n8, n8, m, &sum);
+        if (sinks) sum += (double)expf(sinks[h0 + h] - m);
+        ggml_probs(sc + (size_t)h * n8, n8, (float)(1.0 / sum));
+      }
+      for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+        const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+        for (int32_t h = 0; h < gh; h++)
+          ggml_accum(out + (size_t)(h0 + h) * hd, v, kv_stride, hd, jb, nb, j0, j1,
+                     sc + (size_t)h * n8 + (jb - jb0));
+      }
+    }
+    return;
+  }
+  float *s = sc; /* one block at a time */
+  for (int32_t h = 0; h < nh; h++) {
+    const float *qh = q16 + (size_t)h * hd;
+    float m = -INFINITY;
+    for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+      const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+      const float bm = ggml_scores(qh, k, kv_stride, hd, jb, nb, j0, j1, scale, s);
+      m = bm > m ? bm : m;
+    }
+    if (sinks) m = sinks[h] > m ? sinks[h] : m;
+    double sum = 0.0;
+    for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+      const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+      ggml_scores(qh, k, kv_stride, hd, jb, nb, j0, j1, scale, s);
+      ggml_exp(s, nb, m, &sum);
+    }
+    if (sinks) sum += (double)expf(sinks[h] - m);
+    const float inv = (float)(1.0 / sum);
+    for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+      const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+      double unused = 0.0;
+      ggml_scores(qh, k, kv_stride, hd, jb, nb, j0, j1, scale, s);
+      ggml_exp(s, nb, m, &unused);
+      ggml_probs(s, nb, inv);
+      ggml_accum(out + (size_t)h * hd, v, kv_stride, hd, jb, nb, j0, j1, s);
+    }
+  }
+}
+
 void spool_avx2_attn_heads(const float *q, int32_t nh, const uint16_t *k, const uint16_t *v,
                            size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1, float scale,
-                           const float *sinks, float *out) {
+                           const float *sinks, int32_t flags, float *out) {
   if (head_dim % 8 != 0) {
-    spool_ref_attn_heads(q, nh, k, v, kv_stride, head_dim, j0, j1, scale, sinks, out);
+    spool_ref_attn_heads(q, nh, k, v, kv_stride, head_dim, j0, j1, scale, sinks, flags, out);
+    return;
+  }
+  if (flags & SPOOL_ATTN_GGML) {
+    attn_heads_ggml(q, nh, k, v, kv_stride, head_dim, j0, j1, scale, sinks, out);
     return;
   }
   const int32_t hd = head_dim;

@@ -19,7 +19,8 @@
 #include "../ref/quant_ref.h"
 #include <immintrin.h>
 
-static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+/* f16 -> f32 through a general register (a vpinsrw from memory costs more load slots) */
+static inline float h2f(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
 
 static inline float hsum_ps(__m256 v) {
   __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -342,28 +343,6 @@ float spool_avx2_dot_bf16_f32(int32_t n, const void *vw, const void *vx) {
 
 /* ================================ 32-block dots against Q8_0 ================================ */
 
-float spool_avx2_dot_q8_0_q8_0(int32_t n, const void *vw, const void *vx) {
-  const block_q8_0 *w = (const block_q8_0 *)vw;
-  const block_q8_0 *x = (const block_q8_0 *)vx;
-  const int32_t nb = n / QK8_0;
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-  int32_t i = 0;
-  for (; i + 2 <= nb; i += 2) {
-    const __m256i p0 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs),
-                                  _mm256_loadu_si256((const __m256i *)x[i].qs));
-    const __m256i p1 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i + 1].qs),
-                                  _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
-    a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p0), a0);
-    a1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i + 1].d) * h2f(x[i + 1].d)), _mm256_cvtepi32_ps(p1), a1);
-  }
-  for (; i < nb; i++) {
-    const __m256i p0 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[i].qs),
-                                  _mm256_loadu_si256((const __m256i *)x[i].qs));
-    a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p0), a0);
-  }
-  return hsum_ps(_mm256_add_ps(a0, a1));
-}
-
 float spool_avx2_dot_q4_0_q8_0(int32_t n, const void *vw, const void *vx) {
   const block_q4_0 *w = (const block_q4_0 *)vw;
   const block_q8_0 *x = (const block_q8_0 *)vx;
@@ -383,30 +362,6 @@ float spool_avx2_dot_q4_0_q8_0(int32_t n, const void *vw, const void *vx) {
     const __m256i p0 = mul_sum_i8(_mm256_sub_epi8(nibbles32(w[i].qs), off),
                                   _mm256_loadu_si256((const __m256i *)x[i].qs));
     a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p0), a0);
-  }
-  return hsum_ps(_mm256_add_ps(a0, a1));
-}
-
-float spool_avx2_dot_mxfp4_q8_0(int32_t n, const void *vw, const void *vx) {
-  const block_mxfp4 *w = (const block_mxfp4 *)vw;
-  const block_q8_0 *x = (const block_q8_0 *)vx;
-  const int32_t nb = n / QK8_0;
-  const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)spool_kvalues_mxfp4));
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-  int32_t i = 0;
-  for (; i + 2 <= nb; i += 2) {
-    const __m256i p0 = mul_sum_i8(_mm256_shuffle_epi8(table, nibbles32(w[i].qs)),
-                                  _mm256_loadu_si256((const __m256i *)x[i].qs));
-    const __m256i p1 = mul_sum_i8(_mm256_shuffle_epi8(table, nibbles32(w[i + 1].qs)),
-                                  _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
-    a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * spool_e8m0_half(w[i].e)), _mm256_cvtepi32_ps(p0), a0);
-    a1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * spool_e8m0_half(w[i + 1].e)),
-                         _mm256_cvtepi32_ps(p1), a1);
-  }
-  for (; i < nb; i++) {
-    const __m256i p0 = mul_sum_i8(_mm256_shuffle_epi8(table, nibbles32(w[i].qs)),
-                                  _mm256_loadu_si256((const __m256i *)x[i].qs));
-    a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * spool_e8m0_half(w[i].e)), _mm256_cvtepi32_ps(p0), a0);
   }
   return hsum_ps(_mm256_add_ps(a0, a1));
 }
@@ -433,36 +388,6 @@ static inline int32_t k4_mins_dot(const uint32_t utmp[4], const int16_t *bsums) 
   p = _mm_add_epi32(p, _mm_unpackhi_epi64(p, p));
   p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 1));
   return _mm_cvtsi128_si32(p);
-}
-
-float spool_avx2_dot_q4_K_q8_K(int32_t n, const void *vw, const void *vx) {
-  const block_q4_K *w = (const block_q4_K *)vw;
-  const block_q8_K *x = (const block_q8_K *)vx;
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  float summ = 0;
-  for (int32_t i = 0; i < n / QK_K; i++) {
-    uint32_t utmp[4];
-    k4_unpack_scales(w[i].scales, utmp);
-    const uint8_t *sc = (const uint8_t *)utmp;
-    const float dx = x[i].d;
-    summ += h2f(w[i].dmin) * dx * (float)k4_mins_dot(utmp, x[i].bsums);
-    const uint8_t *q4 = w[i].qs;
-    const int8_t *q8 = x[i].qs;
-    __m256i sumi = _mm256_setzero_si256();
-    for (int j = 0; j < 4; j++) {
-      const __m256i q4b = _mm256_loadu_si256((const __m256i *)(q4 + 32 * j));
-      const __m256i ql = _mm256_and_si256(q4b, m4);
-      const __m256i qh = _mm256_and_si256(_mm256_srli_epi16(q4b, 4), m4);
-      __m256i pl = _mm256_maddubs_epi16(ql, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
-      __m256i ph = _mm256_maddubs_epi16(qh, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
-      pl = _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j]));
-      ph = _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1]));
-      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
-    }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * dx), _mm256_cvtepi32_ps(sumi), acc);
-  }
-  return hsum_ps(acc) - summ;
 }
 
 float spool_avx2_dot_q5_K_q8_K(int32_t n, const void *vw, const void *vx) {
@@ -511,32 +436,218 @@ static const uint8_t k_q6_shuf[8][16] __attribute__((aligned(16))) = {
     {14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
 };
 
-float spool_avx2_dot_q6_K_q8_K(int32_t n, const void *vw, const void *vx) {
-  const block_q6_K *w = (const block_q6_K *)vw;
-  const block_q8_K *x = (const block_q8_K *)vx;
-  __m256 acc = _mm256_setzero_ps();
-  for (int32_t i = 0; i < n / QK_K; i++) {
-    const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
-    /* offset: sum_j sc_j * 32 * bsum_j */
-    const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x[i].bsums),
-                                          _mm256_cvtepi8_epi16(sc8));
-    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
-    const int8_t *q8 = x[i].qs;
-    for (int h = 0; h < 2; h++) {
-      __m256i q[4];
-      q6_unpack(w[i].ql + 64 * h, w[i].qh + 32 * h, q, 0);
-      for (int k = 0; k < 4; k++) {
-        const __m256i s = _mm256_cvtepi8_epi16(
-            _mm_shuffle_epi8(sc8, _mm_load_si128((const __m128i *)k_q6_shuf[4 * h + k])));
-        __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(q8 + 32 * k)));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
-      }
-      q8 += 128;
-    }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * x[i].d), _mm256_cvtepi32_ps(sumi), acc);
-  }
-  return hsum_ps(acc);
+/* ================================ tiles: nr rows x nt tokens ================================
+ * y[t*ys + r] = dot(row r of W, token t of x) for r < nr, t < nt (nr*nt <= 4, nr == 1 or
+ * nt == 1). The weight block of a row is decoded once and applied to the nt tokens (prefill);
+ * the activation block of a token is loaded once for the nr rows (matvec: shared q8 loads,
+ * block sums and scales, and nr independent accumulator chains). Every (row, token) pair
+ * runs the same sequence of operations whatever the tile shape, so a result never depends on
+ * how rows and tokens were grouped (thread count, tails). Each instantiation is specialized
+ * at compile time (NR, NT constants; loops over them fully unrolled into registers). */
+
+#define AI static inline __attribute__((always_inline))
+
+AI const void *row_at(const void *base, size_t stride, int k) {
+  return (const uint8_t *)base + (size_t)k * stride;
 }
+
+/* ---- Q8_0 weights x Q8_0 activations ---- */
+AI void tile_q8_0(int32_t n, const void *w, size_t ws, const void *x, size_t xs, float *y,
+                  size_t ys, const int NR, const int NT) {
+  const int32_t nb = n / QK8_0;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[4]; /* [r * NT + t]; NR * NT <= 4 (small arrays stay in registers) */
+  for (int k = 0; k < NR * NT; k++) acc[k] = _mm256_setzero_ps();
+  for (int32_t i = 0; i < nb; i++) {
+    float dx[4];
+    for (int t = 0; t < NT; t++) dx[t] = h2f(((const block_q8_0 *)row_at(x, xs, t))[i].d);
+    for (int r = 0; r < NR; r++) {
+      const block_q8_0 *b = (const block_q8_0 *)row_at(w, ws, r) + i;
+      const __m256i wv = _mm256_loadu_si256((const __m256i *)b->qs);
+      const __m256i aw = _mm256_sign_epi8(wv, wv);
+      const float dw = h2f(b->d);
+      for (int t = 0; t < NT; t++) {
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)((const block_q8_0 *)row_at(x, xs, t))[i].qs);
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv)), ones);
+        acc[r * NT + t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[t]), _mm256_cvtepi32_ps(p), acc[r * NT + t]);
+      }
+    }
+  }
+  for (int r = 0; r < NR; r++)
+    for (int t = 0; t < NT; t++) y[(size_t)t * ys + r] = hsum_ps(acc[r * NT + t]);
+}
+
+/* ---- MXFP4 weights x Q8_0 activations ---- */
+AI void tile_mxfp4(int32_t n, const void *w, size_t ws, const void *x, size_t xs, float *y,
+                   size_t ys, const int NR, const int NT) {
+  const int32_t nb = n / QK_MXFP4;
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)spool_kvalues_mxfp4));
+  __m256 acc[4]; /* [r * NT + t]; NR * NT <= 4 (small arrays stay in registers) */
+  for (int k = 0; k < NR * NT; k++) acc[k] = _mm256_setzero_ps();
+  for (int32_t i = 0; i < nb; i++) {
+    float dx[4];
+    for (int t = 0; t < NT; t++) dx[t] = h2f(((const block_q8_0 *)row_at(x, xs, t))[i].d);
+    for (int r = 0; r < NR; r++) {
+      const block_mxfp4 *b = (const block_mxfp4 *)row_at(w, ws, r) + i;
+      const __m256i wv = _mm256_shuffle_epi8(table, nibbles32(b->qs));
+      const __m256i aw = _mm256_sign_epi8(wv, wv);
+      const float dw = spool_e8m0_half(b->e);
+      for (int t = 0; t < NT; t++) {
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)((const block_q8_0 *)row_at(x, xs, t))[i].qs);
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv)), ones);
+        acc[r * NT + t] = _mm256_fmadd_ps(_mm256_set1_ps(dx[t] * dw), _mm256_cvtepi32_ps(p), acc[r * NT + t]);
+      }
+    }
+  }
+  for (int r = 0; r < NR; r++)
+    for (int t = 0; t < NT; t++) y[(size_t)t * ys + r] = hsum_ps(acc[r * NT + t]);
+}
+
+/* ---- Q4_K weights x Q8_K activations ----
+ * Per super-block: the 12 packed scale bytes are unpacked with two pshufb and masks into 8
+ * scales and 8 mins (bytes); scale j is spread to 16-bit lanes by pshufb (no scalar work).
+ * mins: madd(bsums, each min twice) gives min_j * (bsum_2j + bsum_2j+1) in 8 int32 lanes,
+ * subtracted in f32 with dmin*dx; scales: maddubs(nibbles, q8) then madd with scale j. */
+static const uint8_t k_q4k_unpack[3][16] __attribute__((aligned(16))) = {
+    {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11},                   /* a c b c */
+    {128, 128, 128, 128, 0, 1, 2, 3, 128, 128, 128, 128, 4, 5, 6, 7},       /* 0 a 0 b */
+    {63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15},       /* low masks */
+};
+/* scale j (byte j of the unpacked vector) -> 16 x int16 */
+static const uint8_t k_q4k_sc[8][32] __attribute__((aligned(32))) = {
+#define S(j) {j, 128, j, 128, j, 128, j, 128, j, 128, j, 128, j, 128, j, 128, \
+              j, 128, j, 128, j, 128, j, 128, j, 128, j, 128, j, 128, j, 128}
+    S(0), S(1), S(2), S(3), S(4), S(5), S(6), S(7)
+#undef S
+};
+/* mins (bytes 8..15) -> 16 x int16, each min twice (it multiplies two 16-value bsums) */
+static const uint8_t k_q4k_min[32] __attribute__((aligned(32))) = {
+    8,  128, 8,  128, 9,  128, 9,  128, 10, 128, 10, 128, 11, 128, 11, 128,
+    12, 128, 12, 128, 13, 128, 13, 128, 14, 128, 14, 128, 15, 128, 15, 128};
+
+/* 12 scale bytes -> bytes 0..7 = 6-bit scales, 8..15 = 6-bit mins (as get_scale_min_k4) */
+AI __m128i q4k_scales(const uint8_t *s12) {
+  const __m128i s = _mm_loadu_si128((const __m128i *)s12); /* 4 bytes past: still in the block */
+  const __m128i v1 = _mm_shuffle_epi8(s, _mm_load_si128((const __m128i *)k_q4k_unpack[0]));
+  const __m128i v2 = _mm_shuffle_epi8(s, _mm_load_si128((const __m128i *)k_q4k_unpack[1]));
+  const __m128i lo = _mm_and_si128(_mm_srlv_epi32(v1, _mm_setr_epi32(0, 0, 0, 4)),
+                                   _mm_load_si128((const __m128i *)k_q4k_unpack[2]));
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(v2, 2), _mm_set1_epi8(0x30));
+  return _mm_or_si128(lo, hi);
+}
+
+AI void tile_q4_K(int32_t n, const void *w, size_t ws, const void *x, size_t xs, float *y,
+                  size_t ys, const int NR, const int NT) {
+  const int32_t nb = n / QK_K;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[4]; /* [r * NT + t]; NR * NT <= 4 (small arrays stay in registers) */
+  for (int k = 0; k < NR * NT; k++) acc[k] = _mm256_setzero_ps();
+  for (int32_t i = 0; i < nb; i++) {
+    for (int r = 0; r < NR; r++) {
+      const block_q4_K *b = (const block_q4_K *)row_at(w, ws, r) + i;
+      const __m256i sm2 = _mm256_broadcastsi128_si256(q4k_scales(b->scales));
+      __m256i sumi[4];
+      for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
+      for (int j = 0; j < 4; j++) {
+        const __m256i q4b = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * j));
+        const __m256i ql = _mm256_and_si256(q4b, m4);
+        const __m256i qh = _mm256_and_si256(_mm256_srli_epi16(q4b, 4), m4);
+        const __m256i sl = _mm256_shuffle_epi8(sm2, _mm256_load_si256((const __m256i *)k_q4k_sc[2 * j]));
+        const __m256i sh = _mm256_shuffle_epi8(sm2, _mm256_load_si256((const __m256i *)k_q4k_sc[2 * j + 1]));
+        for (int t = 0; t < NT; t++) {
+          const int8_t *q8 = ((const block_q8_K *)row_at(x, xs, t))[i].qs + 64 * j;
+          const __m256i dl = _mm256_madd_epi16(_mm256_maddubs_epi16(ql, _mm256_loadu_si256((const __m256i *)q8)), sl);
+          const __m256i dh = _mm256_madd_epi16(_mm256_maddubs_epi16(qh, _mm256_loadu_si256((const __m256i *)(q8 + 32))), sh);
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(dl, dh));
+        }
+      }
+      const __m256i mins = _mm256_shuffle_epi8(sm2, _mm256_load_si256((const __m256i *)k_q4k_min));
+      const float dw = h2f(b->d), dmw = h2f(b->dmin);
+      for (int t = 0; t < NT; t++) {
+        const block_q8_K *xb = (const block_q8_K *)row_at(x, xs, t) + i;
+        const __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), mins);
+        acc[r * NT + t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), _mm256_cvtepi32_ps(sumi[t]), acc[r * NT + t]);
+        acc[r * NT + t] = _mm256_fnmadd_ps(_mm256_set1_ps(dmw * xb->d), _mm256_cvtepi32_ps(pm), acc[r * NT + t]);
+      }
+    }
+  }
+  for (int r = 0; r < NR; r++)
+    for (int t = 0; t < NT; t++) y[(size_t)t * ys + r] = hsum_ps(acc[r * NT + t]);
+}
+
+/* ---- Q6_K weights x Q8_K activations ----
+ * Codes are used unsigned (0..63) with maddubs; the -32 offset is sum_j sc_j*32*bsum_j,
+ * taken from the activation block sums once per super-block. */
+AI void tile_q6_K(int32_t n, const void *w, size_t ws, const void *x, size_t xs, float *y,
+                  size_t ys, const int NR, const int NT) {
+  const int32_t nb = n / QK_K;
+  __m256 acc[4]; /* [r * NT + t]; NR * NT <= 4 (small arrays stay in registers) */
+  for (int k = 0; k < NR * NT; k++) acc[k] = _mm256_setzero_ps();
+  for (int32_t i = 0; i < nb; i++) {
+    for (int r = 0; r < NR; r++) {
+      const block_q6_K *b = (const block_q6_K *)row_at(w, ws, r) + i;
+      const __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
+      const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+      const float dw = h2f(b->d);
+      __m256i sumi[4];
+      for (int t = 0; t < NT; t++) {
+        const block_q8_K *xb = (const block_q8_K *)row_at(x, xs, t) + i;
+        const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), sc16);
+        sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+      }
+      for (int h = 0; h < 2; h++) {
+        __m256i q[4];
+        q6_unpack(b->ql + 64 * h, b->qh + 32 * h, q, 0);
+        for (int k = 0; k < 4; k++) {
+          const __m256i s = _mm256_cvtepi8_epi16(
+              _mm_shuffle_epi8(sc8, _mm_load_si128((const __m128i *)k_q6_shuf[4 * h + k])));
+          for (int t = 0; t < NT; t++) {
+            const int8_t *q8 = ((const block_q8_K *)row_at(x, xs, t))[i].qs + 128 * h + 32 * k;
+            const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)q8));
+            sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, s));
+          }
+        }
+      }
+      for (int t = 0; t < NT; t++) {
+        const float dx = ((const block_q8_K *)row_at(x, xs, t))[i].d;
+        acc[r * NT + t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(sumi[t]), acc[r * NT + t]);
+      }
+    }
+  }
+  for (int r = 0; r < NR; r++)
+    for (int t = 0; t < NT; t++) y[(size_t)t * ys + r] = hsum_ps(acc[r * NT + t]);
+}
+
+/* one exported entry per type: dispatch (nr, nt) to a specialized instantiation */
+#define TILE_ENTRY(NAME, BODY)                                                                 \
+  void spool_avx2_tile_##NAME(int32_t n, const void *w, size_t ws, int32_t nr, const void *x,  \
+                              size_t xs, int32_t nt, float *y, size_t ys) {                    \
+    switch (nr * 8 + nt) {                                                                     \
+      case 8 + 1: BODY(n, w, ws, x, xs, y, ys, 1, 1); return;                                  \
+      case 8 + 2: BODY(n, w, ws, x, xs, y, ys, 1, 2); return;                                  \
+      case 8 + 3: BODY(n, w, ws, x, xs, y, ys, 1, 3); return;                                  \
+      case 8 + 4: BODY(n, w, ws, x, xs, y, ys, 1, 4); return;                                  \
+      case 16 + 1: BODY(n, w, ws, x, xs, y, ys, 2, 1); return;                                 \
+      case 24 + 1: BODY(n, w, ws, x, xs, y, ys, 3, 1); return;                                 \
+      case 32 + 1: BODY(n, w, ws, x, xs, y, ys, 4, 1); return;                                 \
+      default: /* other shapes: row by row */                                                  \
+        for (int32_t r = 0; r < nr; r++)                                                       \
+          for (int32_t t = 0; t < nt; t += 4)                                                  \
+            spool_avx2_tile_##NAME(n, row_at(w, ws, r), ws, 1, row_at(x, xs, t), xs,          \
+                                   nt - t < 4 ? nt - t : 4, y + (size_t)t * ys + r, ys);      \
+    }                                                                                          \
+  }                                                                                            \
+  float spool_avx2_dot_##NAME(int32_t n, const void *w, const void *x) {                       \
+    float y;                                                                                   \
+    BODY(n, w, 0, x, 0, &y, 0, 1, 1);                                                          \
+    return y;                                                                                  \
+  }
+
+TILE_ENTRY(q8_0_q8_0, tile_q8_0)
+TILE_ENTRY(mxfp4_q8_0, tile_mxfp4)
+TILE_ENTRY(q4_K_q8_K, tile_q4_K)
+TILE_ENTRY(q6_K_q8_K, tile_q6_K)
 
 /* ================================ bandwidth probe ================================ */
 
