@@ -1,18 +1,43 @@
 /**
  * spool — a local inference runtime for Mixture-of-Experts language models.
  *
- * This module is the public library API. What exists today: reading, writing and
- * quantizing GGUF files, inspecting what a model costs per token, the architecture
- * registry with a random-weight model generator, and the native kernels behind one C ABI.
+ * The public library API: load a GGUF model and generate from it, tokenize, render chat
+ * templates; read, write and quantize GGUF files; inspect what a model costs per token; the
+ * native kernels behind one C ABI.
  *
  * ```ts
- * import { inspectGGUF, readGGUF } from "./mod.ts";
- * const report = inspectGGUF(readGGUF("model.gguf"));
- * console.log(report.denseBytes, report.expertBytes, report.bytesPerToken);
+ * import { loadModel } from "./mod.ts";
+ * const m = loadModel("model.gguf", { threads: 2 });
+ * for await (const t of m.generate([{ role: "user", content: "Hello" }], { maxTokens: 32 })) {
+ *   console.log(t.text);
+ * }
+ * m.close();
  * ```
  *
  * @module
  */
+export { loadModel, SpoolModel } from "./runtime/api.ts";
+export type { LoadModelOptions, SpoolGenerateOptions } from "./runtime/api.ts";
+export { generate, prefill } from "./runtime/engine/generate.ts";
+export type {
+  FinishReason,
+  GeneratedToken,
+  GenerateOptions,
+  GenerationResult,
+} from "./runtime/engine/generate.ts";
+export { Model, ModelLoadError } from "./runtime/engine/model.ts";
+export { ContextOverflowError, Session } from "./runtime/engine/session.ts";
+export type { LogitsMode, SessionOptions } from "./runtime/engine/session.ts";
+export { LLAMA_DEFAULTS, OPENAI_DEFAULTS, Sampler } from "./runtime/engine/sampling.ts";
+export type { SamplingParams } from "./runtime/engine/sampling.ts";
+export { StopMatcher } from "./runtime/engine/stop.ts";
+export { Tokenizer, tokenizerFromGGUF } from "./runtime/tokenizer/tokenizer.ts";
+export { TextStreamDecoder } from "./runtime/tokenizer/detokenize.ts";
+export { applyChatTemplate, chatTemplateFromGGUF } from "./runtime/tokenizer/chat_template.ts";
+export type { ChatMessage, ChatTool } from "./runtime/tokenizer/chat_template.ts";
+export { ARCHS, getArch, supportedArchs, UnsupportedArchError } from "./runtime/models/registry.ts";
+export type { ArchSpec, ModelConfig } from "./runtime/models/registry.ts";
+export { writeSyntheticModel } from "./runtime/models/synth.ts";
 export * from "./runtime/gguf/mod.ts";
 export { formatBytes, formatReport, inspectGGUF } from "./runtime/inspect.ts";
 export type { InspectReport, InspectSource, TypeTotal } from "./runtime/inspect.ts";
