@@ -5,8 +5,9 @@
  *
  * Output: kernels/dist/<os>-<arch>/libspool.{so,dylib}. Sources: kernels/cpu/*.c and
  * cpu/ref/*.c always; cpu/x86/*.c (compiled with -mavx2 -mfma -mf16c, chosen at run time
- * by cpu features) for x86-64; cpu/arm/*.c for arm64. The build is skipped when a stamp of
- * the sources, flags and compiler matches the previous build.
+ * by cpu features) for x86-64; cpu/arm/*.c for arm64 (baseline armv8-a, except *_dotprod.c,
+ * compiled with -march=armv8.2-a+dotprod and chosen at run time by cpu features). The build
+ * is skipped when a stamp of the sources, flags and compiler matches the previous build.
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -87,8 +88,14 @@ export function buildKernels(opts: BuildOptions = {}): string {
       units.push({ src, flags: ["-mavx2", "-mfma", "-mf16c"] });
     }
   } else {
+    // Baseline armv8-a for the library, so it loads and runs on any arm64 core; only the
+    // SDOT build of the integer dots gets the dot-product extension, and dispatch calls it
+    // only when the CPU reports the feature.
     for (const src of listC(join(cpu, "arm"))) {
-      units.push({ src, flags: target === "linux-arm64" ? ["-march=armv8.2-a+dotprod+fp16"] : [] });
+      units.push({
+        src,
+        flags: src.endsWith("_dotprod.c") ? ["-march=armv8.2-a+dotprod"] : [],
+      });
     }
   }
   const outDir = join(here, "dist", target);

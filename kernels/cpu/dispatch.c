@@ -1,6 +1,10 @@
 /*
  * dispatch.c — library identity, CPU feature detection and the run-time choice between
- * the scalar reference and the SIMD implementations. Ops read spool_impl_current.
+ * the scalar reference and the SIMD implementations. Ops read spool_impl_current; kernels
+ * that exist in several builds (the arm64 SDOT dots) read spool_cpu_flags.
+ * Features are read from the CPU, never assumed from compiler flags: x86 through cpuid and
+ * xgetbv; arm64 always has NEON (armv8-a), and the dot-product extension is asked of the OS
+ * (Linux: getauxval(AT_HWCAP) & HWCAP_ASIMDDP; macOS: sysctl hw.optional.arm.FEAT_DotProd).
  */
 #include "internal.h"
 #include <errno.h>
@@ -8,8 +12,18 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+#if defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
 
 int32_t spool_impl_current = SPOOL_IMPL_REF;
+int32_t spool_cpu_flags = 0;
 static _Thread_local int32_t last_errno_tls = 0;
 
 void spool_set_errno(int32_t e) { last_errno_tls = e; }
@@ -33,8 +47,12 @@ SPOOL_API int32_t spool_cpu_features(void) {
   }
 #elif defined(__aarch64__)
   f |= SPOOL_CPU_NEON;
-#if defined(__ARM_FEATURE_DOTPROD)
-  f |= SPOOL_CPU_DOTPROD;
+#if defined(__linux__)
+  if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) f |= SPOOL_CPU_DOTPROD;
+#elif defined(__APPLE__)
+  int32_t dp = 0;
+  size_t len = sizeof dp;
+  if (sysctlbyname("hw.optional.arm.FEAT_DotProd", &dp, &len, NULL, 0) == 0 && dp) f |= SPOOL_CPU_DOTPROD;
 #endif
 #endif
   return f;
@@ -71,4 +89,7 @@ SPOOL_API spool_status spool_set_impl(int32_t impl) {
 SPOOL_API int32_t spool_get_impl(void) { return spool_impl_current; }
 
 /* pick the best implementation when the library is loaded */
-__attribute__((constructor)) static void spool_init(void) { spool_impl_current = best_impl(); }
+__attribute__((constructor)) static void spool_init(void) {
+  spool_cpu_flags = spool_cpu_features();
+  spool_impl_current = best_impl();
+}

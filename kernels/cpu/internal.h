@@ -15,6 +15,8 @@
 extern int32_t spool_impl_current; /* SPOOL_IMPL_REF / AVX2 / NEON, never AUTO */
 #define SPOOL_USE_AVX2() (spool_impl_current == SPOOL_IMPL_AVX2)
 #define SPOOL_USE_NEON() (spool_impl_current == SPOOL_IMPL_NEON)
+/* spool_cpu_features(), detected once when the library loads (dispatch.c) */
+extern int32_t spool_cpu_flags;
 
 /* ---- thread pool tasks ----
  * fn(ctx, task, n_tasks) runs once for each task in [0, n_tasks), spread over the pool's

@@ -166,6 +166,17 @@ static void select_neon(int32_t type, kernels *k) {
   }
   k->quant_act = k->quant_act == spool_ref_quant_q8_K ? spool_neon_quant_act_q8_K
                                                       : spool_neon_quant_act_q8_0;
+  if (spool_cpu_flags & SPOOL_CPU_DOTPROD) { /* SDOT builds of the same dots */
+    switch (type) {
+      case SPOOL_TYPE_Q4_0: k->dot_q8 = spool_neondp_dot_q4_0_q8_0; break;
+      case SPOOL_TYPE_Q8_0: k->dot_q8 = spool_neondp_dot_q8_0_q8_0; break;
+      case SPOOL_TYPE_MXFP4: k->dot_q8 = spool_neondp_dot_mxfp4_q8_0; break;
+      case SPOOL_TYPE_Q4_K: k->dot_q8 = spool_neondp_dot_q4_K_q8_K; break;
+      case SPOOL_TYPE_Q5_K: k->dot_q8 = spool_neondp_dot_q5_K_q8_K; break;
+      case SPOOL_TYPE_Q6_K: k->dot_q8 = spool_neondp_dot_q6_K_q8_K; break;
+      default: break;
+    }
+  }
 }
 #endif
 

@@ -39,10 +39,10 @@
  * logit bias and penalties, at temperature 1 and before top-k/top-p/min-p. They describe the
  * model's distribution with the caller's hard constraints applied (a banned token has
  * `-Infinity`), independent of the randomness knobs, so they are comparable across
- * temperatures. llama.cpp's server reports by default (`post_sampling_probs: false`) the
- * softmax of the raw logits; this adds the bias and penalties to that. The chosen token's logprob and
- * the `top` list use the same definition; `top` is sorted by logprob, descending, ties by
- * ascending id, and lists only tokens with a finite logit.
+ * temperatures. (llama.cpp's server reports by default, `post_sampling_probs: false`, the
+ * softmax of the raw logits; this adds the bias and penalties to that.) The chosen token's
+ * logprob and the `top` list use the same definition; `top` is sorted by logprob, descending,
+ * ties by ascending id, and lists only tokens with a finite logit.
  *
  * ## Defaults
  *

@@ -23,6 +23,7 @@ import { BYTE_TO_CHAR, ByteBuffer } from "./unicode.ts";
 
 const ID_BITS = 2 ** 21;
 const CACHE_LIMIT = 1 << 17;
+const PAIR_CACHE_LIMIT = 1 << 22;
 
 /** Options of {@link BpeModel}. */
 export interface BpeOptions {
@@ -205,6 +206,7 @@ export class BpeModel {
       const a = this.#text(l), b = this.#text(r);
       const rank = this.#rankOf.get(a + " " + b);
       v = rank === undefined ? -1 : rank * ID_BITS + this.#intern(a + b);
+      if (this.#pairs.size >= PAIR_CACHE_LIMIT) this.#pairs.clear();
       this.#pairs.set(key, v);
     }
     if (v < 0) return;

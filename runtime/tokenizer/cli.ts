@@ -1,13 +1,13 @@
 /**
- * `spool tokenize MODEL [TEXT] [--file FILE] [--json] [--add-special] [--parse-special]`:
+ * `spool tokenize MODEL [TEXT] [--file FILE] [--json] [--add-special] [--no-parse-special]`:
  * print the token ids of a text, with the tokenizer of a GGUF file (vocab-only files work).
  *
  * - TEXT: ids printed space-separated on one line (or a JSON array with `--json`); with no
  *   TEXT and no `--file`, the text is read from standard input.
  * - `--file FILE`: FILE holds a JSON array of strings; prints a JSON array of id arrays.
- * - Defaults match llama.cpp's `test-tokenizer-0`, which made the vocab test vectors: no
- *   BOS/EOS (`--add-special` adds them as the vocabulary asks) and control-token texts left as
- *   text (`--parse-special` turns e.g. `<|im_start|>` into its token). User-defined tokens are
+ * - Like llama.cpp's `llama-tokenize`, the text of special tokens (e.g. `<|im_start|>`) becomes
+ *   those tokens (`--no-parse-special` leaves it as text, as `test-tokenizer-0` does); no
+ *   BOS/EOS unless `--add-special` (then as the vocabulary asks). User-defined tokens are
  *   always split out, as in llama.cpp.
  *
  * @module
@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { tokenizerFromGGUF } from "./tokenizer.ts";
 
 const USAGE =
-  "spool tokenize MODEL [TEXT] [--file FILE] [--json] [--add-special] [--parse-special]";
+  "spool tokenize MODEL [TEXT] [--file FILE] [--json] [--add-special] [--no-parse-special]";
 
 function usageError(message: string): Error {
   return Object.assign(new Error(message), { name: "UsageError" });
@@ -53,7 +53,7 @@ export async function tokenizeMain(args: string[]): Promise<number> {
       file: { type: "string" },
       json: { type: "boolean", default: false },
       "add-special": { type: "boolean", default: false },
-      "parse-special": { type: "boolean", default: false },
+      "no-parse-special": { type: "boolean", default: false },
     },
   });
   if (positionals.length < 1 || positionals.length > 2) {
@@ -63,7 +63,7 @@ export async function tokenizeMain(args: string[]): Promise<number> {
     throw usageError("give either TEXT or --file, not both");
   }
   const tok = tokenizerFromGGUF(positionals[0]);
-  const opts = { addSpecial: values["add-special"], parseSpecial: values["parse-special"] };
+  const opts = { addSpecial: values["add-special"], parseSpecial: !values["no-parse-special"] };
   if (values.file !== undefined) {
     let texts: unknown;
     try {

@@ -35,13 +35,13 @@ Deno.test("tokenize --file: a JSON array of texts gives the vectors' ids (qwen2,
   }
 });
 
-Deno.test("tokenize TEXT: ids on one line, --json, --parse-special, --add-special", async () => {
+Deno.test("tokenize TEXT: ids on one line, --json, special tokens parsed, --add-special", async () => {
   const q = vocabPath("qwen2");
   assert.deepEqual(await run([q, "Hello world"]), { rc: 0, out: "9707 1879" });
   assert.deepEqual(await run([q, "Hello world", "--json"]), { rc: 0, out: "[9707,1879]" });
   const t = "<|im_start|>hi";
-  assert.equal((await run([q, t, "--parse-special"])).out, "151644 6023");
-  assert.notEqual((await run([q, t])).out.split(" ")[0], "151644");
+  assert.equal((await run([q, t])).out, "151644 6023");
+  assert.notEqual((await run([q, t, "--no-parse-special"])).out.split(" ")[0], "151644");
   assert.equal((await run([vocabPath("llama-spm"), "Hello", "--add-special"])).out, "1 15043");
 });
 

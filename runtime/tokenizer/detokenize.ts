@@ -153,6 +153,7 @@ export class TextStreamDecoder {
   #utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
   /**
+   * Start a stream.
    * @param src the tokenizer
    * @param options see {@link StreamDecoderOptions}
    */

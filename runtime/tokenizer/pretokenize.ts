@@ -390,7 +390,10 @@ export class PreTokenizer {
   readonly regexes: readonly string[];
   readonly #splitters: Splitter[];
 
-  /** @param regexes regex sources as llama.cpp writes them */
+  /**
+   * Compile a pre-tokenizer.
+   * @param regexes regex sources as llama.cpp writes them
+   */
   constructor(regexes: readonly string[]) {
     this.regexes = regexes;
     this.#splitters = regexes.map(compile);

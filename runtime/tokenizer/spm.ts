@@ -33,6 +33,7 @@ export class SpmModel {
   readonly #cache = new Map<string, readonly number[]>();
 
   /**
+   * Prepare the byte-fallback table and check whether words can be merged separately.
    * @param tokenToId token text to id
    * @param scores score of each token (`tokenizer.ggml.scores`)
    * @param unkId id used when a byte has no token at all (-1: drop the byte)

@@ -156,7 +156,10 @@ export class ByteBuffer {
   /** Number of valid bytes. */
   length = 0;
 
-  /** @param capacity initial capacity in bytes */
+  /**
+   * An empty buffer.
+   * @param capacity initial capacity in bytes
+   */
   constructor(capacity = 256) {
     this.bytes = new Uint8Array(capacity);
   }

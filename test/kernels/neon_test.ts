@@ -4,8 +4,12 @@
  *  - natively against the host library (AVX2 vs REF on x86-64);
  *  - for NEON: the library cross-built for linux-arm64 with aarch64-linux-gnu-gcc
  *    (kernels/dist/linux-arm64/) and every test run under `qemu-aarch64 -L
- *    /usr/aarch64-linux-gnu`. Skipped, with the reason, where the cross compiler or qemu is
- *    missing (CI: apt-get install gcc-aarch64-linux-gnu qemu-user).
+ *    /usr/aarch64-linux-gnu`, twice: on qemu's default CPU, which has the dot-product
+ *    extension (the SDOT kernels run), and with `-cpu cortex-a53` (armv8.0, no SDOT: the
+ *    library must detect that and run its baseline kernels; an SDOT there would be SIGILL).
+ *    The C tests print the detected features, which each leg checks. Skipped, with the
+ *    reason, where the cross compiler or qemu is missing (CI: apt-get install
+ *    gcc-aarch64-linux-gnu qemu-user).
  */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -70,8 +74,19 @@ function compileTest(cc: string, src: string, lib: string, outDir: string): stri
   return exe;
 }
 
-/** Build the library for `target`, then compile and run every C test as a step. */
-async function runTests(t: Deno.TestContext, target: Target, cc: string, runner: string[]) {
+const CPU_DOTPROD = 16; // SPOOL_CPU_DOTPROD in spool.h
+
+/**
+ * Build the library for `target`, then compile and run every C test as a step. With
+ * `dotprod` set, a test that prints its "cpu features 0x.." must report that bit so.
+ */
+async function runTests(
+  t: Deno.TestContext,
+  target: Target,
+  cc: string,
+  runner: string[],
+  dotprod?: boolean,
+) {
   const lib = buildKernels({ target, quiet: true });
   const outDir = join(dirname(lib), "test");
   mkdirSync(outDir, { recursive: true });
@@ -91,6 +106,10 @@ async function runTests(t: Deno.TestContext, target: Target, cc: string, runner:
           (r.stdout ?? "").split("\n").filter((l) => !l.startsWith("ok")).join("\n")
         }`,
       );
+      const feat = /cpu features 0x([0-9a-f]+)/.exec(r.stdout ?? "");
+      if (dotprod !== undefined && feat) {
+        assertEquals((parseInt(feat[1], 16) & CPU_DOTPROD) !== 0, dotprod, `${file}: ${feat[0]}`);
+      }
     });
   }
 }
@@ -105,9 +124,17 @@ Deno.test({
 });
 
 Deno.test({
-  name: "kernels/test/*.c under qemu-aarch64 against the linux-arm64 library (NEON vs REF)",
+  name: "kernels/test/*.c under qemu-aarch64 against the linux-arm64 library (NEON+SDOT vs REF)",
   ignore: !crossReady || cTests.length === 0,
   async fn(t) {
-    await runTests(t, "linux-arm64", CROSS_CC, [QEMU, "-L", QEMU_SYSROOT]);
+    await runTests(t, "linux-arm64", CROSS_CC, [QEMU, "-L", QEMU_SYSROOT], true);
+  },
+});
+
+Deno.test({
+  name: "kernels/test/*.c under qemu-aarch64 -cpu cortex-a53 (armv8.0, no SDOT: NEON vs REF)",
+  ignore: !crossReady || cTests.length === 0,
+  async fn(t) {
+    await runTests(t, "linux-arm64", CROSS_CC, [QEMU, "-cpu", "cortex-a53", "-L", QEMU_SYSROOT], false);
   },
 });

@@ -3,9 +3,14 @@
  * spool_impl_current == SPOOL_IMPL_NEON).
  *
  * Layout: ggml's blocks, see ref/quant_ref.c. Integer dots take 16 signed bytes per
- * operand and accumulate into int32x4 with vdotq_s32 when the compiler targets the dot
- * product extension (__ARM_FEATURE_DOTPROD, armv8.2-a+dotprod), else with widening
- * multiplies (vmull_s8 + vpadalq_s16). Weight codes are turned into signed bytes first:
+ * operand and accumulate into int32x4 with widening multiplies (vmull_s8 + vpadalq_s16),
+ * which every armv8-a CPU has. This file is also compiled a second time, by
+ * quant_neon_dotprod.c with SPOOL_NEON_DOTPROD defined and -march=armv8.2-a+dotprod: that
+ * build holds only the integer dots, named spool_neondp_*, and uses SDOT (vdotq_s32);
+ * quant.c picks them at run time when the CPU reports the dot-product extension
+ * (SPOOL_CPU_DOTPROD), so the library itself runs on any armv8-a core. Both forms compute
+ * the same exact integer sums, so their results are bit-identical.
+ * Weight codes are turned into signed bytes first:
  * Q4_0 nibbles - 8, MXFP4 nibbles through the 16-entry table (vqtbl1q_s8), Q4_K/Q5_K codes
  * as they are (0..31, with the mins applied per super-block through the activation bsums),
  * Q6_K codes - 32. Sub-block int32 sums are scaled in integers and combined in f32 per
@@ -17,8 +22,14 @@
 #include "../ref/quant_ref.h"
 #include <arm_neon.h>
 
+#if defined(SPOOL_NEON_DOTPROD)
+#define NEON_DOT(name) spool_neondp_##name /* integer dots only, built with +dotprod */
+#else
+#define NEON_DOT(name) spool_neon_##name
+#endif
+
 static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
-#if defined(__ARM_FEATURE_DOTPROD)
+#if defined(SPOOL_NEON_DOTPROD)
   return vdotq_s32(acc, a, b);
 #else
   const int16x8_t lo = vmull_s8(vget_low_s8(a), vget_low_s8(b));
@@ -28,6 +39,8 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
 }
 
 static inline float h2f(uint16_t h) { return spool_f16_to_f32_1(h); }
+
+#if !defined(SPOOL_NEON_DOTPROD) /* quantizers, dequantizers and float dots: baseline only */
 
 /* ================================ activation quantizers ================================ */
 
@@ -149,6 +162,8 @@ void spool_neon_dequant_mxfp4(const void *vx, float *y, int32_t n) {
   }
 }
 
+#endif /* !SPOOL_NEON_DOTPROD */
+
 static inline void k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
   if (j < 4) {
     *d = q[j] & 63;
@@ -160,6 +175,7 @@ static inline void k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
 }
 
 /* Q4_K (qh == NULL) and Q5_K */
+#if !defined(SPOOL_NEON_DOTPROD)
 static void dequant_k4(const uint8_t *scales, uint16_t d16, uint16_t dmin16, const uint8_t *qs,
                        const uint8_t *qh, float *y) {
   const float d = h2f(d16), min = h2f(dmin16);
@@ -195,6 +211,8 @@ void spool_neon_dequant_q5_K(const void *vx, float *y, int32_t n) {
 }
 
 /* 128 Q6_K codes of one half block as 8 x 16 signed bytes (q - 32), value order */
+#endif /* !SPOOL_NEON_DOTPROD */
+
 static inline void q6_unpack(const uint8_t *ql, const uint8_t *qh, int8x16_t out[8]) {
   const uint8x16_t m4 = vdupq_n_u8(0x0F), m3 = vdupq_n_u8(3);
   const int8x16_t c32 = vdupq_n_s8(32);
@@ -212,6 +230,7 @@ static inline void q6_unpack(const uint8_t *ql, const uint8_t *qh, int8x16_t out
   }
 }
 
+#if !defined(SPOOL_NEON_DOTPROD)
 void spool_neon_dequant_q6_K(const void *vx, float *y, int32_t n) {
   const block_q6_K *x = (const block_q6_K *)vx;
   for (int32_t i = 0; i < n / QK_K; i++) {
@@ -272,9 +291,11 @@ float spool_neon_dot_bf16_f32(int32_t n, const void *vw, const void *vx) {
   return s;
 }
 
+#endif /* !SPOOL_NEON_DOTPROD */
+
 /* ================================ 32-block dots against Q8_0 ================================ */
 
-float spool_neon_dot_q8_0_q8_0(int32_t n, const void *vw, const void *vx) {
+float NEON_DOT(dot_q8_0_q8_0)(int32_t n, const void *vw, const void *vx) {
   const block_q8_0 *w = (const block_q8_0 *)vw;
   const block_q8_0 *x = (const block_q8_0 *)vx;
   float32x4_t acc = vdupq_n_f32(0);
@@ -286,7 +307,7 @@ float spool_neon_dot_q8_0_q8_0(int32_t n, const void *vw, const void *vx) {
   return vaddvq_f32(acc);
 }
 
-float spool_neon_dot_q4_0_q8_0(int32_t n, const void *vw, const void *vx) {
+float NEON_DOT(dot_q4_0_q8_0)(int32_t n, const void *vw, const void *vx) {
   const block_q4_0 *w = (const block_q4_0 *)vw;
   const block_q8_0 *x = (const block_q8_0 *)vx;
   const int8x16_t off = vdupq_n_s8(8);
@@ -302,7 +323,7 @@ float spool_neon_dot_q4_0_q8_0(int32_t n, const void *vw, const void *vx) {
   return vaddvq_f32(acc);
 }
 
-float spool_neon_dot_mxfp4_q8_0(int32_t n, const void *vw, const void *vx) {
+float NEON_DOT(dot_mxfp4_q8_0)(int32_t n, const void *vw, const void *vx) {
   const block_mxfp4 *w = (const block_mxfp4 *)vw;
   const block_q8_0 *x = (const block_q8_0 *)vx;
   const int8x16_t table = vld1q_s8(spool_kvalues_mxfp4);
@@ -348,7 +369,7 @@ static inline float dot_k4_block(const uint8_t *scales, uint16_t d16, uint16_t d
   return h2f(d16) * x->d * sumi - h2f(dmin16) * x->d * summ;
 }
 
-float spool_neon_dot_q4_K_q8_K(int32_t n, const void *vw, const void *vx) {
+float NEON_DOT(dot_q4_K_q8_K)(int32_t n, const void *vw, const void *vx) {
   const block_q4_K *w = (const block_q4_K *)vw;
   const block_q8_K *x = (const block_q8_K *)vx;
   float s = 0;
@@ -356,7 +377,7 @@ float spool_neon_dot_q4_K_q8_K(int32_t n, const void *vw, const void *vx) {
   return s;
 }
 
-float spool_neon_dot_q5_K_q8_K(int32_t n, const void *vw, const void *vx) {
+float NEON_DOT(dot_q5_K_q8_K)(int32_t n, const void *vw, const void *vx) {
   const block_q5_K *w = (const block_q5_K *)vw;
   const block_q8_K *x = (const block_q8_K *)vx;
   float s = 0;
@@ -364,7 +385,7 @@ float spool_neon_dot_q5_K_q8_K(int32_t n, const void *vw, const void *vx) {
   return s;
 }
 
-float spool_neon_dot_q6_K_q8_K(int32_t n, const void *vw, const void *vx) {
+float NEON_DOT(dot_q6_K_q8_K)(int32_t n, const void *vw, const void *vx) {
   const block_q6_K *w = (const block_q6_K *)vw;
   const block_q8_K *x = (const block_q8_K *)vx;
   float s = 0;
@@ -382,6 +403,7 @@ float spool_neon_dot_q6_K_q8_K(int32_t n, const void *vw, const void *vx) {
   return s;
 }
 
+#if !defined(SPOOL_NEON_DOTPROD)
 /* ================================ bandwidth probe ================================ */
 
 float spool_neon_sum_bytes(const void *p, size_t bytes) {
@@ -398,3 +420,4 @@ float spool_neon_sum_bytes(const void *p, size_t bytes) {
   a = vaddq_u64(vaddq_u64(a, b), vaddq_u64(c, d));
   return (float)(vgetq_lane_u64(a, 0) + vgetq_lane_u64(a, 1));
 }
+#endif /* !SPOOL_NEON_DOTPROD */

@@ -124,5 +124,13 @@ float spool_neon_dot_q4_K_q8_K(int32_t n, const void *w, const void *x);
 float spool_neon_dot_q5_K_q8_K(int32_t n, const void *w, const void *x);
 float spool_neon_dot_q6_K_q8_K(int32_t n, const void *w, const void *x);
 float spool_neon_sum_bytes(const void *p, size_t bytes);
+/* the integer dots again, built with +dotprod (arm/quant_neon_dotprod.c); only called when
+ * spool_cpu_features() has SPOOL_CPU_DOTPROD */
+float spool_neondp_dot_q4_0_q8_0(int32_t n, const void *w, const void *x);
+float spool_neondp_dot_q8_0_q8_0(int32_t n, const void *w, const void *x);
+float spool_neondp_dot_mxfp4_q8_0(int32_t n, const void *w, const void *x);
+float spool_neondp_dot_q4_K_q8_K(int32_t n, const void *w, const void *x);
+float spool_neondp_dot_q5_K_q8_K(int32_t n, const void *w, const void *x);
+float spool_neondp_dot_q6_K_q8_K(int32_t n, const void *w, const void *x);
 
 #endif

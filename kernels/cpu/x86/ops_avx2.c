@@ -369,7 +369,7 @@ static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh
     _mm256_storeu_ps(q16 + i, round_f16x8(_mm256_loadu_ps(q + i)));
   for (int32_t i = 0; i < nh * hd; i++) out[i] = 0.0f;
   const int32_t jb0 = j0 & ~7, jend = (j1 + 8) & ~7, n8 = jend - jb0;
-  if (n8 <= SPOOL_ATTN_GGML_SCORES) {
+  if (n8 * MODEA_MIN <= SPOOL_ATTN_GGML_SCORES) {
     const int32_t g = SPOOL_ATTN_GGML_SCORES / n8;
     for (int32_t h0 = 0; h0 < nh; h0 += g) {
       const int32_t gh = nh - h0 < g ? nh - h0 : g;
@@ -399,31 +399,40 @@ static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh
     }
     return;
   }
-  float *s = sc; /* one block at a time */
+  /* longer ranges: blocks outer, heads inner in every pass; each pass recomputes a block's
+   * scores into sc[0..SPOOL_ATTN_BLOCK) one head at a time */
+  double sums[SPOOL_ATTN_MAX_ACC / 8];
+  for (int32_t h = 0; h < nh; h++) mh[h] = -INFINITY;
+  for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+    const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+    for (int32_t h = 0; h < nh; h++) {
+      const float bm = ggml_scores(q16 + (size_t)h * hd, k, kv_stride, hd, jb, nb, j0, j1, scale, sc);
+      mh[h] = bm > mh[h] ? bm : mh[h];
+    }
+  }
   for (int32_t h = 0; h < nh; h++) {
-    const float *qh = q16 + (size_t)h * hd;
-    float m = -INFINITY;
-    for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
-      const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
-      const float bm = ggml_scores(qh, k, kv_stride, hd, jb, nb, j0, j1, scale, s);
-      m = bm > m ? bm : m;
+    if (sinks) mh[h] = sinks[h] > mh[h] ? sinks[h] : mh[h];
+    sums[h] = 0.0;
+  }
+  for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+    const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+    for (int32_t h = 0; h < nh; h++) {
+      ggml_scores(q16 + (size_t)h * hd, k, kv_stride, hd, jb, nb, j0, j1, scale, sc);
+      ggml_exp(sc, nb, mh[h], &sums[h]);
     }
-    if (sinks) m = sinks[h] > m ? sinks[h] : m;
-    double sum = 0.0;
-    for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
-      const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
-      ggml_scores(qh, k, kv_stride, hd, jb, nb, j0, j1, scale, s);
-      ggml_exp(s, nb, m, &sum);
-    }
-    if (sinks) sum += (double)expf(sinks[h] - m);
-    const float inv = (float)(1.0 / sum);
-    for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
-      const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+  }
+  for (int32_t h = 0; h < nh; h++) {
+    if (sinks) sums[h] += (double)expf(sinks[h] - mh[h]);
+    sums[h] = 1.0 / sums[h];
+  }
+  for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+    const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+    for (int32_t h = 0; h < nh; h++) {
       double unused = 0.0;
-      ggml_scores(qh, k, kv_stride, hd, jb, nb, j0, j1, scale, s);
-      ggml_exp(s, nb, m, &unused);
-      ggml_probs(s, nb, inv);
-      ggml_accum(out + (size_t)h * hd, v, kv_stride, hd, jb, nb, j0, j1, s);
+      ggml_scores(q16 + (size_t)h * hd, k, kv_stride, hd, jb, nb, j0, j1, scale, sc);
+      ggml_exp(sc, nb, mh[h], &unused);
+      ggml_probs(sc, nb, (float)sums[h]);
+      ggml_accum(out + (size_t)h * hd, v, kv_stride, hd, jb, nb, j0, j1, sc);
     }
   }
 }
