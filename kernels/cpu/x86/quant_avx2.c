@@ -451,6 +451,18 @@ AI const void *row_at(const void *base, size_t stride, int k) {
   return (const uint8_t *)base + (size_t)k * stride;
 }
 
+/* matvec (NT == 1): prefetch `lines` cache lines of the same block NR rows further down, the
+ * rows of the next tile call, so that more DRAM reads are in flight than the hardware
+ * prefetcher alone keeps (a prefetch past the matrix is harmless: it never faults) */
+#ifndef SPOOL_PF
+#define SPOOL_PF 1
+#endif
+AI void pf_next(const void *b, size_t ws, const int NR, const int NT, const int lines) {
+  if (SPOOL_PF && NT == 1)
+    for (int l = 0; l < lines; l++)
+      _mm_prefetch((const char *)b + (size_t)NR * ws + 64 * l, _MM_HINT_T0);
+}
+
 /* ---- Q8_0 weights x Q8_0 activations ---- */
 AI void tile_q8_0(int32_t n, const void *w, size_t ws, const void *x, size_t xs, float *y,
                   size_t ys, const int NR, const int NT) {
@@ -463,6 +475,7 @@ AI void tile_q8_0(int32_t n, const void *w, size_t ws, const void *x, size_t xs,
     for (int t = 0; t < NT; t++) dx[t] = h2f(((const block_q8_0 *)row_at(x, xs, t))[i].d);
     for (int r = 0; r < NR; r++) {
       const block_q8_0 *b = (const block_q8_0 *)row_at(w, ws, r) + i;
+      if ((i & 1) == 0) pf_next(b, ws, NR, NT, 1);
       const __m256i wv = _mm256_loadu_si256((const __m256i *)b->qs);
       const __m256i aw = _mm256_sign_epi8(wv, wv);
       const float dw = h2f(b->d);
@@ -490,6 +503,7 @@ AI void tile_mxfp4(int32_t n, const void *w, size_t ws, const void *x, size_t xs
     for (int t = 0; t < NT; t++) dx[t] = h2f(((const block_q8_0 *)row_at(x, xs, t))[i].d);
     for (int r = 0; r < NR; r++) {
       const block_mxfp4 *b = (const block_mxfp4 *)row_at(w, ws, r) + i;
+      if ((i & 3) == 0) pf_next(b, ws, NR, NT, 1);
       const __m256i wv = _mm256_shuffle_epi8(table, nibbles32(b->qs));
       const __m256i aw = _mm256_sign_epi8(wv, wv);
       const float dw = spool_e8m0_half(b->e);
@@ -546,6 +560,7 @@ AI void tile_q4_K(int32_t n, const void *w, size_t ws, const void *x, size_t xs,
   for (int32_t i = 0; i < nb; i++) {
     for (int r = 0; r < NR; r++) {
       const block_q4_K *b = (const block_q4_K *)row_at(w, ws, r) + i;
+      pf_next(b, ws, NR, NT, 3);
       const __m256i sm2 = _mm256_broadcastsi128_si256(q4k_scales(b->scales));
       __m256i sumi[4];
       for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
@@ -587,6 +602,7 @@ AI void tile_q6_K(int32_t n, const void *w, size_t ws, const void *x, size_t xs,
   for (int32_t i = 0; i < nb; i++) {
     for (int r = 0; r < NR; r++) {
       const block_q6_K *b = (const block_q6_K *)row_at(w, ws, r) + i;
+      pf_next(b, ws, NR, NT, 4);
       const __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
       const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
       const float dw = h2f(b->d);
