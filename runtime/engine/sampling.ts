@@ -598,8 +598,9 @@ export class Sampler {
   }
 
   /**
-   * One pass for the max and lowest argmax, the logit check and a heap of the `h` best (value desc, id asc) tokens with finite logits, left
-   * sorted in `#heapI[0..#nTop)`; a second for the normalizer sum(exp(l - max)).
+   * One pass for the max and lowest argmax, the logit check and a heap of the `h` best
+   * (value desc, id asc) tokens with finite logits, left sorted in `#heapI[0..#nTop)`; a
+   * second for the normalizer sum(exp(l - max)).
    */
   #scan(h: number): void {
     const w = this.#work;

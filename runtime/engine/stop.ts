@@ -65,9 +65,9 @@ export class StopMatcher {
 
   /**
    * Adds a piece of generated text. Returns the text that can be emitted now; `stopped` and
-   * `stop` are set when a stop string completed, and `text` then ends right before it (of all the matches,
-   * the one that starts first wins; at the same start, the longest). After a stop, further
-   * pushes return empty text and the same `stop`.
+   * `stop` are set when a stop string completed, and `text` then ends right before it (of all
+   * the matches, the one that starts first wins; at the same start, the longest). After a
+   * stop, further pushes return empty text and the same `stop`.
    */
   push(delta: string): StopResult {
     if (this.#stop !== undefined) return { text: "", stopped: true, stop: this.#stop };
