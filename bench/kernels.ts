@@ -11,7 +11,10 @@
  *    151936x2048 (output head). Weights are quantized once (a 1024-row sample, replicated to
  *    the full height) and laid out as several copies in one arena of at least 512 MiB; each
  *    timed run sweeps every copy once, so the weights are never cache-resident. GB/s = weight
- *    bytes read / time; "ratio" = GB/s over the measured bandwidth.
+ *    bytes read / time; "ratio" = GB/s over the measured bandwidth. "chunk" is a second,
+ *    stricter reference: the same read probe run over the same weight copies in calls of one
+ *    matrix each (so it pays the same per-call pool dispatch and stream restarts as the
+ *    matvec); "r/chunk" = matvec GB/s over it.
  *  - Prefill: n_tok = 64 on the two expert shapes, GFLOP/s = 2*rows*cols*64 / time.
  *  - Every number is the median of `--runs` (default 7, at least 5) runs.
  */
@@ -99,6 +102,7 @@ interface Row {
   act: string;
   gbs: number;
   ratio: number;
+  chunk: number;
   us: number;
 }
 const rowsOut: Row[] = [];
@@ -115,6 +119,21 @@ for (const name of typeNames) {
     const xp = nat.ptr(x), yp = nat.ptr(y), sp = nat.ptr(scratch);
     const ws: Ptr[] = [];
     for (let c = 0; c < copies; c++) ws.push(nat.offset(arena, c * bytes));
+    // reference: the read probe over the same copies, one matrix per call
+    const sweepsRef = Math.max(1, Math.ceil((256 << 20) / (bytes * copies)));
+    const readRef = () => {
+      for (let s = 0; s < sweepsRef; s++) {
+        for (const w of ws) sym.spool_bench_read_bandwidth(w, bytes, 1, pool);
+      }
+    };
+    readRef();
+    const tr: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      readRef();
+      tr.push(performance.now() - t0);
+    }
+    const chunk = bytes * sweepsRef * copies / (median(tr) / 1e3) / 1e9;
     for (const act of acts) {
       // at least 256 MiB per timed run: whole sweeps over all copies
       const sweeps = Math.max(1, Math.ceil((256 << 20) / (bytes * copies)));
@@ -141,6 +160,7 @@ for (const name of typeNames) {
         act: act ? "q8" : "f32",
         gbs,
         ratio: gbs / bw,
+        chunk,
         us: ms * 1e3 / calls,
       });
       if (rows <= 2048) {
@@ -175,13 +195,15 @@ console.log(
 console.log("\nmatvec (n_tok = 1), weights streamed from DRAM (>= 512 MiB of copies, > L3):");
 console.log(
   `${pad("type", 7)}${pad("shape", 20)}${pad("act", 5)}${lpad("GB/s", 8)}${lpad("ratio", 8)}${
-    lpad("us/call", 10)
-  }`,
+    lpad("chunk", 8)
+  }${lpad("r/chunk", 9)}${lpad("us/call", 10)}`,
 );
 for (const r of rowsOut) {
   console.log(
     `${pad(r.type, 7)}${pad(r.shape, 20)}${pad(r.act, 5)}${lpad(r.gbs.toFixed(2), 8)}` +
-      `${lpad(r.ratio.toFixed(2), 8)}${lpad(r.us.toFixed(1), 10)}`,
+      `${lpad(r.ratio.toFixed(2), 8)}${lpad(r.chunk.toFixed(2), 8)}${
+        lpad((r.gbs / r.chunk).toFixed(2), 9)
+      }${lpad(r.us.toFixed(1), 10)}`,
   );
 }
 console.log("\nprefill (n_tok = 64):");

@@ -28,7 +28,7 @@ extern "C" {
 #define SPOOL_API __attribute__((visibility("default")))
 #endif
 
-#define SPOOL_ABI_VERSION 1
+#define SPOOL_ABI_VERSION 2
 
 /* ---- status codes ---------------------------------------------------------------- */
 typedef int32_t spool_status;
@@ -215,7 +215,7 @@ SPOOL_API spool_status spool_topk_route(const float *logits, const float *bias, 
  *   sum = Σ exp(s - m) (+ exp(sink - m)) accumulated in double; each probability
  *   p = f16(exp(s - m) * (float)(1/sum)) is rounded to f16 before p·v (f32 accumulation);
  *   out = Σ p·v with no final division. Scores are kept on the stack while a head attends
- *   to at most 8192 keys; beyond that q·k is recomputed for the max, the sum and p·v.
+ *   to at most 32768 keys; beyond that q·k is recomputed for the max, the sum and p·v.
  * Work is split over the pool by (token, kv head): one task runs every query head that
  * shares a kv head, so each K/V row is read once per group. Results do not depend on the
  * pool size. */

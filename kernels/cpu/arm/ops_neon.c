@@ -316,10 +316,10 @@ static inline void ggml_accum(float *oh, const uint16_t *v, size_t kv_stride, in
   if (i1 > i0) accum_v(oh, v + (size_t)(jb + i0) * kv_stride, kv_stride, hd, i1 - i0, p + i0);
 }
 
-/* As x86/ops_avx2.c with 4 lanes: keys from j0 rounded down to 4 (ggml's 4-lane sum groups),
- * heads whose scores fit SPOOL_ATTN_GGML_SCORES together (scores and p·v blocks outer, heads
- * inner; exp, sum and probabilities per head), longer ranges head by head with the scores of
- * each block recomputed in every pass. */
+/* As x86/ops_avx2.c with 4 lanes: keys from j0 rounded down to 4 (ggml's 4-lane sum groups);
+ * as many heads as have their scores fit SPOOL_ATTN_GGML_SCORES together (scores and p·v
+ * blocks outer, heads inner; exp, sum and probabilities per head); when one head's range does
+ * not fit, all three passes blocks outer, heads inner, each block's scores recomputed. */
 static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh,
                                                       const uint16_t *k, const uint16_t *v,
                                                       size_t kv_stride, int32_t hd, int32_t j0,
@@ -361,31 +361,40 @@ static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh
     }
     return;
   }
-  float *s = sc; /* one block at a time */
+  /* longer ranges: blocks outer, heads inner in every pass; each pass recomputes a block's
+   * scores into sc[0..SPOOL_ATTN_BLOCK) one head at a time */
+  double sums[SPOOL_ATTN_MAX_ACC / 4];
+  for (int32_t h = 0; h < nh; h++) mh[h] = -INFINITY;
+  for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+    const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+    for (int32_t h = 0; h < nh; h++) {
+      const float bm = ggml_scores(q16 + (size_t)h * hd, k, kv_stride, hd, jb, nb, j0, j1, scale, sc);
+      mh[h] = bm > mh[h] ? bm : mh[h];
+    }
+  }
   for (int32_t h = 0; h < nh; h++) {
-    const float *qh = q16 + (size_t)h * hd;
-    float m = -INFINITY;
-    for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
-      const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
-      const float bm = ggml_scores(qh, k, kv_stride, hd, jb, nb, j0, j1, scale, s);
-      m = bm > m ? bm : m;
+    if (sinks) mh[h] = sinks[h] > mh[h] ? sinks[h] : mh[h];
+    sums[h] = 0.0;
+  }
+  for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+    const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+    for (int32_t h = 0; h < nh; h++) {
+      ggml_scores(q16 + (size_t)h * hd, k, kv_stride, hd, jb, nb, j0, j1, scale, sc);
+      ggml_exp(sc, nb, mh[h], &sums[h]);
     }
-    if (sinks) m = sinks[h] > m ? sinks[h] : m;
-    double sum = 0.0;
-    for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
-      const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
-      ggml_scores(qh, k, kv_stride, hd, jb, nb, j0, j1, scale, s);
-      ggml_exp(s, nb, m, &sum);
-    }
-    if (sinks) sum += (double)expf(sinks[h] - m);
-    const float inv = (float)(1.0 / sum);
-    for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
-      const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+  }
+  for (int32_t h = 0; h < nh; h++) {
+    if (sinks) sums[h] += (double)expf(sinks[h] - mh[h]);
+    sums[h] = 1.0 / sums[h];
+  }
+  for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
+    const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
+    for (int32_t h = 0; h < nh; h++) {
       double unused = 0.0;
-      ggml_scores(qh, k, kv_stride, hd, jb, nb, j0, j1, scale, s);
-      ggml_exp(s, nb, m, &unused);
-      ggml_probs(s, nb, inv);
-      ggml_accum(out + (size_t)h * hd, v, kv_stride, hd, jb, nb, j0, j1, s);
+      ggml_scores(q16 + (size_t)h * hd, k, kv_stride, hd, jb, nb, j0, j1, scale, sc);
+      ggml_exp(sc, nb, mh[h], &unused);
+      ggml_probs(sc, nb, (float)sums[h]);
+      ggml_accum(out + (size_t)h * hd, v, kv_stride, hd, jb, nb, j0, j1, sc);
     }
   }
 }

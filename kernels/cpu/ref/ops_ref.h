@@ -27,10 +27,11 @@
 #define SPOOL_ATTN_BLOCK 64
 /* Accumulator floats one attention task keeps on the stack (nh * head_dim <= this). */
 #define SPOOL_ATTN_MAX_ACC 8192
-/* SPOOL_ATTN_GGML: scores kept on the stack per task. A head whose key range (rounded out
- * to the SIMD width) fits keeps its scores from the one q·k pass; a longer range recomputes
- * q·k in each pass, in blocks of SPOOL_ATTN_BLOCK (the same bits either way). */
-#define SPOOL_ATTN_GGML_SCORES 8192
+/* SPOOL_ATTN_GGML: scores one task keeps on the stack (128 KiB). As many heads as fit keep
+ * their scores from the one q·k pass; a head whose key range (rounded out to the SIMD width)
+ * does not fit recomputes q·k in each of the three passes, in blocks of SPOOL_ATTN_BLOCK (the
+ * same bits either way, at about twice the cost). */
+#define SPOOL_ATTN_GGML_SCORES 32768
 
 /* ggml_rope_yarn_corr_dims: [start, end] pair-dimension range of the YaRN ramp. */
 void spool_rope_corr_dims(int32_t n_rot, int32_t n_ctx_orig, float freq_base, float beta_fast,

@@ -353,10 +353,11 @@ static inline void ggml_accum(float *oh, const uint16_t *v, size_t kv_stride, in
 }
 
 /* The keys are taken from jb0 = j0 rounded down to 8, so the 8-lane groups of the sum are
- * those ggml forms over its full (masked) row. Heads whose scores fit SPOOL_ATTN_GGML_SCORES
- * go together: pass 1 (scores, max) and pass 3 (p·v) run blocks outer, heads inner, so a
- * block's K or V rows come from memory once; pass 2 (exp, sum, probabilities) runs per head.
- * A longer range runs head by head, recomputing the scores of each block in every pass. */
+ * those ggml forms over its full (masked) row. As many heads as have their scores fit
+ * SPOOL_ATTN_GGML_SCORES go together: pass 1 (scores, max) and pass 3 (p·v) run blocks outer,
+ * heads inner, so a block's K or V rows come from memory once; pass 2 (exp, sum,
+ * probabilities) runs per head. When one head's range does not fit, all three passes run
+ * blocks outer, heads inner, and recompute each block's scores. */
 static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh,
                                                       const uint16_t *k, const uint16_t *v,
                                                       size_t kv_stride, int32_t hd, int32_t j0,
@@ -369,7 +370,7 @@ static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh
     _mm256_storeu_ps(q16 + i, round_f16x8(_mm256_loadu_ps(q + i)));
   for (int32_t i = 0; i < nh * hd; i++) out[i] = 0.0f;
   const int32_t jb0 = j0 & ~7, jend = (j1 + 8) & ~7, n8 = jend - jb0;
-  if (n8 * MODEA_MIN <= SPOOL_ATTN_GGML_SCORES) {
+  if (n8 <= SPOOL_ATTN_GGML_SCORES) {
     const int32_t g = SPOOL_ATTN_GGML_SCORES / n8;
     for (int32_t h0 = 0; h0 < nh; h0 += g) {
       const int32_t gh = nh - h0 < g ? nh - h0 : g;

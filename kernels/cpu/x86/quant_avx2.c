@@ -494,7 +494,8 @@ AI void tile_q8_0(int32_t n, const void *w, size_t ws, const void *x, size_t xs,
 AI void tile_mxfp4(int32_t n, const void *w, size_t ws, const void *x, size_t xs, float *y,
                    size_t ys, const int NR, const int NT) {
   const int32_t nb = n / QK_MXFP4;
-  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
+  const __m256i sh4 = _mm256_setr_epi64x(0, 0, 4, 4);
   const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)spool_kvalues_mxfp4));
   __m256 acc[4]; /* [r * NT + t]; NR * NT <= 4 (small arrays stay in registers) */
   for (int k = 0; k < NR * NT; k++) acc[k] = _mm256_setzero_ps();
@@ -504,7 +505,9 @@ AI void tile_mxfp4(int32_t n, const void *w, size_t ws, const void *x, size_t xs
     for (int r = 0; r < NR; r++) {
       const block_mxfp4 *b = (const block_mxfp4 *)row_at(w, ws, r) + i;
       if ((i & 3) == 0) pf_next(b, ws, NR, NT, 1);
-      const __m256i wv = _mm256_shuffle_epi8(table, nibbles32(b->qs));
+      /* 16 bytes into both lanes, high lane shifted by 4: low nibbles | high nibbles */
+      const __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b->qs));
+      const __m256i wv = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srlv_epi64(raw, sh4), m4));
       const __m256i aw = _mm256_sign_epi8(wv, wv);
       const float dw = spool_e8m0_half(b->e);
       for (int t = 0; t < NT; t++) {
