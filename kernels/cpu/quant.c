@@ -12,10 +12,19 @@
  *    chunks of DQ_CHUNK values into a stack buffer (in L1), which is then dotted with the
  *    x rows of every token of the tile.
  *  - Work split: rows are cut into tasks of rows_per_task contiguous rows, claimed
- *    dynamically by the pool's threads (about 8 tasks per thread for balance). Inside a task,
- *    tokens are tiled so that a tile's activations stay in L2 (TILE_BYTES); for each weight
- *    row the dot runs against every token of the tile while the row sits in L1, so each
- *    weight byte comes from memory once per token tile (prefill becomes compute-bound).
+ *    dynamically by the pool's threads (MV_TASKS_PER_THREAD per thread for the matvec, 8 for
+ *    the rest; a multiple of TILE_ROWS rows each).
+ *  - Tile kernels (tile_q8; AVX2 Q4_K/Q6_K/Q8_0/MXFP4): one call computes nr rows x nt
+ *    tokens. Matvec (n_tok == 1): TILE_ROWS rows per call share every activation block and
+ *    run independent accumulator chains, and the kernel prefetches the next tile's rows.
+ *    Prefill: each weight block is decoded once for TILE_TOKS tokens; tokens are tiled so a
+ *    tile's quantized activations stay in L1 (L1_TILE_BYTES) while the task's rows, capped
+ *    to L2_TASK_BYTES so they stay in L2, pass over them once per token tile. Each (row,
+ *    token) result is computed by the same operations whatever the tiling, so outputs do
+ *    not depend on the thread count.
+ *  - Other kernels: tokens are tiled so that a tile's activations stay in L2 (TILE_BYTES);
+ *    for each weight row the dot runs against every token of the tile while the row sits in
+ *    L1, so each weight byte comes from memory once per token tile.
  *    n_tok == 1 (decode) is the plain matvec: one pass over W, bandwidth-bound.
  *  - scratch == NULL with ACT_Q8: a 64 KiB stack buffer is used when the quantized
  *    activations fit, else SPOOL_E_NOMEM. Nothing is ever allocated on the heap.
@@ -26,19 +35,11 @@
 #define DQ_CHUNK 2048            /* f32 values dequantized at a time (8 KiB) */
 #define TILE_BYTES (192 * 1024)  /* activation bytes of one token tile */
 #define STACK_SCRATCH (64 * 1024)
-#ifndef TILE_ROWS
-#define TILE_ROWS 4              /* matvec rows per tile call (tile_q8 kernels) */
-#endif
-#define TILE_TOKS 4              /* prefill tokens per tile call */
-#ifndef L1_TILE_BYTES
+#define TILE_ROWS 4               /* matvec rows per tile call (tile_q8 kernels) */
+#define TILE_TOKS 4               /* prefill tokens per tile call */
 #define L1_TILE_BYTES (20 * 1024) /* quantized activation bytes of a prefill token tile */
-#endif
-#ifndef L2_TASK_BYTES
 #define L2_TASK_BYTES (256 * 1024) /* weight bytes of one prefill task (re-read per token tile) */
-#endif
-#ifndef MV_TASKS_PER_THREAD
-#define MV_TASKS_PER_THREAD 8
-#endif
+#define MV_TASKS_PER_THREAD 4     /* matvec tasks per thread (fewer stream restarts and claims) */
 
 /* ---- type table ---- */
 typedef struct {

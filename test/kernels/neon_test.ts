@@ -135,6 +135,12 @@ Deno.test({
   name: "kernels/test/*.c under qemu-aarch64 -cpu cortex-a53 (armv8.0, no SDOT: NEON vs REF)",
   ignore: !crossReady || cTests.length === 0,
   async fn(t) {
-    await runTests(t, "linux-arm64", CROSS_CC, [QEMU, "-cpu", "cortex-a53", "-L", QEMU_SYSROOT], false);
+    await runTests(
+      t,
+      "linux-arm64",
+      CROSS_CC,
+      [QEMU, "-cpu", "cortex-a53", "-L", QEMU_SYSROOT],
+      false,
+    );
   },
 });

@@ -12,6 +12,16 @@
  *    int32 per 64 values; the mins (Q4_K/Q5_K) and Q6_K's -32 offset are applied once per
  *    super-block through the activation block sums (bsums), so the inner loop never touches
  *    them. Integer sums are exact; only their f32 combination differs from REF in order.
+ *    Q4_K's packed 6-bit scales/mins are unpacked with pshufb and masks (no scalar work) and
+ *    scale j is spread to 16-bit lanes by pshufb; its mins term is madd(bsums, mins) per
+ *    super-block, subtracted in f32.
+ *  - Q8_0 / MXFP4 / Q4_K / Q6_K also have tile kernels (spool_avx2_tile_*, see "tiles"
+ *    below): nr rows x nt tokens per call. The matvec uses 4 rows x 1 token (shared
+ *    activation loads, 4 independent accumulator chains, software prefetch of the next 4
+ *    rows); prefill uses 1 row x 4 tokens (each weight block decoded once for 4 tokens).
+ *    Their dot_* entry points are the 1 x 1 tile, so every (row, token) result is the same
+ *    bits whichever tile shape computed it. MXFP4 broadcasts its 16 code bytes to both
+ *    lanes and shifts the high lane by 4 (vpsrlvq) to get low | high nibbles.
  *  - Activation quantizers reproduce REF bit for bit (roundf / round-to-even as ggml's
  *    reference), so Q8 results differ from REF only by f32 summation order.
  *  - Dequantizers reproduce REF bit for bit (same multiplies, no FMA contraction).
@@ -451,22 +461,21 @@ AI const void *row_at(const void *base, size_t stride, int k) {
   return (const uint8_t *)base + (size_t)k * stride;
 }
 
-/* matvec (NT == 1): prefetch `lines` cache lines of the same block NR rows further down, the
- * rows of the next tile call, so that more DRAM reads are in flight than the hardware
- * prefetcher alone keeps (a prefetch past the matrix is harmless: it never faults) */
-#ifndef SPOOL_PF
-#define SPOOL_PF 1
-#endif
-AI void pf_next(const void *b, size_t ws, const int NR, const int NT, const int lines) {
-  if (SPOOL_PF && NT == 1)
-    for (int l = 0; l < lines; l++)
-      _mm_prefetch((const char *)b + (size_t)NR * ws + 64 * l, _MM_HINT_T0);
+/* matvec (NT == 1): prefetch `lines` cache lines of the same block NR rows further down (the
+ * rows of the next tile call, pfd = NR * ws bytes ahead). Measured here: without it the
+ * interleaved row streams of a tile reached 0.3-0.6 of the read-probe bandwidth, with it
+ * 0.7-0.85; prefetching 8 or 16 KiB ahead was no better. A prefetch past the end of the
+ * matrix is harmless (it never faults). */
+AI void pf_next(const void *b, size_t pfd, const int NT, const int lines) {
+  if (NT == 1)
+    for (int l = 0; l < lines; l++) _mm_prefetch((const char *)b + pfd + 64 * l, _MM_HINT_T0);
 }
 
 /* ---- Q8_0 weights x Q8_0 activations ---- */
 AI void tile_q8_0(int32_t n, const void *w, size_t ws, const void *x, size_t xs, float *y,
                   size_t ys, const int NR, const int NT) {
   const int32_t nb = n / QK8_0;
+  const size_t pfd = (size_t)NR * ws;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[4]; /* [r * NT + t]; NR * NT <= 4 (small arrays stay in registers) */
   for (int k = 0; k < NR * NT; k++) acc[k] = _mm256_setzero_ps();
@@ -475,7 +484,7 @@ AI void tile_q8_0(int32_t n, const void *w, size_t ws, const void *x, size_t xs,
     for (int t = 0; t < NT; t++) dx[t] = h2f(((const block_q8_0 *)row_at(x, xs, t))[i].d);
     for (int r = 0; r < NR; r++) {
       const block_q8_0 *b = (const block_q8_0 *)row_at(w, ws, r) + i;
-      if ((i & 1) == 0) pf_next(b, ws, NR, NT, 1);
+      if ((i & 1) == 0) pf_next(b, pfd, NT, 1);
       const __m256i wv = _mm256_loadu_si256((const __m256i *)b->qs);
       const __m256i aw = _mm256_sign_epi8(wv, wv);
       const float dw = h2f(b->d);
@@ -494,6 +503,7 @@ AI void tile_q8_0(int32_t n, const void *w, size_t ws, const void *x, size_t xs,
 AI void tile_mxfp4(int32_t n, const void *w, size_t ws, const void *x, size_t xs, float *y,
                    size_t ys, const int NR, const int NT) {
   const int32_t nb = n / QK_MXFP4;
+  const size_t pfd = (size_t)NR * ws;
   const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
   const __m256i sh4 = _mm256_setr_epi64x(0, 0, 4, 4);
   const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)spool_kvalues_mxfp4));
@@ -504,7 +514,7 @@ AI void tile_mxfp4(int32_t n, const void *w, size_t ws, const void *x, size_t xs
     for (int t = 0; t < NT; t++) dx[t] = h2f(((const block_q8_0 *)row_at(x, xs, t))[i].d);
     for (int r = 0; r < NR; r++) {
       const block_mxfp4 *b = (const block_mxfp4 *)row_at(w, ws, r) + i;
-      if ((i & 3) == 0) pf_next(b, ws, NR, NT, 1);
+      if ((i & 3) == 0) pf_next(b, pfd, NT, 1);
       /* 16 bytes into both lanes, high lane shifted by 4: low nibbles | high nibbles */
       const __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b->qs));
       const __m256i wv = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srlv_epi64(raw, sh4), m4));
@@ -557,13 +567,14 @@ AI __m128i q4k_scales(const uint8_t *s12) {
 AI void tile_q4_K(int32_t n, const void *w, size_t ws, const void *x, size_t xs, float *y,
                   size_t ys, const int NR, const int NT) {
   const int32_t nb = n / QK_K;
+  const size_t pfd = (size_t)NR * ws;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 acc[4]; /* [r * NT + t]; NR * NT <= 4 (small arrays stay in registers) */
   for (int k = 0; k < NR * NT; k++) acc[k] = _mm256_setzero_ps();
   for (int32_t i = 0; i < nb; i++) {
     for (int r = 0; r < NR; r++) {
       const block_q4_K *b = (const block_q4_K *)row_at(w, ws, r) + i;
-      pf_next(b, ws, NR, NT, 3);
+      pf_next(b, pfd, NT, 3);
       const __m256i sm2 = _mm256_broadcastsi128_si256(q4k_scales(b->scales));
       __m256i sumi[4];
       for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
@@ -600,12 +611,13 @@ AI void tile_q4_K(int32_t n, const void *w, size_t ws, const void *x, size_t xs,
 AI void tile_q6_K(int32_t n, const void *w, size_t ws, const void *x, size_t xs, float *y,
                   size_t ys, const int NR, const int NT) {
   const int32_t nb = n / QK_K;
+  const size_t pfd = (size_t)NR * ws;
   __m256 acc[4]; /* [r * NT + t]; NR * NT <= 4 (small arrays stay in registers) */
   for (int k = 0; k < NR * NT; k++) acc[k] = _mm256_setzero_ps();
   for (int32_t i = 0; i < nb; i++) {
     for (int r = 0; r < NR; r++) {
       const block_q6_K *b = (const block_q6_K *)row_at(w, ws, r) + i;
-      pf_next(b, ws, NR, NT, 4);
+      pf_next(b, pfd, NT, 4);
       const __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
       const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
       const float dw = h2f(b->d);
