@@ -9,7 +9,7 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Impl, native, Status } from "../../ffi/mod.ts";
+import { ABI_VERSION, Impl, native, Status } from "../../ffi/mod.ts";
 import {
   DirectReader,
   IOError,
@@ -53,7 +53,7 @@ function withImpl<T>(impl: number, fn: () => T): T {
 
 test("runtime is bun and the library loads", () => {
   expect(n.runtime).toBe("bun");
-  expect(S.spool_abi_version()).toBe(1);
+  expect(S.spool_abi_version()).toBe(ABI_VERSION);
 });
 
 test("rmsnorm and softmax vs f64 on every implementation", () => {
