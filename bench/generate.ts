@@ -34,6 +34,18 @@ const { values } = parseArgs({
 const threads = Number(values.threads), reps = Number(values.reps);
 const nPrefill = Number(values.prefill), nDecode = Number(values.decode);
 
+/** A field of /proc/self/status in bytes (Linux), or NaN. */
+function procStatusKB(field: string): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(
+      Deno.readTextFileSync("/proc/self/status"),
+    );
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 function presetPath(preset: string): string {
   const dir = fileURLToPath(new URL("./out/", import.meta.url));
   mkdirSync(dir, { recursive: true });
@@ -53,21 +65,6 @@ function presetPath(preset: string): string {
 
 const path = values.model ?? presetPath(values.preset!);
 const report = inspectGGUF(readGGUF(path), path);
-
-// memory bandwidth, measured now
-const bw = (() => {
-  const s = native().sym;
-  const pool = s.spool_pool_create(threads);
-  const buf = new NativeBuffer(512 << 20);
-  buf.u8.fill(1);
-  const r: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    r.push(s.spool_bench_read_bandwidth(buf.ptr, buf.byteLength, 2, pool));
-  }
-  buf.free();
-  s.spool_pool_destroy(pool);
-  return median(r);
-})();
 
 const model = Model.load(path, { threads });
 const prompt = benchPrompt(nPrefill, model.config.nVocab);
@@ -114,6 +111,22 @@ for (let i = 0; i < reps; i++) {
   ours.push(benchOnce(model, { prompt, decode: nDecode }));
   theirs.push(await run());
 }
+const rss = procStatusKB("VmRSS"), hwm = procStatusKB("VmHWM");
+// memory bandwidth, measured in the same run (after the RSS reading, which it would inflate)
+const bw = (() => {
+  const s = native().sym;
+  const pool = s.spool_pool_create(threads);
+  const buf = new NativeBuffer(512 << 20);
+  buf.u8.fill(1);
+  const r: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    r.push(s.spool_bench_read_bandwidth(buf.ptr, buf.byteLength, 2, pool));
+  }
+  buf.free();
+  s.spool_pool_destroy(pool);
+  return median(r);
+})();
+
 await stdin.close();
 await worker.status;
 model.close();
@@ -137,4 +150,8 @@ console.log(
   `  decode / ceiling          ${(sd / ceiling).toFixed(2)}${
     (ld / ceiling).toFixed(2).padStart(11)
   }`,
+);
+console.log(
+  `  spool memory: RSS ${(rss / 1e9).toFixed(2)} GB, peak ${(hwm / 1e9).toFixed(2)} GB = ` +
+    `${(hwm / report.fileSize).toFixed(3)} × the file (weights mapped, not copied)`,
 );
