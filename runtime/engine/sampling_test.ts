@@ -9,6 +9,13 @@ import {
   type SamplingParams,
   SplitMix64,
 } from "./sampling.ts";
+import {
+  CROSS_CHAIN_42,
+  CROSS_LLAMA_42,
+  CROSS_OPENAI_42,
+  CROSS_PROBS,
+  randomLogits,
+} from "./_sampling_vectors.ts";
 
 /** Only the stages under test: no top-k, top-p, min-p or penalties unless set. */
 const PLAIN: SamplingParams = { ...OPENAI_DEFAULTS, seed: 1 };
@@ -33,21 +40,6 @@ function assertClose(actual: number[], expected: number[], tol: number, what = "
 }
 
 /** A small deterministic generator for test data (not the sampler's PRNG). */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
-
-function randomLogits(n: number, seed: number, scale = 3): Float32Array {
-  const r = lcg(seed);
-  const l = new Float32Array(n);
-  for (let i = 0; i < n; i++) l[i] = (r() + r() + r() - 1.5) * 2 * scale;
-  return l;
-}
-
 function softmax(l: ArrayLike<number>, t = 1): number[] {
   const m = Array.from(l).reduce((a, b) => Math.max(a, b), -Infinity);
   const e = Array.from(l, (v) => Math.exp((v - m) / t));
@@ -381,118 +373,6 @@ Deno.test("seeded sampling is reproducible: same seed, same 100 tokens; another 
   assert.equal(s.seed, 9n);
   assert.equal(typeof new Sampler().seed, "bigint"); // a random seed was drawn
 });
-
-/** Shared with test/bun/sampling_test.ts: the same sequences in both runtimes. */
-const CROSS_PROBS = [0.1, 0.2, 0.3, 0.25, 0.15];
-// Computed by an independent Python script (splitmix64 + inverse CDF with math.exp).
-const CROSS_OPENAI_42 = [3, 1, 1, 2, 0, 4, 1, 3, 2, 3, 1, 2, 2, 2, 3, 1, 1, 2, 0, 3];
-const CROSS_LLAMA_42 = [1, 2, 2, 3, 2, 4, 2, 4, 3, 1, 2, 3, 3, 3, 1, 2, 2, 3, 2, 1];
-
-// 100 tokens of LLAMA_DEFAULTS + repeat penalty 1.1, seed 42, fed back as history, over
-// randomLogits(1000, step, 1.5): the same independent Python script replays the whole chain
-// (float32 penalties, top-k, top-p, min-p, temperature) and gets these.
-const CROSS_CHAIN_42 = [
-  776,
-  404,
-  75,
-  686,
-  528,
-  557,
-  651,
-  804,
-  996,
-  637,
-  640,
-  513,
-  829,
-  97,
-  774,
-  996,
-  209,
-  291,
-  336,
-  484,
-  899,
-  118,
-  210,
-  780,
-  168,
-  196,
-  470,
-  114,
-  206,
-  325,
-  68,
-  759,
-  600,
-  146,
-  11,
-  59,
-  689,
-  515,
-  245,
-  474,
-  382,
-  460,
-  218,
-  306,
-  18,
-  927,
-  16,
-  481,
-  544,
-  706,
-  313,
-  225,
-  194,
-  281,
-  200,
-  512,
-  452,
-  155,
-  529,
-  53,
-  779,
-  824,
-  888,
-  808,
-  608,
-  8,
-  89,
-  828,
-  395,
-  770,
-  321,
-  357,
-  998,
-  925,
-  909,
-  134,
-  558,
-  663,
-  364,
-  511,
-  488,
-  134,
-  27,
-  701,
-  423,
-  831,
-  907,
-  900,
-  766,
-  561,
-  276,
-  869,
-  755,
-  310,
-  369,
-  68,
-  683,
-  28,
-  845,
-  231,
-];
 
 Deno.test("seeded sequences equal the independently computed ones (also checked under Bun)", () => {
   const s = new Sampler({ ...LLAMA_DEFAULTS, repeatPenalty: 1.1, seed: 42 });

@@ -15,6 +15,13 @@ import {
   SplitMix64,
 } from "../../runtime/engine/sampling.ts";
 import { StopMatcher } from "../../runtime/engine/stop.ts";
+import {
+  CROSS_CHAIN_42,
+  CROSS_LLAMA_42,
+  CROSS_OPENAI_42,
+  CROSS_PROBS,
+  randomLogits,
+} from "../../runtime/engine/_sampling_vectors.ts";
 
 const PLAIN = { ...OPENAI_DEFAULTS, seed: 1 };
 const f32 = (v: number[]) => new Float32Array(v);
@@ -42,128 +49,6 @@ test("splitmix64 matches the reference outputs", () => {
     0.27860113025513866,
   ]);
 });
-
-// The same constants as runtime/engine/sampling_test.ts (Deno), from an independent Python
-// implementation (splitmix64 + inverse CDF with math.exp).
-const CROSS_PROBS = [0.1, 0.2, 0.3, 0.25, 0.15];
-const CROSS_OPENAI_42 = [3, 1, 1, 2, 0, 4, 1, 3, 2, 3, 1, 2, 2, 2, 3, 1, 1, 2, 0, 3];
-const CROSS_LLAMA_42 = [1, 2, 2, 3, 2, 4, 2, 4, 3, 1, 2, 3, 3, 3, 1, 2, 2, 3, 2, 1];
-
-// As in the Deno suite: 100 tokens of LLAMA_DEFAULTS + repeat penalty 1.1 (seed 42) over
-// deterministic random logits, fed back as history; replayed independently in Python.
-const CROSS_CHAIN_42 = [
-  776,
-  404,
-  75,
-  686,
-  528,
-  557,
-  651,
-  804,
-  996,
-  637,
-  640,
-  513,
-  829,
-  97,
-  774,
-  996,
-  209,
-  291,
-  336,
-  484,
-  899,
-  118,
-  210,
-  780,
-  168,
-  196,
-  470,
-  114,
-  206,
-  325,
-  68,
-  759,
-  600,
-  146,
-  11,
-  59,
-  689,
-  515,
-  245,
-  474,
-  382,
-  460,
-  218,
-  306,
-  18,
-  927,
-  16,
-  481,
-  544,
-  706,
-  313,
-  225,
-  194,
-  281,
-  200,
-  512,
-  452,
-  155,
-  529,
-  53,
-  779,
-  824,
-  888,
-  808,
-  608,
-  8,
-  89,
-  828,
-  395,
-  770,
-  321,
-  357,
-  998,
-  925,
-  909,
-  134,
-  558,
-  663,
-  364,
-  511,
-  488,
-  134,
-  27,
-  701,
-  423,
-  831,
-  907,
-  900,
-  766,
-  561,
-  276,
-  869,
-  755,
-  310,
-  369,
-  68,
-  683,
-  28,
-  845,
-  231,
-];
-
-function randomLogits(n: number, seed: number, scale: number): Float32Array {
-  let s = seed >>> 0;
-  const r = () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-  const l = new Float32Array(n);
-  for (let i = 0; i < n; i++) l[i] = (r() + r() + r() - 1.5) * 2 * scale;
-  return l;
-}
 
 test("seeded sequences equal the Deno ones", () => {
   const s = new Sampler({ ...LLAMA_DEFAULTS, repeatPenalty: 1.1, seed: 42 });
