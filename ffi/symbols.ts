@@ -51,6 +51,33 @@ export const symbols = {
   spool_matmul_scratch_bytes: fn(["i32", "i32", "i32", "i32"], "f64"),
   spool_matmul: fn(["ptr", "i32", "ptr", "i32", "i32", "ptr", "i32", "ptr", "i32", "ptr"], "i32"),
   spool_bench_read_bandwidth: fn(["ptr", "f64", "i32", "ptr"], "f64"),
+  spool_moe_scratch_bytes: fn(["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"], "f64"),
+  spool_moe_ffn: fn(
+    [
+      "ptr",
+      "ptr",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32", // pool x n_tok n_embd n_ff n_expert k
+      "ptr",
+      "ptr", // ids weights
+      "ptr",
+      "i32",
+      "ptr",
+      "i32",
+      "ptr",
+      "i32", // gate gate_type up up_type down down_type
+      "ptr",
+      "ptr",
+      "ptr", // gate_b up_b down_b
+      "i32",
+      "ptr",
+      "ptr", // act y scratch
+    ],
+    "i32",
+  ),
 
   spool_rmsnorm: fn(["ptr", "ptr", "ptr", "i32", "i32", "f32"], "i32"),
   spool_softmax: fn(["ptr", "i32", "i32"], "i32"),
@@ -102,6 +129,16 @@ export const symbols = {
     ],
     "i32",
   ),
+
+  // expert pager (spool.h "expert pager"; runtime/experts/pager.ts)
+  spool_pager_create: fn(["i32"], "ptr"),
+  spool_pager_destroy: fn(["ptr"], "void"),
+  spool_pager_threads: fn(["ptr"], "i32"),
+  spool_pager_submit: fn(["ptr", "ptr", "i32"], "i32"),
+  spool_pager_wait: fn(["ptr", "i32"], "i32"),
+  spool_pager_poll: fn(["ptr", "i32"], "i32"),
+  spool_pager_error: fn(["ptr", "i32", "i32"], "f64"),
+  spool_pager_stat: fn(["ptr", "i32"], "f64"),
 } as const satisfies Record<string, SymbolDef>;
 
 /** Names of all native functions. */

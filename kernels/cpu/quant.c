@@ -32,13 +32,7 @@
 #include "ref/quant_ref.h"
 #include <time.h>
 
-#define DQ_CHUNK 2048            /* f32 values dequantized at a time (8 KiB) */
-#define TILE_BYTES (192 * 1024)  /* activation bytes of one token tile */
 #define STACK_SCRATCH (64 * 1024)
-#define TILE_ROWS 4               /* matvec rows per tile call (tile_q8 kernels) */
-#define TILE_TOKS 4               /* prefill tokens per tile call */
-#define L1_TILE_BYTES (20 * 1024) /* quantized activation bytes of a prefill token tile */
-#define L2_TASK_BYTES (256 * 1024) /* weight bytes of one prefill task (re-read per token tile) */
 #define MV_TASKS_PER_THREAD 4     /* matvec tasks per thread (fewer stream restarts and claims) */
 
 /* ---- type table ---- */
@@ -75,14 +69,16 @@ SPOOL_API int32_t spool_type_block_bytes(int32_t type) {
 }
 
 /* ---- kernel selection per implementation ---- */
-typedef struct {
-  spool_dequant_fn dequant; /* weight type -> f32 */
-  spool_dot_fn dot_f32;     /* direct dot with f32 x (float weight types), or NULL */
-  spool_dot_fn dot_q8;      /* integer dot with quantized x, or NULL */
-  spool_quant_fn quant_act; /* x -> Q8_0 / Q8_K */
-  spool_dot_fn dot_ff;      /* f32 · f32, for the dequantize-chunk path */
-  spool_tile_fn tile_q8;    /* nr rows x nt tokens of dot_q8 at once, or NULL (row by row) */
-} kernels;
+typedef spool_kernels kernels;
+
+int spool_type_traits(int32_t type, int32_t *blck, int32_t *bytes, int32_t *act) {
+  type_info ti;
+  if (!type_lookup(type, &ti)) return 0;
+  *blck = ti.blck;
+  *bytes = ti.bytes;
+  *act = ti.act;
+  return 1;
+}
 
 static spool_dequant_fn ref_dequant(int32_t type) {
   switch (type) {
@@ -181,7 +177,7 @@ static void select_neon(int32_t type, kernels *k) {
 }
 #endif
 
-static void select_kernels(int32_t type, kernels *k) {
+void spool_select_kernels(int32_t type, kernels *k) {
 #if defined(SPOOL_HAVE_AVX2)
   if (SPOOL_USE_AVX2()) { select_avx2(type, k); return; }
 #endif
@@ -198,7 +194,7 @@ SPOOL_API spool_status spool_dequantize_row(int32_t type, const void *src, float
   if (!type_lookup(type, &ti)) return SPOOL_E_TYPE;
   if (!src || !dst || n < 0 || n % ti.blck) return SPOOL_E_INVALID;
   kernels k;
-  select_kernels(type, &k);
+  spool_select_kernels(type, &k);
   k.dequant(src, dst, n);
   return SPOOL_OK;
 }
@@ -239,7 +235,7 @@ SPOOL_API spool_status spool_quantize(spool_pool *pool, int32_t type, const floa
 
 /* ---- matmul ---- */
 
-static size_t act_row_bytes(int32_t act_type, int32_t cols) {
+size_t spool_act_row_bytes(int32_t act_type, int32_t cols) {
   if (act_type == SPOOL_TYPE_Q8_0) return (size_t)(cols / QK8_0) * sizeof(block_q8_0);
   if (act_type == SPOOL_TYPE_Q8_K) return (size_t)(cols / QK_K) * sizeof(block_q8_K);
   return 0;
@@ -249,7 +245,7 @@ SPOOL_API double spool_matmul_scratch_bytes(int32_t type, int32_t cols, int32_t 
   type_info ti;
   if (!type_lookup(type, &ti) || cols < 0 || n_tok < 0 || cols % ti.blck) return 0;
   if (act != SPOOL_ACT_Q8 || ti.act < 0) return 0;
-  return (double)act_row_bytes(ti.act, cols) * (double)n_tok;
+  return (double)spool_act_row_bytes(ti.act, cols) * (double)n_tok;
 }
 
 typedef struct {
@@ -264,72 +260,83 @@ typedef struct {
   int32_t rows_per_task, tok_tile;
 } mm_ctx;
 
-static void mm_task(void *vctx, int32_t task, int32_t n_tasks) {
-  (void)n_tasks;
-  const mm_ctx *c = (const mm_ctx *)vctx;
-  const int32_t rows = c->rows, cols = c->cols, n_tok = c->n_tok;
-  const int32_t r0 = task * c->rows_per_task;
-  const int32_t r1 = r0 + c->rows_per_task < rows ? r0 + c->rows_per_task : rows;
-  if (c->xq && c->k.tile_q8) {
-    const spool_tile_fn tile = c->k.tile_q8;
+void spool_rows_product(const spool_kernels *k, const uint8_t *w, size_t row_bytes, int32_t cols,
+                        int32_t blck, int32_t wbytes, int32_t r0, int32_t r1, const uint8_t *xq,
+                        size_t xq_row, const float *x, size_t x_row, int32_t n_tok,
+                        int32_t tok_tile, float *y, size_t ys) {
+  if (xq && k->tile_q8) {
+    const spool_tile_fn tile = k->tile_q8;
     if (n_tok == 1) { /* matvec: TILE_ROWS rows share each activation block */
       for (int32_t r = r0; r < r1; r += TILE_ROWS) {
         const int32_t nr = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
-        tile(cols, c->w + (size_t)r * c->row_bytes, c->row_bytes, nr, c->xq, c->xq_row, 1,
-             c->y + r, (size_t)rows);
+        tile(cols, w + (size_t)r * row_bytes, row_bytes, nr, xq, xq_row, 1, y + r, ys);
       }
       return;
     }
     /* prefill: a token tile's activations stay in L1 while the task's rows (in L2) pass over
      * them; each weight block is decoded once per TILE_TOKS tokens */
-    for (int32_t t0 = 0; t0 < n_tok; t0 += c->tok_tile) {
-      const int32_t t1 = t0 + c->tok_tile < n_tok ? t0 + c->tok_tile : n_tok;
+    for (int32_t t0 = 0; t0 < n_tok; t0 += tok_tile) {
+      const int32_t t1 = t0 + tok_tile < n_tok ? t0 + tok_tile : n_tok;
       for (int32_t r = r0; r < r1; r++) {
-        const uint8_t *wr = c->w + (size_t)r * c->row_bytes;
+        const uint8_t *wr = w + (size_t)r * row_bytes;
         for (int32_t t = t0; t < t1; t += TILE_TOKS) {
           const int32_t nt = t1 - t < TILE_TOKS ? t1 - t : TILE_TOKS;
-          tile(cols, wr, c->row_bytes, 1, c->xq + (size_t)t * c->xq_row, c->xq_row, nt,
-               c->y + (size_t)t * rows + r, (size_t)rows);
+          tile(cols, wr, row_bytes, 1, xq + (size_t)t * xq_row, xq_row, nt, y + (size_t)t * ys + r,
+               ys);
         }
       }
     }
     return;
   }
-  for (int32_t t0 = 0; t0 < n_tok; t0 += c->tok_tile) {
-    const int32_t t1 = t0 + c->tok_tile < n_tok ? t0 + c->tok_tile : n_tok;
-    if (c->xq) {
-      const spool_dot_fn dot = c->k.dot_q8;
+  for (int32_t t0 = 0; t0 < n_tok; t0 += tok_tile) {
+    const int32_t t1 = t0 + tok_tile < n_tok ? t0 + tok_tile : n_tok;
+    if (xq) {
+      const spool_dot_fn dot = k->dot_q8;
       for (int32_t r = r0; r < r1; r++) {
-        const uint8_t *wr = c->w + (size_t)r * c->row_bytes;
-        for (int32_t t = t0; t < t1; t++) {
-          c->y[(size_t)t * rows + r] = dot(cols, wr, c->xq + (size_t)t * c->xq_row);
-        }
+        const uint8_t *wr = w + (size_t)r * row_bytes;
+        for (int32_t t = t0; t < t1; t++) y[(size_t)t * ys + r] = dot(cols, wr, xq + (size_t)t * xq_row);
       }
-    } else if (c->k.dot_f32) {
-      const spool_dot_fn dot = c->k.dot_f32;
+    } else if (k->dot_f32) {
+      const spool_dot_fn dot = k->dot_f32;
       for (int32_t r = r0; r < r1; r++) {
-        const uint8_t *wr = c->w + (size_t)r * c->row_bytes;
-        for (int32_t t = t0; t < t1; t++) {
-          c->y[(size_t)t * rows + r] = dot(cols, wr, c->x + (size_t)t * cols);
-        }
+        const uint8_t *wr = w + (size_t)r * row_bytes;
+        for (int32_t t = t0; t < t1; t++) y[(size_t)t * ys + r] = dot(cols, wr, x + (size_t)t * x_row);
       }
     } else {
       float buf[DQ_CHUNK] __attribute__((aligned(64)));
-      const int32_t chunk = DQ_CHUNK - DQ_CHUNK % c->blck; /* blck divides 2048 for all types */
+      const int32_t chunk = DQ_CHUNK - DQ_CHUNK % blck; /* blck divides 2048 for all types */
       for (int32_t r = r0; r < r1; r++) {
-        const uint8_t *wr = c->w + (size_t)r * c->row_bytes;
+        const uint8_t *wr = w + (size_t)r * row_bytes;
         for (int32_t c0 = 0; c0 < cols; c0 += chunk) {
           const int32_t len = c0 + chunk < cols ? chunk : cols - c0;
-          c->k.dequant(wr + (size_t)(c0 / c->blck) * c->wbytes, buf, len);
+          k->dequant(wr + (size_t)(c0 / blck) * wbytes, buf, len);
           for (int32_t t = t0; t < t1; t++) {
-            const float s = c->k.dot_ff(len, buf, c->x + (size_t)t * cols + c0);
-            float *yp = c->y + (size_t)t * rows + r;
+            const float s = k->dot_ff(len, buf, x + (size_t)t * x_row + c0);
+            float *yp = y + (size_t)t * ys + r;
             *yp = c0 == 0 ? s : *yp + s;
           }
         }
       }
     }
   }
+}
+
+int32_t spool_tok_tile(int use_tile, size_t tok_bytes, int32_t n_tok) {
+  int32_t tile = (int32_t)((use_tile ? L1_TILE_BYTES : TILE_BYTES) / (tok_bytes ? tok_bytes : 1));
+  if (use_tile) tile -= tile % TILE_TOKS;
+  if (tile < (use_tile ? TILE_TOKS : 1)) tile = use_tile ? TILE_TOKS : 1;
+  if (tile > n_tok) tile = n_tok;
+  return tile;
+}
+
+static void mm_task(void *vctx, int32_t task, int32_t n_tasks) {
+  (void)n_tasks;
+  const mm_ctx *c = (const mm_ctx *)vctx;
+  const int32_t r0 = task * c->rows_per_task;
+  const int32_t r1 = r0 + c->rows_per_task < c->rows ? r0 + c->rows_per_task : c->rows;
+  spool_rows_product(&c->k, c->w, c->row_bytes, c->cols, c->blck, c->wbytes, r0, r1, c->xq,
+                     c->xq_row, c->x, (size_t)c->cols, c->n_tok, c->tok_tile, c->y,
+                     (size_t)c->rows);
 }
 
 typedef struct {
@@ -387,7 +394,7 @@ static spool_status matmul_impl(spool_pool *pool, int32_t type, const void *w, i
   if (!type_lookup(type, &ti)) return SPOOL_E_TYPE;
   mm_ctx c;
   memset(&c, 0, sizeof c);
-  select_kernels(type, &c.k);
+  spool_select_kernels(type, &c.k);
   c.w = (const uint8_t *)w;
   c.row_bytes = (size_t)(cols / ti.blck) * (size_t)ti.bytes;
   c.rows = rows;
@@ -401,7 +408,7 @@ static spool_status matmul_impl(spool_pool *pool, int32_t type, const void *w, i
   size_t tok_bytes = (size_t)cols * 4;
   if (act == SPOOL_ACT_Q8 && ti.act >= 0 && c.k.dot_q8) {
     c.xq = (const uint8_t *)scratch;
-    c.xq_row = act_row_bytes(ti.act, cols);
+    c.xq_row = spool_act_row_bytes(ti.act, cols);
     tok_bytes = c.xq_row;
     act_ctx a = {c.k.quant_act, x, (uint8_t *)scratch, cols, n_tok, 1, c.xq_row};
     int32_t n_act = n_tok >= 4 ? n_threads : 1;
@@ -414,10 +421,7 @@ static spool_status matmul_impl(spool_pool *pool, int32_t type, const void *w, i
     return SPOOL_OK;
   }
   const int use_tile = c.xq && c.k.tile_q8;
-  int32_t tile = (int32_t)((use_tile ? L1_TILE_BYTES : TILE_BYTES) / (tok_bytes ? tok_bytes : 1));
-  if (use_tile) tile -= tile % TILE_TOKS;
-  if (tile < (use_tile ? TILE_TOKS : 1)) tile = use_tile ? TILE_TOKS : 1;
-  if (tile > n_tok) tile = n_tok;
+  const int32_t tile = spool_tok_tile(use_tile, tok_bytes, n_tok);
   c.tok_tile = tile;
   /* several tasks per thread for dynamic balance, at least 4 rows each (a multiple of
    * TILE_ROWS); with several token tiles, a task's rows must stay in L2 across them */

@@ -28,7 +28,7 @@ extern "C" {
 #define SPOOL_API __attribute__((visibility("default")))
 #endif
 
-#define SPOOL_ABI_VERSION 2
+#define SPOOL_ABI_VERSION 3
 
 /* ---- status codes ---------------------------------------------------------------- */
 typedef int32_t spool_status;
@@ -154,6 +154,40 @@ SPOOL_API spool_status spool_matmul(spool_pool *pool, int32_t type, const void *
 SPOOL_API double spool_bench_read_bandwidth(const void *p, double bytes, int32_t reps,
                                             spool_pool *pool);
 
+/* ---- mixture-of-experts FFN ------------------------------------------------------------
+ * y (n_tok, n_embd) = Σ_j w[t,j] · (down_e(act(gate_e(x_t) + gate_b_e, up_e(x_t) + up_b_e))
+ *                                    + down_b_e),   e = ids[t,j], j = 0..k-1
+ * x: (n_tok, n_embd) f32; ids, weights: (n_tok, k) as spool_topk_route writes them.
+ * gate, up: arrays of n_expert pointers to (n_ff, n_embd) matrices; down: n_expert pointers
+ * to (n_embd, n_ff) matrices (from JS: an array of 64-bit addresses). A NULL pointer is an
+ * expert that is not resident: SPOOL_E_INVALID if a token routes to it. gate_type, up_type,
+ * down_type: ggml types of the three tensors.
+ * gate_b, up_b: NULL or (n_expert, n_ff) f32 biases; down_b: NULL or (n_expert, n_embd).
+ * act: SPOOL_ACT_SWIGLU: silu(g) * u; SPOOL_ACT_SWIGLU_OAI (gpt-oss): g' = min(g, 7),
+ *      u' = clamp(u, -7, 7), g' * sigmoid(1.702 g') * (u' + 1), every step rounded to f32.
+ * Products are those of spool_matmul with SPOOL_ACT_Q8 for quantized weights and
+ * SPOOL_ACT_F32 for F32/F16/BF16 (the same kernels, so the same bits); SWIGLU is
+ * spool_swiglu's arithmetic; bias adds, the weight products and the slot sum (in slot order
+ * j = 0..k-1, ggml's order) are f32. The result equals that composition bit for bit and does
+ * not depend on the pool. Each expert matrix routed to is read once per call; the work of
+ * all experts is shared by the pool in two dispatches (gate+up, then down+sum).
+ * scratch: spool_moe_scratch_bytes(...) bytes, any alignment (required).
+ * Statuses: SPOOL_E_TYPE (unknown type), SPOOL_E_RANGE (k > n_expert, id out of range),
+ * SPOOL_E_INVALID (NULL argument, bad size, n_embd or n_ff not a multiple of the block). */
+#define SPOOL_ACT_SWIGLU 16
+#define SPOOL_ACT_SWIGLU_OAI 17
+SPOOL_API double spool_moe_scratch_bytes(int32_t gate_type, int32_t up_type, int32_t down_type,
+                                         int32_t n_embd, int32_t n_ff, int32_t n_expert,
+                                         int32_t n_tok, int32_t k);
+SPOOL_API spool_status spool_moe_ffn(spool_pool *pool, const float *x, int32_t n_tok,
+                                     int32_t n_embd, int32_t n_ff, int32_t n_expert, int32_t k,
+                                     const int32_t *ids, const float *weights,
+                                     const void *const *gate, int32_t gate_type,
+                                     const void *const *up, int32_t up_type,
+                                     const void *const *down, int32_t down_type,
+                                     const float *gate_b, const float *up_b, const float *down_b,
+                                     int32_t act, float *y, void *scratch);
+
 /* ---- elementwise and normalization ---------------------------------------------------- */
 /** y[r,:] = x[r,:] / sqrt(mean(x[r,:]^2) + eps) * w  (w may be NULL: no scale). In place ok. */
 SPOOL_API spool_status spool_rmsnorm(const float *x, const float *w, float *y, int32_t n_rows,
@@ -225,6 +259,66 @@ SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const u
                                        int32_t n_head, int32_t n_head_kv, int32_t head_dim,
                                        int32_t n_kv, int32_t pos0, float scale, int32_t window,
                                        const float *sinks, int32_t flags);
+
+/* ---- expert pager ----------------------------------------------------------------------
+ * Explicit reads from SSD, many in flight (DESIGN.md §4; algorithm in cpu/pager.c).
+ * A pager owns n_threads I/O workers (queue depth = threads) that sleep when idle.
+ *
+ * Requests: reqs holds n requests of SPOOL_PAGER_REQ_DOUBLES doubles each:
+ *   { fd, dst address, len, file offset, need }
+ * dst is the destination's numeric address (exact as a double: user addresses are below
+ * 2^53). The first `need` bytes (need <= len; usually need == len) must arrive; end of
+ * file after them ends the request quietly (the aligned superset of a range near end of
+ * file), end of file before them is SPOOL_E_SHORT_READ. With an O_DIRECT fd, dst, len and
+ * offset must be multiples of 4096, else submit fails with SPOOL_E_ALIGN and queues
+ * nothing. Large requests are split into pieces (128 KiB..4 MiB) read by several workers.
+ * The pager copies the requests; reqs may be reused as soon as submit returns. dst must
+ * stay valid until the ticket is waited (or the pager destroyed).
+ *
+ * Tickets: submit returns a ticket > 0, or SPOOL_E_INVALID (bad request), SPOOL_E_ALIGN,
+ * or SPOOL_E_RANGE when SPOOL_PAGER_MAX_TICKETS tickets are live. A ticket is live until
+ * wait returns or poll reports it finished; every ticket must be waited or polled to the
+ * end. Its outcome stays readable (wait, poll, error) until its slot is reused, at the
+ * earliest after SPOOL_PAGER_MAX_TICKETS - 1 further submits. Unknown tickets give
+ * SPOOL_E_INVALID.
+ * wait blocks until every read of the ticket finished and returns SPOOL_OK or the first
+ * failure: SPOOL_E_IO (errno via spool_pager_error), SPOOL_E_SHORT_READ. The remaining
+ * reads of a failed ticket are skipped. poll: 0 pending, 1 done ok, < 0 the failure.
+ * destroy drops queued reads no worker started, waits for the reads in flight and joins
+ * the workers (quiesce before closing the library). Thread-safe; the workers are the only
+ * other threads. */
+#define SPOOL_PAGER_REQ_DOUBLES 5
+#define SPOOL_PAGER_MAX_TICKETS 1024
+/* `what` of spool_pager_error: details of the ticket's first failure */
+#define SPOOL_PAGER_ERR_ERRNO 0    /* errno of SPOOL_E_IO (0 otherwise) */
+#define SPOOL_PAGER_ERR_OFFSET 1   /* file offset of the failed request */
+#define SPOOL_PAGER_ERR_LENGTH 2   /* length of the failed request */
+#define SPOOL_PAGER_ERR_FD 3       /* fd of the failed request */
+#define SPOOL_PAGER_ERR_AT 4       /* file position where the failing read stopped */
+/* `what` of spool_pager_stat */
+#define SPOOL_PAGER_STAT_BYTES 0     /* bytes delivered by successful reads (cumulative) */
+#define SPOOL_PAGER_STAT_READS 1     /* pieces read successfully (cumulative) */
+#define SPOOL_PAGER_STAT_BUSY_NS 2   /* nanoseconds inside reads, summed over workers */
+#define SPOOL_PAGER_STAT_WALL_NS 3   /* nanoseconds with at least one read in flight */
+#define SPOOL_PAGER_STAT_QUEUED 4    /* requests waiting in the queue now */
+#define SPOOL_PAGER_STAT_IN_FLIGHT 5 /* reads in flight now */
+typedef struct spool_pager spool_pager;
+/** A pager with n_threads workers (clamped to 1..256). NULL on failure (errno kept). */
+SPOOL_API spool_pager *spool_pager_create(int32_t n_threads);
+/** Drop queued reads, wait for the ones in flight, join the workers, free. NULL is ok. */
+SPOOL_API void spool_pager_destroy(spool_pager *pager);
+/** Number of worker threads actually running. */
+SPOOL_API int32_t spool_pager_threads(const spool_pager *pager);
+/** Queue n requests (layout above) under one ticket. Returns the ticket (> 0) or a status. */
+SPOOL_API int32_t spool_pager_submit(spool_pager *pager, const double *reqs, int32_t n);
+/** Block until the ticket's reads finished; SPOOL_OK or its first failure. */
+SPOOL_API spool_status spool_pager_wait(spool_pager *pager, int32_t ticket);
+/** Non-blocking: 0 pending, 1 done ok, < 0 the first failure. */
+SPOOL_API int32_t spool_pager_poll(spool_pager *pager, int32_t ticket);
+/** A detail (SPOOL_PAGER_ERR_*) of the ticket's first failure; SPOOL_E_INVALID if unknown. */
+SPOOL_API double spool_pager_error(spool_pager *pager, int32_t ticket, int32_t what);
+/** A statistic (SPOOL_PAGER_STAT_*); SPOOL_E_INVALID if unknown. */
+SPOOL_API double spool_pager_stat(spool_pager *pager, int32_t what);
 
 #ifdef __cplusplus
 }

@@ -7,7 +7,7 @@
 import { availableParallelism } from "node:os";
 import { isNull, KernelError, native, Status } from "../../ffi/mod.ts";
 import type { Ptr } from "../../ffi/mod.ts";
-import { Advice, MappedFile } from "../../ffi/memory.ts";
+import { Advice, MappedFile, NativeBuffer } from "../../ffi/memory.ts";
 import { type GGUFFile, readGGUF, type TensorInfo } from "../gguf/reader.ts";
 import { GGMLType, rowBytes } from "../gguf/types.ts";
 import type { ArchSpec, ModelConfig } from "../models/config.ts";
@@ -32,6 +32,8 @@ export interface ExpertWeight {
   readonly cols: number;
   /** Pointer to each expert's matrix. */
   readonly ptrs: readonly Ptr[];
+  /** The same addresses as a native array of nExpert uint64 (spool_moe_ffn's gate/up/down). */
+  readonly table: NativeBuffer;
   /** Bytes of one expert's matrix. */
   readonly expertBytes: number;
   /** Offset of expert 0 in the file. */
@@ -109,6 +111,7 @@ export class Model {
   readonly outputNorm: Vec;
   readonly layers: readonly LayerWeights[];
   #closed = false;
+  #tables: NativeBuffer[] = [];
 
   private constructor(
     path: string,
@@ -169,6 +172,7 @@ export class Model {
       const data = new Float32Array(file.bytes(info.absoluteOffset, info.nbytes).slice().buffer);
       return { name, ptr: n.ptr(data), data };
     };
+    const tables = this.#tables;
     const experts = (name: string, rows: number, cols: number): ExpertWeight => {
       const info = t(name)!;
       const [c, r, e] = info.shape;
@@ -179,7 +183,13 @@ export class Model {
       }
       const expertBytes = rowBytes(info.type, cols) * rows;
       const ptrs: Ptr[] = [];
-      for (let i = 0; i < e; i++) ptrs.push(file.ptrAt(info.absoluteOffset + i * expertBytes));
+      const table = new NativeBuffer(e * 8);
+      const addrs = new BigUint64Array(table.u8.buffer, table.u8.byteOffset, e);
+      for (let i = 0; i < e; i++) {
+        ptrs.push(file.ptrAt(info.absoluteOffset + i * expertBytes));
+        addrs[i] = BigInt(n.address(ptrs[i]));
+      }
+      tables.push(table);
       if (willNeed) file.advise(info.absoluteOffset, info.nbytes, Advice.RANDOM);
       return {
         name,
@@ -187,6 +197,7 @@ export class Model {
         rows,
         cols,
         ptrs,
+        table,
         expertBytes,
         fileOffset: info.absoluteOffset,
       };
@@ -277,6 +288,7 @@ export class Model {
     if (this.#closed) return;
     this.#closed = true;
     native().sym.spool_pool_destroy(this.pool);
+    for (const t of this.#tables) t.free();
     this.file.close();
   }
 }

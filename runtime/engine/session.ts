@@ -21,6 +21,8 @@ const ROPE_NORMAL = 0;
 const ROPE_NEOX = 2;
 const GATE_SOFTMAX = 0;
 const GATE_SOFTMAX_TOPK = 2;
+const ACT_SWIGLU = 16;
+const ACT_SWIGLU_OAI = 17;
 
 /** Options of a {@link Session}. */
 export interface SessionOptions {
@@ -89,12 +91,10 @@ export class Session {
       router: f(B * c.nExpert),
       ids: f(B * c.nExpertUsed),
       wts: f(B * c.nExpertUsed),
-      eh: f(B * c.nEmbd), // gathered rows routed to one expert
-      g: f(B * ff),
+      g: f(B * ff), // shared expert: (m, nFfShexp) gate, then act
       u: f(B * ff),
       d: f(B * c.nEmbd),
       moe: f(B * c.nEmbd),
-      slots: f(B * c.nExpertUsed * c.nEmbd), // (m, K, E) weighted expert outputs
       logits: f(c.nVocab),
     };
     // scratch for 8-bit activations: the largest of any product in a step
@@ -107,6 +107,19 @@ export class Session {
     for (const l of model.layers) {
       for (const w of [l.q, l.k, l.v, l.o, l.router, l.gateExps, l.upExps, l.downExps]) need(w, B);
       if (l.shared) { for (const w of [l.shared.gate, l.shared.up, l.shared.down]) need(w, B); }
+      scratch = Math.max(
+        scratch,
+        s.spool_moe_scratch_bytes(
+          l.gateExps.type,
+          l.upExps.type,
+          l.downExps.type,
+          c.nEmbd,
+          c.nFfExp,
+          c.nExpert,
+          B,
+          c.nExpertUsed,
+        ),
+      );
     }
     this.#scratch = new NativeBuffer(Math.max(64, scratch));
     this.#pos = new NativeBuffer(B * 4);
@@ -313,12 +326,16 @@ export class Session {
     if (st !== 0) check(st, "spool_rope");
   }
 
-  /** B.moe (m, E) = Σ_k w_k · expert_k(B.h) (+ the shared expert). */
+  /**
+   * B.moe (m, E) = Σ_k w_k · expert_k(B.h) (+ the shared expert). The routed experts are one
+   * spool_moe_ffn call: it groups the chunk's (token, slot) pairs by expert, reads each routed
+   * expert once, and sums the slots in order k = 0..K-1 as ggml does.
+   */
   #moe(L: LayerWeights, m: number): void {
     const c = this.model.config;
     const s = native().sym;
     const B = this.#buf;
-    const E = c.nEmbd, K = c.nExpertUsed, ff = c.nFfExp;
+    const E = c.nEmbd, K = c.nExpertUsed;
     const routing = this.model.arch.routing;
     this.#matmul(L.router, B.h.ptr, m, B.router.ptr);
     if (L.routerBias) addBias(B.router.f32, L.routerBias, m);
@@ -336,59 +353,33 @@ export class Session {
       B.wts.ptr,
     );
     if (st !== 0) check(st, "spool_topk_route");
-    const ids = B.ids.i32, wts = B.wts.f32;
+    // routed experts, one native call: (m, E) = Σ_k w_k · down(act(gate(h), up(h)))
+    const st2 = s.spool_moe_ffn(
+      this.model.pool,
+      B.h.ptr,
+      m,
+      E,
+      c.nFfExp,
+      c.nExpert,
+      K,
+      B.ids.ptr,
+      B.wts.ptr,
+      L.gateExps.table.ptr,
+      L.gateExps.type,
+      L.upExps.table.ptr,
+      L.upExps.type,
+      L.downExps.table.ptr,
+      L.downExps.type,
+      L.gateExpsBias ? L.gateExpsBias.ptr : null,
+      L.upExpsBias ? L.upExpsBias.ptr : null,
+      L.downExpsBias ? L.downExpsBias.ptr : null,
+      c.act === "swiglu_oai" ? ACT_SWIGLU_OAI : ACT_SWIGLU,
+      B.moe.ptr,
+      this.#scratch.ptr,
+    );
+    if (st2 !== 0) check(st2, "spool_moe_ffn", L.gateExps.name);
     const out = B.moe.f32;
-    const so = B.slots.f32;
-    const h = B.h.f32, eh = B.eh.f32, g = B.g.f32, u = B.u.f32, d = B.d.f32;
-    // group the chunk's (token, slot) pairs by expert
-    const byExpert = new Map<number, number[]>();
-    for (let t = 0; t < m; t++) {
-      for (let j = 0; j < K; j++) {
-        const e = ids[t * K + j];
-        let list = byExpert.get(e);
-        if (!list) byExpert.set(e, list = []);
-        list.push(t * K + j);
-      }
-    }
-    for (const [e, slots] of byExpert) {
-      const n = slots.length;
-      let src: Ptr;
-      if (m === 1) {
-        src = B.h.ptr;
-      } else {
-        for (let r = 0; r < n; r++) {
-          const t = (slots[r] / K) | 0;
-          eh.set(h.subarray(t * E, t * E + E), r * E);
-        }
-        src = B.eh.ptr;
-      }
-      this.#matmul({ ...L.gateExps, ptr: L.gateExps.ptrs[e] }, src, n, B.g.ptr);
-      this.#matmul({ ...L.upExps, ptr: L.upExps.ptrs[e] }, src, n, B.u.ptr);
-      if (c.act === "swiglu_oai") {
-        const gb = L.gateExpsBias!.data, ub = L.upExpsBias!.data;
-        swigluOai(g, u, n, ff, gb.subarray(e * ff, e * ff + ff), ub.subarray(e * ff, e * ff + ff));
-      } else {
-        s.spool_swiglu(B.g.ptr, B.u.ptr, B.g.ptr, n * ff);
-      }
-      this.#matmul({ ...L.downExps, ptr: L.downExps.ptrs[e] }, B.g.ptr, n, B.d.ptr);
-      // each slot's weighted output, kept apart so the sum runs in slot order as in ggml
-      const db = L.downExpsBias?.data.subarray(e * E, e * E + E);
-      for (let r = 0; r < n; r++) {
-        const slot = slots[r];
-        const w = wts[slot];
-        const o = slot * E, dr = r * E;
-        if (db) { for (let i = 0; i < E; i++) so[o + i] = Math.fround(d[dr + i] + db[i]) * w; }
-        else for (let i = 0; i < E; i++) so[o + i] = d[dr + i] * w;
-      }
-    }
-    for (let t = 0; t < m; t++) {
-      const o = t * E, first = t * K * E;
-      out.set(so.subarray(first, first + E), o);
-      for (let j = 1; j < K; j++) {
-        const src = first + j * E;
-        for (let i = 0; i < E; i++) out[o + i] += so[src + i];
-      }
-    }
+    const h = B.h.f32, d = B.d.f32;
     if (L.shared) {
       const sh = L.shared;
       const fs = c.nFfShexp;
@@ -414,33 +405,6 @@ function addBias(x: Float32Array, bias: Vec, m: number): void {
   for (let r = 0; r < m; r++) {
     const o = r * n;
     for (let i = 0; i < n; i++) x[o + i] += b[i];
-  }
-}
-
-/**
- * gpt-oss's clamped SwiGLU, in place into g: with biases added first,
- * g' = min(g, 7), u' = clamp(u, -7, 7), out = g' · sigmoid(1.702 g') · (u' + 1).
- * Every step is rounded to f32 in ggml's order, so the result is bit-identical to llama.cpp's
- * (8-bit activation quantization downstream would otherwise amplify 1-ulp differences).
- */
-function swigluOai(
-  g: Float32Array,
-  u: Float32Array,
-  n: number,
-  ff: number,
-  gb: Float32Array,
-  ub: Float32Array,
-): void {
-  const f = Math.fround;
-  const limit = 7, alpha = f(1.702);
-  for (let r = 0; r < n; r++) {
-    const o = r * ff;
-    for (let i = 0; i < ff; i++) {
-      const x = Math.min(f(g[o + i] + gb[i]), limit);
-      const y = Math.max(-limit, Math.min(f(u[o + i] + ub[i]), limit));
-      const glu = f(x / f(1 + f(Math.exp(f(alpha * -x)))));
-      g[o + i] = glu * f(y + 1);
-    }
   }
 }
 

@@ -24,6 +24,41 @@ typedef float (*spool_dot_fn)(int32_t n, const void *w, const void *x);
 typedef void (*spool_tile_fn)(int32_t n, const void *w, size_t ws, int32_t nr, const void *x,
                               size_t xs, int32_t nt, float *y, size_t ys);
 
+/* ---- shared by the matmul driver (quant.c) and the MoE FFN (moe.c) ---- */
+#define DQ_CHUNK 2048              /* f32 values dequantized at a time (8 KiB) */
+#define TILE_BYTES (192 * 1024)    /* activation bytes of one token tile */
+#define TILE_ROWS 4                /* matvec rows per tile call (tile_q8 kernels) */
+#define TILE_TOKS 4                /* prefill tokens per tile call */
+#define L1_TILE_BYTES (20 * 1024)  /* quantized activation bytes of a prefill token tile */
+#define L2_TASK_BYTES (256 * 1024) /* weight bytes of one prefill task (re-read per token tile) */
+
+/* The kernels of one weight type in the implementation selected by spool_impl_current
+ * (REF / AVX2 / NEON, with the NEON SDOT variants where the CPU has them). */
+typedef struct {
+  spool_dequant_fn dequant; /* weight type -> f32 */
+  spool_dot_fn dot_f32;     /* direct dot with f32 x (float weight types), or NULL */
+  spool_dot_fn dot_q8;      /* integer dot with quantized x, or NULL */
+  spool_quant_fn quant_act; /* x -> Q8_0 / Q8_K */
+  spool_dot_fn dot_ff;      /* f32 · f32, for the dequantize-chunk path */
+  spool_tile_fn tile_q8;    /* nr rows x nt tokens of dot_q8 at once, or NULL (row by row) */
+} spool_kernels;
+void spool_select_kernels(int32_t type, spool_kernels *k);
+/* Block size, block bytes and activation type of the Q8 mode (SPOOL_TYPE_Q8_0 / Q8_K; -1:
+ * float weights, f32 path; -2: Q8_K, not a weight type). Returns 0 for an unknown type. */
+int spool_type_traits(int32_t type, int32_t *blck, int32_t *bytes, int32_t *act);
+/* Bytes of one quantized activation row of cols values (act_type Q8_0 / Q8_K; else 0). */
+size_t spool_act_row_bytes(int32_t act_type, int32_t cols);
+/* Tokens per pass over a task's rows: activations of a tile stay in L1 (tile kernels) or L2. */
+int32_t spool_tok_tile(int use_tile, size_t tok_bytes, int32_t n_tok);
+/* The matmul inner loop: y[t*ys + r] = W[r,:] · x_t for r in [r0, r1), t in [0, n_tok).
+ * xq != NULL: x_t is the quantized row xq + t*xq_row (tile_q8 kernel if there is one, else
+ * dot_q8); xq == NULL: x_t is the f32 row x + t*x_row (dot_f32, or dequantize-chunk dots).
+ * Every (r, t) result is the same bits whatever r0, r1, n_tok and tok_tile. */
+void spool_rows_product(const spool_kernels *k, const uint8_t *w, size_t row_bytes, int32_t cols,
+                        int32_t blck, int32_t wbytes, int32_t r0, int32_t r1, const uint8_t *xq,
+                        size_t xq_row, const float *x, size_t x_row, int32_t n_tok,
+                        int32_t tok_tile, float *y, size_t ys);
+
 /* e8m0 exponent -> float, halved (ggml's GGML_E8M0_TO_FP32_HALF): the mxfp4 table holds
  * doubled E2M1 values, so the scale is 2^(e-128). */
 static inline float spool_e8m0_half(uint8_t e) {
