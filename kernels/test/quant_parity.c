@@ -22,36 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "spool.h"
+#define PARITY_SEED 0x2545f4914f6cdd1dull
+#include "parity.h"
 
-static int failures = 0;
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint32_t rnd_u32(void) {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return (uint32_t)(rng_state >> 16);
-}
-static float rnd_normal(void) {
-  const double u = (rnd_u32() + 1.0) / 4294967297.0, v = rnd_u32() / 4294967296.0;
-  return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
-
-static double nmse(const float *got, const float *want, size_t n) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < n; i++) {
-    const double d = (double)got[i] - (double)want[i];
-    num += d * d;
-    den += (double)want[i] * (double)want[i];
-  }
-  return den > 0.0 ? num / den : num;
-}
-
-static void report(const char *what, double err, double bound) {
-  const int ok = err <= bound; /* NaN fails */
-  printf("%-4s %-52s nmse %.2e (bound %.0e)\n", ok ? "ok" : "FAIL", what, err, bound);
-  if (!ok) failures++;
-}
 
 static const struct { int32_t type; const char *name; } TYPES[] = {
     {SPOOL_TYPE_F32, "F32"},   {SPOOL_TYPE_F16, "F16"},   {SPOOL_TYPE_BF16, "BF16"},
