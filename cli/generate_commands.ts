@@ -6,6 +6,7 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { loadModel, type SpoolModel } from "../runtime/api.ts";
 import { benchModel } from "../runtime/engine/bench.ts";
+import { formatSize, parseSize } from "../runtime/experts/budget.ts";
 import type { GenerateOptions, GenerationResult } from "../runtime/engine/generate.ts";
 import { Session } from "../runtime/engine/session.ts";
 import type { ChatMessage } from "../runtime/tokenizer/chat_template.ts";
@@ -28,6 +29,7 @@ const GEN_OPTIONS = {
   stop: { type: "string", multiple: true },
   ctx: str,
   threads: { type: "string", short: "t" },
+  "expert-cache": str,
   quiet: bool,
 } as const;
 
@@ -59,8 +61,29 @@ function genOptions(v: Record<string, unknown>): GenerateOptions {
   return o;
 }
 
+/**
+ * `--expert-cache SIZE` in bytes ("3G", "512MiB", ...); undefined when absent. "auto" is
+ * not supported yet (it needs planBudget's dense/KV accounting).
+ */
+function expertCacheOption(v: Record<string, unknown>): number | undefined {
+  const text = v["expert-cache"];
+  if (text === undefined) return undefined;
+  let size: number | "auto";
+  try {
+    size = parseSize(String(text), "--expert-cache");
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  if (size === "auto") usage(`--expert-cache auto is not supported yet: give a size such as 3G`);
+  return size;
+}
+
 function open(path: string, v: Record<string, unknown>): SpoolModel {
-  return loadModel(path, { threads: num(v.threads, "threads"), nCtx: num(v.ctx, "ctx") });
+  return loadModel(path, {
+    threads: num(v.threads, "threads"),
+    nCtx: num(v.ctx, "ctx"),
+    expertCache: expertCacheOption(v),
+  });
 }
 
 /** Stream a generation to stdout; returns its result. */
@@ -218,6 +241,7 @@ function benchCommand(args: string[]): number {
       decode: { type: "string", default: "32" },
       reps: { type: "string", default: "5" },
       threads: { type: "string", short: "t" },
+      "expert-cache": str,
       json: bool,
     },
   });
@@ -227,6 +251,7 @@ function benchCommand(args: string[]): number {
     decode: num(v.decode, "decode"),
     reps: num(v.reps, "reps"),
     threads: num(v.threads, "threads"),
+    expertCache: expertCacheOption(v),
   });
   if (v.json) console.log(JSON.stringify(r));
   else {
@@ -235,6 +260,21 @@ function benchCommand(args: string[]): number {
         `decode ${v.decode} tokens ${r.decodeTokS.toFixed(1)} tok/s ` +
         `(median of ${v.reps}; load ${r.loadSeconds.toFixed(2)} s)`,
     );
+    const c = r.cache;
+    if (c) {
+      const d = r.decodeCache!;
+      console.log(
+        `expert cache: ${c.slots} slots of ${formatSize(c.slotBytes)} ` +
+          `(${formatSize(c.capacityBytes)}), all runs: hit rate ` +
+          `${(c.hitRate * 100).toFixed(1)}%, read ${formatSize(c.bytesRead)} at ` +
+          `${c.readGBps.toFixed(2)} GB/s, ${c.evictions} evictions`,
+      );
+      console.log(
+        `expert cache, decode only: hit rate ${(d.hitRate * 100).toFixed(1)}%, ` +
+          `${formatSize(d.bytesPerToken)} read per token at ${d.readGBps.toFixed(2)} GB/s, ` +
+          `stall ${(d.stallSecondsPerToken * 1000).toFixed(2)} ms per token`,
+      );
+    }
   }
   return 0;
 }
@@ -242,12 +282,13 @@ function benchCommand(args: string[]): number {
 /** The generation subcommands. */
 export const generateCommands: Record<string, Command> = {
   run: {
-    usage: "spool run MODEL -p TEXT [--chat] [-n N] [--temp T] [--seed S] ...",
+    usage:
+      "spool run MODEL -p TEXT [--chat] [-n N] [--temp T] [--seed S] [--expert-cache SIZE] ...",
     summary: "generate text from a prompt, streamed",
     run: runCommand,
   },
   chat: {
-    usage: "spool chat MODEL [--system TEXT] [--temp T] ...",
+    usage: "spool chat MODEL [--system TEXT] [--temp T] [--expert-cache SIZE] ...",
     summary: "interactive chat with history",
     run: chatCommand,
   },
@@ -257,7 +298,8 @@ export const generateCommands: Record<string, Command> = {
     run: evalCommand,
   },
   bench: {
-    usage: "spool bench MODEL [--prefill 64] [--decode 32] [--reps 5] [--threads N]",
+    usage:
+      "spool bench MODEL [--prefill 64] [--decode 32] [--reps 5] [--threads N] [--expert-cache SIZE]",
     summary: "prefill and decode tok/s",
     run: benchCommand,
   },

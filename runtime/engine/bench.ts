@@ -3,6 +3,7 @@
  * a prompt of `prefill` tokens evaluated in one call, then `decode` tokens one at a time
  * (greedy), from a fresh session each repetition; the median of `reps` runs.
  */
+import type { CacheSnapshot, CacheStats } from "../experts/cache.ts";
 import { Model } from "./model.ts";
 import { Session } from "./session.ts";
 
@@ -14,12 +15,34 @@ export interface BenchOptions {
   threads?: number;
   /** Token ids of the prompt (default: a fixed pseudo-random sequence). */
   prompt?: number[];
+  /** Expert cache bytes (0/undefined: experts mapped), as {@link Model.load} takes it. */
+  expertCache?: number;
+}
+
+/** Expert-cache counters of the decode phases only (prefill excluded). */
+export interface DecodeCacheStats {
+  hits: number;
+  misses: number;
+  hitRate: number;
+  bytesRead: number;
+  bytesPerToken: number;
+  readGBps: number;
+  stallSecondsPerToken: number;
+  tokens: number;
 }
 
 /** One repetition's timings. */
 export interface BenchRun {
   prefillTokS: number;
   decodeTokS: number;
+  /** Cache counters accrued while decoding (with an expert cache). */
+  decodeCache?: CacheStats;
+}
+
+function diff(a: CacheStats, b: CacheStats): CacheStats {
+  const out = { ...b };
+  for (const k of Object.keys(out) as (keyof CacheStats)[]) out[k] = b[k] - a[k];
+  return out;
 }
 
 /** A deterministic prompt of n token ids below nVocab (avoids id 0 and special tokens). */
@@ -43,13 +66,19 @@ export function benchOnce(model: Model, opts: BenchOptions = {}): BenchRun {
     const t0 = performance.now();
     let logits = s.eval(prompt, "last");
     const t1 = performance.now();
+    const c0 = model.expertCache?.stats();
     for (let i = 0; i < nd; i++) {
       let best = 0;
       for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
       logits = s.eval([best], "last");
     }
     const t2 = performance.now();
-    return { prefillTokS: np / ((t1 - t0) / 1000), decodeTokS: nd / ((t2 - t1) / 1000) };
+    const run: BenchRun = {
+      prefillTokS: np / ((t1 - t0) / 1000),
+      decodeTokS: nd / ((t2 - t1) / 1000),
+    };
+    if (c0) run.decodeCache = diff(c0, model.expertCache!.stats());
+    return run;
   } finally {
     s.close();
   }
@@ -68,20 +97,49 @@ export function benchModel(path: string, opts: BenchOptions = {}): {
   prefillTokS: number;
   decodeTokS: number;
   loadSeconds: number;
+  /** The expert cache's snapshot after all runs (warm-up excluded), when one is used. */
+  cache?: CacheSnapshot;
+  /** Decode-only cache figures over all runs. */
+  decodeCache?: DecodeCacheStats;
 } {
   const t0 = performance.now();
-  const model = Model.load(path, { threads: opts.threads });
+  const model = Model.load(path, { threads: opts.threads, expertCache: opts.expertCache });
   const loadSeconds = (performance.now() - t0) / 1000;
   try {
     benchOnce(model, { ...opts, decode: 4 }); // warm-up: page in the weights
+    model.expertCache?.resetStats();
     const runs: BenchRun[] = [];
     for (let i = 0; i < (opts.reps ?? 5); i++) runs.push(benchOnce(model, opts));
-    return {
+    const out: ReturnType<typeof benchModel> = {
       runs,
       prefillTokS: median(runs.map((r) => r.prefillTokS)),
       decodeTokS: median(runs.map((r) => r.decodeTokS)),
       loadSeconds,
     };
+    if (model.expertCache) {
+      out.cache = model.expertCache.snapshot();
+      let hits = 0, misses = 0, bytes = 0, secs = 0, stall = 0, tokens = 0;
+      for (const r of runs) {
+        const d = r.decodeCache!;
+        hits += d.hits;
+        misses += d.misses;
+        bytes += d.bytesRead;
+        secs += d.readSeconds;
+        stall += d.stallSeconds;
+        tokens += d.tokens;
+      }
+      out.decodeCache = {
+        hits,
+        misses,
+        hitRate: hits + misses > 0 ? hits / (hits + misses) : 0,
+        bytesRead: bytes,
+        bytesPerToken: tokens > 0 ? bytes / tokens : 0,
+        readGBps: secs > 0 ? bytes / secs / 1e9 : 0,
+        stallSecondsPerToken: tokens > 0 ? stall / tokens : 0,
+        tokens,
+      };
+    }
+    return out;
   } finally {
     model.close();
   }

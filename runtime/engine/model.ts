@@ -7,7 +7,17 @@
 import { availableParallelism } from "node:os";
 import { isNull, KernelError, native, Status } from "../../ffi/mod.ts";
 import type { Ptr } from "../../ffi/mod.ts";
-import { Advice, MappedFile, NativeBuffer } from "../../ffi/memory.ts";
+import {
+  Advice,
+  closeFile,
+  IOError,
+  MappedFile,
+  NativeBuffer,
+  openFile,
+} from "../../ffi/memory.ts";
+import { type CacheSnapshot, ExpertCache } from "../experts/cache.ts";
+import { Pager } from "../experts/pager.ts";
+import { BudgetError, formatSize } from "../experts/budget.ts";
 import { type GGUFFile, readGGUF, type TensorInfo } from "../gguf/reader.ts";
 import { GGMLType, rowBytes } from "../gguf/types.ts";
 import type { ArchSpec, ModelConfig } from "../models/config.ts";
@@ -87,7 +97,33 @@ export interface LoadOptions {
   threads?: number;
   /** Ask the OS to prefetch the dense weights (default true). */
   willNeed?: boolean;
+  /**
+   * Bytes of the expert cache (DESIGN.md §4). Undefined or 0: every expert stays mapped and
+   * is paged in by faults. Otherwise routed experts are read with explicit O_DIRECT reads
+   * (buffered where the file system refuses O_DIRECT) into an {@link ExpertCache} of this
+   * many bytes, and the mapping of the expert tensors is never touched.
+   */
+  expertCache?: number;
+  /** Reader threads of the expert pager (default 4; only with `expertCache`). */
+  pagerThreads?: number;
 }
+
+/**
+ * What a {@link Session} needs to serve experts from the cache: the cache, the pager, the
+ * file descriptor the pager reads from and whether it is O_DIRECT.
+ */
+export interface ExpertSource {
+  readonly cache: ExpertCache;
+  readonly pager: Pager;
+  /** The fd reads go to (swapped for a buffered one if O_DIRECT reads fail with EINVAL). */
+  fd: number;
+  /** Whether `fd` is O_DIRECT. */
+  direct: boolean;
+  /** Numeric address of the cache arena's byte 0. */
+  readonly arenaAddress: number;
+}
+
+const EINVAL = 22;
 
 /** A weight tensor is missing or has the wrong shape or type. */
 export class ModelLoadError extends Error {
@@ -112,6 +148,8 @@ export class Model {
   readonly layers: readonly LayerWeights[];
   #closed = false;
   #tables: NativeBuffer[] = [];
+  /** The expert cache and its reader, when loaded with `expertCache`. */
+  #experts: ExpertSource | null = null;
 
   private constructor(
     path: string,
@@ -119,6 +157,7 @@ export class Model {
     file: MappedFile,
     threads: number,
     willNeed: boolean,
+    cached: boolean,
   ) {
     this.path = path;
     this.gguf = gguf;
@@ -190,7 +229,11 @@ export class Model {
         addrs[i] = BigInt(n.address(ptrs[i]));
       }
       tables.push(table);
-      if (willNeed) file.advise(info.absoluteOffset, info.nbytes, Advice.RANDOM);
+      if (cached) {
+        // served from the cache: never fault these pages in
+        file.advise(info.absoluteOffset, info.nbytes, Advice.RANDOM);
+        file.advise(info.absoluteOffset, info.nbytes, Advice.DONTNEED);
+      } else if (willNeed) file.advise(info.absoluteOffset, info.nbytes, Advice.RANDOM);
       return {
         name,
         type: info.type,
@@ -272,23 +315,100 @@ export class Model {
 
   /** Load a GGUF model: parse, map, bind every tensor. */
   static load(path: string, opts: LoadOptions = {}): Model {
+    const budget = opts.expertCache ?? 0;
+    if (!(Number.isSafeInteger(budget) && budget >= 0)) {
+      throw new RangeError(`expertCache must be a byte count >= 0, got ${budget}`);
+    }
     const gguf = readGGUF(path);
     const file = MappedFile.open(path);
+    let model: Model | undefined;
     try {
       const threads = opts.threads ?? Math.max(1, Math.min(availableParallelism(), 16));
-      return new Model(path, gguf, file, threads, opts.willNeed ?? true);
+      model = new Model(path, gguf, file, threads, opts.willNeed ?? true, budget > 0);
+      if (budget > 0) model.#experts = openExpertSource(model, budget, opts.pagerThreads ?? 4);
+      return model;
     } catch (e) {
-      file.close();
+      if (model) model.close();
+      else file.close();
       throw e;
     }
+  }
+
+  /**
+   * The expert cache when the model was loaded with `expertCache` (null when every expert
+   * is mapped). Its {@link ExpertCache.snapshot} has hits, misses, bytes read, read
+   * bandwidth and stall time.
+   */
+  get expertCache(): ExpertCache | null {
+    return this.#experts?.cache ?? null;
+  }
+
+  /** The cache's statistics, or null without a cache. */
+  expertCacheStats(): CacheSnapshot | null {
+    return this.#experts?.cache.snapshot() ?? null;
+  }
+
+  /** What sessions read experts through (null when every expert is mapped). */
+  get expertSource(): ExpertSource | null {
+    return this.#experts;
   }
 
   /** Release the pool and the mapping. Sessions must be closed first. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    const ex = this.#experts;
+    if (ex) {
+      this.#experts = null;
+      ex.pager.close(); // joins the readers before the arena goes
+      ex.cache.free();
+      try {
+        closeFile(ex.fd, this.path);
+      } catch { /* closing a read-only fd cannot lose data */ }
+    }
     native().sym.spool_pool_destroy(this.pool);
     for (const t of this.#tables) t.free();
     this.file.close();
+  }
+}
+
+/** Create the cache, the pager and the reading fd of a model loaded with `expertCache`. */
+function openExpertSource(model: Model, budgetBytes: number, threads: number): ExpertSource {
+  const nExpert = model.config.nExpert, k = model.config.nExpertUsed;
+  // a decode step holds the k experts of one layer at once: fewer slots cannot run
+  const { slotBytes } = ExpertCache.forLayers(model.layers, nExpert, { slots: 1 }, {
+    arena: false,
+  });
+  const need = Math.min(k, nExpert) * slotBytes;
+  if (budgetBytes < need) {
+    throw new BudgetError(
+      `An expert cache of ${formatSize(budgetBytes)} cannot hold the ${k} experts one token ` +
+        `routes to in a layer (${k} slots of ${formatSize(slotBytes)}): give --expert-cache ` +
+        `${formatSize(need)} or more.`,
+      budgetBytes,
+      need,
+      need,
+    );
+  }
+  const cache = ExpertCache.forLayers(model.layers, nExpert, { budgetBytes });
+  let pager: Pager | undefined;
+  let fd = -1;
+  try {
+    let direct = true;
+    try {
+      fd = openFile(model.path, true);
+    } catch (e) {
+      if (!(e instanceof IOError && e.errno === EINVAL)) throw e;
+      direct = false;
+      fd = openFile(model.path, false);
+    }
+    pager = Pager.create(Math.max(1, Math.min(threads, 256)));
+    const arenaAddress = native().address(cache.arena!.ptr);
+    return { cache, pager, fd, direct, arenaAddress };
+  } catch (e) {
+    pager?.close();
+    if (fd >= 0) closeFile(fd, model.path);
+    cache.free();
+    throw e;
   }
 }

@@ -10,10 +10,11 @@
  */
 import { check, native } from "../../ffi/mod.ts";
 import type { Ptr } from "../../ffi/mod.ts";
-import { NativeBuffer } from "../../ffi/memory.ts";
+import { closeFile, IOError, NativeBuffer, openFile } from "../../ffi/memory.ts";
+import { Part } from "../experts/cache.ts";
 import { GGMLType } from "../gguf/types.ts";
 import type { ModelConfig } from "../models/config.ts";
-import type { LayerWeights, Model, Vec, Weight } from "./model.ts";
+import type { ExpertSource, LayerWeights, Model, Vec, Weight } from "./model.ts";
 
 const ACT_F32 = 0;
 const ACT_Q8 = 1;
@@ -66,6 +67,8 @@ export class Session {
   #scratch: NativeBuffer;
   #pos: NativeBuffer;
   #closed = false;
+  /** Expert cache state, when the model serves experts from a cache. */
+  #ex: CachedExperts | null = null;
 
   constructor(model: Model, opts: SessionOptions = {}) {
     this.model = model;
@@ -123,6 +126,8 @@ export class Session {
     }
     this.#scratch = new NativeBuffer(Math.max(64, scratch));
     this.#pos = new NativeBuffer(B * 4);
+    const src = model.expertSource;
+    if (src) this.#ex = new CachedExperts(src, c.nExpert, B * c.nExpertUsed);
   }
 
   /** Tokens in the cache. */
@@ -164,6 +169,7 @@ export class Session {
         out.set(logits, at);
       });
       for (const t of chunk) this.tokens.push(t);
+      this.#ex?.src.cache.recordToken(m);
     }
     return out;
   }
@@ -181,6 +187,7 @@ export class Session {
         this.#pos,
       ]
     ) b.free();
+    this.#ex?.free();
   }
 
   // ---- the forward pass -----------------------------------------------------------------
@@ -291,7 +298,7 @@ export class Session {
     for (let i = 0, n = m * E; i < n; i++) x[i] += o[i];
     // ---- mixture of experts
     s.spool_rmsnorm(B.x.ptr, L.ffnNorm.ptr, B.h.ptr, m, E, c.rmsEps);
-    this.#moe(L, m);
+    this.#moe(L, li, m);
     const moe = B.moe.f32;
     for (let i = 0, n = m * E; i < n; i++) x[i] += moe[i];
   }
@@ -331,7 +338,7 @@ export class Session {
    * spool_moe_ffn call: it groups the chunk's (token, slot) pairs by expert, reads each routed
    * expert once, and sums the slots in order k = 0..K-1 as ggml does.
    */
-  #moe(L: LayerWeights, m: number): void {
+  #moe(L: LayerWeights, li: number, m: number): void {
     const c = this.model.config;
     const s = native().sym;
     const B = this.#buf;
@@ -354,30 +361,16 @@ export class Session {
     );
     if (st !== 0) check(st, "spool_topk_route");
     // routed experts, one native call: (m, E) = Σ_k w_k · down(act(gate(h), up(h)))
-    const st2 = s.spool_moe_ffn(
-      this.model.pool,
-      B.h.ptr,
-      m,
-      E,
-      c.nFfExp,
-      c.nExpert,
-      K,
-      B.ids.ptr,
-      B.wts.ptr,
-      L.gateExps.table.ptr,
-      L.gateExps.type,
-      L.upExps.table.ptr,
-      L.upExps.type,
-      L.downExps.table.ptr,
-      L.downExps.type,
-      L.gateExpsBias ? L.gateExpsBias.ptr : null,
-      L.upExpsBias ? L.upExpsBias.ptr : null,
-      L.downExpsBias ? L.downExpsBias.ptr : null,
-      c.act === "swiglu_oai" ? ACT_SWIGLU_OAI : ACT_SWIGLU,
-      B.moe.ptr,
-      this.#scratch.ptr,
-    );
-    if (st2 !== 0) check(st2, "spool_moe_ffn", L.gateExps.name);
+    const ex = this.#ex;
+    if (ex) {
+      // from the expert cache: read the misses, point the tables at the slots
+      ex.load(L, li, B.ids.i32, m * K, this.model.path);
+      try {
+        this.#moeFfn(L, m, ex.gate.ptr, ex.up.ptr, ex.down.ptr);
+      } finally {
+        ex.release();
+      }
+    } else this.#moeFfn(L, m, L.gateExps.table.ptr, L.upExps.table.ptr, L.downExps.table.ptr);
     const out = B.moe.f32;
     const h = B.h.f32, d = B.d.f32;
     if (L.shared) {
@@ -395,6 +388,201 @@ export class Session {
         for (let i = 0; i < E; i++) out[t * E + i] += gate * d[t * E + i];
       }
     }
+  }
+
+  /** spool_moe_ffn over B.h with the given gate/up/down address tables into B.moe. */
+  #moeFfn(L: LayerWeights, m: number, gate: Ptr, up: Ptr, down: Ptr): void {
+    const c = this.model.config;
+    const B = this.#buf;
+    const st = native().sym.spool_moe_ffn(
+      this.model.pool,
+      B.h.ptr,
+      m,
+      c.nEmbd,
+      c.nFfExp,
+      c.nExpert,
+      c.nExpertUsed,
+      B.ids.ptr,
+      B.wts.ptr,
+      gate,
+      L.gateExps.type,
+      up,
+      L.upExps.type,
+      down,
+      L.downExps.type,
+      L.gateExpsBias ? L.gateExpsBias.ptr : null,
+      L.upExpsBias ? L.upExpsBias.ptr : null,
+      L.downExpsBias ? L.downExpsBias.ptr : null,
+      c.act === "swiglu_oai" ? ACT_SWIGLU_OAI : ACT_SWIGLU,
+      B.moe.ptr,
+      this.#scratch.ptr,
+    );
+    if (st !== 0) check(st, "spool_moe_ffn", L.gateExps.name);
+  }
+}
+
+const EINVAL = 22;
+const PARTS = [Part.GATE, Part.UP, Part.DOWN] as const;
+
+/**
+ * A session's side of the expert cache (DESIGN.md §4): per MoE layer of a step, look up the
+ * routed experts, read the misses through the pager in one ticket, and fill per-session
+ * address tables (nExpert u64 per matrix) with the slots' data addresses for spool_moe_ffn.
+ * Entries of experts not routed this step are 0 (the kernel only reads routed ones).
+ */
+class CachedExperts {
+  readonly src: ExpertSource;
+  readonly gate: NativeBuffer;
+  readonly up: NativeBuffer;
+  readonly down: NativeBuffer;
+  /** u32 views (lo, hi pairs) of the three tables: no BigInt per write. */
+  readonly #words: Uint32Array[];
+  /** Slots referenced by the current layer, and their keys' experts. */
+  readonly #slots: Int32Array;
+  readonly #experts: Int32Array;
+  #n = 0;
+  /** Fresh slots of the current layer (read this step) and their experts. */
+  readonly #fresh: Int32Array;
+  readonly #freshExpert: Int32Array;
+  /** Per expert: the stamp of the last layer step that saw it (deduplication). */
+  readonly #seen: Uint32Array;
+  #stamp = 0;
+
+  constructor(src: ExpertSource, nExpert: number, maxRouted: number) {
+    this.src = src;
+    this.gate = new NativeBuffer(nExpert * 8);
+    this.up = new NativeBuffer(nExpert * 8);
+    this.down = new NativeBuffer(nExpert * 8);
+    this.#words = [this.gate, this.up, this.down].map((b) =>
+      new Uint32Array(b.u8.buffer, b.u8.byteOffset, nExpert * 2)
+    );
+    const n = Math.min(maxRouted, nExpert);
+    this.#slots = new Int32Array(n);
+    this.#experts = new Int32Array(n);
+    this.#fresh = new Int32Array(n);
+    this.#freshExpert = new Int32Array(n);
+    this.#seen = new Uint32Array(nExpert);
+  }
+
+  /**
+   * Make the experts in `ids[0..count)` of layer `li` resident and referenced, and point the
+   * tables at them. Throws CacheFullError (the step needs more experts than the cache
+   * holds) or IOError (a read failed); either way nothing stays referenced.
+   */
+  load(L: LayerWeights, li: number, ids: Int32Array, count: number, path: string): void {
+    const cache = this.src.cache;
+    if (++this.#stamp === 0xffffffff) {
+      this.#seen.fill(0);
+      this.#stamp = 1;
+    }
+    const stamp = this.#stamp;
+    this.#n = 0;
+    let nFresh = 0;
+    try {
+      for (let i = 0; i < count; i++) {
+        const e = ids[i];
+        if (e < 0 || this.#seen[e] === stamp) continue;
+        this.#seen[e] = stamp;
+        const key = cache.key(li, e);
+        let slot = cache.lookup(key);
+        if (slot < 0) {
+          slot = cache.acquire(key).slot;
+          this.#fresh[nFresh] = slot;
+          this.#freshExpert[nFresh++] = e;
+        } else if (!cache.isLoaded(slot)) {
+          // only a failed read leaves a slot loading, and that slot was discarded
+          throw new Error(`${cache.describe(key)} is still loading in slot ${slot}`);
+        }
+        this.#slots[this.#n] = slot;
+        this.#experts[this.#n++] = e;
+      }
+      if (nFresh > 0) this.#read(L, nFresh, path);
+    } catch (err) {
+      // nothing of this step stays referenced; unread slots go back to the free list
+      for (let i = 0; i < nFresh; i++) {
+        if (cache.keyOf(this.#fresh[i]) >= 0 && !cache.isLoaded(this.#fresh[i])) {
+          cache.discard(this.#fresh[i]);
+        }
+      }
+      for (let i = 0; i < this.#n; i++) {
+        const sl = this.#slots[i];
+        if (cache.keyOf(sl) >= 0 && cache.refCount(sl) > 0) cache.release(sl);
+      }
+      this.#n = 0;
+      throw err;
+    }
+    const base = this.src.arenaAddress;
+    const w = this.#words;
+    for (let i = 0; i < this.#n; i++) {
+      const slot = this.#slots[i], e = this.#experts[i];
+      for (let p = 0; p < 3; p++) {
+        const a = base + cache.dataOffset(slot, PARTS[p]);
+        const words = w[p];
+        words[2 * e] = a % 0x100000000;
+        words[2 * e + 1] = Math.floor(a / 0x100000000);
+      }
+    }
+  }
+
+  /** Read the fresh slots' three parts in one ticket; wait; mark them loaded. */
+  #read(L: LayerWeights, nFresh: number, path: string): void {
+    const src = this.src, cache = src.cache, pager = src.pager, arena = cache.arena!;
+    const tensors = [L.gateExps, L.upExps, L.downExps];
+    let bytes = 0;
+    const stage = () => {
+      bytes = 0;
+      for (let i = 0; i < nFresh; i++) {
+        const slot = this.#fresh[i], e = this.#freshExpert[i];
+        for (let p = 0; p < 3; p++) {
+          const t = tensors[p];
+          const off = t.fileOffset + e * t.expertBytes;
+          const dst = cache.dataOffset(slot, PARTS[p]);
+          if (src.direct) {
+            pager.addDirect(src.fd, arena, dst - (off % 4096), t.expertBytes, off);
+          } else pager.add(src.fd, arena, dst, t.expertBytes, off);
+          bytes += t.expertBytes;
+        }
+      }
+    };
+    const t0 = performance.now();
+    stage();
+    try {
+      pager.wait(pager.flush(), path);
+    } catch (e) {
+      pager.discard();
+      // a file system that opens O_DIRECT but refuses its reads: go buffered, once
+      if (!(src.direct && e instanceof IOError && e.errno === EINVAL)) throw e;
+      const fd = openFile(path, false);
+      try {
+        closeFile(src.fd, path);
+      } catch { /* read-only fd */ }
+      src.fd = fd;
+      src.direct = false;
+      stage();
+      pager.wait(pager.flush(), path);
+    }
+    const secs = (performance.now() - t0) / 1000;
+    for (let i = 0; i < nFresh; i++) cache.markLoaded(this.#fresh[i]);
+    cache.recordRead(bytes, secs);
+    cache.recordStall(secs);
+  }
+
+  /** Give back the current layer's references and clear its table entries. */
+  release(): void {
+    const cache = this.src.cache;
+    const w = this.#words;
+    for (let i = 0; i < this.#n; i++) {
+      cache.release(this.#slots[i]);
+      const e = this.#experts[i];
+      for (let p = 0; p < 3; p++) w[p][2 * e] = w[p][2 * e + 1] = 0;
+    }
+    this.#n = 0;
+  }
+
+  free(): void {
+    this.gate.free();
+    this.up.free();
+    this.down.free();
   }
 }
 
