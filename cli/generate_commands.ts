@@ -30,6 +30,7 @@ const GEN_OPTIONS = {
   ctx: str,
   threads: { type: "string", short: "t" },
   "expert-cache": str,
+  "ram-budget": str,
   quiet: bool,
 } as const;
 
@@ -61,28 +62,26 @@ function genOptions(v: Record<string, unknown>): GenerateOptions {
   return o;
 }
 
-/**
- * `--expert-cache SIZE` in bytes ("3G", "512MiB", ...); undefined when absent. "auto" is
- * not supported yet (it needs planBudget's dense/KV accounting).
- */
-function expertCacheOption(v: Record<string, unknown>): number | undefined {
-  const text = v["expert-cache"];
+/** `--expert-cache` / `--ram-budget`: a size ("3G", "512MiB", ...) or "auto"; undefined when absent. */
+function sizeOption(v: Record<string, unknown>, name: string): number | "auto" | undefined {
+  const text = v[name];
   if (text === undefined) return undefined;
-  let size: number | "auto";
   try {
-    size = parseSize(String(text), "--expert-cache");
+    return parseSize(String(text), `--${name}`);
   } catch (e) {
     usage((e as Error).message);
   }
-  if (size === "auto") usage(`--expert-cache auto is not supported yet: give a size such as 3G`);
-  return size;
+}
+
+function memoryOptions(v: Record<string, unknown>) {
+  return { expertCache: sizeOption(v, "expert-cache"), ramBudget: sizeOption(v, "ram-budget") };
 }
 
 function open(path: string, v: Record<string, unknown>): SpoolModel {
   return loadModel(path, {
     threads: num(v.threads, "threads"),
     nCtx: num(v.ctx, "ctx"),
-    expertCache: expertCacheOption(v),
+    ...memoryOptions(v),
   });
 }
 
@@ -242,6 +241,7 @@ function benchCommand(args: string[]): number {
       reps: { type: "string", default: "5" },
       threads: { type: "string", short: "t" },
       "expert-cache": str,
+      "ram-budget": str,
       json: bool,
     },
   });
@@ -251,7 +251,7 @@ function benchCommand(args: string[]): number {
     decode: num(v.decode, "decode"),
     reps: num(v.reps, "reps"),
     threads: num(v.threads, "threads"),
-    expertCache: expertCacheOption(v),
+    ...memoryOptions(v),
   });
   if (v.json) console.log(JSON.stringify(r));
   else {

@@ -117,6 +117,8 @@ function hintFor(e: Error): string | undefined {
       return "build the native kernels with `deno task build:kernels` (or ./spool, which does it)";
     case "KernelError":
       return "a native kernel rejected its input; SPOOL_DEBUG=1 shows where";
+    case "BudgetError":
+      return "give a larger --ram-budget or --expert-cache, or leave both out to map the model";
   }
   if ((e as { code?: string }).code === "ENOENT") return "check the path";
   return undefined;

@@ -16,7 +16,10 @@ export interface BenchOptions {
   /** Token ids of the prompt (default: a fixed pseudo-random sequence). */
   prompt?: number[];
   /** Expert cache bytes (0/undefined: experts mapped), as {@link Model.load} takes it. */
-  expertCache?: number;
+  /** Expert cache bytes or "auto" (see LoadOptions). */
+  expertCache?: number | "auto";
+  /** Memory budget (see LoadOptions.ramBudget). */
+  ramBudget?: number | "auto";
 }
 
 /** Expert-cache counters of the decode phases only (prefill excluded). */
@@ -103,7 +106,11 @@ export function benchModel(path: string, opts: BenchOptions = {}): {
   decodeCache?: DecodeCacheStats;
 } {
   const t0 = performance.now();
-  const model = Model.load(path, { threads: opts.threads, expertCache: opts.expertCache });
+  const model = Model.load(path, {
+    threads: opts.threads,
+    expertCache: opts.expertCache,
+    ramBudget: opts.ramBudget,
+  });
   const loadSeconds = (performance.now() - t0) / 1000;
   try {
     benchOnce(model, { ...opts, decode: 4 }); // warm-up: page in the weights

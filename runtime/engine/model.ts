@@ -22,6 +22,8 @@ import { type GGUFFile, readGGUF, type TensorInfo } from "../gguf/reader.ts";
 import { GGMLType, rowBytes } from "../gguf/types.ts";
 import type { ArchSpec, ModelConfig } from "../models/config.ts";
 import { archOf } from "../models/registry.ts";
+import { inspectGGUF } from "../inspect.ts";
+import { planBudget } from "../experts/budget.ts";
 
 /** A 2-D weight (rows × cols) in the mapping: y = W x has `rows` outputs. */
 export interface Weight {
@@ -103,9 +105,38 @@ export interface LoadOptions {
    * (buffered where the file system refuses O_DIRECT) into an {@link ExpertCache} of this
    * many bytes, and the mapping of the expert tensors is never touched.
    */
-  expertCache?: number;
+  expertCache?: number | "auto";
+  /**
+   * Memory budget for the whole model (`--ram-budget`): bytes, or "auto" for the detected
+   * limit (MemAvailable, or the cgroup's). A model that fits is simply mapped; otherwise the
+   * expert cache gets what the dense weights, the KV cache and the runtime leave
+   * ({@link planBudget}); a budget below that minimum is a {@link BudgetError}. Giving
+   * `expertCache: "auto"` plans the same way. Neither given: every expert stays mapped.
+   */
+  ramBudget?: number | "auto";
   /** Reader threads of the expert pager (default 4; only with `expertCache`). */
   pagerThreads?: number;
+}
+
+/** Bytes of the expert cache for `opts`: 0 = mapped (see {@link LoadOptions.ramBudget}). */
+export function expertCacheBytes(gguf: GGUFFile, opts: LoadOptions): number {
+  const { expertCache, ramBudget } = opts;
+  if (ramBudget === undefined && expertCache !== "auto") return expertCache ?? 0;
+  const r = inspectGGUF(gguf);
+  const cfg = archOf(gguf.kv).config(gguf.kv);
+  const nCtx = Math.min(cfg.nCtxTrain || 4096, 4096);
+  const plan = planBudget({
+    fileBytes: r.fileSize,
+    denseBytes: r.denseBytes,
+    expertBytes: r.expertBytes,
+    bytesPerExpert: r.bytesPerExpert,
+    kvBytes: cfg.nLayer * cfg.nHeadKv * (cfg.headDim + cfg.headDimV) * 2 * nCtx,
+    overheadBytes: 512 << 20,
+    expertsPerToken: cfg.nExpertUsed,
+    ramBudget,
+    expertCache,
+  });
+  return plan.mode === "cache" ? plan.expertCacheBytes : 0;
 }
 
 /**
@@ -315,11 +346,11 @@ export class Model {
 
   /** Load a GGUF model: parse, map, bind every tensor. */
   static load(path: string, opts: LoadOptions = {}): Model {
-    const budget = opts.expertCache ?? 0;
+    const gguf = readGGUF(path);
+    const budget = expertCacheBytes(gguf, opts);
     if (!(Number.isSafeInteger(budget) && budget >= 0)) {
       throw new RangeError(`expertCache must be a byte count >= 0, got ${budget}`);
     }
-    const gguf = readGGUF(path);
     const file = MappedFile.open(path);
     let model: Model | undefined;
     try {

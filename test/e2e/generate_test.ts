@@ -179,6 +179,26 @@ Deno.test({
     const j = JSON.parse(ev.out) as { tokens: number[]; positions: { top: number[][] }[] };
     deepStrictEqual(j.positions.at(-1)!.top.map(([id]) => id), top);
     equal(j.positions.length, j.tokens.length);
+    // a budget below what the dense weights need: a clear error stating the minimum
+    const tight = await cli(["run", path, "-p", "Hi there", "-n", "8", "--ram-budget", "1K"]);
+    equal(tight.code, 1);
+    ok(/--ram-budget 1024 B is below .* the minimum is [\d.]+ MiB/.test(tight.err), tight.err);
+    ok(/hint: give a larger --ram-budget/.test(tight.err), tight.err);
+    // "auto" maps a model that fits, with the same output
+    const auto = await cli([
+      "run",
+      path,
+      "-p",
+      "Hi there",
+      "-n",
+      "8",
+      "--temp",
+      "0",
+      "--ram-budget",
+      "auto",
+    ]);
+    equal(auto.code, 0, auto.err);
+    equal(auto.out, run.out);
     const bad = await cli(["run", "/nonexistent.gguf", "-p", "x"]);
     equal(bad.code, 1);
     ok(/hint:/.test(bad.err) && !/\n\s+at /.test(bad.err), bad.err);
