@@ -103,10 +103,10 @@ export function buildKernels(opts: BuildOptions = {}): string {
   const hash = createHash("sha256");
   hash.update(JSON.stringify({ cc, common, target, simdDefine, units: units.map((u) => u.flags) }));
   for (const u of units) hash.update(u.src).update(readFileSync(u.src));
-  for (const h of [join(here, "include", "spool.h"), join(cpu, "internal.h")]) {
-    if (existsSync(h)) hash.update(readFileSync(h));
+  if (existsSync(join(here, "include", "spool.h"))) {
+    hash.update(readFileSync(join(here, "include", "spool.h")));
   }
-  for (const d of ["ref", "x86", "arm"]) {
+  for (const d of ["", "ref", "x86", "arm"]) {
     const dir = join(cpu, d);
     if (!existsSync(dir)) continue;
     for (const f of readdirSync(dir).filter((f) => f.endsWith(".h")).sort()) {

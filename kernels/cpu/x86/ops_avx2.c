@@ -358,85 +358,13 @@ static inline void ggml_accum(float *oh, const uint16_t *v, size_t kv_stride, in
  * heads inner, so a block's K or V rows come from memory once; pass 2 (exp, sum,
  * probabilities) runs per head. When one head's range does not fit, all three passes run
  * blocks outer, heads inner, and recompute each block's scores. */
-static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh,
-                                                      const uint16_t *k, const uint16_t *v,
-                                                      size_t kv_stride, int32_t hd, int32_t j0,
-                                                      int32_t j1, float scale,
-                                                      const float *sinks, float *out) {
-  float q16[SPOOL_ATTN_MAX_ACC] __attribute__((aligned(32)));
-  float sc[SPOOL_ATTN_GGML_SCORES] __attribute__((aligned(32)));
-  float mh[SPOOL_ATTN_MAX_ACC / 8];
-  for (int32_t i = 0; i < nh * hd; i += 8)
-    _mm256_storeu_ps(q16 + i, round_f16x8(_mm256_loadu_ps(q + i)));
-  for (int32_t i = 0; i < nh * hd; i++) out[i] = 0.0f;
-  const int32_t jb0 = j0 & ~7, jend = (j1 + 8) & ~7, n8 = jend - jb0;
-  if (n8 <= SPOOL_ATTN_GGML_SCORES) {
-    const int32_t g = SPOOL_ATTN_GGML_SCORES / n8;
-    for (int32_t h0 = 0; h0 < nh; h0 += g) {
-      const int32_t gh = nh - h0 < g ? nh - h0 : g;
-      for (int32_t h = 0; h < gh; h++) mh[h] = -INFINITY;
-      for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
-        const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
-        for (int32_t h = 0; h < gh; h++) {
-          const float bm = ggml_scores(q16 + (size_t)(h0 + h) * hd, k, kv_stride, hd, jb, nb, j0,
-                                       j1, scale, sc + (size_t)h * n8 + (jb - jb0));
-          mh[h] = bm > mh[h] ? bm : mh[h];
-        }
-      }
-      for (int32_t h = 0; h < gh; h++) {
-        float m = mh[h];
-        if (sinks) m = sinks[h0 + h] > m ? sinks[h0 + h] : m;
-        double sum = 0.0;
-        ggml_exp(sc + (size_t)h * n8, n8, m, &sum);
-        if (sinks) sum += (double)expf(sinks[h0 + h] - m);
-        ggml_probs(sc + (size_t)h * n8, n8, (float)(1.0 / sum));
-      }
-      for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
-        const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
-        for (int32_t h = 0; h < gh; h++)
-          ggml_accum(out + (size_t)(h0 + h) * hd, v, kv_stride, hd, jb, nb, j0, j1,
-                     sc + (size_t)h * n8 + (jb - jb0));
-      }
-    }
-    return;
-  }
-  /* longer ranges: blocks outer, heads inner in every pass; each pass recomputes a block's
-   * scores into sc[0..SPOOL_ATTN_BLOCK) one head at a time */
-  double sums[SPOOL_ATTN_MAX_ACC / 8];
-  for (int32_t h = 0; h < nh; h++) mh[h] = -INFINITY;
-  for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
-    const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
-    for (int32_t h = 0; h < nh; h++) {
-      const float bm = ggml_scores(q16 + (size_t)h * hd, k, kv_stride, hd, jb, nb, j0, j1, scale, sc);
-      mh[h] = bm > mh[h] ? bm : mh[h];
-    }
-  }
-  for (int32_t h = 0; h < nh; h++) {
-    if (sinks) mh[h] = sinks[h] > mh[h] ? sinks[h] : mh[h];
-    sums[h] = 0.0;
-  }
-  for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
-    const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
-    for (int32_t h = 0; h < nh; h++) {
-      ggml_scores(q16 + (size_t)h * hd, k, kv_stride, hd, jb, nb, j0, j1, scale, sc);
-      ggml_exp(sc, nb, mh[h], &sums[h]);
-    }
-  }
-  for (int32_t h = 0; h < nh; h++) {
-    if (sinks) sums[h] += (double)expf(sinks[h] - mh[h]);
-    sums[h] = 1.0 / sums[h];
-  }
-  for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
-    const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
-    for (int32_t h = 0; h < nh; h++) {
-      double unused = 0.0;
-      ggml_scores(q16 + (size_t)h * hd, k, kv_stride, hd, jb, nb, j0, j1, scale, sc);
-      ggml_exp(sc, nb, mh[h], &unused);
-      ggml_probs(sc, nb, (float)sums[h]);
-      ggml_accum(out + (size_t)h * hd, v, kv_stride, hd, jb, nb, j0, j1, sc);
-    }
-  }
+static inline void round_q16(const float *q, float *q16, int32_t n) {
+  for (int32_t i = 0; i < n; i += 8) _mm256_storeu_ps(q16 + i, round_f16x8(_mm256_loadu_ps(q + i)));
 }
+
+#define ATTN_LANES 8
+#define ATTN_ALIGN 32
+#include "../_attn_ggml_driver.h"
 
 void spool_avx2_attn_heads(const float *q, int32_t nh, const uint16_t *k, const uint16_t *v,
                            size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1, float scale,
