@@ -17,6 +17,7 @@ import {
   quantRowBytes,
   QuantType as T,
 } from "../../runtime/gguf/quantize.ts";
+import { nmse, normal, rng } from "../kernels/_ops_ref.ts";
 
 const nat = native();
 const sym = nat.sym;
@@ -25,31 +26,11 @@ const hasSimd = sym.spool_set_impl(simdImpl) === 0;
 sym.spool_set_impl(Impl.AUTO);
 const pool = sym.spool_pool_create(2);
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function normals(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);
   const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a[i] = Math.sqrt(-2 * Math.log(Math.max(r(), 1e-12))) * Math.cos(2 * Math.PI * r()) * scale;
-  }
+  for (let i = 0; i < n; i++) a[i] = normal(r) * scale;
   return a;
-}
-function nmse(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] * b[i];
-  }
-  return den === 0 ? num : num / den;
 }
 function withImpl<R>(impl: number, f: () => R): R {
   check(sym.spool_set_impl(impl), "spool_set_impl");

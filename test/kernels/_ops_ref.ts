@@ -1,6 +1,7 @@
 /**
  * Independent JS references (float64 unless noted) of the ops in spool.h, and small
- * helpers shared by test/kernels/ops_test.ts (Deno) and test/bun/ops_test.ts (Bun).
+ * helpers (PRNG, normal draws, NMSE) shared by the kernel tests under test/kernels/ (Deno)
+ * and test/bun/ (Bun).
  * Written from the op definitions in spool.h, not from the C code.
  */
 
@@ -32,6 +33,18 @@ export class Rng {
     for (let i = 0; i < n; i++) a[i] = this.normal() * scale;
     return a;
   }
+}
+
+/** The mulberry32 stream of {@link Rng} as a function: uniform in [0, 1). */
+export function rng(seed: number): () => number {
+  const r = new Rng(seed);
+  return () => r.next();
+}
+
+/** Standard normal from a uniform source (Box-Muller; u clamped away from 0). */
+export function normal(r: () => number): number {
+  const u = Math.max(r(), 1e-12);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
 }
 
 /** Normalized mean squared error sum((a-b)^2) / sum(b^2) (b is the reference). */

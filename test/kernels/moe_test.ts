@@ -17,6 +17,7 @@ import nodeAssert from "node:assert/strict";
 import { check, Impl, native } from "../../ffi/mod.ts";
 import type { Ptr } from "../../ffi/mod.ts";
 import { closeQuantizePool, quantize, QuantType as T } from "../../runtime/gguf/quantize.ts";
+import { nmse, normal, rng } from "./_ops_ref.ts";
 
 function assert(cond: unknown, msg?: string): asserts cond {
   nodeAssert.ok(cond, msg);
@@ -48,32 +49,10 @@ function withImpl<R>(impl: number, f: () => R): R {
   }
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function normal(r: () => number): number {
-  const u = Math.max(r(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
-}
 function randn(r: () => number, n: number, scale: number): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = normal(r) * scale;
   return a;
-}
-function nmse(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] * b[i];
-  }
-  return den === 0 ? num : num / den;
 }
 function bitsEqual(a: Float32Array, b: Float32Array): number {
   const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);

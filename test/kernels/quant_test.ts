@@ -27,6 +27,7 @@ import {
   quantRowBytes,
   QuantType as T,
 } from "../../runtime/gguf/quantize.ts";
+import { nmse, normal, rng } from "./_ops_ref.ts";
 
 function assert(cond: unknown, msg?: string): asserts cond {
   nodeAssert.ok(cond, msg);
@@ -54,21 +55,6 @@ const hasSimd = (() => {
 })();
 
 // ---------------------------------------------------------------- data generators
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function normal(r: () => number): number {
-  const u = Math.max(r(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
-}
 
 type Dist = "normal" | "uniform" | "outliers" | "zeros" | "tiny" | "mixed";
 const DISTS: Dist[] = ["normal", "uniform", "outliers", "zeros", "tiny", "mixed"];
@@ -110,15 +96,6 @@ function gen(dist: Dist, n: number, seed: number): Float32Array {
     }
   }
   return a;
-}
-
-function nmse(a: Float32Array | Float64Array, b: Float32Array | Float64Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] * b[i];
-  }
-  return den === 0 ? num : num / den;
 }
 
 function bitsEqual(a: Float32Array, b: Float32Array): number {
