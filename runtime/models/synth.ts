@@ -114,6 +114,8 @@ export interface SynthOptions {
   vocab?: string;
   /** "exact" (quantize every value) or "fast" (pool of pre-quantized units). */
   fill?: "exact" | "fast";
+  /** `tokenizer.chat_template` to write (replaces the vocab's own, if any). */
+  chatTemplate?: string;
   /** `general.name`. */
   name?: string;
   /** Called after each tensor with bytes written so far and the data total. */
@@ -629,7 +631,15 @@ export function planSynthetic(opts: SynthOptions): SynthPlan {
   const types = resolveTypes(opts.types ?? preset.types);
   const seed = (opts.seed ?? 1) >>> 0;
   const vocabOpt = opts.vocab ?? preset.vocab();
-  const vocab = vocabOpt === "bytes" ? byteVocabKV() : vocabKVFromGGUF(vocabOpt);
+  let vocab = vocabOpt === "bytes" ? byteVocabKV() : vocabKVFromGGUF(vocabOpt);
+  if (opts.chatTemplate !== undefined) {
+    vocab = vocab.filter((e) => e.key !== "tokenizer.chat_template");
+    vocab.push({
+      key: "tokenizer.chat_template",
+      value: opts.chatTemplate,
+      type: GGUFValueType.STRING,
+    });
+  }
   const nVocab = vocabSize(vocab);
   const arch = spec.arch;
 
