@@ -25,7 +25,15 @@ export type {
   GenerateOptions,
   GenerationResult,
 } from "./runtime/engine/generate.ts";
-export { Model, ModelLoadError } from "./runtime/engine/model.ts";
+export { Model, ModelFileChangedError, ModelLoadError } from "./runtime/engine/model.ts";
+export type { LoadOptions } from "./runtime/engine/model.ts";
+export { evalBatch } from "./runtime/engine/batch.ts";
+export type { BatchItem } from "./runtime/engine/batch.ts";
+export { CacheFullError, cacheMetrics, ExpertCache } from "./runtime/experts/cache.ts";
+export type { CacheSnapshot, CacheStats } from "./runtime/experts/cache.ts";
+export { BudgetError, formatSize, parseSize, planBudget } from "./runtime/experts/budget.ts";
+export type { BudgetPlan } from "./runtime/experts/budget.ts";
+export { ProfileError } from "./runtime/experts/profile.ts";
 export { ContextOverflowError, Session } from "./runtime/engine/session.ts";
 export type { LogitsMode, SessionOptions } from "./runtime/engine/session.ts";
 export { LLAMA_DEFAULTS, OPENAI_DEFAULTS, Sampler } from "./runtime/engine/sampling.ts";

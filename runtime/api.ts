@@ -20,6 +20,7 @@ import {
 import { type LoadOptions, Model } from "./engine/model.ts";
 import { Session, type SessionOptions } from "./engine/session.ts";
 import type { ModelConfig } from "./models/config.ts";
+import type { CacheSnapshot } from "./experts/cache.ts";
 import {
   applyChatTemplate,
   type ApplyChatTemplateOptions,
@@ -117,6 +118,16 @@ export class SpoolModel {
   ): AsyncGenerator<GeneratedToken, GenerationResult> {
     const prompt = this.promptTokens(input, opts.chat);
     return generate(opts.session ?? this.session, this.tokenizer, prompt, opts);
+  }
+
+  /**
+   * Expert-cache statistics: hits, misses, hit rate, bytes read, read GB/s, stall time
+   * (total and per token), predictor precision and recall, pinned and resident slots. Null
+   * when every expert is mapped (the model fits its budget). `cacheMetrics(snapshot)` turns
+   * it into Prometheus text.
+   */
+  expertStats(): CacheSnapshot | null {
+    return this.model.expertCacheStats();
   }
 
   /** Free the default session and the model. */

@@ -20,6 +20,10 @@ export interface BenchOptions {
   expertCache?: number | "auto";
   /** Memory budget (see LoadOptions.ramBudget). */
   ramBudget?: number | "auto";
+  /** Next-layer prefetch (see LoadOptions.prefetch). */
+  prefetch?: boolean;
+  /** Hot-expert profile file (see LoadOptions.expertProfile). */
+  expertProfile?: string;
 }
 
 /** Expert-cache counters of the decode phases only (prefill excluded). */
@@ -48,10 +52,13 @@ function diff(a: CacheStats, b: CacheStats): CacheStats {
   return out;
 }
 
-/** A deterministic prompt of n token ids below nVocab (avoids id 0 and special tokens). */
-export function benchPrompt(n: number, nVocab: number): number[] {
+/**
+ * A deterministic prompt of n token ids below nVocab (avoids id 0 and special tokens);
+ * another `seed` gives another prompt.
+ */
+export function benchPrompt(n: number, nVocab: number, seed = 12345): number[] {
   const out: number[] = [];
-  let x = 12345;
+  let x = seed >>> 0;
   for (let i = 0; i < n; i++) {
     x = (x * 1103515245 + 12345) >>> 0;
     out.push(100 + (x % Math.max(1, Math.min(nVocab, 30000) - 100)));
@@ -110,6 +117,8 @@ export function benchModel(path: string, opts: BenchOptions = {}): {
     threads: opts.threads,
     expertCache: opts.expertCache,
     ramBudget: opts.ramBudget,
+    prefetch: opts.prefetch,
+    expertProfile: opts.expertProfile,
   });
   const loadSeconds = (performance.now() - t0) / 1000;
   try {

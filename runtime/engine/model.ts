@@ -24,6 +24,16 @@ import type { ArchSpec, ModelConfig } from "../models/config.ts";
 import { archOf } from "../models/registry.ts";
 import { inspectGGUF } from "../inspect.ts";
 import { planBudget } from "../experts/budget.ts";
+import {
+  type ExpertProfile,
+  hotSet,
+  identityOfGGUF,
+  loadProfile,
+  type ModelIdentity,
+  ProfileRecorder,
+  saveProfile,
+} from "../experts/profile.ts";
+import { existsSync, statSync } from "node:fs";
 
 /** A 2-D weight (rows × cols) in the mapping: y = W x has `rows` outputs. */
 export interface Weight {
@@ -100,20 +110,35 @@ export interface LoadOptions {
   /** Ask the OS to prefetch the dense weights (default true). */
   willNeed?: boolean;
   /**
-   * Bytes of the expert cache (DESIGN.md §4). Undefined or 0: every expert stays mapped and
-   * is paged in by faults. Otherwise routed experts are read with explicit O_DIRECT reads
-   * (buffered where the file system refuses O_DIRECT) into an {@link ExpertCache} of this
-   * many bytes, and the mapping of the expert tensors is never touched.
+   * Bytes of the expert cache (DESIGN.md §4), or "auto". 0 turns the cache off: every
+   * expert stays mapped and is paged in by faults. Otherwise routed experts are read with
+   * explicit O_DIRECT reads (buffered where the file system refuses O_DIRECT) into an
+   * {@link ExpertCache} of this many bytes, and the mapping of the expert tensors is never
+   * touched. Default "auto": see {@link LoadOptions.ramBudget}.
    */
   expertCache?: number | "auto";
   /**
-   * Memory budget for the whole model (`--ram-budget`): bytes, or "auto" for the detected
-   * limit (MemAvailable, or the cgroup's). A model that fits is simply mapped; otherwise the
-   * expert cache gets what the dense weights, the KV cache and the runtime leave
-   * ({@link planBudget}); a budget below that minimum is a {@link BudgetError}. Giving
-   * `expertCache: "auto"` plans the same way. Neither given: every expert stays mapped.
+   * Memory budget for the whole model (`--ram-budget`): bytes, or "auto" (the default) for
+   * the detected limit (MemAvailable, or the cgroup's if lower). A model that fits is simply
+   * mapped; otherwise the expert cache gets what the dense weights, the KV cache and the
+   * runtime leave ({@link planBudget}); a budget below that minimum is a
+   * {@link BudgetError}.
    */
   ramBudget?: number | "auto";
+  /**
+   * With an expert cache: predict each layer's experts by applying its router to the
+   * previous layer's hidden state, and read them while that layer computes (default true).
+   */
+  prefetch?: boolean;
+  /**
+   * A hot-expert profile file (`--expert-profile`). If it exists (and belongs to this
+   * model) its hottest experts are pinned in the cache at load, up to `pinFraction` of the
+   * slots; either way this run's routing is counted and the file is (re)written, with the
+   * old counts plus the new, by {@link Model.close} or {@link Model.saveExpertProfile}.
+   */
+  expertProfile?: string;
+  /** Share of the cache slots a profile may pin (default 0.5). */
+  pinFraction?: number;
   /** Reader threads of the expert pager (default 4; only with `expertCache`). */
   pagerThreads?: number;
 }
@@ -121,7 +146,8 @@ export interface LoadOptions {
 /** Bytes of the expert cache for `opts`: 0 = mapped (see {@link LoadOptions.ramBudget}). */
 export function expertCacheBytes(gguf: GGUFFile, opts: LoadOptions): number {
   const { expertCache, ramBudget } = opts;
-  if (ramBudget === undefined && expertCache !== "auto") return expertCache ?? 0;
+  // an explicit cache size alone is taken as given (openExpertSource checks it holds a step)
+  if (typeof expertCache === "number" && ramBudget === undefined) return expertCache;
   const r = inspectGGUF(gguf);
   const cfg = archOf(gguf.kv).config(gguf.kv);
   const nCtx = Math.min(cfg.nCtxTrain || 4096, 4096);
@@ -152,9 +178,27 @@ export interface ExpertSource {
   direct: boolean;
   /** Numeric address of the cache arena's byte 0. */
   readonly arenaAddress: number;
+  /** Apply the next layer's router early and read its predicted experts ahead. */
+  prefetch: boolean;
+  /** Pager wall time (ns) already reported to the cache's read statistics. */
+  wallMark: number;
 }
 
 const EINVAL = 22;
+
+/**
+ * The model file was truncated, rewritten, replaced or removed while it was in use: its
+ * mapped weights can no longer be trusted (or even touched: a truncated mapping faults).
+ */
+export class ModelFileChangedError extends Error {
+  /** The model file. */
+  readonly path: string;
+  constructor(path: string, what: string) {
+    super(`The model file ${path} changed on disk while in use (${what}); load it again`);
+    this.name = "ModelFileChangedError";
+    this.path = path;
+  }
+}
 
 /** A weight tensor is missing or has the wrong shape or type. */
 export class ModelLoadError extends Error {
@@ -181,6 +225,12 @@ export class Model {
   #tables: NativeBuffer[] = [];
   /** The expert cache and its reader, when loaded with `expertCache`. */
   #experts: ExpertSource | null = null;
+  /** Routing counts for `expertProfile`, the file and the model's identity. */
+  #profile: { recorder: ProfileRecorder; path: string; identity: ModelIdentity } | null = null;
+  /** Experts pinned from a profile at load. */
+  pinnedFromProfile = 0;
+  /** The file's identity at load: inode, size, modification time. */
+  #stat: { ino: number; size: number; mtimeMs: number } | null = null;
 
   private constructor(
     path: string,
@@ -356,10 +406,20 @@ export class Model {
     try {
       const threads = opts.threads ?? Math.max(1, Math.min(availableParallelism(), 16));
       model = new Model(path, gguf, file, threads, opts.willNeed ?? true, budget > 0);
-      if (budget > 0) model.#experts = openExpertSource(model, budget, opts.pagerThreads ?? 4);
+      if (budget > 0) {
+        model.#experts = openExpertSource(
+          model,
+          budget,
+          opts.pagerThreads ?? 4,
+          opts.prefetch ?? true,
+        );
+      }
+      if (opts.expertProfile !== undefined) model.#openProfile(opts.expertProfile, opts);
+      const st = statSync(path);
+      model.#stat = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
       return model;
     } catch (e) {
-      if (model) model.close();
+      if (model) model.#release();
       else file.close();
       throw e;
     }
@@ -384,9 +444,105 @@ export class Model {
     return this.#experts;
   }
 
-  /** Release the pool and the mapping. Sessions must be closed first. */
+  /**
+   * Throw {@link ModelFileChangedError} if the file is no longer the one loaded (another
+   * inode at the path, another size or modification time, or gone). Sessions call it before
+   * every step: one stat, about a microsecond. A truncation during a step is not caught.
+   */
+  checkFile(): void {
+    const was = this.#stat;
+    if (!was) return;
+    let now;
+    try {
+      now = statSync(this.path);
+    } catch {
+      throw new ModelFileChangedError(this.path, "it is gone");
+    }
+    if (now.ino !== was.ino) throw new ModelFileChangedError(this.path, "replaced by another file");
+    if (now.size !== was.size) {
+      throw new ModelFileChangedError(this.path, `${was.size} bytes at load, ${now.size} now`);
+    }
+    if (now.mtimeMs !== was.mtimeMs) throw new ModelFileChangedError(this.path, "rewritten");
+  }
+
+  /** The routing recorder of `expertProfile` (null without one); sessions feed it. */
+  get profileRecorder(): ProfileRecorder | null {
+    return this.#profile?.recorder ?? null;
+  }
+
+  #openProfile(path: string, opts: LoadOptions): void {
+    const identity = identityOfGGUF(this.gguf);
+    const recorder = new ProfileRecorder(this.config.nLayer, this.config.nExpert);
+    let saved: ExpertProfile | null = null;
+    if (existsSync(path)) {
+      saved = loadProfile(path, identity);
+      recorder.merge(saved);
+    }
+    this.#profile = { recorder, path, identity };
+    const ex = this.#experts;
+    if (saved && ex) {
+      const frac = Math.min(1, Math.max(0, opts.pinFraction ?? 0.5));
+      this.#pin(hotSet(saved, Math.floor(ex.cache.slots * frac)));
+    }
+  }
+
+  /** Pin `keys` and read the absent ones (one ticket). */
+  #pin(keys: Int32Array): void {
+    const ex = this.#experts!;
+    const { cache, pager } = ex;
+    const nE = this.config.nExpert;
+    const fresh: number[] = [];
+    let bytes = 0;
+    const t0 = performance.now();
+    for (const key of keys) {
+      const L = this.layers[Math.floor(key / nE)];
+      const e = key % nE;
+      const a = cache.pin(key);
+      if (!a.fresh) continue;
+      fresh.push(a.slot);
+      const parts = [L.gateExps, L.upExps, L.downExps];
+      for (let p = 0; p < 3; p++) {
+        const t = parts[p];
+        const off = t.fileOffset + e * t.expertBytes;
+        const dst = cache.dataOffset(a.slot, p);
+        if (ex.direct) pager.addDirect(ex.fd, cache.arena!, dst - (off % 4096), t.expertBytes, off);
+        else pager.add(ex.fd, cache.arena!, dst, t.expertBytes, off);
+        bytes += t.expertBytes;
+      }
+    }
+    try {
+      if (fresh.length > 0) pager.wait(pager.flush(), this.path);
+    } catch (e) {
+      pager.discard();
+      for (const s of fresh) cache.discard(s);
+      throw e;
+    }
+    for (const s of fresh) cache.markLoaded(s);
+    if (bytes > 0) cache.recordRead(bytes, (performance.now() - t0) / 1000);
+    ex.wallMark = pager.stats().wallNs;
+    this.pinnedFromProfile = keys.length;
+  }
+
+  /** Write the routing counts (saved + this run's) to the `expertProfile` file now. */
+  saveExpertProfile(): void {
+    const p = this.#profile;
+    if (p) saveProfile(p.path, p.recorder.toProfile(p.identity));
+  }
+
+  /**
+   * Release the pool and the mapping (writing the expert profile first, when one was
+   * given). Sessions must be closed first.
+   */
   close(): void {
     if (this.#closed) return;
+    try {
+      this.saveExpertProfile();
+    } finally {
+      this.#release();
+    }
+  }
+
+  #release(): void {
     this.#closed = true;
     const ex = this.#experts;
     if (ex) {
@@ -404,7 +560,12 @@ export class Model {
 }
 
 /** Create the cache, the pager and the reading fd of a model loaded with `expertCache`. */
-function openExpertSource(model: Model, budgetBytes: number, threads: number): ExpertSource {
+function openExpertSource(
+  model: Model,
+  budgetBytes: number,
+  threads: number,
+  prefetch: boolean,
+): ExpertSource {
   const nExpert = model.config.nExpert, k = model.config.nExpertUsed;
   // a decode step holds the k experts of one layer at once: fewer slots cannot run
   const { slotBytes } = ExpertCache.forLayers(model.layers, nExpert, { slots: 1 }, {
@@ -435,7 +596,7 @@ function openExpertSource(model: Model, budgetBytes: number, threads: number): E
     }
     pager = Pager.create(Math.max(1, Math.min(threads, 256)));
     const arenaAddress = native().address(cache.arena!.ptr);
-    return { cache, pager, fd, direct, arenaAddress };
+    return { cache, pager, fd, direct, arenaAddress, prefetch, wallMark: 0 };
   } catch (e) {
     pager?.close();
     if (fd >= 0) closeFile(fd, model.path);

@@ -11,7 +11,7 @@
 import { check, native } from "../../ffi/mod.ts";
 import type { Ptr } from "../../ffi/mod.ts";
 import { closeFile, IOError, NativeBuffer, openFile } from "../../ffi/memory.ts";
-import { Part } from "../experts/cache.ts";
+import { CacheFullError, Part } from "../experts/cache.ts";
 import { GGMLType } from "../gguf/types.ts";
 import type { ModelConfig } from "../models/config.ts";
 import type { ExpertSource, LayerWeights, Model, Vec, Weight } from "./model.ts";
@@ -100,6 +100,13 @@ export class Session {
       moe: f(B * c.nEmbd),
       logits: f(c.nVocab),
     };
+    if (model.expertSource?.prefetch) {
+      // the predictor: next layer's ffn norm and router on this layer's residual
+      this.#buf.ph = f(B * c.nEmbd);
+      this.#buf.prouter = f(B * c.nExpert);
+      this.#buf.pids = f(B * c.nExpertUsed);
+      this.#buf.pwts = f(B * c.nExpertUsed);
+    }
     // scratch for 8-bit activations: the largest of any product in a step
     const s = native().sym;
     let scratch = 0;
@@ -147,6 +154,7 @@ export class Session {
    */
   eval(tokens: ArrayLike<number>, mode: LogitsMode = "last"): Float32Array {
     if (this.#closed) throw new Error("Session used after close()");
+    this.model.checkFile();
     const n = tokens.length;
     const nVocab = this.model.config.nVocab;
     if (this.position + n > this.nCtx) throw new ContextOverflowError(this.nCtx, this.position + n);
@@ -187,7 +195,7 @@ export class Session {
         this.#pos,
       ]
     ) b.free();
-    this.#ex?.free();
+    this.#ex?.free(this.model.path);
   }
 
   // ---- the forward pass -----------------------------------------------------------------
@@ -235,7 +243,12 @@ export class Session {
     }
     const pos = this.#pos.i32;
     for (let i = 0; i < m; i++) pos[i] = pos0 + i;
-    for (let li = 0; li < c.nLayer; li++) this.#layer(li, model.layers[li], m, pos0);
+    try {
+      for (let li = 0; li < c.nLayer; li++) this.#layer(li, model.layers[li], m, pos0);
+    } catch (e) {
+      this.#ex?.abandonPrefetch(model.path);
+      throw e;
+    }
     if (want === 0) return;
     // final norm on the rows wanted, then the output projection
     const first = m - want;
@@ -360,17 +373,13 @@ export class Session {
       B.wts.ptr,
     );
     if (st !== 0) check(st, "spool_topk_route");
+    this.model.profileRecorder?.observe(li, B.ids.i32, m * K, K);
     // routed experts, one native call: (m, E) = Σ_k w_k · down(act(gate(h), up(h)))
-    const ex = this.#ex;
-    if (ex) {
-      // from the expert cache: read the misses, point the tables at the slots
-      ex.load(L, li, B.ids.i32, m * K, this.model.path);
-      try {
-        this.#moeFfn(L, m, ex.gate.ptr, ex.up.ptr, ex.down.ptr);
-      } finally {
-        ex.release();
-      }
-    } else this.#moeFfn(L, m, L.gateExps.table.ptr, L.upExps.table.ptr, L.downExps.table.ptr);
+    if (this.#ex) this.#moeCached(L, li, m);
+    else {
+      const t = [L.gateExps.table.ptr, L.upExps.table.ptr, L.downExps.table.ptr] as const;
+      this.#moeFfn(L, 0, m, t[0], t[1], t[2]);
+    }
     const out = B.moe.f32;
     const h = B.h.f32, d = B.d.f32;
     if (L.shared) {
@@ -390,20 +399,80 @@ export class Session {
     }
   }
 
-  /** spool_moe_ffn over B.h with the given gate/up/down address tables into B.moe. */
-  #moeFfn(L: LayerWeights, m: number, gate: Ptr, up: Ptr, down: Ptr): void {
+  /**
+   * The routed experts from the cache. Tokens are taken in groups whose distinct experts fit
+   * the slots that are not pinned (all m tokens at once unless the cache is tiny); each
+   * token's output depends on its own slots only, so grouping changes no result. The first
+   * group settles the prefetch of this layer and then starts the next layer's.
+   */
+  #moeCached(L: LayerWeights, li: number, m: number): void {
+    const ex = this.#ex!;
+    const c = this.model.config;
+    const K = c.nExpertUsed;
+    const ids = this.#buf.ids.i32;
+    const cache = ex.src.cache;
+    const cap = Math.max(K, cache.slots - cache.pinnedCount - ex.prefetchHeld(li));
+    ex.scorePrediction(li, ids, m * K);
+    for (let t0 = 0; t0 < m;) {
+      const t1 = ex.groupEnd(ids, t0, m, K, cap);
+      ex.load(L, li, ids.subarray(t0 * K, t1 * K), (t1 - t0) * K, this.model.path);
+      try {
+        if (t0 === 0 && t1 === m && ex.src.prefetch && li + 1 < c.nLayer) {
+          this.#prefetch(li + 1, m);
+        }
+        this.#moeFfn(L, t0, t1 - t0, ex.gate.ptr, ex.up.ptr, ex.down.ptr);
+      } finally {
+        ex.release();
+      }
+      t0 = t1;
+    }
+  }
+
+  /**
+   * Predict layer `next`'s experts from the residual stream as it stands (after this
+   * layer's attention): its ffn norm and router applied now, top-k per token; start reading
+   * the predicted experts that are not resident.
+   */
+  #prefetch(next: number, m: number): void {
+    const c = this.model.config;
+    const s = native().sym;
+    const B = this.#buf;
+    const N = this.model.layers[next];
+    s.spool_rmsnorm(B.x.ptr, N.ffnNorm.ptr, B.ph.ptr, m, c.nEmbd, c.rmsEps);
+    this.#matmul(N.router, B.ph.ptr, m, B.prouter.ptr);
+    if (N.routerBias) addBias(B.prouter.f32, N.routerBias, m);
+    const routing = this.model.arch.routing;
+    const st = s.spool_topk_route(
+      B.prouter.ptr,
+      null,
+      m,
+      c.nExpert,
+      c.nExpertUsed,
+      routing.order === "topk_softmax" ? GATE_SOFTMAX_TOPK : GATE_SOFTMAX,
+      routing.renormalize ? 1 : 0,
+      1,
+      B.pids.ptr,
+      B.pwts.ptr,
+    );
+    if (st !== 0) check(st, "spool_topk_route");
+    this.#ex!.prefetch(N, next, B.pids.i32, m * c.nExpertUsed);
+  }
+
+  /** spool_moe_ffn for tokens [t0, t0+m) of B.h with the given address tables into B.moe. */
+  #moeFfn(L: LayerWeights, t0: number, m: number, gate: Ptr, up: Ptr, down: Ptr): void {
     const c = this.model.config;
     const B = this.#buf;
+    const K = c.nExpertUsed;
     const st = native().sym.spool_moe_ffn(
       this.model.pool,
-      B.h.ptr,
+      B.h.ptrAt(t0 * c.nEmbd * 4),
       m,
       c.nEmbd,
       c.nFfExp,
       c.nExpert,
-      c.nExpertUsed,
-      B.ids.ptr,
-      B.wts.ptr,
+      K,
+      B.ids.ptrAt(t0 * K * 4),
+      B.wts.ptrAt(t0 * K * 4),
       gate,
       L.gateExps.type,
       up,
@@ -414,7 +483,7 @@ export class Session {
       L.upExpsBias ? L.upExpsBias.ptr : null,
       L.downExpsBias ? L.downExpsBias.ptr : null,
       c.act === "swiglu_oai" ? ACT_SWIGLU_OAI : ACT_SWIGLU,
-      B.moe.ptr,
+      B.moe.ptrAt(t0 * c.nEmbd * 4),
       this.#scratch.ptr,
     );
     if (st !== 0) check(st, "spool_moe_ffn", L.gateExps.name);
@@ -429,6 +498,12 @@ const PARTS = [Part.GATE, Part.UP, Part.DOWN] as const;
  * routed experts, read the misses through the pager in one ticket, and fill per-session
  * address tables (nExpert u64 per matrix) with the slots' data addresses for spool_moe_ffn.
  * Entries of experts not routed this step are 0 (the kernel only reads routed ones).
+ *
+ * Prefetch: while layer l computes, the experts predicted for layer l+1 are read in one
+ * ticket into slots this object holds references on, so nothing evicts them in flight.
+ * Layer l+1's load waits for that ticket (the wait is the stall), marks the slots loaded,
+ * scores the prediction and gives the references back; wrong guesses stay resident as
+ * ordinary cache entries.
  */
 class CachedExperts {
   readonly src: ExpertSource;
@@ -447,6 +522,15 @@ class CachedExperts {
   /** Per expert: the stamp of the last layer step that saw it (deduplication). */
   readonly #seen: Uint32Array;
   #stamp = 0;
+  /** The prefetch in flight: its layer (-1: none), ticket, slots and predicted keys. */
+  #pfLayer = -1;
+  #pfTicket = 0;
+  #pfN = 0;
+  #pfBytes = 0;
+  readonly #pfSlots: Int32Array;
+  readonly #pfExperts: Int32Array;
+  readonly #pfKeys: Int32Array;
+  #pfKeyN = 0;
 
   constructor(src: ExpertSource, nExpert: number, maxRouted: number) {
     this.src = src;
@@ -462,6 +546,135 @@ class CachedExperts {
     this.#fresh = new Int32Array(n);
     this.#freshExpert = new Int32Array(n);
     this.#seen = new Uint32Array(nExpert);
+    this.#pfSlots = new Int32Array(n);
+    this.#pfExperts = new Int32Array(n);
+    this.#pfKeys = new Int32Array(n);
+  }
+
+  #nextStamp(): number {
+    if (++this.#stamp === 0xffffffff) {
+      this.#seen.fill(0);
+      this.#stamp = 1;
+    }
+    return this.#stamp;
+  }
+
+  /** Slots the prefetch holds that layer `li`'s load will not reuse as its own references. */
+  prefetchHeld(li: number): number {
+    return this.#pfLayer >= 0 && this.#pfLayer !== li ? this.#pfN : 0;
+  }
+
+  /**
+   * The end of the token group starting at `t0`: as many tokens as keep the group's
+   * distinct experts within `cap` slots (at least one token).
+   */
+  groupEnd(ids: Int32Array, t0: number, m: number, K: number, cap: number): number {
+    const stamp = this.#nextStamp();
+    let distinct = 0, t = t0;
+    for (; t < m; t++) {
+      let add = 0;
+      for (let j = 0; j < K; j++) {
+        const e = ids[t * K + j];
+        if (e >= 0 && this.#seen[e] !== stamp) add++;
+      }
+      if (t > t0 && distinct + add > cap) break;
+      for (let j = 0; j < K; j++) {
+        const e = ids[t * K + j];
+        if (e >= 0 && this.#seen[e] !== stamp) this.#seen[e] = stamp;
+      }
+      distinct += add;
+    }
+    return t;
+  }
+
+  /** Score the prefetch made for layer `li` against the experts it actually routed to. */
+  scorePrediction(li: number, ids: Int32Array, count: number): void {
+    if (this.#pfLayer !== li || this.#pfKeyN === 0) return;
+    const cache = this.src.cache;
+    const base = cache.key(li, 0);
+    const actual = this.#fresh.length >= count ? this.#fresh : new Int32Array(count);
+    for (let i = 0; i < count; i++) actual[i] = ids[i] < 0 ? -1 : base + ids[i];
+    cache.recordPrediction(this.#pfKeys.subarray(0, this.#pfKeyN), actual, count);
+  }
+
+  /**
+   * Start reading the experts `ids[0..count)` predicts for layer `li` that are neither
+   * resident nor loading, as one ticket. Takes at most the slots that leave room for one
+   * more token's experts beyond those referenced now; stops quietly when the cache is full.
+   */
+  prefetch(L: LayerWeights, li: number, ids: Int32Array, count: number): void {
+    if (this.#pfLayer >= 0) return; // one prefetch in flight per session
+    const cache = this.src.cache;
+    const stamp = this.#nextStamp();
+    // leave room for the experts of the next load that the guess misses
+    const reserve = Math.min(count, this.#slots.length);
+    let room = cache.slots - cache.pinnedCount - cache.referencedCount - reserve;
+    let n = 0, nk = 0;
+    for (let i = 0; i < count && nk < this.#pfKeys.length; i++) {
+      const e = ids[i];
+      if (e < 0 || this.#seen[e] === stamp) continue;
+      this.#seen[e] = stamp;
+      const key = cache.key(li, e);
+      this.#pfKeys[nk++] = key;
+      if (cache.peek(key) >= 0 || room <= 0) continue;
+      try {
+        this.#pfSlots[n] = cache.acquire(key).slot;
+      } catch (err) {
+        if (err instanceof CacheFullError) {
+          room = 0;
+          continue;
+        }
+        throw err;
+      }
+      this.#pfExperts[n++] = e;
+      room--;
+    }
+    this.#pfKeyN = nk;
+    this.#pfLayer = li;
+    this.#pfN = n;
+    this.#pfTicket = 0;
+    this.#pfBytes = 0;
+    if (n === 0) return;
+    this.#pfBytes = this.#stage(L, this.#pfSlots, this.#pfExperts, n);
+    this.#pfTicket = this.src.pager.flush();
+  }
+
+  /**
+   * Wait for the prefetch of layer `li` (if that is the one in flight), mark its slots
+   * loaded and give back its references. A failed prefetch discards its slots: the load
+   * that follows reads them again, and reports the error with its file and offset if it
+   * persists.
+   */
+  #settle(li: number, path: string): void {
+    if (this.#pfLayer !== li) return;
+    const cache = this.src.cache, n = this.#pfN;
+    let ok = true;
+    if (this.#pfTicket > 0) {
+      const t0 = performance.now();
+      try {
+        this.src.pager.wait(this.#pfTicket, path);
+      } catch {
+        ok = false;
+      }
+      cache.recordStall((performance.now() - t0) / 1000);
+      if (ok) this.#recordRead(this.#pfBytes);
+    }
+    for (let i = 0; i < n; i++) {
+      const slot = this.#pfSlots[i];
+      if (ok) {
+        cache.markLoaded(slot);
+        cache.release(slot);
+      } else cache.discard(slot);
+    }
+    this.#pfLayer = -1;
+    this.#pfN = 0;
+    this.#pfKeyN = 0;
+    this.#pfTicket = 0;
+  }
+
+  /** After an error mid-step: settle (or drop) whatever prefetch is in flight. */
+  abandonPrefetch(path: string): void {
+    if (this.#pfLayer >= 0) this.#settle(this.#pfLayer, path);
   }
 
   /**
@@ -470,12 +683,9 @@ class CachedExperts {
    * holds) or IOError (a read failed); either way nothing stays referenced.
    */
   load(L: LayerWeights, li: number, ids: Int32Array, count: number, path: string): void {
+    this.#settle(li, path);
     const cache = this.src.cache;
-    if (++this.#stamp === 0xffffffff) {
-      this.#seen.fill(0);
-      this.#stamp = 1;
-    }
-    const stamp = this.#stamp;
+    const stamp = this.#nextStamp();
     this.#n = 0;
     let nFresh = 0;
     try {
@@ -490,7 +700,8 @@ class CachedExperts {
           this.#fresh[nFresh] = slot;
           this.#freshExpert[nFresh++] = e;
         } else if (!cache.isLoaded(slot)) {
-          // only a failed read leaves a slot loading, and that slot was discarded
+          // loading in another session's prefetch or read: this thread is the only one
+          // that waits, so only a failed read can leave it so
           throw new Error(`${cache.describe(key)} is still loading in slot ${slot}`);
         }
         this.#slots[this.#n] = slot;
@@ -524,28 +735,40 @@ class CachedExperts {
     }
   }
 
-  /** Read the fresh slots' three parts in one ticket; wait; mark them loaded. */
-  #read(L: LayerWeights, nFresh: number, path: string): void {
+  /** Stage the three parts of `n` slots' experts as pager reads; returns the bytes. */
+  #stage(L: LayerWeights, slots: Int32Array, experts: Int32Array, n: number): number {
     const src = this.src, cache = src.cache, pager = src.pager, arena = cache.arena!;
     const tensors = [L.gateExps, L.upExps, L.downExps];
     let bytes = 0;
-    const stage = () => {
-      bytes = 0;
-      for (let i = 0; i < nFresh; i++) {
-        const slot = this.#fresh[i], e = this.#freshExpert[i];
-        for (let p = 0; p < 3; p++) {
-          const t = tensors[p];
-          const off = t.fileOffset + e * t.expertBytes;
-          const dst = cache.dataOffset(slot, PARTS[p]);
-          if (src.direct) {
-            pager.addDirect(src.fd, arena, dst - (off % 4096), t.expertBytes, off);
-          } else pager.add(src.fd, arena, dst, t.expertBytes, off);
-          bytes += t.expertBytes;
-        }
+    for (let i = 0; i < n; i++) {
+      const slot = slots[i], e = experts[i];
+      for (let p = 0; p < 3; p++) {
+        const t = tensors[p];
+        const off = t.fileOffset + e * t.expertBytes;
+        const dst = cache.dataOffset(slot, PARTS[p]);
+        if (src.direct) {
+          pager.addDirect(src.fd, arena, dst - (off % 4096), t.expertBytes, off);
+        } else pager.add(src.fd, arena, dst, t.expertBytes, off);
+        bytes += t.expertBytes;
       }
-    };
+    }
+    return bytes;
+  }
+
+  /** Report `bytes` read, with the pager's in-flight wall time since the last report. */
+  #recordRead(bytes: number): void {
+    const src = this.src;
+    const wall = src.pager.stats().wallNs;
+    const secs = Math.max(0, wall - src.wallMark) / 1e9;
+    src.wallMark = wall;
+    src.cache.recordRead(bytes, secs);
+  }
+
+  /** Read the fresh slots' three parts in one ticket; wait; mark them loaded. */
+  #read(L: LayerWeights, nFresh: number, path: string): void {
+    const src = this.src, cache = src.cache, pager = src.pager;
     const t0 = performance.now();
-    stage();
+    let bytes = this.#stage(L, this.#fresh, this.#freshExpert, nFresh);
     try {
       pager.wait(pager.flush(), path);
     } catch (e) {
@@ -558,13 +781,12 @@ class CachedExperts {
       } catch { /* read-only fd */ }
       src.fd = fd;
       src.direct = false;
-      stage();
+      bytes = this.#stage(L, this.#fresh, this.#freshExpert, nFresh);
       pager.wait(pager.flush(), path);
     }
-    const secs = (performance.now() - t0) / 1000;
     for (let i = 0; i < nFresh; i++) cache.markLoaded(this.#fresh[i]);
-    cache.recordRead(bytes, secs);
-    cache.recordStall(secs);
+    this.#recordRead(bytes);
+    cache.recordStall((performance.now() - t0) / 1000);
   }
 
   /** Give back the current layer's references and clear its table entries. */
@@ -579,7 +801,8 @@ class CachedExperts {
     this.#n = 0;
   }
 
-  free(): void {
+  free(path: string): void {
+    this.abandonPrefetch(path);
     this.gate.free();
     this.up.free();
     this.down.free();

@@ -749,6 +749,16 @@ export class ExpertCache {
     this.#settle(slot, was);
   }
 
+  /** Slots pinned now. */
+  get pinnedCount(): number {
+    return this.#nPinned;
+  }
+
+  /** Slots referenced now (by steps in progress or prefetches in flight). */
+  get referencedCount(): number {
+    return this.#nRef;
+  }
+
   /** Whether a slot's data is complete. */
   isLoaded(slot: number): boolean {
     this.#checkSlot(slot);

@@ -1,0 +1,230 @@
+/**
+ * Offload benchmark (issue 4): a model larger than the RAM it is given, spool against
+ * llama.cpp (node-llama-cpp) in the same run, under memory caps (cgroup v1, DESIGN.md §7).
+ *
+ *   deno run -A bench/offload.ts [--model FILE] [--caps 4G,6G] [--decode 16] [--prompts 4]
+ *                                [--prompt-len 16] [--threads 2] [--llama-decode 3]
+ *                                [--no-llama] [--prefetch both|on|off]
+ *
+ * Needs root (it creates a memory cgroup and drops the page cache before each run). The
+ * model defaults to bench/out/qwen3-30b-a3b-q4km.gguf (9.5 GB; made with `spool synth` if
+ * missing). For each cap, each side runs in a fresh process inside the cgroup after
+ * `drop_caches`, so every run starts cold:
+ *   - spool with its defaults (`ramBudget: "auto"` detects the cgroup limit), decoding
+ *     greedily after each of several different prompts (so the cache hit rate is that of
+ *     new text, not of a repeated prompt), with the next-layer predictor on and off;
+ *   - llama.cpp through node-llama-cpp with its defaults (mmap; the prebuilt library has no
+ *     switch for repacking), one prompt.
+ * Printed per cap: time to first token, decode tok/s, hit rate, bytes read per token, read
+ * GB/s, stall per token, predictor precision and recall, the cgroup's peak usage; the SSD
+ * ceiling BW / ((1-h)·bytes per token at h=0) from the disk bandwidth measured in this run
+ * (O_DIRECT, 1 MiB requests, pager threads in flight) and the hit rate observed; spool over
+ * its ceiling, and spool over llama.cpp.
+ */
+import { parseArgs } from "node:util";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { measureDiskBandwidth } from "../runtime/experts/pager.ts";
+import { readGGUF } from "../runtime/gguf/reader.ts";
+import { inspectGGUF } from "../runtime/inspect.ts";
+import { parseSize } from "../runtime/experts/budget.ts";
+
+const { values: a } = parseArgs({
+  options: {
+    model: { type: "string" },
+    caps: { type: "string", default: "4G,6G" },
+    decode: { type: "string", default: "16" },
+    prompts: { type: "string", default: "4" },
+    "prompt-len": { type: "string", default: "16" },
+    threads: { type: "string", default: "2" },
+    "llama-decode": { type: "string", default: "3" },
+    "no-llama": { type: "boolean", default: false },
+    prefetch: { type: "string", default: "both" },
+  },
+});
+
+const model = a.model ?? fileURLToPath(new URL("./out/qwen3-30b-a3b-q4km.gguf", import.meta.url));
+const WORKER = fileURLToPath(new URL("./_offload_worker.ts", import.meta.url));
+
+if (!existsSync(model)) {
+  console.log(`making ${model} (random weights, Qwen3-30B-A3B shape, Q4_K_M; about 30 s)...`);
+  mkdirSync(fileURLToPath(new URL("./out/", import.meta.url)), { recursive: true });
+  const { writeSyntheticModel } = await import("../runtime/models/synth.ts");
+  writeSyntheticModel(model, { arch: "qwen3moe", preset: "qwen3-30b-a3b", fill: "fast", seed: 1 });
+}
+
+const report = inspectGGUF(readGGUF(model), model);
+const perTokenAll = report.expertBytesPerToken;
+
+// ---- the cgroup
+function cgroupDir(): string {
+  const line = readFileSync("/proc/self/cgroup", "utf8").split("\n").find((l) =>
+    /:memory:/.test(l)
+  );
+  if (!line) throw new Error("no cgroup v1 memory controller (see DESIGN.md §7)");
+  const dir = `/sys/fs/cgroup/memory${line.split(":")[2]}/spoolbench`.replace(/\/+/g, "/");
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+const CG = cgroupDir();
+const cg = (f: string) => `${CG}/${f}`;
+
+function dropCaches(): void {
+  new Deno.Command("sync").outputSync();
+  writeFileSync("/proc/sys/vm/drop_caches", "3\n");
+}
+
+interface Outcome {
+  ok: boolean;
+  result?: Record<string, number | string | boolean>;
+  error?: string;
+  peakBytes: number;
+  oomKilled: boolean;
+}
+
+async function runCapped(cap: number, argv: string[], timeoutS = 900): Promise<Outcome> {
+  writeFileSync(cg("memory.limit_in_bytes"), String(cap));
+  try {
+    writeFileSync(cg("memory.max_usage_in_bytes"), "0");
+  } catch { /* older kernels */ }
+  const failBefore = Number(readFileSync(cg("memory.failcnt"), "utf8"));
+  dropCaches();
+  const quoted = argv.map((s) => `'${s.replace(/'/g, `'\\''`)}'`).join(" ");
+  const child = new Deno.Command("sh", {
+    args: ["-c", `echo $$ > ${cg("cgroup.procs")}; exec ${quoted}`],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutS * 1000);
+  const out = await child.output();
+  clearTimeout(timer);
+  const peak = Number(readFileSync(cg("memory.max_usage_in_bytes"), "utf8"));
+  const oom = readFileSync(cg("memory.oom_control"), "utf8");
+  const killed = out.signal === "SIGKILL" || /oom_kill [1-9]/.test(oom) && !out.success;
+  void failBefore;
+  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
+  if (out.success && text.startsWith("{")) {
+    return { ok: true, result: JSON.parse(text), peakBytes: peak, oomKilled: false };
+  }
+  const err = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-3).join(" | ");
+  return {
+    ok: false,
+    error: out.signal
+      ? `killed by ${out.signal}${killed ? " (out of memory or timeout)" : ""}`
+      : `exit ${out.code}: ${err}`,
+    peakBytes: peak,
+    oomKilled: killed,
+  };
+}
+
+// ---- the disk, measured now
+console.log(`model: ${model} (${(report.fileSize / 1e9).toFixed(2)} GB)`);
+console.log(
+  `per token at hit rate 0: ${(perTokenAll / 1e9).toFixed(3)} GB of experts ` +
+    `(${report.moeLayers * report.expertUsedCount} experts of ${
+      (report.bytesPerExpert / 1e6).toFixed(2)
+    } MB)`,
+);
+dropCaches();
+const disk = measureDiskBandwidth(model, {
+  depths: [4, 8],
+  requestBytes: 1 << 20,
+  seconds: 2,
+  rounds: 1,
+});
+const diskGBps = Math.max(...disk.rows.map((r) => r.gbps));
+console.log(
+  `disk (O_DIRECT, 1 MiB random reads): ` +
+    disk.rows.map((r) => `${r.depth} in flight ${r.gbps.toFixed(2)} GB/s`).join(", "),
+);
+
+const D = a.decode!, P = a.prompts!, PL = a["prompt-len"]!, T = a.threads!;
+const deno = Deno.execPath();
+const rows: string[][] = [];
+const prefetchModes = a.prefetch === "both" ? ["on", "off"] : [a.prefetch!];
+for (const capText of a.caps!.split(",")) {
+  const cap = parseSize(capText) as number;
+  const gb = (cap / 2 ** 30).toFixed(0) + " GiB";
+  const spool: Record<string, Outcome> = {};
+  for (const pf of prefetchModes) {
+    console.log(`[${gb}] spool, prefetch ${pf}...`);
+    spool[pf] = await runCapped(cap, [deno, "run", "-A", WORKER, "spool", model, D, P, PL, T, pf]);
+    console.log("  ", JSON.stringify(spool[pf].result ?? spool[pf].error));
+  }
+  let llama: Outcome | undefined;
+  if (!a["no-llama"]) {
+    console.log(`[${gb}] llama.cpp (node-llama-cpp)...`);
+    llama = await runCapped(cap, [
+      deno,
+      "run",
+      "-A",
+      WORKER,
+      "llama",
+      model,
+      a["llama-decode"]!,
+      PL,
+      T,
+    ]);
+    console.log("  ", JSON.stringify(llama.result ?? llama.error));
+  }
+  const lt = llama?.ok ? Number(llama.result!.decodeTokS) : 0;
+  for (const pf of prefetchModes) {
+    const o = spool[pf];
+    if (!o.ok) {
+      rows.push([gb, `spool (prefetch ${pf})`, o.error ?? "failed", "", "", "", "", "", "", ""]);
+      continue;
+    }
+    const r = o.result!;
+    const h = Number(r.hitRate);
+    const ceiling = diskGBps * 1e9 / ((1 - h) * perTokenAll);
+    const tok = Number(r.decodeTokS);
+    rows.push([
+      gb,
+      `spool (prefetch ${pf})`,
+      `${Number(r.ttftSeconds).toFixed(1)} s`,
+      tok.toFixed(2),
+      h.toFixed(3),
+      `${(Number(r.bytesPerToken) / 1e9).toFixed(3)} GB`,
+      Number(r.readGBps).toFixed(2),
+      `${(Number(r.stallPerToken) * 1000).toFixed(0)} ms`,
+      `${ceiling.toFixed(2)} (${(tok / ceiling).toFixed(2)})`,
+      `${(o.peakBytes / 2 ** 30).toFixed(2)} GiB`,
+      r.prefetch ? `${Number(r.precision).toFixed(2)}/${Number(r.recall).toFixed(2)}` : "-",
+      lt > 0 ? `${(tok / lt).toFixed(1)}×` : llama ? "llama.cpp failed" : "-",
+    ]);
+  }
+  if (llama) {
+    rows.push([
+      gb,
+      "llama.cpp",
+      llama.ok ? `${Number(llama.result!.ttftSeconds).toFixed(1)} s` : llama.error ?? "failed",
+      llama.ok ? lt.toFixed(3) : "-",
+      "",
+      "",
+      "",
+      "",
+      "",
+      `${(llama.peakBytes / 2 ** 30).toFixed(2)} GiB`,
+      "",
+      "",
+    ]);
+  }
+}
+
+const head = [
+  "cap",
+  "engine",
+  "first token",
+  "decode tok/s",
+  "hit rate",
+  "read/token",
+  "read GB/s",
+  "stall/token",
+  "SSD ceiling (ratio)",
+  "cgroup peak",
+  "pred. prec/recall",
+  "vs llama.cpp",
+];
+console.log(`\ndisk bandwidth this run: ${diskGBps.toFixed(2)} GB/s; threads ${T}`);
+console.log(`| ${head.join(" | ")} |\n|${head.map(() => "---").join("|")}|`);
+for (const r of rows) console.log(`| ${r.join(" | ")} |`);
