@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -183,6 +184,56 @@ SPOOL_API double spool_pread_direct(int32_t fd, void *dst, double len, double of
   return (double)lead;
 }
 
+/*
+ * Large blocks (>= LAZY_MIN bytes, alignment up to a page) are anonymous mappings: the
+ * kernel hands out zero pages on first touch, so a multi-GiB expert arena costs nothing
+ * until slots fill (no memset of every page at load, and memory use grows with the cache's
+ * contents). spool_free finds them in a small table and unmaps them; a full table falls
+ * back to the heap.
+ */
+#define LAZY_MIN ((size_t)32 << 20)
+#define LAZY_MAX 256
+static struct { void *p; size_t n; } lazy_blocks[LAZY_MAX];
+static pthread_mutex_t lazy_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void *lazy_alloc(size_t n) {
+  pthread_mutex_lock(&lazy_mu);
+  int slot = -1;
+  for (int i = 0; i < LAZY_MAX; i++) {
+    if (!lazy_blocks[i].p) {
+      slot = i;
+      break;
+    }
+  }
+  void *p = NULL;
+  if (slot >= 0) {
+    p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) p = NULL;
+    else {
+      lazy_blocks[slot].p = p;
+      lazy_blocks[slot].n = n;
+    }
+  }
+  pthread_mutex_unlock(&lazy_mu);
+  return p;
+}
+
+static int lazy_free(void *p) {
+  pthread_mutex_lock(&lazy_mu);
+  int found = 0;
+  for (int i = 0; i < LAZY_MAX; i++) {
+    if (lazy_blocks[i].p == p) {
+      munmap(p, lazy_blocks[i].n);
+      lazy_blocks[i].p = NULL;
+      lazy_blocks[i].n = 0;
+      found = 1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&lazy_mu);
+  return found;
+}
+
 SPOOL_API void *spool_alloc(double size, int32_t align) {
   if (!is_count(size) || size > (double)SIZE_MAX || align < (int32_t)sizeof(void *) ||
       (align & (align - 1)) != 0) {
@@ -190,6 +241,10 @@ SPOOL_API void *spool_alloc(double size, int32_t align) {
     return NULL;
   }
   const size_t n = size > 0.0 ? (size_t)size : 1;
+  if (n >= LAZY_MIN && align <= 4096) {
+    void *p = lazy_alloc(n);
+    if (p) return p;
+  }
   void *p = NULL;
   const int rc = posix_memalign(&p, (size_t)align, n);
   if (rc != 0) {
@@ -200,7 +255,10 @@ SPOOL_API void *spool_alloc(double size, int32_t align) {
   return p;
 }
 
-SPOOL_API void spool_free(void *ptr) { free(ptr); }
+SPOOL_API void spool_free(void *ptr) {
+  if (!ptr) return;
+  if (!lazy_free(ptr)) free(ptr);
+}
 
 SPOOL_API void spool_memcpy(void *dst, const void *src, double n) {
   if (!dst || !src || !is_count(n) || n == 0.0) return;
