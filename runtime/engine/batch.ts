@@ -4,7 +4,7 @@
  * KV cache) and the tokens to append to it; the result is the logits of each item's last
  * token, in item order.
  */
-import type { Session } from "./session.ts";
+import { Session } from "./session.ts";
 
 /** One sequence's part of a batched step. */
 export interface BatchItem {
@@ -16,15 +16,10 @@ export interface BatchItem {
 /**
  * Evaluate every item's tokens and return the logits of each item's last token (length
  * nVocab each). All sessions must belong to the same model.
- * @throws ContextOverflowError from the first item that does not fit (nothing of that item
- * is evaluated)
+ * The rows of every item go through the layers together (each routed expert is read once
+ * per step for all the sequences routed to it); see {@link Session.evalMany}.
+ * @throws ContextOverflowError if any item does not fit its session (nothing is evaluated)
  */
 export function evalBatch(items: readonly BatchItem[]): Float32Array[] {
-  if (items.length === 0) return [];
-  const model = items[0].session.model;
-  for (const it of items) {
-    if (it.session.model !== model) throw new Error("evalBatch: sessions of different models");
-    if (it.tokens.length === 0) throw new RangeError("evalBatch: an item has no tokens");
-  }
-  return items.map((it) => it.session.eval(it.tokens, "last"));
+  return Session.evalMany(items);
 }

@@ -54,6 +54,14 @@ function actFor(type: number): number {
     : ACT_Q8;
 }
 
+/** Rows [row, row+n) of a forward step: session `s`'s tokens at positions [pos0, pos0+n). */
+interface Segment {
+  s: Session;
+  row: number;
+  n: number;
+  pos0: number;
+}
+
 /** One sequence's state over a {@link Model}. */
 export class Session {
   readonly model: Model;
@@ -69,6 +77,8 @@ export class Session {
   #closed = false;
   /** Expert cache state, when the model serves experts from a cache. */
   #ex: CachedExperts | null = null;
+  /** Logits of several rows at once (evalMany), allocated on first use. */
+  #logitsMany: NativeBuffer | null = null;
 
   constructor(model: Model, opts: SessionOptions = {}) {
     this.model = model;
@@ -172,13 +182,93 @@ export class Session {
       const chunk = Array.from({ length: m }, (_, i) => tokens[start + i]);
       const lastChunk = start + m === n;
       const want = mode === "all" ? m : mode === "last" && lastChunk ? 1 : 0;
-      this.#step(chunk, want, (row, logits) => {
-        const at = mode === "all" ? (start + row) * nVocab : 0;
+      const rows = Array.from({ length: want }, (_, i) => m - want + i);
+      this.#forward(chunk, [{ s: this, row: 0, n: m, pos0: this.position }], rows, (i, logits) => {
+        const at = mode === "all" ? (start + rows[i]) * nVocab : 0;
         out.set(logits, at);
       });
       for (const t of chunk) this.tokens.push(t);
       this.#ex?.src.cache.recordToken(m);
     }
+    return out;
+  }
+
+  /**
+   * One batched step over several sessions of the same model: appends each item's tokens
+   * to its session and returns the logits of each item's last token (a copy per item).
+   * The rows of all items run through the layers together, so an expert routed to by
+   * several sequences is read once for all of them; attention stays per sequence. `scratch`
+   * (default: the first item's session) lends its buffers; steps of more rows than its
+   * batch are split into waves.
+   * @throws ContextOverflowError if any item does not fit its session (nothing is evaluated)
+   */
+  static evalMany(
+    items: readonly { session: Session; tokens: ArrayLike<number> }[],
+    scratch?: Session,
+  ): Float32Array[] {
+    if (items.length === 0) return [];
+    const owner = scratch ?? items[0].session;
+    const model = owner.model;
+    const nVocab = model.config.nVocab;
+    const seen = new Set<Session>();
+    for (const [k, it] of items.entries()) {
+      const s = it.session;
+      if (s.#closed) throw new Error("Session used after close()");
+      if (s.model !== model) throw new Error("evalMany: sessions of different models");
+      if (seen.has(s)) throw new Error("evalMany: a session appears twice in one step");
+      seen.add(s);
+      const n = it.tokens.length;
+      if (n === 0) throw new RangeError(`evalMany: item ${k} has no tokens`);
+      if (s.position + n > s.nCtx) throw new ContextOverflowError(s.nCtx, s.position + n);
+      for (let i = 0; i < n; i++) {
+        const t = it.tokens[i];
+        if (!Number.isInteger(t) || t < 0 || t >= nVocab) {
+          throw new RangeError(
+            `token id ${t} at index ${i} of item ${k} is outside the vocabulary (0..${nVocab - 1})`,
+          );
+        }
+      }
+    }
+    if (owner.#closed) throw new Error("Session used after close()");
+    model.checkFile();
+    const out: Float32Array[] = new Array(items.length);
+    const cap = owner.batch;
+    const flat: number[] = [];
+    const segs: Segment[] = [];
+    const want: number[] = [];
+    const wantItem: number[] = [];
+    const run = () => {
+      owner.#forward(flat, segs, want, (i, logits) => {
+        out[wantItem[i]] = logits.slice();
+      });
+      for (const g of segs) {
+        const src = flat.slice(g.row, g.row + g.n);
+        for (const t of src) g.s.tokens.push(t);
+      }
+      owner.#ex?.src.cache.recordToken(flat.length);
+      flat.length =
+        segs.length =
+        want.length =
+        wantItem.length =
+          0;
+    };
+    for (let k = 0; k < items.length; k++) {
+      const { session: s, tokens } = items[k];
+      let off = 0;
+      while (off < tokens.length) {
+        if (flat.length === cap) run();
+        const take = Math.min(tokens.length - off, cap - flat.length);
+        // positions count tokens of earlier waves already pushed to the session
+        segs.push({ s, row: flat.length, n: take, pos0: s.position });
+        for (let i = 0; i < take; i++) flat.push(tokens[off + i]);
+        off += take;
+        if (off === tokens.length) {
+          want.push(flat.length - 1);
+          wantItem.push(k);
+        } else run();
+      }
+    }
+    if (flat.length > 0) run();
     return out;
   }
 
@@ -195,6 +285,7 @@ export class Session {
         this.#pos,
       ]
     ) b.free();
+    this.#logitsMany?.free();
     this.#ex?.free(this.model.path);
   }
 
@@ -221,13 +312,24 @@ export class Session {
     if (st !== 0) check(st, "spool_matmul", (w as Weight).name);
   }
 
-  /** One chunk of m tokens at positions [pos0, pos0+m); calls emit for the last `want` rows. */
-  #step(chunk: number[], want: number, emit: (row: number, logits: Float32Array) => void): void {
+  /**
+   * One forward step over `tokens` (m rows), made of segments: rows [row, row+n) belong to
+   * session `s` at positions [pos0, pos0+n). Everything but attention runs on all m rows at
+   * once (the MoE groups every row by expert, whichever sequence it belongs to); attention
+   * and the KV writes run per segment on that session's cache. Calls emit(i, logits) for
+   * each row in `want` (the output projection reads its matrix once for all of them).
+   * Uses this session's buffers; m must not exceed its batch.
+   */
+  #forward(
+    tokens: ArrayLike<number>,
+    segs: readonly Segment[],
+    want: readonly number[],
+    emit: (i: number, logits: Float32Array) => void,
+  ): void {
     const model = this.model;
     const c = model.config;
     const s = native().sym;
-    const m = chunk.length;
-    const pos0 = this.position;
+    const m = tokens.length;
     const B = this.#buf;
     const E = c.nEmbd;
     // embeddings: x (m, E)
@@ -235,32 +337,49 @@ export class Session {
     for (let i = 0; i < m; i++) {
       const st = s.spool_dequantize_row(
         te.type,
-        native().offset(te.ptr, chunk[i] * te.rowBytes),
+        native().offset(te.ptr, tokens[i] * te.rowBytes),
         B.x.ptrAt(i * E * 4),
         E,
       );
       if (st !== 0) check(st, "spool_dequantize_row", te.name);
     }
     const pos = this.#pos.i32;
-    for (let i = 0; i < m; i++) pos[i] = pos0 + i;
+    for (const g of segs) for (let j = 0; j < g.n; j++) pos[g.row + j] = g.pos0 + j;
     try {
-      for (let li = 0; li < c.nLayer; li++) this.#layer(li, model.layers[li], m, pos0);
+      for (let li = 0; li < c.nLayer; li++) this.#layer(li, model.layers[li], m, segs);
     } catch (e) {
       this.#ex?.abandonPrefetch(model.path);
       throw e;
     }
-    if (want === 0) return;
-    // final norm on the rows wanted, then the output projection
-    const first = m - want;
-    s.spool_rmsnorm(B.x.ptrAt(first * E * 4), model.outputNorm.ptr, B.h.ptr, want, E, c.rmsEps);
-    const logits = B.logits;
-    for (let r = 0; r < want; r++) {
-      this.#matmul(model.output, B.h.ptrAt(r * E * 4), 1, logits.ptr);
-      emit(first + r, logits.f32.subarray(0, c.nVocab));
+    const nw = want.length;
+    if (nw === 0) return;
+    // final norm on the rows wanted, gathered into h (nw, E), then one output product
+    for (let i = 0; i < nw; i++) {
+      s.spool_rmsnorm(
+        B.x.ptrAt(want[i] * E * 4),
+        model.outputNorm.ptr,
+        B.h.ptrAt(i * E * 4),
+        1,
+        E,
+        c.rmsEps,
+      );
     }
+    const V = c.nVocab;
+    if (nw === 1) {
+      this.#matmul(model.output, B.h.ptr, 1, B.logits.ptr);
+      emit(0, B.logits.f32.subarray(0, V));
+      return;
+    }
+    if (!this.#logitsMany || this.#logitsMany.byteLength < nw * V * 4) {
+      this.#logitsMany?.free();
+      this.#logitsMany = new NativeBuffer(nw * V * 4);
+    }
+    const lm = this.#logitsMany;
+    this.#matmul(model.output, B.h.ptr, nw, lm.ptr);
+    for (let i = 0; i < nw; i++) emit(i, lm.f32.subarray(i * V, (i + 1) * V));
   }
 
-  #layer(li: number, L: LayerWeights, m: number, pos0: number): void {
+  #layer(li: number, L: LayerWeights, m: number, segs: readonly Segment[]): void {
     const c = this.model.config;
     const s = native().sym;
     const B = this.#buf;
@@ -284,27 +403,30 @@ export class Session {
     }
     this.#rope(B.q.ptr, m, c.nHead);
     this.#rope(B.k.ptr, m, c.nHeadKv);
-    const kc = this.#kCache[li], vc = this.#vCache[li];
-    s.spool_f32_to_f16(B.k.ptr, kc.ptrAt(pos0 * nk * 2), m * nk);
-    s.spool_f32_to_f16(B.v.ptr, vc.ptrAt(pos0 * nv * 2), m * nv);
-    const st = s.spool_attention(
-      this.model.pool,
-      B.q.ptr,
-      kc.ptr,
-      vc.ptr,
-      B.att.ptr,
-      m,
-      c.nHead,
-      c.nHeadKv,
-      hd,
-      pos0 + m,
-      pos0,
-      1 / Math.sqrt(hd),
-      L.window,
-      L.sinks ? L.sinks.ptr : null,
-      1, // SPOOL_ATTN_GGML: llama.cpp's f16 roundings of q and the probabilities
-    );
-    if (st !== 0) check(st, "spool_attention", `layer ${li}`);
+    const nAtt = c.nHead * c.headDimV;
+    for (const g of segs) {
+      const kc = g.s.#kCache[li], vc = g.s.#vCache[li];
+      s.spool_f32_to_f16(B.k.ptrAt(g.row * nk * 4), kc.ptrAt(g.pos0 * nk * 2), g.n * nk);
+      s.spool_f32_to_f16(B.v.ptrAt(g.row * nv * 4), vc.ptrAt(g.pos0 * nv * 2), g.n * nv);
+      const st = s.spool_attention(
+        this.model.pool,
+        B.q.ptrAt(g.row * nq * 4),
+        kc.ptr,
+        vc.ptr,
+        B.att.ptrAt(g.row * nAtt * 4),
+        g.n,
+        c.nHead,
+        c.nHeadKv,
+        hd,
+        g.pos0 + g.n,
+        g.pos0,
+        1 / Math.sqrt(hd),
+        L.window,
+        L.sinks ? L.sinks.ptr : null,
+        1, // SPOOL_ATTN_GGML: llama.cpp's f16 roundings of q and the probabilities
+      );
+      if (st !== 0) check(st, "spool_attention", `layer ${li}`);
+    }
     this.#matmul(L.o, B.att.ptr, m, B.o.ptr);
     const x = B.x.f32, o = B.o.f32;
     if (L.oBias) addBias(o, L.oBias, m);

@@ -1,0 +1,148 @@
+/**
+ * evalBatch / Session.evalMany: several sequences in one forward step must compute what
+ * each sequence computes alone — same greedy tokens, logits equal to rounding — whether
+ * items are single decode tokens, prompt chunks, or larger than the scratch batch (waves),
+ * with mapped experts or through the expert cache; a step that overflows any context
+ * evaluates nothing.
+ */
+import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
+import { existsSync, mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Model } from "./model.ts";
+import { ContextOverflowError, Session } from "./session.ts";
+import { evalBatch } from "./batch.ts";
+import { ExpertCache } from "../experts/cache.ts";
+import { writeSyntheticModel } from "../models/synth.ts";
+
+const DIR = fileURLToPath(new URL("../../test/fixtures/engine/", import.meta.url));
+const MODEL = `${DIR}qwen3moe-q8-batch.gguf`;
+
+function fixture(): string {
+  if (!existsSync(MODEL)) {
+    mkdirSync(DIR, { recursive: true });
+    writeSyntheticModel(MODEL, {
+      arch: "qwen3moe",
+      preset: "tiny",
+      types: "Q8_0",
+      seed: 21,
+      dims: { nLayer: 3, nExpert: 16, nExpertUsed: 4 },
+    });
+  }
+  return MODEL;
+}
+
+function argmax(x: Float32Array): number {
+  let b = 0;
+  for (let j = 1; j < x.length; j++) if (x[j] > x[b]) b = j;
+  return b;
+}
+
+function nmse(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return num / Math.max(den, 1e-30);
+}
+
+const PROMPTS = [
+  [5, 17, 99, 3, 250, 41],
+  [7, 7, 7, 120, 64],
+  [300, 2, 18, 77, 91, 13, 8, 44, 200],
+  [11],
+];
+
+const opts = { sanitizeResources: false, sanitizeOps: false };
+
+function check(model: Model, scratchBatch: number): void {
+  const nCtx = 64;
+  const alone = PROMPTS.map(() => new Session(model, { nCtx, batch: 16 }));
+  const many = PROMPTS.map(() => new Session(model, { nCtx, batch: 16 }));
+  const scratch = new Session(model, { nCtx: 1, batch: scratchBatch });
+  try {
+    // prefill: each alone, against all prompts in one batched step
+    let ref = PROMPTS.map((p, i) => alone[i].eval(p, "last"));
+    let got = Session.evalMany(PROMPTS.map((p, i) => ({ session: many[i], tokens: p })), scratch);
+    for (let step = 0; step < 10; step++) {
+      for (let i = 0; i < PROMPTS.length; i++) {
+        ok(nmse(got[i], ref[i]) < 1e-9, `step ${step} seq ${i}: nmse ${nmse(got[i], ref[i])}`);
+        equal(argmax(got[i]), argmax(ref[i]), `step ${step} seq ${i}`);
+      }
+      const next = ref.map(argmax);
+      ref = next.map((t, i) => alone[i].eval([t], "last"));
+      got = evalBatch(next.map((t, i) => ({ session: many[i], tokens: [t] })));
+    }
+    for (let i = 0; i < PROMPTS.length; i++) deepStrictEqual(many[i].tokens, alone[i].tokens);
+  } finally {
+    for (const s of [...alone, ...many, scratch]) s.close();
+  }
+}
+
+Deno.test({
+  name: "evalMany: batched prefill and decode equal each sequence alone (mapped)",
+  ...opts,
+  fn() {
+    const m = Model.load(fixture(), { threads: 2, expertCache: 0 });
+    try {
+      check(m, 64); // one wave
+      check(m, 4); // prompts split across waves
+    } finally {
+      m.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "evalMany: the same through a small expert cache with prefetch",
+  ...opts,
+  fn() {
+    const path = fixture();
+    const probe = Model.load(path, { threads: 1, expertCache: 0 });
+    const slot = ExpertCache.forLayers(probe.layers, 16, { slots: 1 }, { arena: false }).slotBytes;
+    probe.close();
+    const m = Model.load(path, { threads: 2, expertCache: 10 * slot });
+    try {
+      check(m, 64);
+      const s = m.expertCacheStats()!;
+      ok(s.hits > 0 && s.misses > 0 && s.evictions > 0);
+      equal(s.inUse, 0);
+    } finally {
+      m.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "evalMany: an item past its context evaluates nothing; bad input is refused",
+  ...opts,
+  fn() {
+    const m = Model.load(fixture(), { threads: 1, expertCache: 0 });
+    const a = new Session(m, { nCtx: 8 });
+    const b = new Session(m, { nCtx: 4 });
+    try {
+      throws(
+        () =>
+          Session.evalMany([{ session: a, tokens: [1, 2, 3] }, {
+            session: b,
+            tokens: [1, 2, 3, 4, 5],
+          }]),
+        ContextOverflowError,
+      );
+      equal(a.position, 0);
+      equal(b.position, 0);
+      throws(
+        () => Session.evalMany([{ session: a, tokens: [1] }, { session: a, tokens: [2] }]),
+        /twice/,
+      );
+      throws(() => Session.evalMany([{ session: a, tokens: [] }]), RangeError);
+      throws(() => Session.evalMany([{ session: a, tokens: [1e9] }]), /outside the vocabulary/);
+      equal(a.position, 0);
+      deepStrictEqual(Session.evalMany([]), []);
+    } finally {
+      a.close();
+      b.close();
+      m.close();
+    }
+  },
+});
