@@ -11,6 +11,8 @@ import type { GenerateOptions, GenerationResult } from "../runtime/engine/genera
 import { Session } from "../runtime/engine/session.ts";
 import type { ChatMessage } from "../runtime/tokenizer/chat_template.ts";
 import type { Command } from "./main.ts";
+import { configSizes, loadConfig } from "../runtime/config/config.ts";
+import { modelsDir, resolveModelPath } from "../runtime/pull/models_dir.ts";
 
 const str = { type: "string" } as const;
 const bool = { type: "boolean" } as const;
@@ -31,6 +33,8 @@ const GEN_OPTIONS = {
   threads: { type: "string", short: "t" },
   "expert-cache": str,
   "ram-budget": str,
+  prefetch: str,
+  "expert-profile": str,
   quiet: bool,
 } as const;
 
@@ -62,10 +66,14 @@ function genOptions(v: Record<string, unknown>): GenerateOptions {
   return o;
 }
 
-/** `--expert-cache` / `--ram-budget`: a size ("3G", "512MiB", ...) or "auto"; undefined when absent. */
+/**
+ * `--expert-cache` / `--ram-budget`: a size ("3G", "512MiB", ...), "auto", or "off" (0: no
+ * cache, every expert mapped); undefined when absent.
+ */
 function sizeOption(v: Record<string, unknown>, name: string): number | "auto" | undefined {
   const text = v[name];
   if (text === undefined) return undefined;
+  if (String(text).trim().toLowerCase() === "off") return 0;
   try {
     return parseSize(String(text), `--${name}`);
   } catch (e) {
@@ -74,14 +82,36 @@ function sizeOption(v: Record<string, unknown>, name: string): number | "auto" |
 }
 
 function memoryOptions(v: Record<string, unknown>) {
-  return { expertCache: sizeOption(v, "expert-cache"), ramBudget: sizeOption(v, "ram-budget") };
+  let prefetch: boolean | undefined;
+  if (v.prefetch !== undefined) {
+    const t = String(v.prefetch).toLowerCase();
+    if (t !== "on" && t !== "off") usage(`--prefetch takes on or off, got "${v.prefetch}"`);
+    prefetch = t === "on";
+  }
+  return {
+    expertCache: sizeOption(v, "expert-cache"),
+    ramBudget: sizeOption(v, "ram-budget"),
+    prefetch,
+    expertProfile: v["expert-profile"] === undefined ? undefined : String(v["expert-profile"]),
+  };
+}
+
+/** A model path, or a name from the models directory (`spool list`). */
+function modelPath(nameOrPath: string): string {
+  return resolveModelPath(nameOrPath, modelsDir(loadConfig().config));
 }
 
 function open(path: string, v: Record<string, unknown>): SpoolModel {
-  return loadModel(path, {
-    threads: num(v.threads, "threads"),
-    nCtx: num(v.ctx, "ctx"),
-    ...memoryOptions(v),
+  const cfg = loadConfig().config; // flags win over the config file
+  const mem = memoryOptions(v);
+  const sizes = configSizes(cfg);
+  return loadModel(modelPath(path), {
+    threads: num(v.threads, "threads") ?? cfg.threads,
+    nCtx: num(v.ctx, "ctx") ?? cfg.ctx,
+    expertCache: mem.expertCache ?? sizes.expertCache,
+    ramBudget: mem.ramBudget ?? sizes.ramBudget,
+    prefetch: mem.prefetch,
+    expertProfile: mem.expertProfile,
   });
 }
 
@@ -196,7 +226,7 @@ function evalCommand(args: string[]): number {
     usage("eval needs --prompt TEXT or --tokens ID,ID,...");
   }
   const k = num(v.top, "top") ?? 5;
-  const m = loadModel(positionals[0], { threads: num(v.threads, "threads") });
+  const m = loadModel(modelPath(positionals[0]), { threads: num(v.threads, "threads") });
   try {
     const tokens = v.tokens !== undefined
       ? v.tokens.split(",").map((t) => Number(t.trim()))
@@ -242,11 +272,13 @@ function benchCommand(args: string[]): number {
       threads: { type: "string", short: "t" },
       "expert-cache": str,
       "ram-budget": str,
+      prefetch: str,
+      "expert-profile": str,
       json: bool,
     },
   });
   if (positionals.length !== 1) usage("bench takes exactly one MODEL");
-  const r = benchModel(positionals[0], {
+  const r = benchModel(modelPath(positionals[0]), {
     prefill: num(v.prefill, "prefill"),
     decode: num(v.decode, "decode"),
     reps: num(v.reps, "reps"),
@@ -274,6 +306,13 @@ function benchCommand(args: string[]): number {
           `${formatSize(d.bytesPerToken)} read per token at ${d.readGBps.toFixed(2)} GB/s, ` +
           `stall ${(d.stallSecondsPerToken * 1000).toFixed(2)} ms per token`,
       );
+      console.log(
+        c.predicted > 0
+          ? `next-layer predictor: precision ${(c.precision * 100).toFixed(1)}%, recall ` +
+            `${(c.recall * 100).toFixed(1)}% (${c.predicted} experts predicted)`
+          : "next-layer predictor: off",
+      );
+      if (c.pinned > 0) console.log(`pinned from the profile: ${c.pinned} experts`);
     }
   }
   return 0;

@@ -13,6 +13,7 @@ import process from "node:process";
 import { readGGUF } from "../runtime/gguf/reader.ts";
 import { formatReport, inspectGGUF } from "../runtime/inspect.ts";
 import { commands as extraCommands } from "./commands.ts";
+import { shipCommands } from "./ship_commands.ts";
 
 /** Version of this build. */
 export const VERSION = "0.1.0";
@@ -55,6 +56,7 @@ export const COMMANDS: Record<string, Command> = {
     run: inspectCommand,
   },
   ...extraCommands,
+  ...shipCommands,
 };
 
 function help(): string {
@@ -108,6 +110,8 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function hintFor(e: Error): string | undefined {
+  const own = (e as { hint?: unknown }).hint; // errors that carry their own hint
+  if (typeof own === "string") return own;
   switch (e.name) {
     case "GGUFError":
       return (e as { code?: string }).code === "io"

@@ -1,0 +1,200 @@
+/**
+ * The single binary: `bun build --compile` with the kernel library embedded.
+ *
+ * The linux-x64 binary runs with PATH holding nothing but itself (no deno, bun or node) and
+ * HOME in a fresh folder, so the kernels are extracted to `~/.cache/spool/kernels/<sha256>/`:
+ * it pulls a model from a local fake hub, lists it, and generates from it by name, then runs
+ * `spool run` on the demo model, and serves a chat completion (its engine Worker included). The arm64 binary runs under qemu-aarch64 when installed;
+ * the darwin-arm64 binary is checked to be an arm64 Mach-O. `deno compile` must either work
+ * or fail at once with a clear message.
+ */
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { createHash } from "node:crypto";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeSyntheticModel } from "../../runtime/models/synth.ts";
+import { compileBun } from "../../scripts/compile.ts";
+import { startHub } from "./_hub.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const work = mkdtempSync(join(tmpdir(), "spool-bin-"));
+const outdir = join(work, "dist");
+const dec = new TextDecoder();
+
+/** Run `cmd` with exactly `env` (nothing inherited) in `cwd`. */
+async function run(cmd: string, args: string[], env: Record<string, string>, cwd = work) {
+  const r = await new Deno.Command(cmd, { args, env, clearEnv: true, cwd }).output();
+  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
+}
+
+function sha32(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex").slice(0, 32);
+}
+
+Deno.test("compiled binary (linux-x64): pull, list and run with nothing else on PATH", async () => {
+  const b = compileBun("linux-x64", outdir);
+  console.log(
+    `built ${b.path}: ${(b.bytes / 2 ** 20).toFixed(1)} MiB in ${b.seconds.toFixed(1)} s`,
+  );
+  ok(b.kernels, b.missingKernels);
+  const bin = join(work, "bin");
+  mkdirSync(bin);
+  copyFileSync(b.path, join(bin, "spool"));
+  Deno.chmodSync(join(bin, "spool"), 0o755);
+  const home = join(work, "home");
+  mkdirSync(home);
+  const env = { PATH: bin, HOME: home };
+  deepEqual(readdirSync(bin), ["spool"]); // PATH holds nothing else: no deno, bun, node, sh
+  const model = join(work, "tiny.gguf");
+  writeSyntheticModel(model, { arch: "qwen3moe", preset: "tiny", types: "Q4_K", seed: 11 });
+  const hub = startHub({ "acme/Tiny-GGUF": { "tiny-Q4_K_M.gguf": readFileSync(model) } });
+  try {
+    const pull = await run("spool", ["pull", "acme/Tiny-GGUF", "--base-url", hub.baseUrl], env);
+    equal(pull.code, 0, pull.err);
+    match(pull.out, /tiny-Q4_K_M\.gguf \(.*; sha256 [0-9a-f]{64} verified\)/);
+  } finally {
+    await hub.close();
+  }
+  const list = await run("spool", ["list"], env);
+  equal(list.code, 0, list.err);
+  match(list.out, /acme\/Tiny-GGUF\/tiny-Q4_K_M\.gguf +\S+ \S+ +qwen3moe +Q4_K_S/);
+
+  const gen = await run(
+    "spool",
+    ["run", "tiny-Q4_K_M", "-p", "Hello", "-n", "6", "--temp", "0"],
+    env,
+  );
+  equal(gen.code, 0, gen.err);
+  match(gen.err, /generated 6 at [\d.]+ tok\/s, finish: length/);
+  ok(gen.out.startsWith("Hello") && gen.out.length > "Hello\n".length, gen.out);
+
+  // The library was extracted to the content-hash folder under the fresh HOME.
+  const kdir = join(home, ".cache", "spool", "kernels");
+  const dirs = readdirSync(kdir);
+  equal(dirs.length, 1);
+  equal(dirs[0], sha32(b.kernels!));
+  ok(existsSync(join(kdir, dirs[0], "libspool.so")));
+  equal(readdirSync(join(kdir, dirs[0])).length, 1); // no leftover .tmp
+
+  // The demo model, made by the binary itself, then `spool run` on it.
+  const demo = await run("spool", ["demo"], env);
+  equal(demo.code, 0, demo.err);
+  match(demo.out, /RANDOM weights/);
+  match(demo.out, /tokens: (\d+ ){31}\d+\n/);
+  const demoPath = join(home, ".cache", "spool", "demo", "spool-demo-qwen3moe-q4k.gguf");
+  const r2 = await run("spool", ["run", demoPath, "-p", "Once upon a time", "-n", "8"], env);
+  equal(r2.code, 0, r2.err);
+  match(r2.err, /generated 8 at [\d.]+ tok\/s/);
+
+  // The server: its engine runs in a Worker, which must find its entry file and the kernels.
+  const pulled = join(home, ".cache", "spool", "models", "acme", "Tiny-GGUF", "tiny-Q4_K_M.gguf");
+  const server = new Deno.Command("spool", {
+    args: ["serve", pulled, "--port", "0"],
+    env,
+    clearEnv: true,
+    cwd: work,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let first = "";
+    while (!first.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      first += value;
+    }
+    reader.releaseLock();
+    match(first, /^http:\/\/127\.0\.0\.1:\d+/);
+    const res = await fetch(`${first.trim()}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 5 }),
+    });
+    const body = await res.json();
+    equal(res.status, 200, JSON.stringify(body));
+    equal(body.usage.completion_tokens, 5);
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
+    await server.stdout.cancel().catch(() => {});
+    await server.stderr.cancel().catch(() => {});
+  }
+
+  // A bad model name is a one-line error with a hint, not a stack trace.
+  const bad = await run("spool", ["run", "no-such-model", "-p", "x"], env);
+  equal(bad.code, 1);
+  match(bad.err, /^spool run: No model "no-such-model".*\nhint: `spool list` shows/);
+});
+
+const QEMU_LIBS = "/usr/aarch64-linux-gnu";
+const hasQemu = (() => {
+  try {
+    return new Deno.Command("qemu-aarch64", { args: ["--version"] }).outputSync().code === 0 &&
+      existsSync(QEMU_LIBS);
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "compiled binary (linux-arm64, under qemu-aarch64): run on a tiny model",
+  ignore: !hasQemu,
+  async fn() {
+    const b = compileBun("linux-arm64", outdir);
+    ok(b.kernels, `no arm64 kernels: ${b.missingKernels}`);
+    const model = join(work, "tiny-arm.gguf");
+    writeSyntheticModel(model, { arch: "olmoe", preset: "tiny", types: "Q8_0", seed: 5 });
+    const home = join(work, "home-arm");
+    mkdirSync(home);
+    const r = await run(
+      "/usr/bin/qemu-aarch64",
+      [b.path, "run", model, "-p", "Hi", "-n", "4", "--temp", "0"],
+      { HOME: home, QEMU_LD_PREFIX: QEMU_LIBS, PATH: "/nonexistent" },
+    );
+    equal(r.code, 0, r.err);
+    match(r.err, /generated 4 at [\d.]+ tok\/s/);
+    equal(readdirSync(join(home, ".cache", "spool", "kernels"))[0], sha32(b.kernels!));
+  },
+});
+
+Deno.test("compiled binary (darwin-arm64): an arm64 Mach-O; it says whether kernels are in it", () => {
+  const b = compileBun("darwin-arm64", outdir);
+  const head = new DataView(readFileSync(b.path).buffer, 0, 8);
+  equal(head.getUint32(0, true), 0xfeedfacf); // MH_MAGIC_64
+  equal(head.getUint32(4, true), 0x0100000c); // CPU_TYPE_ARM64
+  if (Deno.build.os !== "darwin") {
+    equal(b.kernels, undefined);
+    match(b.missingKernels!, /cannot be cross-compiled here/);
+  }
+});
+
+Deno.test("deno task compile: builds, or fails at once with a clear message", async () => {
+  const t0 = performance.now();
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "scripts/compile.ts", "deno", "--output", join(work, "spool-deno")],
+    cwd: ROOT,
+    signal: AbortSignal.timeout(120_000),
+  }).output();
+  const s = (performance.now() - t0) / 1000;
+  const err = dec.decode(r.stderr);
+  if (r.code === 0) {
+    ok(existsSync(join(work, "spool-deno")));
+    return;
+  }
+  match(err, /deno compile needs its runtime \(denort .*\), downloaded from dl\.deno\.land/);
+  match(err, /deno task compile:bun/);
+  ok(s < 30, `took ${s.toFixed(1)} s to fail`);
+});
+
+Deno.test("compiled binary: cleanup", () => rmSync(work, { recursive: true, force: true }));
