@@ -14,6 +14,7 @@ import { readGGUF } from "../runtime/gguf/reader.ts";
 import { formatReport, inspectGGUF } from "../runtime/inspect.ts";
 import { commands as extraCommands } from "./commands.ts";
 import { shipCommands } from "./ship_commands.ts";
+import { batchCommands } from "./batch_commands.ts";
 
 /** Version of this build. */
 export const VERSION = "0.1.0";
@@ -57,6 +58,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   ...extraCommands,
   ...shipCommands,
+  ...batchCommands,
 };
 
 function help(): string {

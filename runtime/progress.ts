@@ -49,6 +49,8 @@ export interface Progress {
   add(delta: number): void;
   /** Change the total (when it becomes known late). */
   setTotal(total: number): void;
+  /** Text shown after the bar (e.g. `12.3 tok/s  hit 71%`); "" for none. */
+  note(text: string): void;
   /** Draw the final state and end the line. Idempotent. */
   finish(): void;
 }
@@ -117,6 +119,7 @@ export function createProgress(opts: ProgressOptions): Progress {
   let lastDraw = -Infinity;
   let drawn = false;
   let finished = false;
+  let suffix = "";
   const draw = (force: boolean) => {
     if (!enabled || finished) return;
     const now = performance.now();
@@ -125,6 +128,7 @@ export function createProgress(opts: ProgressOptions): Progress {
     const seconds = (now - t0) / 1000;
     const rate = seconds > 0 ? (done - start) / seconds : 0;
     let line = renderProgress(opts.label, done, total, rate, unit);
+    if (suffix) line += `  ${suffix}`;
     const cols = stream.columns ?? 0;
     if (cols > 10 && line.length > cols - 1) line = line.slice(0, cols - 1);
     stream.write(`\r${line}\x1b[K`);
@@ -142,6 +146,9 @@ export function createProgress(opts: ProgressOptions): Progress {
     },
     setTotal(t: number) {
       total = t;
+    },
+    note(text: string) {
+      suffix = text;
     },
     finish() {
       if (finished) return;

@@ -1,0 +1,597 @@
+/**
+ * The durable batch store (DESIGN.md §3 "Batch store"): files, batches and their requests in
+ * one SQLite database (`node:sqlite`, present in Deno and Bun), in WAL mode.
+ *
+ * Durability rules:
+ * - A batch and all its requests are inserted in one transaction: a batch exists whole or
+ *   not at all.
+ * - A request is `pending` until its result line is committed (`done`, `error`) in one
+ *   conditional UPDATE: a result counts only once committed, and a second commit of the
+ *   same request (a run that raced a restart) changes nothing, so every custom_id appears
+ *   exactly once in the output. Nothing marks a request "running": after a crash, whatever
+ *   was in flight is simply pending again.
+ * - Counts, output files and final statuses are derived from the request rows in the
+ *   transaction that finalizes the batch.
+ * - A full disk surfaces as {@link StoreFullError}; what was committed before stays.
+ *
+ * The interface is small on purpose (DESIGN.md §3), so that a shared queue can replace
+ * SQLite for fleets.
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { randomBytes } from "node:crypto";
+
+/** Which API a batch belongs to. */
+export type BatchKind = "openai" | "anthropic";
+
+/** OpenAI batch statuses (Anthropic's processing_status is derived from them). */
+export type BatchStatus =
+  | "validating"
+  | "failed"
+  | "in_progress"
+  | "finalizing"
+  | "completed"
+  | "expired"
+  | "cancelling"
+  | "cancelled";
+
+/** A request row's state. */
+export type RequestState = "pending" | "done" | "error" | "cancelled" | "expired";
+
+/** A stored file (OpenAI Files API shape). */
+export interface FileRecord {
+  id: string;
+  object: "file";
+  bytes: number;
+  created_at: number;
+  filename: string;
+  purpose: string;
+  status: "processed";
+  expires_at: number | null;
+}
+
+/** Request counts of a batch. */
+export interface RequestCounts {
+  total: number;
+  /** Results committed with success. */
+  completed: number;
+  /** Results committed as errors. */
+  failed: number;
+  cancelled: number;
+  expired: number;
+  pending: number;
+}
+
+/** A stored batch. */
+export interface BatchRecord {
+  id: string;
+  kind: BatchKind;
+  /** `/v1/chat/completions`, `/v1/completions` or `/v1/messages`. */
+  endpoint: string;
+  input_file_id: string | null;
+  completion_window: string;
+  status: BatchStatus;
+  created_at: number;
+  in_progress_at: number | null;
+  finalizing_at: number | null;
+  completed_at: number | null;
+  failed_at: number | null;
+  expired_at: number | null;
+  expires_at: number;
+  cancelling_at: number | null;
+  cancelled_at: number | null;
+  output_file_id: string | null;
+  error_file_id: string | null;
+  /** Batch-level errors (`{code, message, line?}`), e.g. a full disk. */
+  errors: { code: string; message: string; line?: number }[];
+  metadata: Record<string, string> | null;
+  request_counts: RequestCounts;
+}
+
+/** One request of a batch. */
+export interface BatchRequest {
+  batchId: string;
+  /** 0-based position in the input. */
+  index: number;
+  customId: string;
+  /** The request body (for OpenAI, the line's `body`; for Anthropic, `params`). */
+  body: Record<string, unknown>;
+}
+
+/** The store cannot be written: the disk (or the database's size limit) is full. */
+export class StoreFullError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StoreFullError";
+  }
+}
+
+/** A store operation refers to something missing or not allowed in its state. */
+export class StoreError extends Error {
+  /** "not_found" or "conflict". */
+  readonly code: "not_found" | "conflict";
+  constructor(code: "not_found" | "conflict", message: string) {
+    super(message);
+    this.name = "StoreError";
+    this.code = code;
+  }
+}
+
+const SQLITE_FULL = 13;
+
+function wrap<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    const err = e as { errcode?: number; message?: string };
+    if (
+      err.errcode === SQLITE_FULL || /disk is full|database or disk is full/.test(err.message ?? "")
+    ) {
+      throw new StoreFullError(`Cannot ${what}: the disk is full (${err.message})`, { cause: e });
+    }
+    throw e;
+  }
+}
+
+/** A random id with a prefix, e.g. `batch_` + 24 hex digits. */
+export function newId(prefix: string): string {
+  return prefix + randomBytes(12).toString("hex");
+}
+
+const WINDOWS: Record<string, number> = { "24h": 86400 };
+
+/** Seconds of a completion window ("24h", or any "<n>h"). */
+export function windowSeconds(w: string): number {
+  if (WINDOWS[w]) return WINDOWS[w];
+  const m = /^(\d+)h$/.exec(w);
+  if (!m || Number(m[1]) <= 0) {
+    throw new RangeError(`completion_window must be like "24h", got "${w}"`);
+  }
+  return Number(m[1]) * 3600;
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS files (
+  id TEXT PRIMARY KEY, purpose TEXT NOT NULL, filename TEXT NOT NULL, bytes INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, content BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, endpoint TEXT NOT NULL, input_file_id TEXT,
+  completion_window TEXT NOT NULL, status TEXT NOT NULL, created_at INTEGER NOT NULL,
+  in_progress_at INTEGER, finalizing_at INTEGER, completed_at INTEGER, failed_at INTEGER,
+  expired_at INTEGER, expires_at INTEGER NOT NULL, cancelling_at INTEGER, cancelled_at INTEGER,
+  output_file_id TEXT, error_file_id TEXT, errors TEXT NOT NULL DEFAULT '[]', metadata TEXT,
+  seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+  batch_id TEXT NOT NULL, idx INTEGER NOT NULL, custom_id TEXT NOT NULL, body TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'pending', result TEXT, finished_at INTEGER,
+  PRIMARY KEY (batch_id, idx), UNIQUE (batch_id, custom_id));
+CREATE INDEX IF NOT EXISTS requests_pending ON requests (batch_id, state, idx);
+`;
+
+type Row = Record<string, unknown>;
+
+/** Files, batches and requests in one SQLite database. */
+export class BatchStore {
+  readonly path: string;
+  readonly db: DatabaseSync;
+  #seq = 0;
+
+  private constructor(path: string, db: DatabaseSync) {
+    this.path = path;
+    this.db = db;
+  }
+
+  /** Open (or create) the store at `path` (":memory:" for a throwaway one). */
+  static open(path: string): BatchStore {
+    const db = new DatabaseSync(path);
+    return wrap("open the batch store", () => {
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec("PRAGMA synchronous = FULL"); // a committed result survives a power cut
+      db.exec("PRAGMA busy_timeout = 5000");
+      db.exec(SCHEMA);
+      const s = new BatchStore(path, db);
+      const r = db.prepare("SELECT max(seq) AS m FROM batches").get() as Row;
+      s.#seq = Number(r.m ?? 0);
+      return s;
+    });
+  }
+
+  /** Close the database. */
+  close(): void {
+    this.db.close();
+  }
+
+  #tx<T>(what: string, f: () => T): T {
+    return wrap(what, () => {
+      this.db.exec("BEGIN IMMEDIATE");
+      try {
+        const r = f();
+        this.db.exec("COMMIT");
+        return r;
+      } catch (e) {
+        try {
+          this.db.exec("ROLLBACK");
+        } catch { /* already rolled back */ }
+        throw e;
+      }
+    });
+  }
+
+  // ---- files
+
+  /** Store a file. */
+  createFile(purpose: string, filename: string, content: Uint8Array): FileRecord {
+    const id = newId("file-");
+    const t = now();
+    wrap("store the file", () =>
+      this.db.prepare(
+        "INSERT INTO files (id, purpose, filename, bytes, created_at, content) VALUES (?,?,?,?,?,?)",
+      ).run(id, purpose, filename, content.byteLength, t, content));
+    return this.getFile(id)!;
+  }
+
+  /** A file's record, or null. */
+  getFile(id: string): FileRecord | null {
+    const r = this.db.prepare(
+      "SELECT id, purpose, filename, bytes, created_at FROM files WHERE id = ?",
+    ).get(id) as Row | undefined;
+    return r ? fileRecord(r) : null;
+  }
+
+  /** A file's bytes, or null. */
+  fileContent(id: string): Uint8Array | null {
+    const r = this.db.prepare("SELECT content FROM files WHERE id = ?").get(id) as
+      | Row
+      | undefined;
+    return r ? new Uint8Array(r.content as Uint8Array) : null;
+  }
+
+  /** Delete a file; false if there was none. */
+  deleteFile(id: string): boolean {
+    const r = wrap(
+      "delete the file",
+      () => this.db.prepare("DELETE FROM files WHERE id = ?").run(id),
+    );
+    return Number(r.changes) > 0;
+  }
+
+  /** Files, newest first. */
+  listFiles(purpose?: string): FileRecord[] {
+    const rows = (purpose
+      ? this.db.prepare(
+        "SELECT id, purpose, filename, bytes, created_at FROM files WHERE purpose = ? ORDER BY created_at DESC, id",
+      ).all(purpose)
+      : this.db.prepare(
+        "SELECT id, purpose, filename, bytes, created_at FROM files ORDER BY created_at DESC, id",
+      ).all()) as Row[];
+    return rows.map(fileRecord);
+  }
+
+  // ---- batches
+
+  /**
+   * Create a batch with its requests in one transaction; it starts `in_progress` (the
+   * requests were validated by the caller). custom_ids must be unique.
+   */
+  createBatch(o: {
+    kind: BatchKind;
+    endpoint: string;
+    completionWindow?: string;
+    inputFileId?: string | null;
+    metadata?: Record<string, string> | null;
+    requests: { customId: string; body: Record<string, unknown> }[];
+    id?: string;
+  }): BatchRecord {
+    const id = o.id ?? newId(o.kind === "anthropic" ? "msgbatch_" : "batch_");
+    const win = o.completionWindow ?? "24h";
+    const t = now();
+    const expires = t + windowSeconds(win);
+    this.#tx("create the batch", () => {
+      const seq = ++this.#seq;
+      this.db.prepare(
+        `INSERT INTO batches (id, kind, endpoint, input_file_id, completion_window, status,
+          created_at, in_progress_at, expires_at, metadata, seq)
+         VALUES (?,?,?,?,?, 'in_progress', ?, ?, ?, ?, ?)`,
+      ).run(
+        id,
+        o.kind,
+        o.endpoint,
+        o.inputFileId ?? null,
+        win,
+        t,
+        t,
+        expires,
+        o.metadata ? JSON.stringify(o.metadata) : null,
+        seq,
+      );
+      const ins = this.db.prepare(
+        "INSERT INTO requests (batch_id, idx, custom_id, body) VALUES (?,?,?,?)",
+      );
+      o.requests.forEach((r, i) => ins.run(id, i, r.customId, JSON.stringify(r.body)));
+    });
+    return this.getBatch(id)!;
+  }
+
+  /** A batch, or null. */
+  getBatch(id: string): BatchRecord | null {
+    const r = this.db.prepare("SELECT * FROM batches WHERE id = ?").get(id) as Row | undefined;
+    return r ? this.#batchRecord(r) : null;
+  }
+
+  #counts(id: string): RequestCounts {
+    const c: RequestCounts = {
+      total: 0,
+      completed: 0,
+      failed: 0,
+      cancelled: 0,
+      expired: 0,
+      pending: 0,
+    };
+    const rows = this.db.prepare(
+      "SELECT state, count(*) AS n FROM requests WHERE batch_id = ? GROUP BY state",
+    ).all(id) as Row[];
+    for (const r of rows) {
+      const n = Number(r.n);
+      c.total += n;
+      const st = r.state as RequestState;
+      if (st === "done") c.completed += n;
+      else if (st === "error") c.failed += n;
+      else if (st === "cancelled") c.cancelled += n;
+      else if (st === "expired") c.expired += n;
+      else c.pending += n;
+    }
+    return c;
+  }
+
+  #batchRecord(r: Row): BatchRecord {
+    const n = (k: string) => (r[k] === null || r[k] === undefined ? null : Number(r[k]));
+    return {
+      id: String(r.id),
+      kind: r.kind as BatchKind,
+      endpoint: String(r.endpoint),
+      input_file_id: (r.input_file_id as string | null) ?? null,
+      completion_window: String(r.completion_window),
+      status: r.status as BatchStatus,
+      created_at: Number(r.created_at),
+      in_progress_at: n("in_progress_at"),
+      finalizing_at: n("finalizing_at"),
+      completed_at: n("completed_at"),
+      failed_at: n("failed_at"),
+      expired_at: n("expired_at"),
+      expires_at: Number(r.expires_at),
+      cancelling_at: n("cancelling_at"),
+      cancelled_at: n("cancelled_at"),
+      output_file_id: (r.output_file_id as string | null) ?? null,
+      error_file_id: (r.error_file_id as string | null) ?? null,
+      errors: JSON.parse(String(r.errors ?? "[]")),
+      metadata: r.metadata ? JSON.parse(String(r.metadata)) : null,
+      request_counts: this.#counts(String(r.id)),
+    };
+  }
+
+  /**
+   * Batches of `kind`, newest first; `after` is a batch id (cursor pagination: the batches
+   * created before it). Returns one more than `limit` is not needed: `hasMore` says.
+   */
+  listBatches(kind: BatchKind, o: { after?: string; limit?: number } = {}): {
+    data: BatchRecord[];
+    hasMore: boolean;
+  } {
+    const limit = Math.max(1, Math.min(o.limit ?? 20, 1000));
+    let seqBelow = Number.MAX_SAFE_INTEGER;
+    if (o.after) {
+      const r = this.db.prepare("SELECT seq FROM batches WHERE id = ?").get(o.after) as
+        | Row
+        | undefined;
+      if (!r) throw new StoreError("not_found", `No batch ${o.after}`);
+      seqBelow = Number(r.seq);
+    }
+    const rows = this.db.prepare(
+      "SELECT * FROM batches WHERE kind = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+    ).all(kind, seqBelow, limit + 1) as Row[];
+    return {
+      data: rows.slice(0, limit).map((r) => this.#batchRecord(r)),
+      hasMore: rows.length > limit,
+    };
+  }
+
+  /** Ids of batches that still have work (in_progress or cancelling), oldest first. */
+  activeBatches(): string[] {
+    return (this.db.prepare(
+      "SELECT id FROM batches WHERE status IN ('in_progress', 'cancelling') ORDER BY seq",
+    ).all() as Row[]).map((r) => String(r.id));
+  }
+
+  /**
+   * Ask to cancel: an in-progress batch becomes `cancelling` (the runner stops it and
+   * finalizes it as `cancelled`); a finished batch is returned unchanged.
+   */
+  cancelBatch(id: string): BatchRecord {
+    const b = this.getBatch(id);
+    if (!b) throw new StoreError("not_found", `No batch ${id}`);
+    if (b.status === "in_progress" || b.status === "validating") {
+      wrap("cancel the batch", () =>
+        this.db.prepare(
+          "UPDATE batches SET status = 'cancelling', cancelling_at = ? WHERE id = ? AND status IN ('in_progress', 'validating')",
+        ).run(now(), id));
+    }
+    return this.getBatch(id)!;
+  }
+
+  /** Delete a finished batch and its requests (Anthropic's DELETE); throws if still running. */
+  deleteBatch(id: string): void {
+    const b = this.getBatch(id);
+    if (!b) throw new StoreError("not_found", `No batch ${id}`);
+    if (["in_progress", "cancelling", "finalizing", "validating"].includes(b.status)) {
+      throw new StoreError("conflict", `Batch ${id} is still ${b.status}; cancel it first`);
+    }
+    this.#tx("delete the batch", () => {
+      this.db.prepare("DELETE FROM requests WHERE batch_id = ?").run(id);
+      this.db.prepare("DELETE FROM batches WHERE id = ?").run(id);
+    });
+  }
+
+  /** Up to `limit` pending requests of a batch, in input order, skipping `skip`. */
+  pendingRequests(
+    id: string,
+    limit: number,
+    skip: ReadonlySet<number> = new Set(),
+  ): BatchRequest[] {
+    const rows = this.db.prepare(
+      "SELECT idx, custom_id, body FROM requests WHERE batch_id = ? AND state = 'pending' ORDER BY idx LIMIT ?",
+    ).all(id, limit + skip.size) as Row[];
+    const out: BatchRequest[] = [];
+    for (const r of rows) {
+      const idx = Number(r.idx);
+      if (skip.has(idx)) continue;
+      out.push({
+        batchId: id,
+        index: idx,
+        customId: String(r.custom_id),
+        body: JSON.parse(String(r.body)),
+      });
+      if (out.length === limit) break;
+    }
+    return out;
+  }
+
+  /**
+   * Commit a request's result line (a success or an error) if it is still pending. Returns
+   * false when it was already committed (or cancelled): nothing changes then.
+   * @throws StoreFullError when the disk is full (the request stays pending)
+   */
+  commitResult(id: string, index: number, ok: boolean, line: unknown): boolean {
+    const r = wrap("save the result", () =>
+      this.db.prepare(
+        "UPDATE requests SET state = ?, result = ?, finished_at = ? WHERE batch_id = ? AND idx = ? AND state = 'pending'",
+      ).run(ok ? "done" : "error", JSON.stringify(line), now(), id, index));
+    return Number(r.changes) === 1;
+  }
+
+  /**
+   * End a batch: the still-pending requests become `cancelled` (a cancelled batch),
+   * `expired` (past its window) or stay as they are (completed: none are pending); output
+   * and error files are written from the committed lines, in input order; counts and the
+   * final status are set, all in one transaction. `lines` renders the lines of requests
+   * that never ran (cancelled/expired), per kind.
+   */
+  finalize(
+    id: string,
+    how: "completed" | "cancelled" | "expired",
+    unrun: (customId: string, state: "cancelled" | "expired") => { ok: boolean; line: unknown },
+  ): BatchRecord {
+    this.#tx("finalize the batch", () => {
+      const b = this.db.prepare("SELECT * FROM batches WHERE id = ?").get(id) as Row | undefined;
+      if (!b) throw new StoreError("not_found", `No batch ${id}`);
+      const t = now();
+      if (how !== "completed") {
+        const st = how === "cancelled" ? "cancelled" : "expired";
+        const pend = this.db.prepare(
+          "SELECT idx, custom_id FROM requests WHERE batch_id = ? AND state = 'pending'",
+        ).all(id) as Row[];
+        const upd = this.db.prepare(
+          "UPDATE requests SET state = ?, result = ?, finished_at = ? WHERE batch_id = ? AND idx = ?",
+        );
+        for (const r of pend) {
+          const l = unrun(String(r.custom_id), st);
+          upd.run(st, JSON.stringify(l.line), t, id, Number(r.idx));
+        }
+      }
+      const status = how === "completed"
+        ? "completed"
+        : how === "cancelled"
+        ? "cancelled"
+        : "expired";
+      let outId: string | null = null, errId: string | null = null;
+      if (String(b.kind) === "openai") {
+        const rows = this.db.prepare(
+          "SELECT state, result FROM requests WHERE batch_id = ? AND result IS NOT NULL ORDER BY idx",
+        ).all(id) as Row[];
+        const out: string[] = [], err: string[] = [];
+        for (const r of rows) (r.state === "done" ? out : err).push(String(r.result));
+        const enc = new TextEncoder();
+        const ins = this.db.prepare(
+          "INSERT INTO files (id, purpose, filename, bytes, created_at, content) VALUES (?,?,?,?,?,?)",
+        );
+        if (out.length > 0) {
+          outId = newId("file-");
+          const c = enc.encode(out.join("\n") + "\n");
+          ins.run(outId, "batch_output", `${id}_output.jsonl`, c.byteLength, t, c);
+        }
+        if (err.length > 0) {
+          errId = newId("file-");
+          const c = enc.encode(err.join("\n") + "\n");
+          ins.run(errId, "batch_output", `${id}_error.jsonl`, c.byteLength, t, c);
+        }
+      }
+      const col = status === "completed"
+        ? "completed_at"
+        : status === "cancelled"
+        ? "cancelled_at"
+        : "expired_at";
+      this.db.prepare(
+        `UPDATE batches SET status = ?, finalizing_at = coalesce(finalizing_at, ?), ${col} = ?,
+          output_file_id = ?, error_file_id = ? WHERE id = ?`,
+      ).run(status, t, t, outId, errId, id);
+    });
+    return this.getBatch(id)!;
+  }
+
+  /** Mark a batch failed with an error (best effort: a full disk may refuse even this). */
+  failBatch(id: string, code: string, message: string): boolean {
+    try {
+      const b = this.getBatch(id);
+      const errors = [...(b?.errors ?? []), { code, message }];
+      this.db.prepare(
+        "UPDATE batches SET status = 'failed', failed_at = ?, errors = ? WHERE id = ?",
+      ).run(now(), JSON.stringify(errors), id);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Put a failed batch back in progress (after the cause, e.g. a full disk, is fixed). */
+  resumeBatch(id: string): BatchRecord {
+    wrap("resume the batch", () =>
+      this.db.prepare(
+        "UPDATE batches SET status = 'in_progress', failed_at = NULL WHERE id = ? AND status = 'failed'",
+      ).run(id));
+    return this.getBatch(id)!;
+  }
+
+  /** The committed result lines of a batch (every state with a line), in input order. */
+  results(id: string): { customId: string; state: RequestState; line: unknown }[] {
+    return (this.db.prepare(
+      "SELECT custom_id, state, result FROM requests WHERE batch_id = ? AND result IS NOT NULL ORDER BY idx",
+    ).all(id) as Row[]).map((r) => ({
+      customId: String(r.custom_id),
+      state: r.state as RequestState,
+      line: JSON.parse(String(r.result)),
+    }));
+  }
+
+  /** The batch created from input file `fileId` (for resuming `spool batch run`), if any. */
+  batchForInput(fileId: string): BatchRecord | null {
+    const r = this.db.prepare(
+      "SELECT id FROM batches WHERE input_file_id = ? ORDER BY seq DESC LIMIT 1",
+    ).get(fileId) as Row | undefined;
+    return r ? this.getBatch(String(r.id)) : null;
+  }
+}
+
+function fileRecord(r: Row): FileRecord {
+  return {
+    id: String(r.id),
+    object: "file",
+    bytes: Number(r.bytes),
+    created_at: Number(r.created_at),
+    filename: String(r.filename),
+    purpose: String(r.purpose),
+    status: "processed",
+    expires_at: null,
+  };
+}

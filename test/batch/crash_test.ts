@@ -1,0 +1,140 @@
+/**
+ * `spool batch run` survives kill -9: a 50-request greedy batch is killed at random points
+ * five times and restarted after each; the final output has exactly 50 lines, one per
+ * custom_id, in input order, and every answer equals the one of an uninterrupted run.
+ */
+import { deepStrictEqual, equal, ok } from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { sharedVocab, writeSyntheticModel } from "../../runtime/models/synth.ts";
+import { BatchStore } from "../../runtime/batch/store.ts";
+
+const DIR = fileURLToPath(new URL("../fixtures/batch/", import.meta.url));
+const MODEL = `${DIR}qwen3moe-q8-qwenvocab.gguf`;
+const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
+
+function fixture(): string {
+  if (!existsSync(MODEL)) {
+    mkdirSync(DIR, { recursive: true });
+    writeSyntheticModel(MODEL, {
+      arch: "qwen3moe",
+      preset: "tiny",
+      types: "Q8_0",
+      seed: 31,
+      vocab: sharedVocab("ggml-vocab-qwen2.gguf"),
+    });
+  }
+  return MODEL;
+}
+
+const N = 50;
+
+function input(): string {
+  const words = ["river", "stone", "copper", "lantern", "orbit", "maple", "signal", "harbor"];
+  return Array.from({ length: N }, (_, i) =>
+    JSON.stringify({
+      custom_id: `job-${i}`,
+      method: "POST",
+      url: "/v1/chat/completions",
+      body: {
+        model: "m",
+        messages: [{
+          role: "user",
+          content: `Write about the ${words[i % 8]} number ${i}, ${words[(i * 3) % 8]} too.`,
+        }],
+        max_tokens: 20,
+        temperature: 0,
+      },
+    })).join("\n") + "\n";
+}
+
+function spawn(inFile: string, out: string): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "batch",
+      "run",
+      inFile,
+      "--model",
+      fixture(),
+      "--out",
+      out,
+      "--parallel",
+      "4",
+      "--threads",
+      "2",
+      "--quiet",
+    ],
+    stdout: "null",
+    stderr: "piped",
+    env: { CI: "1" },
+  }).spawn();
+}
+
+/** The parts of a result line that must not depend on interruptions. */
+function answer(line: string): unknown {
+  const l = JSON.parse(line);
+  const b = l.response.body;
+  return {
+    custom_id: l.custom_id,
+    status: l.response.status_code,
+    content: b.choices[0].message.content,
+    finish: b.choices[0].finish_reason,
+    usage: { p: b.usage.prompt_tokens, c: b.usage.completion_tokens },
+  };
+}
+
+Deno.test({
+  name: "batch run: killed with SIGKILL five times, resumed, output complete and exact",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = mkdtempSync(join(tmpdir(), "spool-crash-"));
+    try {
+      const inFile = join(dir, "in.jsonl");
+      writeFileSync(inFile, input());
+      // the uninterrupted run
+      const ref = await spawn(inFile, join(dir, "ref.jsonl")).output();
+      equal(ref.code, 0, new TextDecoder().decode(ref.stderr));
+      const want = readFileSync(join(dir, "ref.jsonl"), "utf8").trim().split("\n");
+      equal(want.length, N);
+      // five kills at pseudo-random points
+      const out = join(dir, "out.jsonl");
+      let x = 12345;
+      const saved: number[] = [];
+      for (let k = 0; k < 5; k++) {
+        x = (x * 1103515245 + 12345) >>> 0;
+        const child = spawn(inFile, out);
+        await new Promise((r) => setTimeout(r, 1200 + (x % 2500)));
+        try {
+          child.kill("SIGKILL");
+        } catch { /* already finished */ }
+        await child.output();
+        if (existsSync(`${out}.db`)) {
+          const s = BatchStore.open(`${out}.db`);
+          const b = s.listBatches("openai").data[0];
+          saved.push(b ? b.request_counts.completed : 0);
+          s.close();
+        } else saved.push(0);
+      }
+      ok(saved.some((n) => n > 0 && n < N), `kills landed mid-run: saved ${saved.join(", ")}`);
+      for (let i = 1; i < saved.length; i++) ok(saved[i] >= saved[i - 1], "nothing saved is lost");
+      // the final run completes it
+      const fin = await spawn(inFile, out).output();
+      equal(fin.code, 0, new TextDecoder().decode(fin.stderr));
+      const got = readFileSync(out, "utf8").trim().split("\n");
+      equal(got.length, N);
+      deepStrictEqual(
+        got.map((l) => JSON.parse(l).custom_id),
+        Array.from({ length: N }, (_, i) => `job-${i}`),
+      );
+      deepStrictEqual(got.map(answer), want.map(answer));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+});
