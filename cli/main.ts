@@ -13,6 +13,7 @@ import process from "node:process";
 import { readGGUF } from "../runtime/gguf/reader.ts";
 import { formatReport, inspectGGUF } from "../runtime/inspect.ts";
 import { commands as extraCommands } from "./commands.ts";
+import { serveCommands } from "./serve_command.ts";
 import { shipCommands } from "./ship_commands.ts";
 import { batchCommands } from "./batch_commands.ts";
 
@@ -57,6 +58,7 @@ export const COMMANDS: Record<string, Command> = {
     run: inspectCommand,
   },
   ...extraCommands,
+  ...serveCommands,
   ...shipCommands,
   ...batchCommands,
 };

@@ -1,0 +1,86 @@
+/**
+ * `spool serve MODEL`: the OpenAI- and Anthropic-compatible local API (runtime/server).
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { parseSize } from "../runtime/experts/budget.ts";
+import { createServer } from "../runtime/server/serve.ts";
+import type { Command } from "./main.ts";
+
+function usage(message: string): never {
+  throw Object.assign(new Error(message), { name: "UsageError" });
+}
+
+function int(v: string | undefined, name: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) usage(`--${name} must be an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
+function size(v: string | undefined, name: string): number | "auto" | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parseSize(v, `--${name}`);
+  } catch (e) {
+    usage((e as Error).message);
+  }
+}
+
+async function serveCommand(args: string[]): Promise<number> {
+  const { values: v, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      host: { type: "string", default: "127.0.0.1" },
+      port: { type: "string", default: "8080" },
+      "api-key": { type: "string" },
+      ctx: { type: "string" },
+      parallel: { type: "string" },
+      "ram-budget": { type: "string" },
+      "expert-cache": { type: "string" },
+      threads: { type: "string", short: "t" },
+      alias: { type: "string" },
+      "max-queue": { type: "string" },
+    },
+  });
+  if (positionals.length !== 1) usage("serve takes exactly one MODEL");
+  const apiKey = v["api-key"] ?? process.env.SPOOL_API_KEY;
+  const server = await createServer({
+    path: positionals[0],
+    host: v.host,
+    port: int(v.port, "port", 0),
+    apiKey,
+    nCtx: int(v.ctx, "ctx", 1),
+    parallel: int(v.parallel, "parallel", 1),
+    threads: int(v.threads, "threads", 1),
+    ramBudget: size(v["ram-budget"], "ram-budget"),
+    expertCache: size(v["expert-cache"], "expert-cache"),
+    alias: v.alias,
+    maxQueue: int(v["max-queue"], "max-queue", 0),
+  });
+  const i = server.engine.info;
+  // never print the key itself
+  console.error(
+    `spool serve: ${i.arch}, context ${i.nCtx}, ${i.parallel} slot(s), listening on ` +
+      `${server.url}${apiKey ? " (API key required)" : ""}`,
+  );
+  console.log(server.url);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  console.error("spool serve: shutting down");
+  await server.close();
+  return 0;
+}
+
+/** The serve command. */
+export const serveCommands: Record<string, Command> = {
+  serve: {
+    usage: "spool serve MODEL [--host H] [--port N] [--api-key K] [--ctx N] [--parallel N]",
+    summary: "OpenAI- and Anthropic-compatible HTTP API (--ram-budget, --expert-cache, -t)",
+    run: serveCommand,
+  },
+};

@@ -1,0 +1,588 @@
+/**
+ * The server's scheduler: continuous batching of up to `parallel` sequences over one model,
+ * a prefix cache across requests, priorities, and cancellation.
+ *
+ * - **Slots.** The scheduler owns `parallel` {@link Session}s (each its own KV cache). A
+ *   session keeps its KV entries after its request ends, so a later request whose prompt
+ *   shares a prefix with them (an agent resending the whole history every turn) only
+ *   prefills the new tokens. A new request gets the free slot with the longest common token
+ *   prefix; ties go to the slot last used by the same affinity key (`x-session-affinity`),
+ *   then to the least recently used slot (so other conversations keep their caches longer).
+ * - **Steps.** Each step collects, for every active sequence, either its next prompt chunk
+ *   (chunked prefill, at most `chunk` tokens, so a long prompt does not stall the others'
+ *   decoding for long) or its last sampled token, and calls {@link evalBatch} once. A sequence
+ *   whose prompt is fully evaluated samples from the returned logits.
+ * - **Queue.** Requests beyond the free slots wait, highest `priority` first, then in arrival
+ *   order; a full queue rejects with `queue_full`.
+ * - **Cancellation.** {@link Scheduler.cancel} ends a queued or running sequence with finish
+ *   reason "abort" before its next step; its KV entries stay as a cache.
+ *
+ * Text is produced as in {@link generate}: a UTF-8-safe stream decoder, then a stop-string
+ * matcher, so no broken character and no part of a stop string is ever emitted.
+ *
+ * @module
+ */
+import { TextStreamDecoder } from "../tokenizer/detokenize.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { evalBatch } from "./batch.ts";
+import type { FinishReason } from "./generate.ts";
+import {
+  OPENAI_DEFAULTS,
+  Sampler,
+  type SampleResult,
+  type SamplingParams,
+  type TokenLogprob,
+} from "./sampling.ts";
+import type { Session } from "./session.ts";
+import { StopMatcher } from "./stop.ts";
+
+/** Per-request state of a token constraint (grammar); see runtime/grammar. */
+export interface SeqConstraint {
+  /** Whether `tokenId` may come next. */
+  accepts(tokenId: number): boolean;
+  /** Consume `tokenId`. */
+  advance(tokenId: number): void;
+  /** Whether the constrained output is complete. */
+  isComplete(): boolean;
+}
+
+/** Generation parameters of one sequence. */
+export interface SeqParams extends Partial<SamplingParams> {
+  /** Most tokens to generate (default: until the context is full). */
+  maxTokens?: number;
+  /** Stop strings; the output ends before the first match. */
+  stop?: string[];
+  /** Keep going past end-of-generation tokens. */
+  ignoreEos?: boolean;
+  /** A constraint specification, compiled by the scheduler's `compileConstraint`. */
+  constraint?: unknown;
+  /** Higher runs first when requests wait (default 0). */
+  priority?: number;
+  /** Prefix-cache affinity key (e.g. the client's session id). */
+  affinity?: string;
+}
+
+/** A request to generate from token ids. */
+export interface SeqRequest {
+  /** Caller-chosen unique id. */
+  id: string;
+  /** Prompt token ids. */
+  prompt: number[];
+  /** Parameters. */
+  params: SeqParams;
+}
+
+/** Token counts and timings of a finished sequence. */
+export interface SeqUsage {
+  /** Prompt tokens. */
+  promptTokens: number;
+  /** Prompt tokens whose KV entries were reused from a slot's cache. */
+  cachedTokens: number;
+  /** Generated tokens (sampled, including a final end-of-generation token). */
+  completionTokens: number;
+  /** Milliseconds from admission to the first sampled token. */
+  prefillMs: number;
+  /** Milliseconds from the first sampled token to the end. */
+  decodeMs: number;
+  /** Milliseconds spent waiting in the queue. */
+  queueMs: number;
+}
+
+/** Machine-readable error codes of {@link SeqEvent} errors. */
+export type SeqErrorCode = "context_overflow" | "queue_full" | "bad_request" | "internal";
+
+/** What the scheduler reports about a sequence. */
+export type SeqEvent =
+  | { type: "started"; id: string; slot: number; cachedTokens: number; promptTokens: number }
+  | {
+    type: "token";
+    id: string;
+    /** Token id (-1 for a final flush of held-back text). */
+    token: number;
+    /** Text that became final with this token. */
+    text: string;
+    logprob: number;
+    top?: TokenLogprob[];
+  }
+  | { type: "done"; id: string; finishReason: FinishReason; stop?: string; usage: SeqUsage }
+  | { type: "error"; id: string; code: SeqErrorCode; message: string };
+
+/** What the scheduler needs from a model. */
+export interface SchedulerModel {
+  /** A new session with its own KV cache. */
+  createSession(opts: { nCtx: number }): Session;
+  /** The tokenizer (detokenization and end-of-generation tokens). */
+  readonly tokenizer: Tokenizer;
+}
+
+/** Options of a {@link Scheduler}. */
+export interface SchedulerOptions {
+  /** Sequences run together (slots); default 1. */
+  parallel?: number;
+  /** Context length of each slot. */
+  nCtx: number;
+  /** Most prompt tokens per sequence per step (default 128). */
+  chunk?: number;
+  /** Most waiting requests before `queue_full` (default 64). */
+  maxQueue?: number;
+  /** Receives every event, in order per sequence. */
+  onEvent(e: SeqEvent): void;
+  /** Compiles a constraint spec to per-request state (needed for `params.constraint`). */
+  compileConstraint?(spec: unknown): SeqConstraint;
+  /** Samples with a constraint applied (rejection sampling over the masked distribution). */
+  sampleConstrained?(
+    sampler: Sampler,
+    logits: Float32Array,
+    history: ArrayLike<number>,
+    constraint: SeqConstraint,
+  ): SampleResult;
+}
+
+/** Totals since the scheduler started. */
+export interface SchedulerStats {
+  /** Requests admitted to a slot. */
+  admitted: number;
+  /** Prompt tokens evaluated (not counting reused ones). */
+  promptTokensEvaluated: number;
+  /** Prompt tokens reused from slot caches. */
+  promptTokensCached: number;
+  /** Tokens sampled. */
+  tokensGenerated: number;
+  /** Forward steps (evalBatch calls). */
+  steps: number;
+  /** Sum of sequences over steps (mean batch = this / steps). */
+  stepSequences: number;
+  /** Milliseconds spent in forward steps. */
+  stepMs: number;
+  /** Requests waiting now. */
+  queued: number;
+  /** Sequences running now. */
+  active: number;
+}
+
+interface Slot {
+  index: number;
+  session: Session;
+  busy: boolean;
+  affinity?: string;
+  lastUsed: number;
+}
+
+interface Seq {
+  req: SeqRequest;
+  slot: Slot;
+  pending: number[];
+  next: number;
+  history: number[];
+  sampler: Sampler;
+  decoder: TextStreamDecoder;
+  stops: StopMatcher;
+  constraint: SeqConstraint | null;
+  n: number;
+  max: number;
+  cached: number;
+  queuedAt: number;
+  admittedAt: number;
+  firstTokenAt: number;
+  cancelled: boolean;
+}
+
+interface Waiting {
+  req: SeqRequest;
+  order: number;
+  at: number;
+}
+
+/** Length of the common prefix of two token arrays. */
+export function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/** Resolves on the next macrotask (lets messages in) without timer clamping. */
+function nextMacrotask(): Promise<void> {
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => {
+      ch.port1.close();
+      resolve();
+    };
+    ch.port2.postMessage(null);
+  });
+}
+
+/** Continuous batching over a fixed set of sessions; see the module doc. */
+export class Scheduler {
+  readonly parallel: number;
+  readonly nCtx: number;
+  readonly chunk: number;
+  readonly maxQueue: number;
+  readonly #model: SchedulerModel;
+  readonly #opts: SchedulerOptions;
+  readonly #slots: Slot[] = [];
+  readonly #queue: Waiting[] = [];
+  readonly #active: Seq[] = [];
+  #order = 0;
+  #clock = 0;
+  #running = false;
+  #closed = false;
+  #stats = {
+    admitted: 0,
+    promptTokensEvaluated: 0,
+    promptTokensCached: 0,
+    tokensGenerated: 0,
+    steps: 0,
+    stepSequences: 0,
+    stepMs: 0,
+  };
+
+  /** Creates `parallel` sessions of `nCtx` tokens on `model`. */
+  constructor(model: SchedulerModel, opts: SchedulerOptions) {
+    this.#model = model;
+    this.#opts = opts;
+    this.parallel = Math.max(1, opts.parallel ?? 1);
+    this.nCtx = opts.nCtx;
+    this.chunk = Math.max(1, opts.chunk ?? 128);
+    this.maxQueue = Math.max(0, opts.maxQueue ?? 64);
+    for (let i = 0; i < this.parallel; i++) {
+      this.#slots.push({
+        index: i,
+        session: model.createSession({ nCtx: opts.nCtx }),
+        busy: false,
+        lastUsed: 0,
+      });
+    }
+  }
+
+  /** Counters and current load. */
+  stats(): SchedulerStats {
+    return { ...this.#stats, queued: this.#queue.length, active: this.#active.length };
+  }
+
+  /** The tokens cached in each slot (for tests and diagnostics). */
+  slotTokens(): number[][] {
+    return this.#slots.map((s) => [...s.session.tokens]);
+  }
+
+  /** Queue a request; events go to `onEvent`. */
+  submit(req: SeqRequest): void {
+    if (this.#closed) {
+      this.#emit({ type: "error", id: req.id, code: "internal", message: "scheduler closed" });
+      return;
+    }
+    if (req.prompt.length === 0) {
+      this.#emit({ type: "error", id: req.id, code: "bad_request", message: "empty prompt" });
+      return;
+    }
+    if (req.prompt.length > this.nCtx) {
+      this.#emit({
+        type: "error",
+        id: req.id,
+        code: "context_overflow",
+        message: `The prompt has ${req.prompt.length} tokens, more than the context of ` +
+          `${this.nCtx} tokens`,
+      });
+      return;
+    }
+    if (this.#queue.length >= this.maxQueue && !this.#slots.some((s) => !s.busy)) {
+      this.#emit({
+        type: "error",
+        id: req.id,
+        code: "queue_full",
+        message: `The queue is full (${this.maxQueue} waiting requests)`,
+      });
+      return;
+    }
+    this.#queue.push({ req, order: this.#order++, at: performance.now() });
+    this.#queue.sort((a, b) =>
+      (b.req.params.priority ?? 0) - (a.req.params.priority ?? 0) || a.order - b.order
+    );
+    this.#kick();
+  }
+
+  /** End request `id` (queued or running) with finish reason "abort". */
+  cancel(id: string): void {
+    const qi = this.#queue.findIndex((w) => w.req.id === id);
+    if (qi >= 0) {
+      const [w] = this.#queue.splice(qi, 1);
+      this.#emit({
+        type: "done",
+        id,
+        finishReason: "abort",
+        usage: {
+          promptTokens: w.req.prompt.length,
+          cachedTokens: 0,
+          completionTokens: 0,
+          prefillMs: 0,
+          decodeMs: 0,
+          queueMs: performance.now() - w.at,
+        },
+      });
+      return;
+    }
+    const s = this.#active.find((q) => q.req.id === id);
+    if (s) s.cancelled = true;
+  }
+
+  /** Resolves when nothing is queued or running. */
+  async idle(): Promise<void> {
+    while (this.#running) await nextMacrotask();
+  }
+
+  /** Abort everything and free the sessions (once the current step ends). */
+  close(): void {
+    this.#closed = true;
+    for (const w of this.#queue.splice(0)) {
+      this.#emit({ type: "error", id: w.req.id, code: "internal", message: "shutting down" });
+    }
+    for (const s of this.#active) s.cancelled = true;
+    if (!this.#running) this.#free();
+  }
+
+  /** {@link close}, then wait until the sessions are freed. */
+  async shutdown(): Promise<void> {
+    this.close();
+    await this.idle();
+  }
+
+  #free(): void {
+    for (const s of this.#slots) s.session.close();
+    this.#slots.length = 0;
+  }
+
+  #emit(e: SeqEvent): void {
+    try {
+      this.#opts.onEvent(e);
+    } catch (err) {
+      console.error("scheduler: onEvent threw", err);
+    }
+  }
+
+  #kick(): void {
+    if (this.#running) return;
+    this.#running = true;
+    (async () => {
+      try {
+        while (this.#queue.length > 0 || this.#active.length > 0) {
+          this.step();
+          await nextMacrotask();
+        }
+      } finally {
+        this.#running = false;
+        if (this.#closed) this.#free();
+      }
+    })();
+  }
+
+  /** Pick the free slot for `prompt` (longest common prefix, then affinity, then LRU). */
+  #pickSlot(req: SeqRequest): { slot: Slot; lcp: number } | undefined {
+    let best: Slot | undefined;
+    let bestLcp = -1;
+    let bestAff = false;
+    for (const s of this.#slots) {
+      if (s.busy) continue;
+      const lcp = commonPrefix(s.session.tokens, req.prompt);
+      const aff = req.params.affinity !== undefined && s.affinity === req.params.affinity;
+      const better = !best || lcp > bestLcp ||
+        (lcp === bestLcp && aff && !bestAff) ||
+        (lcp === bestLcp && aff === bestAff && s.lastUsed < best.lastUsed);
+      if (better) {
+        best = s;
+        bestLcp = lcp;
+        bestAff = aff;
+      }
+    }
+    return best ? { slot: best, lcp: bestLcp } : undefined;
+  }
+
+  #admit(): void {
+    while (this.#queue.length > 0 && this.#slots.some((s) => !s.busy)) {
+      const w = this.#queue.shift()!;
+      const { req } = w;
+      const { slot, lcp } = this.#pickSlot(req)!;
+      let constraint: SeqConstraint | null = null;
+      let sampler: Sampler;
+      try {
+        sampler = new Sampler({ ...OPENAI_DEFAULTS, ...definedOnly(req.params) });
+        if (req.params.constraint !== undefined) {
+          if (!this.#opts.compileConstraint || !this.#opts.sampleConstrained) {
+            throw new Error("constrained decoding is not available in this build");
+          }
+          constraint = this.#opts.compileConstraint(req.params.constraint);
+        }
+      } catch (e) {
+        this.#emit({
+          type: "error",
+          id: req.id,
+          code: "bad_request",
+          message: (e as Error).message,
+        });
+        continue;
+      }
+      // the last prompt token always runs again, for its logits
+      const p = Math.min(lcp, req.prompt.length - 1);
+      slot.session.truncate(p);
+      slot.busy = true;
+      slot.affinity = req.params.affinity ?? slot.affinity;
+      slot.lastUsed = ++this.#clock;
+      const now = performance.now();
+      const seq: Seq = {
+        req,
+        slot,
+        pending: req.prompt.slice(p),
+        next: -1,
+        history: [...req.prompt],
+        sampler,
+        decoder: new TextStreamDecoder(this.#model.tokenizer),
+        stops: new StopMatcher(req.params.stop ?? []),
+        constraint,
+        n: 0,
+        max: req.params.maxTokens ?? Infinity,
+        cached: p,
+        queuedAt: w.at,
+        admittedAt: now,
+        firstTokenAt: 0,
+        cancelled: false,
+      };
+      this.#stats.admitted++;
+      this.#stats.promptTokensCached += p;
+      this.#active.push(seq);
+      this.#emit({
+        type: "started",
+        id: req.id,
+        slot: slot.index,
+        cachedTokens: p,
+        promptTokens: req.prompt.length,
+      });
+      if (seq.max <= 0) this.#finish(seq, "length");
+    }
+  }
+
+  /** One scheduling step: admit, batch every active sequence once, sample. */
+  step(): void {
+    for (const s of [...this.#active]) if (s.cancelled) this.#finish(s, "abort");
+    this.#admit();
+    if (this.#active.length === 0) return;
+    const seqs = [...this.#active];
+    const items = seqs.map((s) => {
+      if (s.pending.length > 0) {
+        const tokens = s.pending.splice(0, this.chunk);
+        this.#stats.promptTokensEvaluated += tokens.length;
+        return { session: s.slot.session, tokens };
+      }
+      return { session: s.slot.session, tokens: [s.next] };
+    });
+    const t0 = performance.now();
+    let logits: Float32Array[];
+    try {
+      logits = evalBatch(items);
+    } catch (e) {
+      for (const s of seqs) {
+        s.slot.session.truncate(0); // its KV may be partly written
+        this.#fail(s, e);
+      }
+      return;
+    }
+    this.#stats.steps++;
+    this.#stats.stepSequences += seqs.length;
+    this.#stats.stepMs += performance.now() - t0;
+    for (let i = 0; i < seqs.length; i++) {
+      const s = seqs[i];
+      if (s.pending.length > 0) continue; // still prefilling
+      try {
+        this.#sample(s, logits[i]);
+      } catch (e) {
+        this.#fail(s, e);
+      }
+    }
+  }
+
+  #sample(s: Seq, logits: Float32Array): void {
+    const tk = this.#model.tokenizer;
+    const r = s.constraint
+      ? this.#opts.sampleConstrained!(s.sampler, logits, s.history, s.constraint)
+      : s.sampler.sample(logits, s.history);
+    if (s.constraint) s.constraint.advance(r.token);
+    if (s.n === 0) s.firstTokenAt = performance.now();
+    s.n++;
+    this.#stats.tokensGenerated++;
+    s.history.push(r.token);
+    const id = s.req.id;
+    if (!s.req.params.ignoreEos && tk.isEog(r.token)) {
+      const t = s.stops.push(s.decoder.flush());
+      const rest = t.text + (t.stopped ? "" : s.stops.flush());
+      this.#emit({ type: "token", id, token: r.token, text: rest, logprob: r.logprob, top: r.top });
+      this.#finish(s, "stop", t.stopped ? t.stop : undefined);
+      return;
+    }
+    const st = s.stops.push(s.decoder.push(r.token));
+    this.#emit({
+      type: "token",
+      id,
+      token: r.token,
+      text: st.text,
+      logprob: r.logprob,
+      top: r.top,
+    });
+    if (st.stopped) {
+      this.#finish(s, "stop", st.stop);
+      return;
+    }
+    if (s.slot.session.position + 1 > s.slot.session.nCtx || s.n >= s.max) {
+      const tail = s.stops.push(s.decoder.flush());
+      const end = tail.stopped ? "" : s.stops.flush();
+      if (tail.text + end) {
+        this.#emit({ type: "token", id, token: -1, text: tail.text + end, logprob: 0 });
+      }
+      this.#finish(s, tail.stopped ? "stop" : "length", tail.stop);
+      return;
+    }
+    s.next = r.token;
+  }
+
+  #remove(s: Seq): void {
+    const i = this.#active.indexOf(s);
+    if (i >= 0) this.#active.splice(i, 1);
+    s.slot.busy = false;
+    s.slot.lastUsed = ++this.#clock;
+  }
+
+  #finish(s: Seq, reason: FinishReason, stop?: string): void {
+    this.#remove(s);
+    const now = performance.now();
+    const first = s.firstTokenAt || now;
+    this.#emit({
+      type: "done",
+      id: s.req.id,
+      finishReason: reason,
+      stop,
+      usage: {
+        promptTokens: s.req.prompt.length,
+        cachedTokens: s.cached,
+        completionTokens: s.n,
+        prefillMs: first - s.admittedAt,
+        decodeMs: now - first,
+        queueMs: s.admittedAt - s.queuedAt,
+      },
+    });
+  }
+
+  #fail(s: Seq, e: unknown): void {
+    this.#remove(s);
+    const err = e as Error;
+    const code: SeqErrorCode = err?.name === "ContextOverflowError"
+      ? "context_overflow"
+      : err?.name === "SamplingError"
+      ? "bad_request"
+      : "internal";
+    this.#emit({ type: "error", id: s.req.id, code, message: err?.message ?? String(e) });
+  }
+}
+
+function definedOnly(p: SeqParams): Partial<SamplingParams> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(p)) if (v !== undefined) out[k] = v;
+  return out as Partial<SamplingParams>;
+}

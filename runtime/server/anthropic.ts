@@ -1,0 +1,365 @@
+/**
+ * Anthropic-compatible endpoints: POST /v1/messages (streamed and not) and POST
+ * /v1/messages/count_tokens.
+ *
+ * - System: a string or text blocks. Content blocks: text, tool_use, tool_result, thinking
+ *   (redacted_thinking is dropped); image and document blocks are refused with a 400, since
+ *   the served models are text-only. `cache_control` and other extra fields are ignored.
+ * - Thinking: on when the request asks (`thinking.type` "enabled"/"adaptive"), else off
+ *   (`enable_thinking: false` for templates that have a switch).
+ * - Streaming follows the API's event sequence: message_start, then per content block
+ *   content_block_start, deltas (text_delta, thinking_delta, input_json_delta),
+ *   content_block_stop; a ping after the first block starts; message_delta (stop_reason,
+ *   usage), message_stop.
+ * - Usage: `input_tokens` counts the prompt tokens not read from the prefix cache;
+ *   `cache_read_input_tokens` the ones that were.
+ *
+ * @module
+ */
+import type { Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import type { EngineEvent, EngineRequest } from "../engine/engine.ts";
+import type { FinishReason } from "../engine/generate.ts";
+import type { SeqUsage } from "../engine/scheduler.ts";
+import type { ChatMessage } from "../tokenizer/chat_template.ts";
+import type { OutputEvent, ToolDef } from "./_tools.ts";
+import { badRequest, engineError, errorBody } from "./errors.ts";
+import { affinityOf, readJson } from "./openai.ts";
+import { contentText, type ToolChoice } from "./prompt.ts";
+import {
+  CountTokensRequest,
+  type CountTokensRequest as CountBody,
+  MessagesRequest,
+  parseBody,
+} from "./schemas.ts";
+import { newId, OutputAccumulator, type ServerContext, startRun } from "./sse.ts";
+
+type Block = Record<string, unknown> & { type: string };
+
+/** Anthropic messages (and system) as template messages. */
+export function anthropicMessages(b: CountBody): ChatMessage[] {
+  const out: ChatMessage[] = [];
+  if (b.system !== undefined) {
+    const text = typeof b.system === "string" ? b.system : b.system.map((s) => s.text).join("\n");
+    if (text) out.push({ role: "system", content: text });
+  }
+  b.messages.forEach((m, i) => {
+    if (typeof m.content === "string") {
+      out.push({ role: m.role, content: m.content });
+      return;
+    }
+    const blocks = m.content as Block[];
+    const texts: string[] = [];
+    let reasoning = "";
+    const calls: NonNullable<ChatMessage["tool_calls"]> = [];
+    blocks.forEach((blk, j) => {
+      switch (blk.type) {
+        case "text":
+          texts.push(String(blk.text ?? ""));
+          break;
+        case "thinking":
+          reasoning += String(blk.thinking ?? "");
+          break;
+        case "redacted_thinking":
+          break;
+        case "tool_use":
+          calls.push({
+            id: String(blk.id ?? ""),
+            type: "function",
+            function: {
+              name: String(blk.name ?? ""),
+              arguments: JSON.stringify(blk.input ?? {}),
+            },
+          });
+          break;
+        case "tool_result": {
+          const content = blk.content;
+          let text = typeof content === "string" ? content : contentText(content);
+          if (Array.isArray(content) && content.some((c) => c?.type === "image")) {
+            throw badRequest(
+              "Image content is not supported: this model is text-only",
+              `messages.${i}.content.${j}.content`,
+            );
+          }
+          if (blk.is_error) text = `Error: ${text}`;
+          out.push({ role: "tool", tool_call_id: String(blk.tool_use_id ?? ""), content: text });
+          break;
+        }
+        case "image":
+        case "document":
+          throw badRequest(
+            `Content block type "${blk.type}" is not supported: this model is text-only`,
+            `messages.${i}.content.${j}.type`,
+          );
+        default:
+          throw badRequest(
+            `Unknown content block type "${blk.type}"`,
+            `messages.${i}.content.${j}.type`,
+          );
+      }
+    });
+    if (texts.length > 0 || calls.length > 0 || reasoning || m.role === "user") {
+      if (m.role === "user" && texts.length === 0 && blocks.some((x) => x.type === "tool_result")) {
+        return; // only tool results: already added as tool messages
+      }
+      const msg: ChatMessage = { role: m.role, content: texts.join("\n") };
+      if (reasoning) msg.reasoning_content = reasoning;
+      if (calls.length > 0) msg.tool_calls = calls;
+      out.push(msg);
+    }
+  });
+  return out;
+}
+
+function toolsOf(b: CountBody): ToolDef[] {
+  return (b.tools ?? []).map((t) => ({
+    name: t.name,
+    ...(t.description ? { description: t.description } : {}),
+    parameters: (t.input_schema as Record<string, unknown>) ?? { type: "object", properties: {} },
+  }));
+}
+
+function toolChoiceOf(b: CountBody): ToolChoice {
+  const c = b.tool_choice;
+  if (!c) return "auto";
+  switch (c.type) {
+    case "any":
+      return "required";
+    case "tool":
+      if (!c.name) throw badRequest("tool_choice.name is required for type tool", "tool_choice");
+      return { name: c.name };
+    default:
+      return c.type;
+  }
+}
+
+function kwargsOf(b: CountBody): Record<string, unknown> {
+  const on = b.thinking && b.thinking.type !== "disabled";
+  return { enable_thinking: Boolean(on) };
+}
+
+function anthropicUsage(u: { promptTokens: number; cachedTokens: number }, output: number) {
+  return {
+    input_tokens: u.promptTokens - u.cachedTokens,
+    output_tokens: output,
+    cache_read_input_tokens: u.cachedTokens,
+    cache_creation_input_tokens: 0,
+  };
+}
+
+function stopReason(reason: FinishReason, stop: string | undefined, toolUse: boolean): string {
+  if (toolUse) return "tool_use";
+  if (reason === "length") return "max_tokens";
+  return stop !== undefined ? "stop_sequence" : "end_turn";
+}
+
+/** Registers the Anthropic routes on `app`. */
+export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
+  const { fe } = ctx;
+
+  app.post("/v1/messages/count_tokens", async (c) => {
+    const body = parseBody(CountTokensRequest, await readJson(c));
+    const choice = toolChoiceOf(body);
+    const tools = choice === "none" ? [] : toolsOf(body);
+    const n = fe.chatTokens(anthropicMessages(body), tools, kwargsOf(body)).length;
+    return c.json({ input_tokens: n });
+  });
+
+  app.post("/v1/messages", async (c) => {
+    const body = parseBody(MessagesRequest, await readJson(c));
+    const params: EngineRequest["params"] = {
+      maxTokens: body.max_tokens,
+      affinity: affinityOf(c),
+    };
+    if (body.temperature !== undefined) params.temperature = body.temperature;
+    if (body.top_p !== undefined) params.topP = body.top_p;
+    if (body.top_k !== undefined) params.topK = body.top_k;
+    if (body.stop_sequences) params.stop = body.stop_sequences;
+    const plan = fe.planChat({
+      messages: anthropicMessages(body),
+      tools: toolsOf(body),
+      toolChoice: toolChoiceOf(body),
+      parallelToolCalls: !(body.tool_choice?.disable_parallel_tool_use ?? false),
+      templateKwargs: kwargsOf(body),
+      params,
+    });
+    const id = newId("msg_");
+    const model = body.model ?? fe.name;
+    const acc = new OutputAccumulator();
+    const run = await startRun(
+      ctx,
+      { id, prompt: plan.prompt, params: plan.params },
+      c.req.raw.signal,
+    );
+
+    if (!body.stream) {
+      let done: Extract<EngineEvent, { type: "done" }> | undefined;
+      // content blocks in order of appearance
+      const blocks: Block[] = [];
+      const collect = (events: OutputEvent[]) => {
+        for (const e of acc.apply(events)) {
+          const last = blocks[blocks.length - 1];
+          if (e.type === "content" && e.text) {
+            if (last?.type === "text") last.text += e.text;
+            else blocks.push({ type: "text", text: e.text });
+          } else if (e.type === "reasoning" && e.text) {
+            if (last?.type === "thinking") last.thinking += e.text;
+            else blocks.push({ type: "thinking", thinking: e.text, signature: "" });
+          } else if (e.type === "tool_call_start") {
+            blocks.push({ type: "tool_use", id: e.id, name: e.name, input: {}, _index: e.index });
+          }
+        }
+      };
+      try {
+        for await (const e of run.events) {
+          if (e.type === "token") collect(plan.parser.push(e.text));
+          else if (e.type === "done") done = e;
+          else if (e.type === "error") throw engineError(e.code, e.message);
+        }
+      } finally {
+        run.release();
+      }
+      collect(plan.parser.end());
+      if (!done) throw new Error("generation ended without a result");
+      ctx.metrics.usage(done.usage);
+      const calls = acc.toolCalls();
+      for (const b of blocks) {
+        if (b.type !== "tool_use") continue;
+        const call = calls.find((t) => t.index === b._index);
+        delete b._index;
+        b.input = parseArgs(call?.arguments ?? "{}");
+      }
+      return c.json({
+        id,
+        type: "message",
+        role: "assistant",
+        model,
+        content: blocks,
+        stop_reason: stopReason(done.finishReason, done.stop, calls.length > 0),
+        stop_sequence: done.stop ?? null,
+        usage: anthropicUsage(done.usage, done.usage.completionTokens),
+      });
+    }
+
+    run.release();
+    return streamSSE(c, async (stream) => {
+      stream.onAbort(() => run.cancel());
+      const send = (event: string, data: Record<string, unknown>) =>
+        stream.writeSSE({ event, data: JSON.stringify({ type: event, ...data }) });
+      await send("message_start", {
+        message: {
+          id,
+          type: "message",
+          role: "assistant",
+          model,
+          content: [],
+          stop_reason: null,
+          stop_sequence: null,
+          usage: anthropicUsage(run, 1),
+        },
+      });
+      let index = -1;
+      let open: "text" | "thinking" | "tool_use" | null = null;
+      let openCall = -1;
+      let pinged = false;
+      const start = async (block: Record<string, unknown>) => {
+        if (open) await send("content_block_stop", { index });
+        index++;
+        open = block.type as typeof open;
+        await send("content_block_start", { index, content_block: block });
+        if (!pinged) {
+          pinged = true;
+          await send("ping", {});
+        }
+      };
+      const emit = async (events: OutputEvent[]) => {
+        for (const e of acc.apply(events)) {
+          switch (e.type) {
+            case "content":
+              if (!e.text) break;
+              if (open !== "text") await start({ type: "text", text: "" });
+              await send("content_block_delta", {
+                index,
+                delta: { type: "text_delta", text: e.text },
+              });
+              break;
+            case "reasoning":
+              if (!e.text) break;
+              if (open !== "thinking") {
+                await start({ type: "thinking", thinking: "", signature: "" });
+              }
+              await send("content_block_delta", {
+                index,
+                delta: { type: "thinking_delta", thinking: e.text },
+              });
+              break;
+            case "tool_call_start":
+              await start({ type: "tool_use", id: e.id, name: e.name, input: {} });
+              openCall = e.index;
+              break;
+            case "tool_call_args":
+              if (open === "tool_use" && openCall === e.index && e.text) {
+                await send("content_block_delta", {
+                  index,
+                  delta: { type: "input_json_delta", partial_json: e.text },
+                });
+              }
+              break;
+            case "tool_call_end": {
+              const c = acc.calls.get(e.index);
+              const streamed = c ? c.streamed : "";
+              if (open === "tool_use" && openCall === e.index && e.arguments.startsWith(streamed)) {
+                const tail = e.arguments.slice(streamed.length);
+                if (tail) {
+                  await send("content_block_delta", {
+                    index,
+                    delta: { type: "input_json_delta", partial_json: tail },
+                  });
+                }
+              }
+              break;
+            }
+          }
+        }
+      };
+      let done: Extract<EngineEvent, { type: "done" }> | undefined;
+      try {
+        for await (const e of run.events) {
+          if (e.type === "token") await emit(plan.parser.push(e.text));
+          else if (e.type === "done") done = e;
+          else if (e.type === "error") {
+            await stream.writeSSE({
+              event: "error",
+              data: JSON.stringify(errorBody(engineError(e.code, e.message), "anthropic")),
+            });
+            return;
+          }
+        }
+        if (!done || done.finishReason === "abort") return;
+        await emit(plan.parser.end());
+        if (index < 0) await start({ type: "text", text: "" });
+        await send("content_block_stop", { index });
+        ctx.metrics.usage(done.usage);
+        const u: SeqUsage = done.usage;
+        await send("message_delta", {
+          delta: {
+            stop_reason: stopReason(done.finishReason, done.stop, acc.calls.size > 0),
+            stop_sequence: done.stop ?? null,
+          },
+          usage: { ...anthropicUsage(u, u.completionTokens) },
+        });
+        await send("message_stop", {});
+      } finally {
+        if (!done) run.cancel();
+      }
+    });
+  });
+}
+
+function parseArgs(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return {};
+  }
+}

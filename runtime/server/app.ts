@@ -1,0 +1,188 @@
+/**
+ * The Hono app of `spool serve`: authentication, body limit, metrics, error envelopes, and
+ * the OpenAI, Anthropic and llama-server-style routes. {@link createApp} takes a started
+ * {@link Engine} and the {@link ModelFrontend}; serve.ts binds it to a socket.
+ *
+ * Errors are written in the envelope of the API of the route: Anthropic's for
+ * `/v1/messages*`, OpenAI's elsewhere. A bad or missing key is a 401 (`/health` needs none);
+ * a body over the limit a 413; a full queue a 503 with `retry-after`.
+ *
+ * @module
+ */
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { Engine, EngineStats } from "../engine/engine.ts";
+import { anthropicRoutes } from "./anthropic.ts";
+import { ApiError, type ApiFlavor, errorBody, toApiError } from "./errors.ts";
+import { Metrics } from "./metrics.ts";
+import { openaiRoutes, readJson } from "./openai.ts";
+import type { ModelFrontend } from "./prompt.ts";
+import { DetokenizeRequest, parseBody, TokenizeRequest } from "./schemas.ts";
+import type { ServerContext } from "./sse.ts";
+
+/** Options of {@link createApp}. */
+export interface AppOptions {
+  /** The running engine. */
+  engine: Engine;
+  /** Tokenizer, template and tool conventions of the model. */
+  frontend: ModelFrontend;
+  /** Require this key (Bearer or x-api-key). */
+  apiKey?: string;
+  /** Largest request body in bytes (default 32 MiB). */
+  maxBodyBytes?: number;
+  /** Most waiting requests before 503 (default 64). */
+  maxQueue?: number;
+  /** Metrics to update (default: a new set). */
+  metrics?: Metrics;
+}
+
+const ENDPOINTS = new Set([
+  "/health",
+  "/metrics",
+  "/tokenize",
+  "/detokenize",
+  "/v1/models",
+  "/v1/chat/completions",
+  "/v1/completions",
+  "/v1/messages",
+  "/v1/messages/count_tokens",
+]);
+
+function flavorOf(path: string): ApiFlavor {
+  return path.startsWith("/v1/messages") ? "anthropic" : "openai";
+}
+
+/** The error response of `e` for the request in `c`. */
+function errorResponse(c: Context, e: unknown): Response {
+  const err = toApiError(e);
+  if (err.status >= 500 && err.type === "server_error") console.error("spool serve:", e);
+  const headers: Record<string, string> = {};
+  if (err.retryAfter !== undefined) headers["retry-after"] = String(err.retryAfter);
+  const status = err.status === 499 ? 400 : err.status;
+  return c.json(errorBody(err, flavorOf(c.req.path)), status as 400, headers);
+}
+
+function timingSafeEqual(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a), y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+/** Builds the app. */
+export function createApp(opts: AppOptions): Hono {
+  const app = new Hono();
+  const metrics = opts.metrics ?? new Metrics();
+  const ctx: ServerContext = {
+    engine: opts.engine,
+    fe: opts.frontend,
+    metrics,
+    maxQueue: opts.maxQueue ?? 64,
+  };
+
+  app.use("*", async (c, next) => {
+    metrics.inFlight++;
+    try {
+      await next();
+    } finally {
+      metrics.inFlight--;
+      const p = c.req.path;
+      metrics.request(ENDPOINTS.has(p) ? p : "other", c.res.status);
+    }
+  });
+
+  app.use("*", async (c, next) => {
+    if (!opts.apiKey || c.req.path === "/health") return await next();
+    const auth = c.req.header("authorization") ?? "";
+    const bearer = auth.toLowerCase().startsWith("bearer ") ? auth.slice(7).trim() : undefined;
+    const key = c.req.header("x-api-key") ?? bearer;
+    if (key === undefined || !timingSafeEqual(key, opts.apiKey)) {
+      const err = new ApiError(
+        401,
+        "authentication_error",
+        key === undefined ? "Missing API key" : "Incorrect API key provided",
+        { code: "invalid_api_key" },
+      );
+      return c.json(errorBody(err, flavorOf(c.req.path)), 401);
+    }
+    await next();
+  });
+
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: opts.maxBodyBytes ?? 32 * 1024 * 1024,
+      onError: (c) =>
+        errorResponse(
+          c,
+          new ApiError(413, "request_too_large", "The request body is too large", {
+            code: "request_too_large",
+          }),
+        ),
+    }),
+  );
+
+  app.onError((e, c) => errorResponse(c, e));
+  app.notFound((c) =>
+    errorResponse(
+      c,
+      new ApiError(404, "not_found_error", `No route ${c.req.method} ${c.req.path}`),
+    )
+  );
+
+  app.get("/health", (c) =>
+    c.json({
+      status: "ok",
+      model: ctx.fe.name,
+      slots: ctx.engine.info.parallel,
+      requests_in_flight: ctx.engine.inFlight,
+    }));
+
+  app.get("/metrics", async (c) => {
+    let stats: EngineStats | null = null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    stats = await Promise.race([
+      ctx.engine.stats(),
+      new Promise<null>((r) => (timer = setTimeout(() => r(null), 5000))),
+    ]);
+    clearTimeout(timer);
+    return c.text(metrics.render(stats), 200, {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+    });
+  });
+
+  app.post("/tokenize", async (c) => {
+    const b = parseBody(TokenizeRequest, await readJson(c));
+    const ids = ctx.fe.tokenize(b.content, b.add_special ?? false, b.parse_special ?? true);
+    if (!b.with_pieces) return c.json({ tokens: ids });
+    const dec = new TextDecoder();
+    return c.json({
+      tokens: ids.map((id) => {
+        const bytes = ctx.fe.tokenizer.tokenPiece(id, true);
+        const s = dec.decode(bytes, { stream: false });
+        return { id, piece: s.includes("\ufffd") ? [...bytes] : s };
+      }),
+    });
+  });
+
+  app.post("/detokenize", async (c) => {
+    const b = parseBody(DetokenizeRequest, await readJson(c));
+    const n = ctx.fe.info.nVocab;
+    const bad = b.tokens.find((t) => t >= n);
+    if (bad !== undefined) {
+      throw new ApiError(
+        400,
+        "invalid_request_error",
+        `token id ${bad} is outside the vocabulary`,
+        {
+          param: "tokens",
+        },
+      );
+    }
+    return c.json({ content: ctx.fe.tokenizer.decode(b.tokens, { special: true }) });
+  });
+
+  openaiRoutes(app, ctx);
+  anthropicRoutes(app, ctx);
+  return app;
+}

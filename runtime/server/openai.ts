@@ -1,0 +1,481 @@
+/**
+ * OpenAI-compatible endpoints: POST /v1/chat/completions (streamed and not, tools, tool
+ * choice, response_format, logprobs, usage with cached tokens, reasoning_content), POST
+ * /v1/completions, GET /v1/models.
+ *
+ * Images and audio parts are refused with a 400: the served models are text-only.
+ *
+ * @module
+ */
+import type { Context, Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import type { EngineEvent, EngineLogprob, EngineRequest } from "../engine/engine.ts";
+import type { FinishReason } from "../engine/generate.ts";
+import type { SeqUsage } from "../engine/scheduler.ts";
+import type { ChatMessage } from "../tokenizer/chat_template.ts";
+import type { ConstraintSpec, OutputEvent, ToolDef } from "./_tools.ts";
+import { badRequest, engineError, errorBody } from "./errors.ts";
+import type { ToolChoice } from "./prompt.ts";
+import {
+  ChatCompletionRequest,
+  type ChatCompletionRequest as ChatBody,
+  CompletionRequest,
+  parseBody,
+} from "./schemas.ts";
+import { argumentsTail, newId, OutputAccumulator, type ServerContext, startRun } from "./sse.ts";
+
+/** Parses the JSON body or throws a 400. */
+export async function readJson(c: Context): Promise<unknown> {
+  try {
+    return await c.req.json();
+  } catch (e) {
+    throw badRequest(`The body is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** The prefix-cache affinity key of a request (x-session-affinity or x-session-id). */
+export function affinityOf(c: Context): string | undefined {
+  return c.req.header("x-session-affinity") ?? c.req.header("x-session-id") ?? undefined;
+}
+
+type Sampling = Omit<EngineRequest["params"], "constraint">;
+
+/** Engine parameters from the OpenAI sampling fields. */
+export function openaiSampling(
+  b: {
+    temperature?: number | null;
+    top_p?: number | null;
+    top_k?: number | null;
+    min_p?: number | null;
+    seed?: number | null;
+    presence_penalty?: number | null;
+    frequency_penalty?: number | null;
+    repeat_penalty?: number | null;
+    stop?: string | string[] | null;
+    logit_bias?: Record<string, number> | null;
+    max_tokens?: number | null;
+    max_completion_tokens?: number | null;
+    n?: number | null;
+  },
+): Sampling {
+  if (b.n !== undefined && b.n !== null && b.n !== 1) {
+    throw badRequest("Only n=1 is supported", "n", "unsupported_value");
+  }
+  const p: Sampling = {};
+  const set = <K extends keyof Sampling>(k: K, v: Sampling[K] | null | undefined) => {
+    if (v !== undefined && v !== null) p[k] = v;
+  };
+  set("temperature", b.temperature);
+  set("topP", b.top_p);
+  set("topK", b.top_k);
+  set("minP", b.min_p);
+  set("seed", b.seed);
+  set("presencePenalty", b.presence_penalty);
+  set("frequencyPenalty", b.frequency_penalty);
+  set("repeatPenalty", b.repeat_penalty);
+  set("maxTokens", b.max_completion_tokens ?? b.max_tokens);
+  if (b.stop !== undefined && b.stop !== null) {
+    p.stop = typeof b.stop === "string" ? [b.stop] : b.stop;
+  }
+  if (b.logit_bias) {
+    const m = new Map<number, number>();
+    for (const [k, v] of Object.entries(b.logit_bias)) {
+      const id = Number(k);
+      if (!Number.isInteger(id) || id < 0) throw badRequest(`logit_bias key "${k}"`, "logit_bias");
+      m.set(id, Math.max(-100, Math.min(100, v)) === -100 ? -Infinity : v);
+    }
+    p.logitBias = m;
+  }
+  return p;
+}
+
+const NON_TEXT = new Set(["image_url", "image", "input_image", "input_audio", "audio", "file"]);
+
+/** OpenAI messages as template messages (tool results, tool calls, reasoning). */
+export function openaiMessages(messages: ChatBody["messages"]): ChatMessage[] {
+  return messages.map((m, i) => {
+    if (Array.isArray(m.content)) {
+      for (const [j, part] of m.content.entries()) {
+        if (NON_TEXT.has(part.type)) {
+          throw badRequest(
+            `Content part type "${part.type}" is not supported: this model is text-only`,
+            `messages.${i}.content.${j}.type`,
+            "unsupported_content",
+          );
+        }
+      }
+    }
+    const out: ChatMessage = { role: m.role === "function" ? "tool" : m.role };
+    out.content = m.content ?? "";
+    if (m.name) out.name = m.name;
+    if (m.tool_call_id) out.tool_call_id = m.tool_call_id;
+    const reasoning = m.reasoning_content ?? m.reasoning;
+    if (reasoning) out.reasoning_content = reasoning;
+    if (m.tool_calls && m.tool_calls.length > 0) {
+      out.tool_calls = m.tool_calls.map((tc) => ({
+        id: tc.id,
+        type: "function" as const,
+        function: { name: tc.function.name, arguments: tc.function.arguments ?? "{}" },
+      }));
+    }
+    return out;
+  });
+}
+
+function toolsOf(b: ChatBody): ToolDef[] {
+  return (b.tools ?? []).map((t) => ({
+    name: t.function.name,
+    ...(t.function.description ? { description: t.function.description } : {}),
+    parameters: (t.function.parameters as Record<string, unknown> | undefined) ??
+      { type: "object", properties: {} },
+  }));
+}
+
+function toolChoiceOf(b: ChatBody): ToolChoice {
+  const c = b.tool_choice;
+  if (c === undefined || c === null) return "auto";
+  if (typeof c === "string") return c;
+  return { name: c.function.name };
+}
+
+function responseFormatOf(b: ChatBody): ConstraintSpec | undefined {
+  const f = b.response_format;
+  if (!f || f.type === "text") return undefined;
+  if (f.type === "json_object") return { kind: "json_object" };
+  const schema = (f as { json_schema: { schema?: Record<string, unknown> } }).json_schema.schema;
+  return schema ? { kind: "json_schema", schema } : { kind: "json_object" };
+}
+
+/** OpenAI's logprob entry of one token. */
+function lpEntry(l: { chosen: EngineLogprob; top: EngineLogprob[] }) {
+  return {
+    token: l.chosen.token,
+    logprob: l.chosen.logprob,
+    bytes: l.chosen.bytes,
+    top_logprobs: l.top.map((t) => ({ token: t.token, logprob: t.logprob, bytes: t.bytes })),
+  };
+}
+
+/** OpenAI usage object. */
+export function openaiUsage(u: SeqUsage) {
+  return {
+    prompt_tokens: u.promptTokens,
+    completion_tokens: u.completionTokens,
+    total_tokens: u.promptTokens + u.completionTokens,
+    prompt_tokens_details: { cached_tokens: u.cachedTokens },
+  };
+}
+
+function finishOf(reason: FinishReason, toolCalls: boolean): string {
+  if (toolCalls) return "tool_calls";
+  return reason === "length" ? "length" : "stop";
+}
+
+/** A chat delta from parser events (content, reasoning_content, tool_calls). */
+function deltaOf(events: OutputEvent[], acc: OutputAccumulator): Record<string, unknown> | null {
+  const d: Record<string, unknown> = {};
+  const calls: Record<string, unknown>[] = [];
+  for (const e of events) {
+    switch (e.type) {
+      case "content":
+        if (e.text) d.content = ((d.content as string) ?? "") + e.text;
+        break;
+      case "reasoning":
+        if (e.text) d.reasoning_content = ((d.reasoning_content as string) ?? "") + e.text;
+        break;
+      case "tool_call_start":
+        calls.push({
+          index: e.index,
+          id: e.id,
+          type: "function",
+          function: { name: e.name, arguments: "" },
+        });
+        break;
+      case "tool_call_args":
+        if (e.text) calls.push({ index: e.index, function: { arguments: e.text } });
+        break;
+      case "tool_call_end": {
+        const tail = argumentsTail(acc.calls.get(e.index), e.arguments);
+        if (tail) calls.push({ index: e.index, function: { arguments: tail } });
+        break;
+      }
+    }
+  }
+  if (calls.length > 0) d.tool_calls = calls;
+  return Object.keys(d).length > 0 ? d : null;
+}
+
+/** Registers the OpenAI routes on `app`. */
+export function openaiRoutes(app: Hono, ctx: ServerContext): void {
+  const { fe } = ctx;
+
+  app.get("/v1/models", (c) =>
+    c.json({
+      object: "list",
+      data: [modelCard(ctx)],
+    }));
+  app.get("/v1/models/:id{.+}", (c) => c.json(modelCard(ctx)));
+
+  app.post("/v1/chat/completions", async (c) => {
+    const body = parseBody(ChatCompletionRequest, await readJson(c));
+    const tools = toolsOf(body);
+    const topN = body.top_logprobs ?? 0;
+    const params: EngineRequest["params"] = {
+      ...openaiSampling(body),
+      affinity: affinityOf(c),
+      ...(body.logprobs ? { wantLogprobs: true, logprobs: topN } : {}),
+    };
+    const plan = fe.planChat({
+      messages: openaiMessages(body.messages),
+      tools,
+      toolChoice: toolChoiceOf(body),
+      parallelToolCalls: body.parallel_tool_calls ?? true,
+      responseFormat: responseFormatOf(body),
+      templateKwargs: body.chat_template_kwargs ?? undefined,
+      params,
+    });
+    const id = newId("chatcmpl-");
+    const created = Math.floor(Date.now() / 1000);
+    const model = fe.name;
+    const acc = new OutputAccumulator();
+    const run = await startRun(
+      ctx,
+      { id, prompt: plan.prompt, params: plan.params },
+      c.req.raw.signal,
+    );
+
+    if (!body.stream) {
+      const logprobs: unknown[] = [];
+      let done: Extract<EngineEvent, { type: "done" }> | undefined;
+      try {
+        for await (const e of run.events) {
+          if (e.type === "token") {
+            acc.apply(plan.parser.push(e.text));
+            if (e.lp) logprobs.push(lpEntry(e.lp));
+          } else if (e.type === "done") done = e;
+          else if (e.type === "error") throw engineError(e.code, e.message);
+        }
+      } finally {
+        run.release();
+      }
+      acc.apply(plan.parser.end());
+      if (!done) throw new Error("generation ended without a result");
+      ctx.metrics.usage(done.usage);
+      const calls = acc.toolCalls();
+      const message: Record<string, unknown> = {
+        role: "assistant",
+        content: calls.length === 0 || acc.content.trim() !== "" ? acc.content : null,
+      };
+      if (acc.reasoning) message.reasoning_content = acc.reasoning;
+      if (calls.length > 0) {
+        message.tool_calls = calls.map((t) => ({
+          id: t.id,
+          type: "function",
+          function: { name: t.name, arguments: t.arguments },
+        }));
+      }
+      return c.json({
+        id,
+        object: "chat.completion",
+        created,
+        model,
+        system_fingerprint: "spool",
+        choices: [{
+          index: 0,
+          message,
+          logprobs: body.logprobs ? { content: logprobs } : null,
+          finish_reason: finishOf(done.finishReason, calls.length > 0),
+        }],
+        usage: openaiUsage(done.usage),
+      });
+    }
+
+    run.release();
+    const includeUsage = body.stream_options?.include_usage === true;
+    const base = {
+      id,
+      object: "chat.completion.chunk",
+      created,
+      model,
+      system_fingerprint: "spool",
+    };
+    return streamSSE(c, async (stream) => {
+      stream.onAbort(() => run.cancel());
+      const send = (x: unknown) => stream.writeSSE({ data: JSON.stringify(x) });
+      const chunk = (delta: unknown, finish: string | null = null, logprobs: unknown[] = []) => ({
+        ...base,
+        choices: [{
+          index: 0,
+          delta,
+          logprobs: body.logprobs && logprobs.length > 0 ? { content: logprobs } : null,
+          finish_reason: finish,
+        }],
+      });
+      await send(chunk({ role: "assistant", content: "" }));
+      let pendingLp: unknown[] = [];
+      let done: Extract<EngineEvent, { type: "done" }> | undefined;
+      try {
+        for await (const e of run.events) {
+          if (e.type === "token") {
+            if (e.lp) pendingLp.push(lpEntry(e.lp));
+            const delta = deltaOf(acc.apply(plan.parser.push(e.text)), acc);
+            if (delta || pendingLp.length > 0) {
+              await send(chunk(delta ?? {}, null, pendingLp));
+              pendingLp = [];
+            }
+          } else if (e.type === "done") done = e;
+          else if (e.type === "error") {
+            await send(errorBody(engineError(e.code, e.message), "openai"));
+            return;
+          }
+        }
+        if (!done || done.finishReason === "abort") return;
+        const tail = deltaOf(acc.apply(plan.parser.end()), acc);
+        if (tail || pendingLp.length > 0) await send(chunk(tail ?? {}, null, pendingLp));
+        ctx.metrics.usage(done.usage);
+        await send(chunk({}, finishOf(done.finishReason, acc.calls.size > 0)));
+        if (includeUsage) await send({ ...base, choices: [], usage: openaiUsage(done.usage) });
+        await stream.writeSSE({ data: "[DONE]" });
+      } finally {
+        if (!done) run.cancel();
+      }
+    });
+  });
+
+  app.post("/v1/completions", async (c) => {
+    const body = parseBody(CompletionRequest, await readJson(c));
+    const prompt = typeof body.prompt === "string"
+      ? fe.tokenize(body.prompt)
+      : typeof body.prompt[0] === "string"
+      ? fe.tokenize(body.prompt[0] as string)
+      : body.prompt as number[];
+    for (const t of prompt) {
+      if (t >= fe.info.nVocab) {
+        throw badRequest(`token id ${t} is outside the vocabulary`, "prompt");
+      }
+    }
+    if (prompt.length === 0) throw badRequest("The prompt is empty", "prompt");
+    fe.checkFits(prompt.length, "prompt");
+    const topN = body.logprobs ?? undefined;
+    const params: EngineRequest["params"] = {
+      ...openaiSampling(body),
+      affinity: affinityOf(c),
+      ...(topN !== undefined ? { wantLogprobs: true, logprobs: topN } : {}),
+    };
+    const id = newId("cmpl-");
+    const created = Math.floor(Date.now() / 1000);
+    const model = fe.name;
+    const echo = body.echo ? fe.tokenizer.decode(prompt) : "";
+    const run = await startRun(ctx, { id, prompt, params }, c.req.raw.signal);
+    const legacyLp = () => ({
+      tokens: [] as string[],
+      token_logprobs: [] as number[],
+      top_logprobs: [] as Record<string, number>[],
+      text_offset: [] as number[],
+    });
+    const addLp = (
+      lp: ReturnType<typeof legacyLp>,
+      e: Extract<EngineEvent, { type: "token" }>,
+      offset: number,
+    ) => {
+      if (!e.lp) return;
+      lp.tokens.push(e.lp.chosen.token);
+      lp.token_logprobs.push(e.lp.chosen.logprob);
+      lp.top_logprobs.push(Object.fromEntries(e.lp.top.map((t) => [t.token, t.logprob])));
+      lp.text_offset.push(offset);
+    };
+    if (!body.stream) {
+      let text = echo;
+      const lp = legacyLp();
+      let done: Extract<EngineEvent, { type: "done" }> | undefined;
+      try {
+        for await (const e of run.events) {
+          if (e.type === "token") {
+            addLp(lp, e, text.length);
+            text += e.text;
+          } else if (e.type === "done") done = e;
+          else if (e.type === "error") throw engineError(e.code, e.message);
+        }
+      } finally {
+        run.release();
+      }
+      if (!done) throw new Error("generation ended without a result");
+      ctx.metrics.usage(done.usage);
+      return c.json({
+        id,
+        object: "text_completion",
+        created,
+        model,
+        choices: [{
+          text,
+          index: 0,
+          logprobs: topN !== undefined ? lp : null,
+          finish_reason: done.finishReason === "length" ? "length" : "stop",
+        }],
+        usage: openaiUsage(done.usage),
+      });
+    }
+    run.release();
+    const includeUsage = body.stream_options?.include_usage === true;
+    return streamSSE(c, async (stream) => {
+      stream.onAbort(() => run.cancel());
+      const send = (x: unknown) => stream.writeSSE({ data: JSON.stringify(x) });
+      const chunk = (text: string, finish: string | null, lp: unknown = null) => ({
+        id,
+        object: "text_completion",
+        created,
+        model,
+        choices: [{ text, index: 0, logprobs: lp, finish_reason: finish }],
+      });
+      let done: Extract<EngineEvent, { type: "done" }> | undefined;
+      let offset = 0;
+      try {
+        if (echo) {
+          await send(chunk(echo, null));
+          offset = echo.length;
+        }
+        for await (const e of run.events) {
+          if (e.type === "token") {
+            const lp = legacyLp();
+            addLp(lp, e, offset);
+            offset += e.text.length;
+            if (e.text || e.lp) await send(chunk(e.text, null, e.lp ? lp : null));
+          } else if (e.type === "done") done = e;
+          else if (e.type === "error") {
+            await send(errorBody(engineError(e.code, e.message), "openai"));
+            return;
+          }
+        }
+        if (!done || done.finishReason === "abort") return;
+        ctx.metrics.usage(done.usage);
+        await send(chunk("", done.finishReason === "length" ? "length" : "stop"));
+        if (includeUsage) {
+          await send({
+            id,
+            object: "text_completion",
+            created,
+            model,
+            choices: [],
+            usage: openaiUsage(done.usage),
+          });
+        }
+        await stream.writeSSE({ data: "[DONE]" });
+      } finally {
+        if (!done) run.cancel();
+      }
+    });
+  });
+}
+
+function modelCard(ctx: ServerContext) {
+  const i = ctx.fe.info;
+  return {
+    id: ctx.fe.name,
+    object: "model",
+    created: Math.floor(ctx.metrics.started / 1000),
+    owned_by: "spool",
+    context_length: i.nCtx,
+    max_model_len: i.nCtx,
+    meta: { arch: i.arch, n_ctx: i.nCtx, n_ctx_train: i.nCtxTrain, n_vocab: i.nVocab },
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * `spool serve` as a library: start the engine worker, read the tokenizer and template, build
+ * the app, and listen with `Deno.serve` or `Bun.serve` (with `idleTimeout: 0`, since Bun's
+ * default of 10 s kills quiet streams).
+ *
+ * ```ts
+ * const server = await createServer({ path: "model.gguf", port: 8080 });
+ * console.log(server.url); // http://127.0.0.1:8080
+ * await server.close();
+ * ```
+ *
+ * @module
+ */
+import { basename } from "node:path";
+import type { Hono } from "hono";
+import { Engine, type EngineOptions } from "../engine/engine.ts";
+import { createApp } from "./app.ts";
+import { Metrics } from "./metrics.ts";
+import { ModelFrontend } from "./prompt.ts";
+
+/** Options of {@link createServer}. */
+export interface ServerOptions extends EngineOptions {
+  /** Address to bind (default 127.0.0.1). */
+  host?: string;
+  /** Port (default 8080; 0 picks a free one). */
+  port?: number;
+  /** Require this API key. */
+  apiKey?: string;
+  /** Model id reported to clients (default: the file name without .gguf). */
+  alias?: string;
+  /** Largest request body in bytes. */
+  maxBodyBytes?: number;
+}
+
+/** A listening server. */
+export interface SpoolServer {
+  /** Base URL, e.g. http://127.0.0.1:8080. */
+  readonly url: string;
+  /** The bound port. */
+  readonly port: number;
+  /** The Hono app. */
+  readonly app: Hono;
+  /** The engine worker. */
+  readonly engine: Engine;
+  /** Stop listening, end the engine. */
+  close(): Promise<void>;
+}
+
+interface Listener {
+  port: number;
+  stop(): Promise<void>;
+}
+
+declare const Bun: {
+  serve(o: {
+    hostname: string;
+    port: number;
+    idleTimeout: number;
+    fetch: (r: Request) => Response | Promise<Response>;
+  }): { port: number; stop(force?: boolean): Promise<void> | void };
+} | undefined;
+
+/** Listen with the runtime's own server. */
+export function listen(
+  fetch: (r: Request) => Response | Promise<Response>,
+  host: string,
+  port: number,
+): Promise<Listener> {
+  if (typeof Bun !== "undefined") {
+    const s = Bun.serve({ hostname: host, port, idleTimeout: 0, fetch });
+    return Promise.resolve({ port: s.port, stop: async () => await s.stop(true) });
+  }
+  return new Promise((resolve) => {
+    const ac = new AbortController();
+    const s = Deno.serve({
+      hostname: host,
+      port,
+      signal: ac.signal,
+      onListen: () => {},
+    }, fetch);
+    resolve({
+      port: s.addr.port,
+      stop: async () => {
+        ac.abort();
+        await s.finished;
+      },
+    });
+  });
+}
+
+/** Start the engine and listen; see the module doc. */
+export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
+  const engine = await Engine.start(opts);
+  try {
+    const name = opts.alias ?? basename(opts.path).replace(/\.gguf$/i, "");
+    const frontend = await ModelFrontend.open(opts.path, name, engine.info);
+    const app = createApp({
+      engine,
+      frontend,
+      apiKey: opts.apiKey,
+      maxBodyBytes: opts.maxBodyBytes,
+      maxQueue: opts.maxQueue,
+      metrics: new Metrics(),
+    });
+    const host = opts.host ?? "127.0.0.1";
+    const l = await listen(app.fetch, host, opts.port ?? 8080);
+    const urlHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
+    return {
+      url: `http://${urlHost}:${l.port}`,
+      port: l.port,
+      app,
+      engine,
+      close: async () => {
+        await l.stop();
+        await engine.close();
+      },
+    };
+  } catch (e) {
+    await engine.close();
+    throw e;
+  }
+}
