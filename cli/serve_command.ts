@@ -4,7 +4,9 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { parseSize } from "../runtime/experts/budget.ts";
-import { createServer } from "../runtime/server/serve.ts";
+import { createServer, defaultBatchStorePath } from "../runtime/server/serve.ts";
+import { configSizes, loadConfig, readApiKey } from "../runtime/config/config.ts";
+import { modelsDir, resolveModelPath } from "../runtime/pull/models_dir.ts";
 import type { Command } from "./main.ts";
 
 function usage(message: string): never {
@@ -32,8 +34,8 @@ async function serveCommand(args: string[]): Promise<number> {
     args,
     allowPositionals: true,
     options: {
-      host: { type: "string", default: "127.0.0.1" },
-      port: { type: "string", default: "8080" },
+      host: { type: "string" },
+      port: { type: "string" },
       "api-key": { type: "string" },
       ctx: { type: "string" },
       parallel: { type: "string" },
@@ -42,22 +44,28 @@ async function serveCommand(args: string[]): Promise<number> {
       threads: { type: "string", short: "t" },
       alias: { type: "string" },
       "max-queue": { type: "string" },
+      "batch-store": { type: "string" },
     },
   });
   if (positionals.length !== 1) usage("serve takes exactly one MODEL");
-  const apiKey = v["api-key"] ?? process.env.SPOOL_API_KEY;
+  // flags win over the config file, which wins over the defaults
+  const cfg = loadConfig().config;
+  const sizes = configSizes(cfg);
+  const apiKey = v["api-key"] ?? process.env.SPOOL_API_KEY ?? readApiKey(cfg);
+  const bs = v["batch-store"] ?? defaultBatchStorePath();
   const server = await createServer({
-    path: positionals[0],
-    host: v.host,
-    port: int(v.port, "port", 0),
+    path: resolveModelPath(positionals[0], modelsDir(cfg)),
+    host: v.host ?? cfg.host ?? "127.0.0.1",
+    port: int(v.port, "port", 0) ?? cfg.port ?? 8080,
     apiKey,
-    nCtx: int(v.ctx, "ctx", 1),
+    nCtx: int(v.ctx, "ctx", 1) ?? cfg.ctx,
     parallel: int(v.parallel, "parallel", 1),
-    threads: int(v.threads, "threads", 1),
-    ramBudget: size(v["ram-budget"], "ram-budget"),
-    expertCache: size(v["expert-cache"], "expert-cache"),
+    threads: int(v.threads, "threads", 1) ?? cfg.threads,
+    ramBudget: size(v["ram-budget"], "ram-budget") ?? sizes.ramBudget,
+    expertCache: size(v["expert-cache"], "expert-cache") ?? sizes.expertCache,
     alias: v.alias,
     maxQueue: int(v["max-queue"], "max-queue", 0),
+    batchStore: bs === "off" ? false : bs,
   });
   const i = server.engine.info;
   // never print the key itself
@@ -79,7 +87,8 @@ async function serveCommand(args: string[]): Promise<number> {
 /** The serve command. */
 export const serveCommands: Record<string, Command> = {
   serve: {
-    usage: "spool serve MODEL [--host H] [--port N] [--api-key K] [--ctx N] [--parallel N]",
+    usage:
+      "spool serve MODEL [--host H] [--port N] [--api-key K] [--ctx N] [--parallel N] [--batch-store PATH|off]",
     summary: "OpenAI- and Anthropic-compatible HTTP API (--ram-budget, --expert-cache, -t)",
     run: serveCommand,
   },

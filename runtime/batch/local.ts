@@ -16,13 +16,19 @@ import type { Executor } from "./runner.ts";
 /** Header that marks a request as batch work: it waits behind interactive requests. */
 export const BATCH_PRIORITY_HEADER = "x-spool-priority";
 
-/** Build an {@link Executor} over a Hono app (the server's own, or a local one). */
-export function appExecutor(app: Hono, apiKey?: string): Executor {
+/**
+ * Build an {@link Executor} over a Hono app (the server's own, or a local one). On a
+ * server, batch requests go in with `background: true` (priority -1: behind interactive
+ * ones); a local batch run has nothing else to make way for.
+ */
+export function appExecutor(
+  app: Hono,
+  o: { apiKey?: string; background?: boolean } = {},
+): Executor {
+  const apiKey = o.apiKey;
   return async (endpoint, body, signal) => {
-    const headers: Record<string, string> = {
-      "content-type": "application/json",
-      [BATCH_PRIORITY_HEADER]: "-1",
-    };
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (o.background) headers[BATCH_PRIORITY_HEADER] = "-1";
     if (apiKey) headers["x-api-key"] = apiKey;
     const res = await app.fetch(
       new Request(`http://spool.internal${endpoint}`, {

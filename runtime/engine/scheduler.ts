@@ -13,7 +13,9 @@
  *   decoding for long) or its last sampled token, and calls {@link evalBatch} once. A sequence
  *   whose prompt is fully evaluated samples from the returned logits.
  * - **Queue.** Requests beyond the free slots wait, highest `priority` first, then in arrival
- *   order; a full queue rejects with `queue_full`.
+ *   order; a full queue rejects with `queue_full`. Background requests (priority < 0, batch
+ *   jobs) never take the last free slot when there are several: it stays for interactive
+ *   ones.
  * - **Cancellation.** {@link Scheduler.cancel} ends a queued or running sequence with finish
  *   reason "abort" before its next step; its KV entries stay as a cache.
  *
@@ -398,7 +400,13 @@ export class Scheduler {
   }
 
   #admit(): void {
-    while (this.#queue.length > 0 && this.#slots.some((s) => !s.busy)) {
+    // background work (priority < 0: batch jobs) leaves one slot free for interactive
+    // requests when there are several, so a chat never waits for a whole batch sequence
+    const reserve = this.#slots.length > 1 ? 1 : 0;
+    while (this.#queue.length > 0) {
+      const free = this.#slots.reduce((n, s) => n + (s.busy ? 0 : 1), 0);
+      if (free === 0) break;
+      if ((this.#queue[0].req.params.priority ?? 0) < 0 && free <= reserve) break;
       const w = this.#queue.shift()!;
       const { req } = w;
       const { slot, lcp } = this.#pickSlot(req)!;

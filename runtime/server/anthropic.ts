@@ -24,7 +24,7 @@ import type { SeqUsage } from "../engine/scheduler.ts";
 import type { ChatMessage } from "../tokenizer/chat_template.ts";
 import type { OutputEvent, ToolDef } from "./_tools.ts";
 import { badRequest, engineError, errorBody } from "./errors.ts";
-import { affinityOf, readJson } from "./openai.ts";
+import { affinityOf, priorityOf, readJson } from "./openai.ts";
 import { contentText, type ToolChoice } from "./prompt.ts";
 import {
   CountTokensRequest,
@@ -170,6 +170,7 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
     const params: EngineRequest["params"] = {
       maxTokens: body.max_tokens,
       affinity: affinityOf(c),
+      priority: priorityOf(c),
     };
     if (body.temperature !== undefined) params.temperature = body.temperature;
     if (body.top_p !== undefined) params.topP = body.top_p;

@@ -19,6 +19,7 @@ import { openaiRoutes, readJson } from "./openai.ts";
 import type { ModelFrontend } from "./prompt.ts";
 import { DetokenizeRequest, parseBody, TokenizeRequest } from "./schemas.ts";
 import type { ServerContext } from "./sse.ts";
+import { type BatchContext, batchRoutes } from "./batches.ts";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -34,6 +35,8 @@ export interface AppOptions {
   maxQueue?: number;
   /** Metrics to update (default: a new set). */
   metrics?: Metrics;
+  /** The batch store (and runner) for the Files, Batches and Message Batches APIs. */
+  batches?: BatchContext;
 }
 
 const ENDPOINTS = new Set([
@@ -182,6 +185,7 @@ export function createApp(opts: AppOptions): Hono {
     return c.json({ content: ctx.fe.tokenizer.decode(b.tokens, { special: true }) });
   });
 
+  if (opts.batches) batchRoutes(app, opts.batches);
   openaiRoutes(app, ctx);
   anthropicRoutes(app, ctx);
   return app;

@@ -33,6 +33,15 @@ export async function readJson(c: Context): Promise<unknown> {
   }
 }
 
+/**
+ * The scheduling priority a request asks for with `x-spool-priority` (batch jobs send -1).
+ * Only values below 0 are taken: a client may step back, not push ahead.
+ */
+export function priorityOf(c: Context): number | undefined {
+  const v = Number(c.req.header("x-spool-priority"));
+  return Number.isFinite(v) && v < 0 ? v : undefined;
+}
+
 /** The prefix-cache affinity key of a request (x-session-affinity or x-session-id). */
 export function affinityOf(c: Context): string | undefined {
   return c.req.header("x-session-affinity") ?? c.req.header("x-session-id") ?? undefined;
@@ -223,6 +232,7 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
     const params: EngineRequest["params"] = {
       ...openaiSampling(body),
       affinity: affinityOf(c),
+      priority: priorityOf(c),
       ...(body.logprobs ? { wantLogprobs: true, logprobs: topN } : {}),
     };
     const plan = fe.planChat({
@@ -360,6 +370,7 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
     const params: EngineRequest["params"] = {
       ...openaiSampling(body),
       affinity: affinityOf(c),
+      priority: priorityOf(c),
       ...(topN !== undefined ? { wantLogprobs: true, logprobs: topN } : {}),
     };
     const id = newId("cmpl-");

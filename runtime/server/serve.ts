@@ -17,6 +17,13 @@ import { Engine, type EngineOptions } from "../engine/engine.ts";
 import { createApp } from "./app.ts";
 import { Metrics } from "./metrics.ts";
 import { ModelFrontend } from "./prompt.ts";
+import { BatchStore } from "../batch/store.ts";
+import { BatchRunner } from "../batch/runner.ts";
+import { appExecutor } from "../batch/local.ts";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { homedir } from "node:os";
+import process from "node:process";
 
 /** Options of {@link createServer}. */
 export interface ServerOptions extends EngineOptions {
@@ -30,6 +37,20 @@ export interface ServerOptions extends EngineOptions {
   alias?: string;
   /** Largest request body in bytes. */
   maxBodyBytes?: number;
+  /**
+   * The batch store (SQLite) for the Files, Batches and Message Batches APIs: a path (the
+   * CLI passes {@link defaultBatchStorePath}), or false/undefined for no batch APIs.
+   * Batches found there at start-up resume where they stopped.
+   */
+  batchStore?: string | false;
+}
+
+/** Where `spool serve` keeps batches unless told otherwise. */
+export function defaultBatchStorePath(
+  env: Record<string, string | undefined> = process.env,
+): string {
+  const data = env.XDG_DATA_HOME || join(env.HOME || homedir(), ".local", "share");
+  return join(data, "spool", "batches.db");
 }
 
 /** A listening server. */
@@ -94,6 +115,13 @@ export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
   try {
     const name = opts.alias ?? basename(opts.path).replace(/\.gguf$/i, "");
     const frontend = await ModelFrontend.open(opts.path, name, engine.info);
+    let store: BatchStore | null = null;
+    if (opts.batchStore) {
+      const p = opts.batchStore;
+      mkdirSync(dirname(p), { recursive: true });
+      store = BatchStore.open(p);
+    }
+    let runner: BatchRunner | null = null;
     const app = createApp({
       engine,
       frontend,
@@ -101,7 +129,25 @@ export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
       maxBodyBytes: opts.maxBodyBytes,
       maxQueue: opts.maxQueue,
       metrics: new Metrics(),
+      batches: store
+        ? {
+          store,
+          get runner() {
+            return runner ?? undefined;
+          },
+        }
+        : undefined,
     });
+    let loop: Promise<void> | null = null;
+    if (store) {
+      // batch work goes through the app itself, behind interactive requests
+      runner = new BatchRunner(store, appExecutor(app, { apiKey: opts.apiKey, background: true }), {
+        concurrency: Math.max(1, engine.info.parallel),
+      });
+      loop = runner.loop((id, e) =>
+        console.error(`spool serve: batch ${id}: ${(e as Error).message}`)
+      );
+    }
     const host = opts.host ?? "127.0.0.1";
     const l = await listen(app.fetch, host, opts.port ?? 8080);
     const urlHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
@@ -111,8 +157,11 @@ export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
       app,
       engine,
       close: async () => {
+        runner?.stop();
+        await loop;
         await l.stop();
         await engine.close();
+        store?.close();
       },
     };
   } catch (e) {

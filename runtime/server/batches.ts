@@ -1,0 +1,303 @@
+/**
+ * The batch APIs of `spool serve`: OpenAI's Files and Batches, and Anthropic's Message
+ * Batches, over the durable {@link BatchStore}. The {@link BatchRunner} works the batches
+ * in the background through the server's own request handling, at lower priority than
+ * interactive requests.
+ *
+ * OpenAI: `POST /v1/files` (multipart, purpose=batch: the JSONL is validated line by line
+ * and a bad file is a 400 naming its lines), `GET /v1/files[/{id}[/content]]`,
+ * `DELETE /v1/files/{id}`, `POST /v1/batches`, `GET /v1/batches[/{id}]` (cursor `after`,
+ * `limit`), `POST /v1/batches/{id}/cancel`.
+ * Anthropic: `POST /v1/messages/batches`, `GET /v1/messages/batches[/{id}]` (`after_id`,
+ * `before_id`, `limit`), `POST .../{id}/cancel`, `DELETE .../{id}`, `GET .../{id}/results`
+ * (JSONL, once ended).
+ *
+ * @module
+ */
+import type { Context, Hono } from "hono";
+import {
+  anthropicBatchObject,
+  type InputError,
+  OPENAI_BATCH_ENDPOINTS,
+  openaiBatchObject,
+  parseAnthropicRequests,
+  parseOpenAIBatchInput,
+} from "../batch/formats.ts";
+import type { BatchRunner } from "../batch/runner.ts";
+import { type BatchStore, StoreError, StoreFullError, windowSeconds } from "../batch/store.ts";
+import { ApiError, badRequest } from "./errors.ts";
+import { readJson } from "./openai.ts";
+
+/** What the batch routes need. */
+export interface BatchContext {
+  store: BatchStore;
+  /** Poked when a batch is created or cancelled. */
+  runner?: BatchRunner;
+}
+
+function describe(errors: InputError[], what: string): string {
+  const shown = errors.slice(0, 10).map((e) => `${what} ${e.line}: ${e.message}`);
+  const more = errors.length > 10 ? `; and ${errors.length - 10} more` : "";
+  return `${shown.join("; ")}${more}`;
+}
+
+function notFound(what: string): ApiError {
+  return new ApiError(404, "not_found_error", `No such ${what}`);
+}
+
+function storeCall<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof StoreFullError) {
+      throw new ApiError(507, "server_error", e.message, { code: "insufficient_storage" });
+    }
+    if (e instanceof StoreError) {
+      throw e.code === "not_found"
+        ? new ApiError(404, "not_found_error", e.message)
+        : badRequest(e.message);
+    }
+    throw e;
+  }
+}
+
+function base(c: Context): string {
+  const u = new URL(c.req.url);
+  return `${u.protocol}//${u.host}`;
+}
+
+function limitOf(c: Context, max = 100): number {
+  const v = c.req.query("limit");
+  if (v === undefined) return 20;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw badRequest(`limit must be an integer from 1 to ${max}`, "limit");
+  }
+  return n;
+}
+
+/** Mount the batch routes on `app`. */
+export function batchRoutes(app: Hono, ctx: BatchContext): void {
+  const { store } = ctx;
+
+  // ---- OpenAI Files
+  app.post("/v1/files", async (c) => {
+    let form: FormData;
+    try {
+      form = await c.req.formData();
+    } catch {
+      throw badRequest("expected a multipart/form-data body with `file` and `purpose`");
+    }
+    const purpose = form.get("purpose");
+    const file = form.get("file");
+    if (typeof purpose !== "string" || purpose === "") {
+      throw badRequest("purpose is required", "purpose");
+    }
+    if (!(file instanceof Blob)) throw badRequest("file is required", "file");
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    if (purpose === "batch") {
+      let text: string;
+      try {
+        text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      } catch {
+        throw badRequest("the batch file is not valid UTF-8", "file");
+      }
+      const r = parseOpenAIBatchInput(text);
+      if (r.errors.length > 0) {
+        throw badRequest(
+          `invalid batch file: ${describe(r.errors, "line")}`,
+          "file",
+          "invalid_file",
+        );
+      }
+    }
+    const name = (file as File).name || "upload";
+    return c.json(storeCall(() => store.createFile(purpose, name, bytes)));
+  });
+
+  app.get("/v1/files", (c) => {
+    const data = store.listFiles(c.req.query("purpose"));
+    return c.json({ object: "list", data, has_more: false });
+  });
+
+  app.get("/v1/files/:id", (c) => {
+    const f = store.getFile(c.req.param("id"));
+    if (!f) throw notFound("file");
+    return c.json(f);
+  });
+
+  app.get("/v1/files/:id/content", (c) => {
+    const bytes = store.fileContent(c.req.param("id"));
+    if (!bytes) throw notFound("file");
+    return c.body(new Uint8Array(bytes), 200, { "content-type": "application/octet-stream" });
+  });
+
+  app.delete("/v1/files/:id", (c) => {
+    const id = c.req.param("id");
+    if (!storeCall(() => store.deleteFile(id))) throw notFound("file");
+    return c.json({ id, object: "file", deleted: true });
+  });
+
+  // ---- OpenAI Batches
+  app.post("/v1/batches", async (c) => {
+    const b = await readJson(c) as Record<string, unknown>;
+    if (b === null || typeof b !== "object") throw badRequest("expected a JSON object");
+    const fileId = b.input_file_id;
+    const endpoint = b.endpoint;
+    const win = b.completion_window ?? "24h";
+    if (typeof fileId !== "string") throw badRequest("input_file_id is required", "input_file_id");
+    if (
+      typeof endpoint !== "string" ||
+      !(OPENAI_BATCH_ENDPOINTS as readonly string[]).includes(endpoint)
+    ) {
+      throw badRequest(
+        `endpoint must be one of ${OPENAI_BATCH_ENDPOINTS.join(", ")}`,
+        "endpoint",
+      );
+    }
+    if (typeof win !== "string") {
+      throw badRequest("completion_window must be a string", "completion_window");
+    }
+    try {
+      windowSeconds(win);
+    } catch (e) {
+      throw badRequest((e as Error).message, "completion_window");
+    }
+    const meta = b.metadata;
+    if (meta !== undefined && meta !== null) {
+      if (typeof meta !== "object" || Array.isArray(meta)) {
+        throw badRequest("metadata must be an object", "metadata");
+      }
+      const entries = Object.entries(meta as Record<string, unknown>);
+      if (
+        entries.length > 16 ||
+        entries.some(([k, v]) =>
+          typeof v !== "string" || k.length > 64 || (v as string).length > 512
+        )
+      ) {
+        throw badRequest(
+          "metadata: at most 16 string pairs (keys up to 64, values up to 512 characters)",
+          "metadata",
+        );
+      }
+    }
+    const f = store.getFile(fileId);
+    if (!f) throw badRequest(`No file ${fileId}`, "input_file_id");
+    if (f.purpose !== "batch") {
+      throw badRequest(`file ${fileId} has purpose "${f.purpose}", not "batch"`, "input_file_id");
+    }
+    const r = parseOpenAIBatchInput(new TextDecoder().decode(store.fileContent(fileId)!), endpoint);
+    if (r.errors.length > 0) {
+      throw badRequest(
+        `invalid batch file: ${describe(r.errors, "line")}`,
+        "input_file_id",
+        "invalid_file",
+      );
+    }
+    const rec = storeCall(() =>
+      store.createBatch({
+        kind: "openai",
+        endpoint,
+        inputFileId: fileId,
+        completionWindow: win,
+        metadata: (meta as Record<string, string> | null | undefined) ?? null,
+        requests: r.requests,
+      })
+    );
+    ctx.runner?.poke();
+    return c.json(openaiBatchObject(rec));
+  });
+
+  app.get("/v1/batches", (c) => {
+    const page = storeCall(() =>
+      store.listBatches("openai", { after: c.req.query("after"), limit: limitOf(c) })
+    );
+    const data = page.data.map(openaiBatchObject);
+    return c.json({
+      object: "list",
+      data,
+      first_id: data[0]?.id ?? null,
+      last_id: data[data.length - 1]?.id ?? null,
+      has_more: page.hasMore,
+    });
+  });
+
+  app.get("/v1/batches/:id", (c) => {
+    const b = store.getBatch(c.req.param("id"));
+    if (!b || b.kind !== "openai") throw notFound("batch");
+    return c.json(openaiBatchObject(b));
+  });
+
+  app.post("/v1/batches/:id/cancel", (c) => {
+    const id = c.req.param("id");
+    const b = store.getBatch(id);
+    if (!b || b.kind !== "openai") throw notFound("batch");
+    const r = storeCall(() => store.cancelBatch(id));
+    ctx.runner?.poke();
+    return c.json(openaiBatchObject(r));
+  });
+
+  // ---- Anthropic Message Batches
+  app.post("/v1/messages/batches", async (c) => {
+    const b = await readJson(c) as Record<string, unknown>;
+    if (b === null || typeof b !== "object") throw badRequest("expected a JSON object");
+    const r = parseAnthropicRequests(b.requests);
+    if (r.errors.length > 0) throw badRequest(`invalid requests: ${describe(r.errors, "request")}`);
+    const rec = storeCall(() =>
+      store.createBatch({ kind: "anthropic", endpoint: "/v1/messages", requests: r.requests })
+    );
+    ctx.runner?.poke();
+    return c.json(anthropicBatchObject(rec, base(c)));
+  });
+
+  app.get("/v1/messages/batches", (c) => {
+    const page = storeCall(() =>
+      store.listBatches("anthropic", {
+        after: c.req.query("after_id") ?? c.req.query("before_id"),
+        limit: limitOf(c, 1000),
+      })
+    );
+    const data = page.data.map((x) => anthropicBatchObject(x, base(c)));
+    return c.json({
+      data,
+      has_more: page.hasMore,
+      first_id: data[0]?.id ?? null,
+      last_id: data[data.length - 1]?.id ?? null,
+    });
+  });
+
+  const anthropicBatch = (c: Context) => {
+    const b = store.getBatch(c.req.param("id")!);
+    if (!b || b.kind !== "anthropic") throw notFound("message batch");
+    return b;
+  };
+
+  app.get(
+    "/v1/messages/batches/:id",
+    (c) => c.json(anthropicBatchObject(anthropicBatch(c), base(c))),
+  );
+
+  app.post("/v1/messages/batches/:id/cancel", (c) => {
+    const b = anthropicBatch(c);
+    const r = storeCall(() => store.cancelBatch(b.id));
+    ctx.runner?.poke();
+    return c.json(anthropicBatchObject(r, base(c)));
+  });
+
+  app.delete("/v1/messages/batches/:id", (c) => {
+    const b = anthropicBatch(c);
+    storeCall(() => store.deleteBatch(b.id));
+    return c.json({ id: b.id, type: "message_batch_deleted" });
+  });
+
+  app.get("/v1/messages/batches/:id/results", (c) => {
+    const b = anthropicBatch(c);
+    if (["in_progress", "cancelling", "validating"].includes(b.status)) {
+      throw badRequest(
+        `message batch ${b.id} is still processing; results are available once it has ended`,
+      );
+    }
+    const text = store.results(b.id).map((r) => JSON.stringify(r.line)).join("\n") + "\n";
+    return c.body(text, 200, { "content-type": "application/x-jsonl" });
+  });
+}
