@@ -22,12 +22,13 @@
  * its ceiling, and spool over llama.cpp.
  */
 import { parseArgs } from "node:util";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { measureDiskBandwidth } from "../runtime/experts/pager.ts";
 import { readGGUF } from "../runtime/gguf/reader.ts";
 import { inspectGGUF } from "../runtime/inspect.ts";
 import { parseSize } from "../runtime/experts/budget.ts";
+import { dropCaches, type Outcome, runCapped } from "./_cgroup.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -55,67 +56,6 @@ if (!existsSync(model)) {
 
 const report = inspectGGUF(readGGUF(model), model);
 const perTokenAll = report.expertBytesPerToken;
-
-// ---- the cgroup
-function cgroupDir(): string {
-  const line = readFileSync("/proc/self/cgroup", "utf8").split("\n").find((l) =>
-    /:memory:/.test(l)
-  );
-  if (!line) throw new Error("no cgroup v1 memory controller (see DESIGN.md §7)");
-  const dir = `/sys/fs/cgroup/memory${line.split(":")[2]}/spoolbench`.replace(/\/+/g, "/");
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
-const CG = cgroupDir();
-const cg = (f: string) => `${CG}/${f}`;
-
-function dropCaches(): void {
-  new Deno.Command("sync").outputSync();
-  writeFileSync("/proc/sys/vm/drop_caches", "3\n");
-}
-
-interface Outcome {
-  ok: boolean;
-  result?: Record<string, number | string | boolean>;
-  error?: string;
-  peakBytes: number;
-  oomKilled: boolean;
-}
-
-async function runCapped(cap: number, argv: string[], timeoutS = 900): Promise<Outcome> {
-  writeFileSync(cg("memory.limit_in_bytes"), String(cap));
-  try {
-    writeFileSync(cg("memory.max_usage_in_bytes"), "0");
-  } catch { /* older kernels */ }
-  const failBefore = Number(readFileSync(cg("memory.failcnt"), "utf8"));
-  dropCaches();
-  const quoted = argv.map((s) => `'${s.replace(/'/g, `'\\''`)}'`).join(" ");
-  const child = new Deno.Command("sh", {
-    args: ["-c", `echo $$ > ${cg("cgroup.procs")}; exec ${quoted}`],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutS * 1000);
-  const out = await child.output();
-  clearTimeout(timer);
-  const peak = Number(readFileSync(cg("memory.max_usage_in_bytes"), "utf8"));
-  const oom = readFileSync(cg("memory.oom_control"), "utf8");
-  const killed = out.signal === "SIGKILL" || /oom_kill [1-9]/.test(oom) && !out.success;
-  void failBefore;
-  const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
-  if (out.success && text.startsWith("{")) {
-    return { ok: true, result: JSON.parse(text), peakBytes: peak, oomKilled: false };
-  }
-  const err = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-3).join(" | ");
-  return {
-    ok: false,
-    error: out.signal
-      ? `killed by ${out.signal}${killed ? " (out of memory or timeout)" : ""}`
-      : `exit ${out.code}: ${err}`,
-    peakBytes: peak,
-    oomKilled: killed,
-  };
-}
 
 // ---- the disk, measured now
 console.log(`model: ${model} (${(report.fileSize / 1e9).toFixed(2)} GB)`);

@@ -80,10 +80,8 @@ async function demoCommand(args: string[]): Promise<number> {
     return 0;
   }
   console.log(formatReport(report));
-  const m = loadModel(path);
-  try {
-    const prompt = "Once upon a time";
-    console.log(`\ngenerating 32 tokens (greedy) from ${JSON.stringify(prompt)} ...`);
+  const prompt = "Once upon a time";
+  const gen = async (m: ReturnType<typeof loadModel>) => {
     const it = m.generate(prompt, { maxTokens: 32, temperature: 0 });
     const ids: number[] = [];
     let text = "";
@@ -93,16 +91,57 @@ async function demoCommand(args: string[]): Promise<number> {
       text += r.value.text;
       r = await it.next();
     }
-    const res = r.value;
-    console.log(`tokens: ${ids.join(" ")}`);
-    console.log(`text:   ${JSON.stringify(text)}  (random weights: not language)`);
+    return { ids, text, res: r.value };
+  };
+  const speed = (
+    res: {
+      promptTokens: number;
+      prefillSeconds: number;
+      completionTokens: number;
+      decodeSeconds: number;
+    },
+  ) =>
+    `prefill ${(res.promptTokens / res.prefillSeconds).toFixed(1)} tok/s, decode ` +
+    `${(res.completionTokens / res.decodeSeconds).toFixed(1)} tok/s`;
+  let ids: number[] = [];
+  const m = loadModel(path, { expertCache: 0 });
+  try {
+    console.log(`\n1. every expert mapped: 32 tokens (greedy) from ${JSON.stringify(prompt)}`);
+    const g = await gen(m);
+    ids = g.ids;
+    console.log(`tokens: ${g.ids.join(" ")}`);
+    console.log(`text:   ${JSON.stringify(g.text)}  (random weights: not language)`);
     console.log(
-      `speed:  prefill ${(res.promptTokens / res.prefillSeconds).toFixed(1)} tok/s, decode ` +
-        `${(res.completionTokens / res.decodeSeconds).toFixed(1)} tok/s on ${m.model.threads} ` +
-        `threads; each token reads ${formatBytes(report.bytesPerToken)}`,
+      `speed:  ${speed(g.res)} on ${m.model.threads} threads; each token reads ` +
+        formatBytes(report.bytesPerToken),
     );
   } finally {
     m.close();
+  }
+  // spool's main job: the experts do not fit, so they are read from disk into a cache
+  const budget = Math.floor(report.expertBytes / 3);
+  const c = loadModel(path, { expertCache: budget });
+  try {
+    console.log(
+      `\n2. experts paged from disk into a ${formatBytes(budget)} cache (a third of the ` +
+        `${formatBytes(report.expertBytes)} of experts), same prompt`,
+    );
+    const g = await gen(c);
+    const s = c.expertStats()!;
+    console.log(
+      `tokens: ${
+        g.ids.join(" ") === ids.join(" ") ? "identical to the mapped run" : g.ids.join(" ")
+      }`,
+    );
+    console.log(`speed:  ${speed(g.res)}`);
+    console.log(
+      `cache:  ${s.slots} slots, hit rate ${(s.hitRate * 100).toFixed(1)}%, ` +
+        `${formatBytes(s.bytesRead)} read at ${s.readGBps.toFixed(2)} GB/s, ` +
+        `stall ${(s.perToken.stallSeconds * 1000).toFixed(2)} ms/token, ` +
+        `next-layer predictor precision ${(s.precision * 100).toFixed(0)}%`,
+    );
+  } finally {
+    c.close();
   }
   return 0;
 }

@@ -229,6 +229,8 @@ export class Model {
   #profile: { recorder: ProfileRecorder; path: string; identity: ModelIdentity } | null = null;
   /** Experts pinned from a profile at load. */
   pinnedFromProfile = 0;
+  /** Run first by close() (e.g. the shared step session of batched evaluation). */
+  #closers: (() => void)[] = [];
   /** The file's identity at load: inode, size, modification time. */
   #stat: { ino: number; size: number; mtimeMs: number } | null = null;
 
@@ -542,7 +544,17 @@ export class Model {
     }
   }
 
+  /** Call `f` when the model closes, before its memory goes. */
+  onClose(f: () => void): void {
+    this.#closers.push(f);
+  }
+
   #release(): void {
+    for (const f of this.#closers.splice(0)) {
+      try {
+        f();
+      } catch { /* closing must go on */ }
+    }
     this.#closed = true;
     const ex = this.#experts;
     if (ex) {

@@ -72,8 +72,9 @@ export class Session {
   #kCache: NativeBuffer[] = [];
   #vCache: NativeBuffer[] = [];
   #buf: Record<string, NativeBuffer> = {};
-  #scratch: NativeBuffer;
-  #pos: NativeBuffer;
+  #scratch!: NativeBuffer;
+  #pos!: NativeBuffer;
+  #ready = false;
   #closed = false;
   /** Expert cache state, when the model serves experts from a cache. */
   #ex: CachedExperts | null = null;
@@ -85,12 +86,23 @@ export class Session {
     const c = model.config;
     this.nCtx = Math.max(1, opts.nCtx ?? Math.min(c.nCtxTrain || 4096, 4096));
     this.batch = Math.max(1, opts.batch ?? 64);
-    const B = this.batch;
     const kvRow = c.nHeadKv * c.headDim * 2;
     for (let i = 0; i < c.nLayer; i++) {
       this.#kCache.push(new NativeBuffer(this.nCtx * kvRow));
       this.#vCache.push(new NativeBuffer(this.nCtx * c.nHeadKv * c.headDimV * 2));
     }
+  }
+
+  /**
+   * Allocate the step buffers (activations, 8-bit scratch, positions, expert tables) on
+   * first use: a session that only holds a KV cache for batched steps (evalMany runs them
+   * in another session's buffers) never pays for them.
+   */
+  #ensureBuffers(): void {
+    if (this.#ready) return;
+    const model = this.model;
+    const c = model.config;
+    const B = this.batch;
     const f = (n: number) => new NativeBuffer(Math.max(1, n) * 4);
     const ff = Math.max(c.nFfExp, c.nFfShexp);
     this.#buf = {
@@ -145,6 +157,7 @@ export class Session {
     this.#pos = new NativeBuffer(B * 4);
     const src = model.expertSource;
     if (src) this.#ex = new CachedExperts(src, c.nExpert, B * c.nExpertUsed);
+    this.#ready = true;
   }
 
   /** Tokens in the cache. */
@@ -198,8 +211,8 @@ export class Session {
    * to its session and returns the logits of each item's last token (a copy per item).
    * The rows of all items run through the layers together, so an expert routed to by
    * several sequences is read once for all of them; attention stays per sequence. `scratch`
-   * (default: the first item's session) lends its buffers; steps of more rows than its
-   * batch are split into waves.
+   * lends its buffers (default: one step session per model, kept for later steps, with room
+   * for one row per item up to 512); steps of more rows than its batch are split into waves.
    * @throws ContextOverflowError if any item does not fit its session (nothing is evaluated)
    */
   static evalMany(
@@ -207,8 +220,8 @@ export class Session {
     scratch?: Session,
   ): Float32Array[] {
     if (items.length === 0) return [];
-    const owner = scratch ?? items[0].session;
-    const model = owner.model;
+    const model = items[0].session.model;
+    const owner = scratch ?? Session.#shared(model, items.length);
     const nVocab = model.config.nVocab;
     const seen = new Set<Session>();
     for (const [k, it] of items.entries()) {
@@ -272,19 +285,32 @@ export class Session {
     return out;
   }
 
+  /** Per model: the session whose buffers batched steps run in (see evalMany). */
+  static #stepSessions = new WeakMap<Model, Session>();
+
+  /** The model's shared step session, with room for at least `rows` rows (64 to 512). */
+  static #shared(model: Model, rows: number): Session {
+    let s = Session.#stepSessions.get(model);
+    const want = Math.min(512, Math.max(64, rows));
+    if (!s || s.#closed || s.batch < want) {
+      s?.close();
+      s = new Session(model, { nCtx: 1, batch: want });
+      Session.#stepSessions.set(model, s);
+      const made = s;
+      model.onClose(() => made.close());
+    }
+    return s;
+  }
+
   /** Free the KV cache and buffers. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (
-      const b of [
-        ...this.#kCache,
-        ...this.#vCache,
-        ...Object.values(this.#buf),
-        this.#scratch,
-        this.#pos,
-      ]
-    ) b.free();
+    for (const b of [...this.#kCache, ...this.#vCache, ...Object.values(this.#buf)]) b.free();
+    if (this.#ready) {
+      this.#scratch.free();
+      this.#pos.free();
+    }
     this.#logitsMany?.free();
     this.#ex?.free(this.model.path);
   }
@@ -326,6 +352,7 @@ export class Session {
     want: readonly number[],
     emit: (i: number, logits: Float32Array) => void,
   ): void {
+    this.#ensureBuffers();
     const model = this.model;
     const c = model.config;
     const s = native().sym;

@@ -1,0 +1,153 @@
+/**
+ * Batch benchmark (issue 6): aggregate greedy decode throughput of B sequences stepped
+ * together, for a model larger than the RAM it is given, spool against llama.cpp
+ * (node-llama-cpp with B sequences in one context) in the same run.
+ *
+ *   deno run -A bench/batch.ts [--model FILE] [--cap 4G] [--bs 1,8,32,64] [--prompt-len 8]
+ *                              [--decode 8] [--threads 2] [--llama-decode 2] [--no-llama]
+ *                              [--no-compute]
+ *
+ * Needs root (memory cgroup, drop_caches; DESIGN.md §7). Each run is a fresh process in the
+ * cgroup, cold. spool runs Session.evalMany: in every step each routed expert is read once
+ * for all the sequences routed to it (expert-major).
+ *
+ * The ceiling of each B is the smaller of
+ *   - the SSD bound: B tokens per step over the time to read the step's missing experts,
+ *     (1 − h) · L · N(1 − (1 − k/N)^B) experts of S bytes, at the disk bandwidth measured in
+ *     this run (h: the hit rate observed), and
+ *   - the compute bound: the same B-row step with every expert resident in RAM (measured in
+ *     this run, uncapped, page cache warm).
+ */
+import { parseArgs } from "node:util";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { measureDiskBandwidth } from "../runtime/experts/pager.ts";
+import { readGGUF } from "../runtime/gguf/reader.ts";
+import { inspectGGUF } from "../runtime/inspect.ts";
+import { parseSize } from "../runtime/experts/budget.ts";
+import { distinctExperts } from "../runtime/batch/plan.ts";
+import { dropCaches, type Outcome, runCapped } from "./_cgroup.ts";
+
+const { values: a } = parseArgs({
+  options: {
+    model: { type: "string" },
+    cap: { type: "string", default: "4G" },
+    bs: { type: "string", default: "1,8,32,64" },
+    "prompt-len": { type: "string", default: "8" },
+    decode: { type: "string", default: "8" },
+    threads: { type: "string", default: "2" },
+    "llama-decode": { type: "string", default: "2" },
+    "no-llama": { type: "boolean", default: false },
+    "no-compute": { type: "boolean", default: false },
+  },
+});
+
+const model = a.model ?? fileURLToPath(new URL("./out/qwen3-30b-a3b-q4km.gguf", import.meta.url));
+if (!existsSync(model)) {
+  console.error(`${model} is missing: make it with bench/offload.ts or spool synth (see README)`);
+  Deno.exit(1);
+}
+const WORKER = fileURLToPath(new URL("./_batch_worker.ts", import.meta.url));
+const rep = inspectGGUF(readGGUF(model), model);
+const L = rep.moeLayers, N = rep.expertCount, k = rep.expertUsedCount, S = rep.bytesPerExpert;
+const cap = parseSize(a.cap!) as number;
+const Bs = a.bs!.split(",").map(Number);
+const PL = a["prompt-len"]!, D = a.decode!, T = a.threads!;
+const deno = Deno.execPath();
+
+console.log(
+  `model: ${model} (${
+    (rep.fileSize / 1e9).toFixed(2)
+  } GB, ${L} MoE layers × ${N} experts, top-${k}, ` +
+    `${(S / 1e6).toFixed(2)} MB per expert); cap ${a.cap}; threads ${T}`,
+);
+dropCaches();
+const disk = measureDiskBandwidth(model, { depths: [4, 8], requestBytes: 1 << 20, seconds: 2 });
+const bw = Math.max(...disk.rows.map((r) => r.gbps)) * 1e9;
+console.log(`disk (O_DIRECT, 1 MiB random reads): ${(bw / 1e9).toFixed(2)} GB/s`);
+
+interface Row {
+  B: number;
+  spool?: Outcome;
+  compute?: Record<string, unknown>;
+  llama?: Outcome;
+}
+const rows: Row[] = [];
+for (const B of Bs) {
+  const row: Row = { B };
+  console.log(`[B=${B}] spool under ${a.cap}...`);
+  row.spool = await runCapped(cap, [
+    deno,
+    "run",
+    "-A",
+    WORKER,
+    "spool",
+    model,
+    String(B),
+    PL,
+    D,
+    T,
+  ]);
+  console.log("  ", JSON.stringify(row.spool.result ?? row.spool.error));
+  if (!a["no-compute"]) {
+    console.log(`[B=${B}] compute bound (uncapped, warm)...`);
+    const c = new Deno.Command(deno, {
+      args: ["run", "-A", WORKER, "spool", model, String(B), PL, "4", T, "mapped"],
+      stdout: "piped",
+      stderr: "inherit",
+    }).outputSync();
+    const line = new TextDecoder().decode(c.stdout).trim().split("\n").pop() ?? "";
+    row.compute = line.startsWith("{") ? JSON.parse(line) : undefined;
+    console.log("  ", line);
+  }
+  if (!a["no-llama"]) {
+    console.log(`[B=${B}] llama.cpp under ${a.cap}...`);
+    row.llama = await runCapped(
+      cap,
+      [deno, "run", "-A", WORKER, "llama", model, String(B), PL, a["llama-decode"]!, T],
+      1200,
+    );
+    console.log("  ", JSON.stringify(row.llama.result ?? row.llama.error));
+  }
+  rows.push(row);
+}
+
+const head = [
+  "B",
+  "spool tok/s",
+  "hit rate",
+  "experts read/step",
+  "SSD bound",
+  "compute bound",
+  "ceiling",
+  "spool/ceiling",
+  "llama.cpp tok/s",
+  "spool/llama.cpp",
+];
+console.log(`\n| ${head.join(" | ")} |\n|${head.map(() => "---").join("|")}|`);
+for (const r of rows) {
+  const s = r.spool?.ok ? r.spool.result! : null;
+  const tok = s ? Number(s.decodeTokS) : 0;
+  const h = s ? Number(s.hitRate ?? 0) : 0;
+  const perStep = L * distinctExperts(N, k, r.B);
+  const ssd = (r.B * bw) / Math.max(1, (1 - h) * perStep * S);
+  const comp = r.compute ? Number(r.compute.decodeTokS) : Infinity;
+  const ceil = Math.min(ssd, comp);
+  const lt = r.llama?.ok ? Number(r.llama.result!.decodeTokS) : 0;
+  console.log(
+    `| ${
+      [
+        r.B,
+        s ? tok.toFixed(2) : r.spool?.error ?? "-",
+        s ? h.toFixed(3) : "-",
+        s ? (Number(s.bytesPerStep) / S).toFixed(0) : "-",
+        ssd.toFixed(2),
+        Number.isFinite(comp) ? comp.toFixed(2) : "-",
+        ceil.toFixed(2),
+        s ? (tok / ceil).toFixed(2) : "-",
+        lt > 0 ? lt.toFixed(3) : r.llama ? r.llama.error ?? "failed" : "-",
+        lt > 0 && s ? `${(tok / lt).toFixed(1)}×` : "-",
+      ].join(" | ")
+    } |`,
+  );
+}
