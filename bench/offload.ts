@@ -4,7 +4,7 @@
  *
  *   deno run -A bench/offload.ts [--model FILE] [--caps 4G,6G] [--decode 16] [--prompts 4]
  *                                [--prompt-len 16] [--threads 2] [--llama-decode 3]
- *                                [--no-llama] [--prefetch both|on|off]
+ *                                [--no-llama] [--prefetch auto,on,off]
  *
  * Needs root (it creates a memory cgroup and drops the page cache before each run). The
  * model defaults to bench/out/qwen3-30b-a3b-q4km.gguf (9.5 GB; made with `spool synth` if
@@ -16,10 +16,12 @@
  *   - llama.cpp through node-llama-cpp with its defaults (mmap; the prebuilt library has no
  *     switch for repacking), one prompt.
  * Printed per cap: time to first token, decode tok/s, hit rate, bytes read per token, read
- * GB/s, stall per token, predictor precision and recall, the cgroup's peak usage; the SSD
- * ceiling BW / ((1-h)·bytes per token at h=0) from the disk bandwidth measured in this run
- * (O_DIRECT, 1 MiB requests, pager threads in flight) and the hit rate observed; spool over
- * its ceiling, and spool over llama.cpp.
+ * GB/s, stall per token, predictor precision and recall, the cgroup's peak usage; the
+ * ceiling min(BW / bytes read per token, compute bound), where bytes read per token is
+ * (1 − h)·L·k·S without prefetch (h observed), BW is the disk bandwidth measured in this run
+ * (O_DIRECT, 1 MiB random requests, 4 and 8 in flight) or the run's own read bandwidth, and
+ * the compute bound is the same decode with every weight in RAM, measured in this run;
+ * spool over its ceiling, and spool over llama.cpp.
  */
 import { parseArgs } from "node:util";
 import { existsSync, mkdirSync } from "node:fs";
@@ -40,7 +42,8 @@ const { values: a } = parseArgs({
     threads: { type: "string", default: "2" },
     "llama-decode": { type: "string", default: "3" },
     "no-llama": { type: "boolean", default: false },
-    prefetch: { type: "string", default: "both" },
+    "no-compute": { type: "boolean", default: false },
+    prefetch: { type: "string", default: "auto,on,off" },
   },
 });
 
@@ -73,6 +76,33 @@ const disk = measureDiskBandwidth(model, {
   rounds: 1,
 });
 const diskGBps = Math.max(...disk.rows.map((r) => r.gbps));
+
+// the compute bound: the same decode with every weight in RAM (uncapped, page cache warm;
+// the first of the worker's prompts warms it)
+let computeTokS = Infinity;
+if (!a["no-compute"]) {
+  console.log("compute bound: uncapped, mapped, warm...");
+  const c = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      WORKER,
+      "spool",
+      model,
+      a.decode!,
+      "3",
+      a["prompt-len"]!,
+      a.threads!,
+      "off",
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+    env: { SPOOL_BENCH_SKIP_FIRST: "1" },
+  }).outputSync();
+  const line = new TextDecoder().decode(c.stdout).trim().split("\n").pop() ?? "";
+  if (line.startsWith("{")) computeTokS = Number(JSON.parse(line).decodeTokS);
+  console.log(`   ${computeTokS.toFixed(2)} tok/s`);
+}
 console.log(
   `disk (O_DIRECT, 1 MiB random reads): ` +
     disk.rows.map((r) => `${r.depth} in flight ${r.gbps.toFixed(2)} GB/s`).join(", "),
@@ -81,7 +111,7 @@ console.log(
 const D = a.decode!, P = a.prompts!, PL = a["prompt-len"]!, T = a.threads!;
 const deno = Deno.execPath();
 const rows: string[][] = [];
-const prefetchModes = a.prefetch === "both" ? ["on", "off"] : [a.prefetch!];
+const prefetchModes = a.prefetch!.split(",");
 for (const capText of a.caps!.split(",")) {
   const cap = parseSize(capText) as number;
   const gb = (cap / 2 ** 30).toFixed(0) + " GiB";
@@ -111,12 +141,27 @@ for (const capText of a.caps!.split(",")) {
   for (const pf of prefetchModes) {
     const o = spool[pf];
     if (!o.ok) {
-      rows.push([gb, `spool (prefetch ${pf})`, o.error ?? "failed", "", "", "", "", "", "", ""]);
+      rows.push([
+        gb,
+        `spool (prefetch ${pf})`,
+        o.error ?? "failed",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+      ]);
       continue;
     }
     const r = o.result!;
     const h = Number(r.hitRate);
-    const ceiling = diskGBps * 1e9 / ((1 - h) * perTokenAll);
+    // bytes actually read per token (for prefetch off: (1 - h) · L · k · S)
+    const perTok = Math.max(1, Number(r.bytesPerToken));
+    const ceiling = Math.min(diskGBps * 1e9 / perTok, computeTokS);
+    const ceilingRun = Math.min(Number(r.readGBps) * 1e9 / perTok, computeTokS);
     const tok = Number(r.decodeTokS);
     rows.push([
       gb,
@@ -128,8 +173,12 @@ for (const capText of a.caps!.split(",")) {
       Number(r.readGBps).toFixed(2),
       `${(Number(r.stallPerToken) * 1000).toFixed(0)} ms`,
       `${ceiling.toFixed(2)} (${(tok / ceiling).toFixed(2)})`,
+      `${ceilingRun.toFixed(2)} (${(tok / ceilingRun).toFixed(2)})`,
       `${(o.peakBytes / 2 ** 30).toFixed(2)} GiB`,
-      r.prefetch ? `${Number(r.precision).toFixed(2)}/${Number(r.recall).toFixed(2)}` : "-",
+      r.prefetch !== "off"
+        ? `${Number(r.precision).toFixed(2)}/${Number(r.recall).toFixed(2)}` +
+          (r.prefetch === "auto" ? ` (auto: ${r.decided})` : "")
+        : "-",
       lt > 0 ? `${(tok / lt).toFixed(1)}×` : llama ? "llama.cpp failed" : "-",
     ]);
   }
@@ -139,6 +188,7 @@ for (const capText of a.caps!.split(",")) {
       "llama.cpp",
       llama.ok ? `${Number(llama.result!.ttftSeconds).toFixed(1)} s` : llama.error ?? "failed",
       llama.ok ? lt.toFixed(3) : "-",
+      "",
       "",
       "",
       "",
@@ -160,11 +210,16 @@ const head = [
   "read/token",
   "read GB/s",
   "stall/token",
-  "SSD ceiling (ratio)",
+  "ceiling, disk bench BW (ratio)",
+  "ceiling, in-run read BW (ratio)",
   "cgroup peak",
   "pred. prec/recall",
   "vs llama.cpp",
 ];
-console.log(`\ndisk bandwidth this run: ${diskGBps.toFixed(2)} GB/s; threads ${T}`);
+console.log(
+  `\ndisk bandwidth this run: ${diskGBps.toFixed(2)} GB/s; compute bound ` +
+    `${computeTokS.toFixed(2)} tok/s; threads ${T}. Ceiling = min(BW / bytes read per ` +
+    `token, compute bound), with BW from the disk benchmark or the run's own reads.`,
+);
 console.log(`| ${head.join(" | ")} |\n|${head.map(() => "---").join("|")}|`);
 for (const r of rows) console.log(`| ${r.join(" | ")} |`);

@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { loadModel, type SpoolModel } from "../runtime/api.ts";
 import { benchModel } from "../runtime/engine/bench.ts";
 import { formatSize, parseSize } from "../runtime/experts/budget.ts";
+import type { PrefetchMode } from "../runtime/experts/prefetch.ts";
 import type { GenerateOptions, GenerationResult } from "../runtime/engine/generate.ts";
 import { Session } from "../runtime/engine/session.ts";
 import type { ChatMessage } from "../runtime/tokenizer/chat_template.ts";
@@ -82,11 +83,13 @@ function sizeOption(v: Record<string, unknown>, name: string): number | "auto" |
 }
 
 function memoryOptions(v: Record<string, unknown>) {
-  let prefetch: boolean | undefined;
+  let prefetch: PrefetchMode | undefined;
   if (v.prefetch !== undefined) {
     const t = String(v.prefetch).toLowerCase();
-    if (t !== "on" && t !== "off") usage(`--prefetch takes on or off, got "${v.prefetch}"`);
-    prefetch = t === "on";
+    if (t !== "on" && t !== "off" && t !== "auto") {
+      usage(`--prefetch takes auto, on or off, got "${v.prefetch}"`);
+    }
+    prefetch = t as PrefetchMode;
   }
   return {
     expertCache: sizeOption(v, "expert-cache"),
@@ -306,11 +309,18 @@ function benchCommand(args: string[]): number {
           `${formatSize(d.bytesPerToken)} read per token at ${d.readGBps.toFixed(2)} GB/s, ` +
           `stall ${(d.stallSecondsPerToken * 1000).toFixed(2)} ms per token`,
       );
+      const pf = r.prefetch;
       console.log(
-        c.predicted > 0
-          ? `next-layer predictor: precision ${(c.precision * 100).toFixed(1)}%, recall ` +
-            `${(c.recall * 100).toFixed(1)}% (${c.predicted} experts predicted)`
-          : "next-layer predictor: off",
+        `next-layer prefetch: ${pf?.mode ?? "?"}` +
+          (pf?.decided
+            ? ` (measured: ${pf.decided}; ` +
+              `${(pf.onSecondsPerToken * 1000).toFixed(1)} ms/token with, ` +
+              `${(pf.offSecondsPerToken * 1000).toFixed(1)} ms/token without)`
+            : "") +
+          (c.predicted > 0
+            ? `; precision ${(c.precision * 100).toFixed(1)}%, recall ` +
+              `${(c.recall * 100).toFixed(1)}% (${c.predicted} experts predicted)`
+            : ""),
       );
       if (c.pinned > 0) console.log(`pinned from the profile: ${c.pinned} experts`);
     }

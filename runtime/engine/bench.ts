@@ -5,6 +5,7 @@
  */
 import type { CacheSnapshot, CacheStats } from "../experts/cache.ts";
 import { Model } from "./model.ts";
+import type { PrefetchMode, PrefetchState } from "../experts/prefetch.ts";
 import { Session } from "./session.ts";
 
 /** Options of {@link benchModel}. */
@@ -21,7 +22,7 @@ export interface BenchOptions {
   /** Memory budget (see LoadOptions.ramBudget). */
   ramBudget?: number | "auto";
   /** Next-layer prefetch (see LoadOptions.prefetch). */
-  prefetch?: boolean;
+  prefetch?: boolean | PrefetchMode;
   /** Hot-expert profile file (see LoadOptions.expertProfile). */
   expertProfile?: string;
 }
@@ -111,6 +112,8 @@ export function benchModel(path: string, opts: BenchOptions = {}): {
   cache?: CacheSnapshot;
   /** Decode-only cache figures over all runs. */
   decodeCache?: DecodeCacheStats;
+  /** The prefetch controller's state after the runs. */
+  prefetch?: PrefetchState;
 } {
   const t0 = performance.now();
   const model = Model.load(path, {
@@ -134,6 +137,7 @@ export function benchModel(path: string, opts: BenchOptions = {}): {
     };
     if (model.expertCache) {
       out.cache = model.expertCache.snapshot();
+      out.prefetch = model.expertCacheStats()!.prefetch;
       let hits = 0, misses = 0, bytes = 0, secs = 0, stall = 0, tokens = 0;
       for (const r of runs) {
         const d = r.decodeCache!;

@@ -34,6 +34,7 @@ import {
   saveProfile,
 } from "../experts/profile.ts";
 import { existsSync, statSync } from "node:fs";
+import { PrefetchController, type PrefetchMode, type PrefetchState } from "../experts/prefetch.ts";
 
 /** A 2-D weight (rows × cols) in the mapping: y = W x has `rows` outputs. */
 export interface Weight {
@@ -127,9 +128,11 @@ export interface LoadOptions {
   ramBudget?: number | "auto";
   /**
    * With an expert cache: predict each layer's experts by applying its router to the
-   * previous layer's hidden state, and read them while that layer computes (default true).
+   * previous layer's hidden state, and read them while that layer computes. "auto" (the
+   * default) measures decode steps with and without it and keeps the faster (see
+   * {@link PrefetchController}); true/"on" and false/"off" force it.
    */
-  prefetch?: boolean;
+  prefetch?: boolean | PrefetchMode;
   /**
    * A hot-expert profile file (`--expert-profile`). If it exists (and belongs to this
    * model) its hottest experts are pinned in the cache at load, up to `pinFraction` of the
@@ -178,8 +181,8 @@ export interface ExpertSource {
   direct: boolean;
   /** Numeric address of the cache arena's byte 0. */
   readonly arenaAddress: number;
-  /** Apply the next layer's router early and read its predicted experts ahead. */
-  prefetch: boolean;
+  /** Whether to apply the next layer's router early and read its predicted experts ahead. */
+  readonly prefetch: PrefetchController;
   /** Pager wall time (ns) already reported to the cache's read statistics. */
   wallMark: number;
 }
@@ -413,7 +416,7 @@ export class Model {
           model,
           budget,
           opts.pagerThreads ?? 4,
-          opts.prefetch ?? true,
+          opts.prefetch === true ? "on" : opts.prefetch === false ? "off" : opts.prefetch ?? "auto",
         );
       }
       if (opts.expertProfile !== undefined) model.#openProfile(opts.expertProfile, opts);
@@ -436,9 +439,10 @@ export class Model {
     return this.#experts?.cache ?? null;
   }
 
-  /** The cache's statistics, or null without a cache. */
-  expertCacheStats(): CacheSnapshot | null {
-    return this.#experts?.cache.snapshot() ?? null;
+  /** The cache's statistics and the prefetch controller's state, or null without a cache. */
+  expertCacheStats(): (CacheSnapshot & { prefetch: PrefetchState }) | null {
+    const ex = this.#experts;
+    return ex ? { ...ex.cache.snapshot(), prefetch: ex.prefetch.state() } : null;
   }
 
   /** What sessions read experts through (null when every expert is mapped). */
@@ -576,7 +580,7 @@ function openExpertSource(
   model: Model,
   budgetBytes: number,
   threads: number,
-  prefetch: boolean,
+  prefetch: PrefetchMode,
 ): ExpertSource {
   const nExpert = model.config.nExpert, k = model.config.nExpertUsed;
   // a decode step holds the k experts of one layer at once: fewer slots cannot run
@@ -608,7 +612,15 @@ function openExpertSource(
     }
     pager = Pager.create(Math.max(1, Math.min(threads, 256)));
     const arenaAddress = native().address(cache.arena!.ptr);
-    return { cache, pager, fd, direct, arenaAddress, prefetch, wallMark: 0 };
+    return {
+      cache,
+      pager,
+      fd,
+      direct,
+      arenaAddress,
+      prefetch: new PrefetchController(prefetch),
+      wallMark: 0,
+    };
   } catch (e) {
     pager?.close();
     if (fd >= 0) closeFile(fd, model.path);

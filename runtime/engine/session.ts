@@ -69,8 +69,15 @@ export class Session {
   readonly batch: number;
   /** Tokens in the KV cache, in order. */
   readonly tokens: number[] = [];
-  #kCache: NativeBuffer[] = [];
-  #vCache: NativeBuffer[] = [];
+  /**
+   * K and V of every layer, one buffer each: (nLayer, nCtx, nHeadKv × headDim) f16. One
+   * large block is a lazy mapping (spool_alloc), so only the positions used take memory.
+   */
+  #kAll: NativeBuffer;
+  #vAll: NativeBuffer;
+  /** Bytes of one layer's K (V) in #kAll (#vAll). */
+  readonly #kLayer: number;
+  readonly #vLayer: number;
   #buf: Record<string, NativeBuffer> = {};
   #scratch!: NativeBuffer;
   #pos!: NativeBuffer;
@@ -86,11 +93,10 @@ export class Session {
     const c = model.config;
     this.nCtx = Math.max(1, opts.nCtx ?? Math.min(c.nCtxTrain || 4096, 4096));
     this.batch = Math.max(1, opts.batch ?? 64);
-    const kvRow = c.nHeadKv * c.headDim * 2;
-    for (let i = 0; i < c.nLayer; i++) {
-      this.#kCache.push(new NativeBuffer(this.nCtx * kvRow));
-      this.#vCache.push(new NativeBuffer(this.nCtx * c.nHeadKv * c.headDimV * 2));
-    }
+    this.#kLayer = this.nCtx * c.nHeadKv * c.headDim * 2;
+    this.#vLayer = this.nCtx * c.nHeadKv * c.headDimV * 2;
+    this.#kAll = new NativeBuffer(c.nLayer * this.#kLayer, { align: 4096 });
+    this.#vAll = new NativeBuffer(c.nLayer * this.#vLayer, { align: 4096 });
   }
 
   /**
@@ -122,7 +128,7 @@ export class Session {
       moe: f(B * c.nEmbd),
       logits: f(c.nVocab),
     };
-    if (model.expertSource?.prefetch) {
+    if (model.expertSource && model.expertSource.prefetch.mode !== "off") {
       // the predictor: next layer's ffn norm and router on this layer's residual
       this.#buf.ph = f(B * c.nEmbd);
       this.#buf.prouter = f(B * c.nExpert);
@@ -306,7 +312,7 @@ export class Session {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const b of [...this.#kCache, ...this.#vCache, ...Object.values(this.#buf)]) b.free();
+    for (const b of [this.#kAll, this.#vAll, ...Object.values(this.#buf)]) b.free();
     if (this.#ready) {
       this.#scratch.free();
       this.#pos.free();
@@ -372,12 +378,15 @@ export class Session {
     }
     const pos = this.#pos.i32;
     for (const g of segs) for (let j = 0; j < g.n; j++) pos[g.row + j] = g.pos0 + j;
+    const t0 = performance.now();
     try {
       for (let li = 0; li < c.nLayer; li++) this.#layer(li, model.layers[li], m, segs);
     } catch (e) {
       this.#ex?.abandonPrefetch(model.path);
       throw e;
     }
+    // decode steps tell the prefetch controller what prefetching is worth here
+    this.#ex?.src.prefetch.record(m, (performance.now() - t0) / 1000, m === segs.length);
     const nw = want.length;
     if (nw === 0) return;
     // final norm on the rows wanted, gathered into h (nw, E), then one output product
@@ -432,14 +441,15 @@ export class Session {
     this.#rope(B.k.ptr, m, c.nHeadKv);
     const nAtt = c.nHead * c.headDimV;
     for (const g of segs) {
-      const kc = g.s.#kCache[li], vc = g.s.#vCache[li];
-      s.spool_f32_to_f16(B.k.ptrAt(g.row * nk * 4), kc.ptrAt(g.pos0 * nk * 2), g.n * nk);
-      s.spool_f32_to_f16(B.v.ptrAt(g.row * nv * 4), vc.ptrAt(g.pos0 * nv * 2), g.n * nv);
+      const kOff = li * g.s.#kLayer, vOff = li * g.s.#vLayer;
+      const kc = g.s.#kAll, vc = g.s.#vAll;
+      s.spool_f32_to_f16(B.k.ptrAt(g.row * nk * 4), kc.ptrAt(kOff + g.pos0 * nk * 2), g.n * nk);
+      s.spool_f32_to_f16(B.v.ptrAt(g.row * nv * 4), vc.ptrAt(vOff + g.pos0 * nv * 2), g.n * nv);
       const st = s.spool_attention(
         this.model.pool,
         B.q.ptrAt(g.row * nq * 4),
-        kc.ptr,
-        vc.ptr,
+        kc.ptrAt(kOff),
+        vc.ptrAt(vOff),
         B.att.ptrAt(g.row * nAtt * 4),
         g.n,
         c.nHead,
@@ -566,7 +576,7 @@ export class Session {
       const t1 = ex.groupEnd(ids, t0, m, K, cap);
       ex.load(L, li, ids.subarray(t0 * K, t1 * K), (t1 - t0) * K, this.model.path);
       try {
-        if (t0 === 0 && t1 === m && ex.src.prefetch && li + 1 < c.nLayer) {
+        if (t0 === 0 && t1 === m && ex.src.prefetch.active && li + 1 < c.nLayer) {
           this.#prefetch(li + 1, m);
         }
         this.#moeFfn(L, t0, t1 - t0, ex.gate.ptr, ex.up.ptr, ex.down.ptr);

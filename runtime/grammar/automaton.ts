@@ -224,13 +224,14 @@ export function compileSchema(schema: unknown, root: unknown = schema): GNode {
           )
           : [];
         // additionalProperties: false -> none; a schema -> that; true -> any; absent -> any
-        // key only when the object declares no properties at all (documented in mod.ts).
+        // key only when the schema has no `properties` keyword at all: `properties: {}` is
+        // how tools say "no arguments" (documented in mod.ts).
         const ap = s.additionalProperties;
         const additional = ap === false
           ? null
           : isObj(ap)
           ? build(ap)
-          : ap === true || names.length === 0
+          : ap === true || !isObj(s.properties)
           ? ANY
           : null;
         return { k: "obj", id: nextNodeId++, props, names, required, additional };

@@ -115,6 +115,9 @@ Deno.test("json_schema: properties, required, additionalProperties, types, enum,
   // declared properties only when additionalProperties is absent; any key for a bare object
   assert.ok(!matches(schema({ type: "object", properties: { a: {} } }), '{"b": 1}'));
   assert.ok(matches(schema({ type: "object" }), '{"b": 1}'));
+  // `properties: {}` is a tool without arguments: only {}
+  assert.ok(matches(schema({ type: "object", properties: {} }), "{}"));
+  assert.ok(!matches(schema({ type: "object", properties: {} }), '{"b": 1}'));
   assert.ok(matches(schema({ additionalProperties: { type: "integer" } }), '{"b": 1}'));
   assert.ok(!matches(schema({ additionalProperties: { type: "integer" } }), '{"b": "1"}'));
 });

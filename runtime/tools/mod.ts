@@ -171,7 +171,9 @@ class Emitter {
   #index = 0;
   #cur = -1;
   #args = "";
-  #afterCall = false;
+  // whitespace-only content is held until something else comes: dropped before or between
+  // calls (and at the end), emitted with the text that follows otherwise
+  #afterCall = true;
   #ws = "";
   constructor(readonly format: ToolFormat, readonly tools: readonly ToolDef[]) {}
 
@@ -183,7 +185,7 @@ class Emitter {
   content(text: string): void {
     if (text === "") return;
     if (this.#afterCall) {
-      // whitespace between calls, or after the last one, is not content
+      // whitespace before the first call, between calls, or after the last is not content
       if (text.trim() === "") {
         this.#ws += text;
         return;
