@@ -2,7 +2,7 @@
  * One side of bench/batch.ts, in its own process (inside a memory cgroup, or not for the
  * compute bound). Prints one JSON line. Not a public entry point.
  *
- *   spool MODEL B PROMPT_LEN DECODE THREADS [mapped]
+ *   spool MODEL B PROMPT_LEN DECODE THREADS [mapped|cache] [PREFETCH (default off)]
  *   llama MODEL B PROMPT_LEN DECODE THREADS
  *
  * spool: B sessions; their prompts (different for each sequence) go through
@@ -26,9 +26,11 @@ function argmax(l: Float32Array): number {
 
 if (side === "spool") {
   const mapped = rest[4] === "mapped";
+  // prefetch off: every byte read is one a step needed (the SSD bound counts those)
+  const prefetch = (rest[5] ?? "off") as "auto" | "on" | "off";
   const { Model } = await import("../runtime/engine/model.ts");
   const { Session } = await import("../runtime/engine/session.ts");
-  const model = Model.load(path, { threads, ...(mapped ? { expertCache: 0 } : {}) });
+  const model = Model.load(path, { threads, prefetch, ...(mapped ? { expertCache: 0 } : {}) });
   const sessions = Array.from(
     { length: B },
     () => new Session(model, { nCtx: promptLen + decode + 8, batch: Math.max(64, B) }),

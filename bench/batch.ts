@@ -12,9 +12,10 @@
  * for all the sequences routed to it (expert-major).
  *
  * The ceiling of each B is the smaller of
- *   - the SSD bound: B tokens per step over the time to read the step's missing experts,
- *     (1 − h) · L · N(1 − (1 − k/N)^B) experts of S bytes, at the disk bandwidth measured in
- *     this run (h: the hit rate observed), and
+ *   - the SSD bound: B tokens per step over the time to read the step's missing experts
+ *     (of the L · N(1 − (1 − k/N)^B) a step routes to, those not in the cache; prefetch off,
+ *     so every byte read was needed) at the disk bandwidth measured in this run, or at the
+ *     bandwidth the run's own reads reached, and
  *   - the compute bound: the same B-row step with every expert resident in RAM (measured in
  *     this run, uncapped, page cache warm).
  */
@@ -39,6 +40,7 @@ const { values: a } = parseArgs({
     "llama-decode": { type: "string", default: "2" },
     "no-llama": { type: "boolean", default: false },
     "no-compute": { type: "boolean", default: false },
+    prefetch: { type: "string", default: "off" },
   },
 });
 
@@ -72,9 +74,26 @@ interface Row {
   compute?: Record<string, unknown>;
   llama?: Outcome;
 }
-const rows: Row[] = [];
-for (const B of Bs) {
-  const row: Row = { B };
+const rows: Row[] = Bs.map((B) => ({ B }));
+if (!a["no-compute"]) {
+  // the compute bound first, with the whole file in the page cache (read once here)
+  console.log("warming the page cache with the whole model (uncapped)...");
+  new Deno.Command("dd", { args: [`if=${model}`, "of=/dev/null", "bs=8M"], stderr: "null" })
+    .outputSync();
+  for (const row of rows) {
+    console.log(`[B=${row.B}] compute bound (uncapped, warm)...`);
+    const c = new Deno.Command(deno, {
+      args: ["run", "-A", WORKER, "spool", model, String(row.B), PL, "4", T, "mapped"],
+      stdout: "piped",
+      stderr: "inherit",
+    }).outputSync();
+    const line = new TextDecoder().decode(c.stdout).trim().split("\n").pop() ?? "";
+    row.compute = line.startsWith("{") ? JSON.parse(line) : undefined;
+    console.log("  ", line);
+  }
+}
+for (const row of rows) {
+  const B = row.B;
   console.log(`[B=${B}] spool under ${a.cap}...`);
   row.spool = await runCapped(cap, [
     deno,
@@ -89,17 +108,6 @@ for (const B of Bs) {
     T,
   ]);
   console.log("  ", JSON.stringify(row.spool.result ?? row.spool.error));
-  if (!a["no-compute"]) {
-    console.log(`[B=${B}] compute bound (uncapped, warm)...`);
-    const c = new Deno.Command(deno, {
-      args: ["run", "-A", WORKER, "spool", model, String(B), PL, "4", T, "mapped"],
-      stdout: "piped",
-      stderr: "inherit",
-    }).outputSync();
-    const line = new TextDecoder().decode(c.stdout).trim().split("\n").pop() ?? "";
-    row.compute = line.startsWith("{") ? JSON.parse(line) : undefined;
-    console.log("  ", line);
-  }
   if (!a["no-llama"]) {
     console.log(`[B=${B}] llama.cpp under ${a.cap}...`);
     row.llama = await runCapped(
@@ -109,7 +117,6 @@ for (const B of Bs) {
     );
     console.log("  ", JSON.stringify(row.llama.result ?? row.llama.error));
   }
-  rows.push(row);
 }
 
 const head = [
@@ -117,10 +124,11 @@ const head = [
   "spool tok/s",
   "hit rate",
   "experts read/step",
-  "SSD bound",
+  "read GB/s",
+  "SSD bound (disk bench)",
+  "SSD bound (in-run reads)",
   "compute bound",
-  "ceiling",
-  "spool/ceiling",
+  "spool / ceiling",
   "llama.cpp tok/s",
   "spool/llama.cpp",
 ];
@@ -129,10 +137,13 @@ for (const r of rows) {
   const s = r.spool?.ok ? r.spool.result! : null;
   const tok = s ? Number(s.decodeTokS) : 0;
   const h = s ? Number(s.hitRate ?? 0) : 0;
-  const perStep = L * distinctExperts(N, k, r.B);
-  const ssd = (r.B * bw) / Math.max(1, (1 - h) * perStep * S);
+  // what a step must read: the step's distinct experts that were not in the cache
+  const bytes = s ? Math.max(1, Number(s.bytesPerStep)) : 1;
+  const ssd = (r.B * bw) / bytes;
+  const runBw = s ? Number(s.readGBps) * 1e9 : 0;
+  const ssdRun = (r.B * runBw) / bytes;
   const comp = r.compute ? Number(r.compute.decodeTokS) : Infinity;
-  const ceil = Math.min(ssd, comp);
+  const ceil = Math.min(ssd, comp), ceilRun = Math.min(ssdRun, comp);
   const lt = r.llama?.ok ? Number(r.llama.result!.decodeTokS) : 0;
   console.log(
     `| ${
@@ -140,14 +151,20 @@ for (const r of rows) {
         r.B,
         s ? tok.toFixed(2) : r.spool?.error ?? "-",
         s ? h.toFixed(3) : "-",
-        s ? (Number(s.bytesPerStep) / S).toFixed(0) : "-",
+        s ? `${(bytes / S).toFixed(0)} of ${(L * distinctExperts(N, k, r.B)).toFixed(0)}` : "-",
+        s ? (runBw / 1e9).toFixed(2) : "-",
         ssd.toFixed(2),
+        ssdRun.toFixed(2),
         Number.isFinite(comp) ? comp.toFixed(2) : "-",
-        ceil.toFixed(2),
-        s ? (tok / ceil).toFixed(2) : "-",
+        s ? `${(tok / ceil).toFixed(2)} / ${(tok / ceilRun).toFixed(2)}` : "-",
         lt > 0 ? lt.toFixed(3) : r.llama ? r.llama.error ?? "failed" : "-",
         lt > 0 && s ? `${(tok / lt).toFixed(1)}×` : "-",
       ].join(" | ")
     } |`,
   );
 }
+console.log(
+  `\nceiling = min(SSD bound, compute bound); SSD bound = B × BW / bytes a step read ` +
+    `(prefetch ${a.prefetch}: only experts the step routed to and missed); "spool / ceiling" ` +
+    `is given for the disk benchmark's BW and for the run's own read BW.`,
+);

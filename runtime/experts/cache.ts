@@ -373,6 +373,11 @@ export class ExpertCache {
   readonly #refs: Int32Array;
   readonly #pinned: Uint8Array;
   readonly #loaded: Uint8Array;
+  /**
+   * Slots on probation: their key was not admitted (its count did not beat the coldest
+   * resident key's), so they sit in bucket 0 and go first; a hit promotes them.
+   */
+  readonly #transient: Uint8Array;
   /** Frequency buckets of the evictable slots: doubly linked lists, newest at the head. */
   readonly #head: Int32Array;
   readonly #tail: Int32Array;
@@ -471,6 +476,7 @@ export class ExpertCache {
     this.#refs = new Int32Array(slots);
     this.#pinned = new Uint8Array(slots);
     this.#loaded = new Uint8Array(slots);
+    this.#transient = new Uint8Array(slots);
     this.#head = new Int32Array(NBUCKETS).fill(-1);
     this.#tail = new Int32Array(NBUCKETS).fill(-1);
     this.#next = new Int32Array(slots).fill(-1);
@@ -548,7 +554,7 @@ export class ExpertCache {
 
   #link(s: number): void {
     const f = this.#keyFreq[this.#slotKey[s]];
-    const b = f < NBUCKETS ? f : NBUCKETS - 1;
+    const b = this.#transient[s] ? 0 : f < NBUCKETS ? f : NBUCKETS - 1;
     const h = this.#head[b];
     this.#prev[s] = -1;
     this.#next[s] = h;
@@ -611,6 +617,7 @@ export class ExpertCache {
       return -1;
     }
     this.#s.hits++;
+    this.#transient[s] = 0; // reused while on probation: admitted
     this.#ref(s);
     return s;
   }
@@ -642,8 +649,14 @@ export class ExpertCache {
       );
     }
     let s: number;
+    let transient = 0;
     if (this.#nFree > 0) s = this.#free[--this.#nFree];
     else {
+      // admission (TinyLFU-like): a key whose count does not beat the coldest resident
+      // key's comes in on probation, so a run of one-off or cyclic keys (an expert-major
+      // batch step needs more experts than the cache holds) recycles the same few slots
+      // instead of flushing a stable resident set
+      transient = this.#keyFreq[key] > this.#coldestAdmitted() ? 0 : 1;
       s = this.#victim(key);
       this.#unlink(s);
       this.#keySlot[this.#slotKey[s]] = -1;
@@ -653,12 +666,27 @@ export class ExpertCache {
     this.#slotKey[s] = key;
     this.#keySlot[key] = s;
     this.#loaded[s] = 0;
+    this.#transient[s] = transient;
     this.#nLoading++;
     this.#nBusy++;
     this.#nResident++;
     this.#s.insertions++;
     if (this.#layers) this.#setOffsets(s, key);
     return s;
+  }
+
+  /**
+   * The count of the coldest evictable admitted (not probation) key: the lowest nonempty
+   * bucket that holds one; -1 when none is evictable (then a new key is admitted).
+   */
+  #coldestAdmitted(): number {
+    for (let b = this.#minBucket; b < NBUCKETS; b++) {
+      for (let s = this.#tail[b]; s >= 0; s = this.#prev[s]) {
+        if (!this.#transient[s]) return b;
+        if (b > 0) break; // only bucket 0 holds probation slots
+      }
+    }
+    return -1;
   }
 
   /** The oldest slot of the lowest nonempty frequency bucket (only evictable slots are linked). */
@@ -733,6 +761,7 @@ export class ExpertCache {
     this.#pinned[slot] = 0;
     this.#refs[slot] = 0;
     this.#loaded[slot] = 0;
+    this.#transient[slot] = 0;
     this.#keySlot[this.#slotKey[slot]] = -1;
     this.#slotKey[slot] = -1;
     this.#nResident--;
@@ -790,6 +819,7 @@ export class ExpertCache {
     let s = this.#keySlot[key];
     const fresh = s < 0;
     if (fresh) s = this.#assign(key);
+    this.#transient[s] = 0; // pinned keys are admitted by definition
     if (this.#pinned[s] === 0) {
       const was = this.#busy(s);
       this.#pinned[s] = 1;
