@@ -73,6 +73,10 @@ if (side === "spool") {
       1e9;
     out.stallPerStep = (c1.stallSeconds - c0.stallSeconds) / steps;
     out.slots = cache!.slots;
+    out.predicted = (c1.predicted - c0.predicted) / steps;
+    out.precision = c1.predicted > c0.predicted
+      ? (c1.predictedCorrect - c0.predictedCorrect) / (c1.predicted - c0.predicted)
+      : 0;
   }
   console.log(JSON.stringify(out));
   for (const s of sessions) s.close();

@@ -29,6 +29,14 @@ function size(v: string | undefined, name: string): number | "auto" | undefined 
   }
 }
 
+function prefetchMode(v: string | undefined): "auto" | "on" | "off" | undefined {
+  if (v === undefined) return undefined;
+  if (v !== "auto" && v !== "on" && v !== "off") {
+    usage(`--prefetch takes auto, on or off, got "${v}"`);
+  }
+  return v;
+}
+
 async function serveCommand(args: string[]): Promise<number> {
   const { values: v, positionals } = parseArgs({
     args,
@@ -45,6 +53,8 @@ async function serveCommand(args: string[]): Promise<number> {
       alias: { type: "string" },
       "max-queue": { type: "string" },
       "batch-store": { type: "string" },
+      prefetch: { type: "string" },
+      "expert-profile": { type: "string" },
     },
   });
   if (positionals.length !== 1) usage("serve takes exactly one MODEL");
@@ -66,6 +76,8 @@ async function serveCommand(args: string[]): Promise<number> {
     alias: v.alias,
     maxQueue: int(v["max-queue"], "max-queue", 0),
     batchStore: bs === "off" ? false : bs,
+    prefetch: prefetchMode(v.prefetch),
+    expertProfile: v["expert-profile"],
   });
   const i = server.engine.info;
   // never print the key itself

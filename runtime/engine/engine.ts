@@ -43,6 +43,10 @@ export interface EngineOptions {
   expertCache?: number | "auto";
   /** RAM budget bytes or "auto". */
   ramBudget?: number | "auto";
+  /** Next-layer expert prefetch: "auto" (measured), "on" or "off". */
+  prefetch?: "auto" | "on" | "off";
+  /** Hot-expert profile file (recorded, and pinned from at the next start). */
+  expertProfile?: string;
   /** Most waiting requests (default 64). */
   maxQueue?: number;
   /** Prompt tokens per sequence per step (default 128). */
@@ -197,6 +201,8 @@ export function serveEngine(port: EnginePort): void {
             nCtx: o.nCtx,
             expertCache: o.expertCache,
             ramBudget: o.ramBudget,
+            prefetch: o.prefetch,
+            expertProfile: o.expertProfile,
           });
           const tk = m.tokenizer;
           const grammar = await loadGrammar(tk);
