@@ -82,6 +82,8 @@ const diskGBps = Math.max(...disk.rows.map((r) => r.gbps));
 let computeTokS = Infinity;
 if (!a["no-compute"]) {
   console.log("compute bound: uncapped, mapped, warm...");
+  new Deno.Command("dd", { args: [`if=${model}`, "of=/dev/null", "bs=8M"], stderr: "null" })
+    .outputSync();
   const c = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
