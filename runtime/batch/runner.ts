@@ -72,6 +72,18 @@ export class BatchRunner {
     this.#wake?.();
   }
 
+  /** Wait until poked, a request finishes, or `pollMs` passes. */
+  async #nap(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, this.opts.pollMs ?? 500);
+      this.#wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    this.#wake = null;
+  }
+
   /** Wake a waiting run (e.g. after a cancel request). */
   poke(): void {
     this.#wake?.();
@@ -160,14 +172,7 @@ export class BatchRunner {
       if (inflight.size === 0) {
         return store.finalize(id, "completed", (c, s) => unrunLine(kind, c, s));
       }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.opts.pollMs ?? 500);
-        this.#wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.#wake = null;
+      await this.#nap();
     }
   }
 
@@ -188,14 +193,7 @@ export class BatchRunner {
         }
       }
       if (this.#stopped) break;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.opts.pollMs ?? 500);
-        this.#wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.#wake = null;
+      await this.#nap();
     }
   }
 }

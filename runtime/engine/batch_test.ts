@@ -6,29 +6,24 @@
  * evaluates nothing.
  */
 import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Model } from "./model.ts";
 import { ContextOverflowError, Session } from "./session.ts";
 import { evalBatch } from "./batch.ts";
 import { ExpertCache } from "../experts/cache.ts";
-import { writeSyntheticModel } from "../models/synth.ts";
+import { ensureSyntheticModel } from "../models/synth.ts";
 
 const DIR = fileURLToPath(new URL("../../test/fixtures/engine/", import.meta.url));
 const MODEL = `${DIR}qwen3moe-q8-batch.gguf`;
 
 function fixture(): string {
-  if (!existsSync(MODEL)) {
-    mkdirSync(DIR, { recursive: true });
-    writeSyntheticModel(MODEL, {
-      arch: "qwen3moe",
-      preset: "tiny",
-      types: "Q8_0",
-      seed: 21,
-      dims: { nLayer: 3, nExpert: 16, nExpertUsed: 4 },
-    });
-  }
-  return MODEL;
+  return ensureSyntheticModel(MODEL, {
+    arch: "qwen3moe",
+    preset: "tiny",
+    types: "Q8_0",
+    seed: 21,
+    dims: { nLayer: 3, nExpert: 16, nExpertUsed: 4 },
+  });
 }
 
 function argmax(x: Float32Array): number {

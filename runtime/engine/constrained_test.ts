@@ -6,10 +6,10 @@
  * temperatures. Also: the masked distribution, logprobs, the dead-end error, and timings.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { loadModel } from "../api.ts";
-import { sharedVocab, writeSyntheticModel } from "../models/synth.ts";
+import { ensureSyntheticModel, sharedVocab } from "../models/synth.ts";
 import {
   compileConstraint,
   type ConstraintSpec,
@@ -29,18 +29,14 @@ const TEMPLATE = readFileSync(
 );
 
 function fixture(): string {
-  if (!existsSync(MODEL)) {
-    mkdirSync(DIR, { recursive: true });
-    writeSyntheticModel(MODEL, {
-      arch: "qwen3moe",
-      preset: "tiny",
-      types: "Q8_0",
-      seed: 5,
-      vocab: sharedVocab("ggml-vocab-qwen2.gguf"),
-      chatTemplate: TEMPLATE,
-    });
-  }
-  return MODEL;
+  return ensureSyntheticModel(MODEL, {
+    arch: "qwen3moe",
+    preset: "tiny",
+    types: "Q8_0",
+    seed: 5,
+    vocab: sharedVocab("ggml-vocab-qwen2.gguf"),
+    chatTemplate: TEMPLATE,
+  });
 }
 
 const TOOLS: ToolDef[] = [

@@ -17,6 +17,14 @@
  * @module
  */
 import { loadModel } from "../api.ts";
+import {
+  compileConstraint,
+  type ConstraintSpec,
+  type ConstraintVocab,
+  constraintVocab,
+} from "../grammar/mod.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { sampleConstrained } from "./constrained.ts";
 import type { CacheSnapshot } from "../experts/cache.ts";
 import type { FinishReason } from "./generate.ts";
 import {
@@ -157,27 +165,16 @@ interface GrammarHooks {
   sampleConstrained: SchedulerOptions["sampleConstrained"];
 }
 
-/** Loads the grammar module and constrained sampling when this build has them (else null). */
-async function loadGrammar(tokenizer: unknown): Promise<GrammarHooks | null> {
-  try {
-    const grammarPath = "../grammar/mod.ts";
-    const constrainedPath = "./constrained.ts";
-    const g = await import(grammarPath);
-    const c = await import(constrainedPath);
-    let vocab: unknown = null; // built on first use: it walks the whole vocabulary
-    return {
-      compileConstraint: (spec: unknown) => {
-        vocab ??= g.constraintVocab(tokenizer);
-        return g.compileConstraint(spec, vocab) as SeqConstraint;
-      },
-      sampleConstrained: c.sampleConstrained,
-    };
-  } catch (e) {
-    if ((globalThis as { process?: { env?: Record<string, string> } }).process?.env?.SPOOL_DEBUG) {
-      console.error("engine: constrained decoding unavailable:", e);
-    }
-    return null;
-  }
+/** Constrained decoding for the scheduler; the vocabulary index is built on first use. */
+function loadGrammar(tokenizer: Tokenizer): Promise<GrammarHooks | null> {
+  let vocab: ConstraintVocab | null = null; // built on first use: it walks the whole vocabulary
+  return Promise.resolve({
+    compileConstraint: (spec: unknown) => {
+      vocab ??= constraintVocab(tokenizer);
+      return compileConstraint(spec as ConstraintSpec, vocab) as SeqConstraint;
+    },
+    sampleConstrained: sampleConstrained as SchedulerOptions["sampleConstrained"],
+  });
 }
 
 /**

@@ -25,6 +25,8 @@
  * @module
  */
 
+import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { dirname } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -777,6 +779,20 @@ class TensorFiller {
     }
     return out;
   }
+}
+
+/**
+ * Write a synthetic model to `path` unless the file exists (test and benchmark fixtures):
+ * through a temporary file renamed at the end, so an interrupted writer leaves nothing
+ * half-written. Returns `path`.
+ */
+export function ensureSyntheticModel(path: string, opts: SynthOptions): string {
+  if (existsSync(path)) return path;
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeSyntheticModel(tmp, opts);
+  renameSync(tmp, path);
+  return path;
 }
 
 /**

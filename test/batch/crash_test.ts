@@ -4,11 +4,11 @@
  * custom_id, in input order, and every answer equals the one of an uninterrupted run.
  */
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { sharedVocab, writeSyntheticModel } from "../../runtime/models/synth.ts";
+import { ensureSyntheticModel, sharedVocab } from "../../runtime/models/synth.ts";
 import { BatchStore } from "../../runtime/batch/store.ts";
 
 const DIR = fileURLToPath(new URL("../fixtures/batch/", import.meta.url));
@@ -16,17 +16,13 @@ const MODEL = `${DIR}qwen3moe-q8-qwenvocab.gguf`;
 const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
 
 function fixture(): string {
-  if (!existsSync(MODEL)) {
-    mkdirSync(DIR, { recursive: true });
-    writeSyntheticModel(MODEL, {
-      arch: "qwen3moe",
-      preset: "tiny",
-      types: "Q8_0",
-      seed: 31,
-      vocab: sharedVocab("ggml-vocab-qwen2.gguf"),
-    });
-  }
-  return MODEL;
+  return ensureSyntheticModel(MODEL, {
+    arch: "qwen3moe",
+    preset: "tiny",
+    types: "Q8_0",
+    seed: 31,
+    vocab: sharedVocab("ggml-vocab-qwen2.gguf"),
+  });
 }
 
 const N = 50;

@@ -5,26 +5,21 @@
  * numbers.
  */
 import { equal, notEqual, ok } from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { sharedVocab, writeSyntheticModel } from "../../runtime/models/synth.ts";
+import { ensureSyntheticModel, sharedVocab } from "../../runtime/models/synth.ts";
 
 const DIR = fileURLToPath(new URL("../fixtures/e2e/", import.meta.url));
 const MODEL = `${DIR}qwen3moe-q8-qwenvocab.gguf`;
 const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
 
 function fixture(): string {
-  if (!existsSync(MODEL)) {
-    mkdirSync(DIR, { recursive: true });
-    writeSyntheticModel(MODEL, {
-      arch: "qwen3moe",
-      preset: "tiny",
-      types: "Q8_0",
-      seed: 5,
-      vocab: sharedVocab("ggml-vocab-qwen2.gguf"),
-    });
-  }
-  return MODEL;
+  return ensureSyntheticModel(MODEL, {
+    arch: "qwen3moe",
+    preset: "tiny",
+    types: "Q8_0",
+    seed: 5,
+    vocab: sharedVocab("ggml-vocab-qwen2.gguf"),
+  });
 }
 
 async function chat(lines: string[]): Promise<{ code: number; out: string; err: string }> {

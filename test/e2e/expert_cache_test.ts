@@ -6,7 +6,7 @@
  * a clear error when the file changes under it, and hot-expert profiles that pin.
  */
 import { deepStrictEqual, equal, ok, rejects, throws } from "node:assert/strict";
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, truncateSync } from "node:fs";
+import { copyFileSync, existsSync, renameSync, rmSync, truncateSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,24 +17,20 @@ import { Session } from "../../runtime/engine/session.ts";
 import { ExpertCache } from "../../runtime/experts/cache.ts";
 import { BudgetError } from "../../runtime/experts/budget.ts";
 import { readGGUF } from "../../runtime/gguf/reader.ts";
-import { writeSyntheticModel } from "../../runtime/models/synth.ts";
+import { ensureSyntheticModel, writeSyntheticModel } from "../../runtime/models/synth.ts";
 
 const DIR = fileURLToPath(new URL("../fixtures/e2e/", import.meta.url));
 /** 4 layers × 16 experts, top-4, Q4_K (36864-byte matrices: not 4096-aligned). */
 const MODEL = `${DIR}qwen3moe-q4k-16x4-bytes.gguf`;
 
 function fixture(): string {
-  if (!existsSync(MODEL)) {
-    mkdirSync(DIR, { recursive: true });
-    writeSyntheticModel(MODEL, {
-      arch: "qwen3moe",
-      preset: "tiny",
-      types: "Q4_K",
-      seed: 11,
-      dims: { nLayer: 4, nExpert: 16, nExpertUsed: 4 },
-    });
-  }
-  return MODEL;
+  return ensureSyntheticModel(MODEL, {
+    arch: "qwen3moe",
+    preset: "tiny",
+    types: "Q4_K",
+    seed: 11,
+    dims: { nLayer: 4, nExpert: 16, nExpertUsed: 4 },
+  });
 }
 
 /** Bytes of `slots` slots of the fixture's cache. */

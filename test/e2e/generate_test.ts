@@ -5,28 +5,23 @@
  * prompt longer than the context is an error, and `spool run` / `spool eval` print the same.
  */
 import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { loadModel } from "../../runtime/api.ts";
 import { ContextOverflowError, Session } from "../../runtime/engine/session.ts";
 import type { GeneratedToken, GenerationResult } from "../../runtime/engine/generate.ts";
-import { sharedVocab, writeSyntheticModel } from "../../runtime/models/synth.ts";
+import { ensureSyntheticModel, sharedVocab } from "../../runtime/models/synth.ts";
 
 const DIR = fileURLToPath(new URL("../fixtures/e2e/", import.meta.url));
 const MODEL = `${DIR}qwen3moe-q8-qwenvocab.gguf`;
 
 function fixture(): string {
-  if (!existsSync(MODEL)) {
-    mkdirSync(DIR, { recursive: true });
-    writeSyntheticModel(MODEL, {
-      arch: "qwen3moe",
-      preset: "tiny",
-      types: "Q8_0",
-      seed: 5,
-      vocab: sharedVocab("ggml-vocab-qwen2.gguf"),
-    });
-  }
-  return MODEL;
+  return ensureSyntheticModel(MODEL, {
+    arch: "qwen3moe",
+    preset: "tiny",
+    types: "Q8_0",
+    seed: 5,
+    vocab: sharedVocab("ggml-vocab-qwen2.gguf"),
+  });
 }
 
 async function collect(
