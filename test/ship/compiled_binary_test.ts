@@ -124,6 +124,19 @@ Deno.test("compiled binary (linux-x64): pull, list and run with nothing else on 
     const body = await res.json();
     equal(res.status, 200, JSON.stringify(body));
     equal(body.usage.completion_tokens, 5);
+    // constrained decoding runs in the Worker too: the grammar module is in the binary
+    const js = await fetch(`${first.trim()}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        messages: [{ role: "user", content: "json" }],
+        max_tokens: 12,
+        response_format: { type: "json_object" },
+      }),
+    });
+    const jb = await js.json();
+    equal(js.status, 200, JSON.stringify(jb));
+    match(jb.choices[0].message.content, /^\{/);
   } finally {
     server.kill("SIGTERM");
     await server.status;
