@@ -105,6 +105,25 @@ function modelPath(nameOrPath: string): string {
 }
 
 function open(path: string, v: Record<string, unknown>): SpoolModel {
+  // loading: a line on a terminal (quiet in pipes and CI), then what the budget decided
+  const tty = Boolean(process.stderr.isTTY) && !process.env.CI && !v.quiet;
+  const t0 = performance.now();
+  if (tty) process.stderr.write(`loading ${path} ...`);
+  const m = openModel(path, v);
+  if (tty) {
+    const st = m.expertStats();
+    process.stderr.write(
+      `\rloaded ${path} in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
+        (st
+          ? `: experts paged through a ${formatSize(st.capacityBytes)} cache (${st.slots} slots)`
+          : ": every weight mapped") +
+        "\x1b[K\n",
+    );
+  }
+  return m;
+}
+
+function openModel(path: string, v: Record<string, unknown>): SpoolModel {
   const cfg = loadConfig().config; // flags win over the config file
   const mem = memoryOptions(v);
   const sizes = configSizes(cfg);

@@ -190,7 +190,12 @@ function deltaOf(events: OutputEvent[], acc: OutputAccumulator): Record<string, 
         if (e.text) d.content = ((d.content as string) ?? "") + e.text;
         break;
       case "reasoning":
-        if (e.text) d.reasoning_content = ((d.reasoning_content as string) ?? "") + e.text;
+        if (e.text) {
+          // both names: reasoning_content (DeepSeek, llama-server) and reasoning (OpenRouter,
+          // the AI SDK's openai-compatible provider)
+          d.reasoning_content = ((d.reasoning_content as string) ?? "") + e.text;
+          d.reasoning = d.reasoning_content;
+        }
         break;
       case "tool_call_start":
         calls.push({
@@ -276,7 +281,7 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
         role: "assistant",
         content: calls.length === 0 || acc.content.trim() !== "" ? acc.content : null,
       };
-      if (acc.reasoning) message.reasoning_content = acc.reasoning;
+      if (acc.reasoning) message.reasoning_content = message.reasoning = acc.reasoning;
       if (calls.length > 0) {
         message.tool_calls = calls.map((t) => ({
           id: t.id,
