@@ -198,7 +198,8 @@ async function runCommand(args: string[]): Promise<number> {
         parallel: plan.B,
         nCtx: plan.nCtx,
         threads: v.threads !== undefined ? Number(v.threads) : cfg.threads,
-        ramBudget: ec === undefined ? plan.engineBudgetBytes : undefined,
+        // the engine reserves the B slots' KV itself (kvTokens = B × context)
+        ramBudget: ec === undefined ? budgetOpt : undefined,
         expertCache: ec,
       });
       const bar = createProgress({

@@ -196,6 +196,8 @@ export function serveEngine(port: EnginePort): void {
           const m = loadModel(o.path, {
             threads: o.threads,
             nCtx: o.nCtx,
+            // the budget leaves room for every slot's KV cache
+            kvTokens: (o.parallel ?? 1) * (o.nCtx ?? 4096),
             expertCache: o.expertCache,
             ramBudget: o.ramBudget,
             prefetch: o.prefetch,

@@ -140,6 +140,11 @@ export interface LoadOptions {
    * old counts plus the new, by {@link Model.close} or {@link Model.saveExpertProfile}.
    */
   expertProfile?: string;
+  /**
+   * KV tokens the budget must leave room for, over all sessions (default: one session of
+   * min(training context, 4096)); a server with N slots of C tokens passes N × C.
+   */
+  kvTokens?: number;
   /** Share of the cache slots a profile may pin (default 0.5). */
   pinFraction?: number;
   /** Reader threads of the expert pager (default 4; only with `expertCache`). */
@@ -153,13 +158,16 @@ export function expertCacheBytes(gguf: GGUFFile, opts: LoadOptions): number {
   if (typeof expertCache === "number" && ramBudget === undefined) return expertCache;
   const r = inspectGGUF(gguf);
   const cfg = archOf(gguf.kv).config(gguf.kv);
-  const nCtx = Math.min(cfg.nCtxTrain || 4096, 4096);
+  const perToken = cfg.nLayer * cfg.nHeadKv * (cfg.headDim + cfg.headDimV) * 2;
+  const kv = opts.kvTokens !== undefined
+    ? opts.kvTokens * perToken
+    : Math.min(cfg.nCtxTrain || 4096, 4096) * perToken;
   const plan = planBudget({
     fileBytes: r.fileSize,
     denseBytes: r.denseBytes,
     expertBytes: r.expertBytes,
     bytesPerExpert: r.bytesPerExpert,
-    kvBytes: cfg.nLayer * cfg.nHeadKv * (cfg.headDim + cfg.headDimV) * 2 * nCtx,
+    kvBytes: kv,
     overheadBytes: 512 << 20,
     expertsPerToken: cfg.nExpertUsed,
     ramBudget,
