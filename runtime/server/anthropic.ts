@@ -32,7 +32,7 @@ import {
   MessagesRequest,
   parseBody,
 } from "./schemas.ts";
-import { newId, OutputAccumulator, type ServerContext, startRun } from "./sse.ts";
+import { heartbeat, newId, OutputAccumulator, type ServerContext, startRun } from "./sse.ts";
 
 type Block = Record<string, unknown> & { type: string };
 
@@ -247,6 +247,7 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
       stream.onAbort(() => run.cancel());
       const send = (event: string, data: Record<string, unknown>) =>
         stream.writeSSE({ event, data: JSON.stringify({ type: event, ...data }) });
+      heartbeat(stream, () => send("ping", {}), ctx.heartbeatMs);
       await send("message_start", {
         message: {
           id,

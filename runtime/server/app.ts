@@ -35,6 +35,8 @@ export interface AppOptions {
   maxQueue?: number;
   /** Metrics to update (default: a new set). */
   metrics?: Metrics;
+  /** Milliseconds between keep-alives on quiet streams (default 15000). */
+  heartbeatMs?: number;
   /** The batch store (and runner) for the Files, Batches and Message Batches APIs. */
   batches?: BatchContext;
 }
@@ -81,6 +83,7 @@ export function createApp(opts: AppOptions): Hono {
     fe: opts.frontend,
     metrics,
     maxQueue: opts.maxQueue ?? 64,
+    heartbeatMs: opts.heartbeatMs,
   };
 
   app.use("*", async (c, next) => {

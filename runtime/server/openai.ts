@@ -22,7 +22,14 @@ import {
   CompletionRequest,
   parseBody,
 } from "./schemas.ts";
-import { argumentsTail, newId, OutputAccumulator, type ServerContext, startRun } from "./sse.ts";
+import {
+  argumentsTail,
+  heartbeat,
+  newId,
+  OutputAccumulator,
+  type ServerContext,
+  startRun,
+} from "./sse.ts";
 
 /** Parses the JSON body or throws a 400. */
 export async function readJson(c: Context): Promise<unknown> {
@@ -316,6 +323,7 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
     };
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => run.cancel());
+      heartbeat(stream, () => stream.write(": keep-alive\n\n"), ctx.heartbeatMs);
       const send = (x: unknown) => stream.writeSSE({ data: JSON.stringify(x) });
       const chunk = (delta: unknown, finish: string | null = null, logprobs: unknown[] = []) => ({
         ...base,
@@ -435,6 +443,7 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
     const includeUsage = body.stream_options?.include_usage === true;
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => run.cancel());
+      heartbeat(stream, () => stream.write(": keep-alive\n\n"), ctx.heartbeatMs);
       const send = (x: unknown) => stream.writeSSE({ data: JSON.stringify(x) });
       const chunk = (text: string, finish: string | null, lp: unknown = null) => ({
         id,

@@ -37,6 +37,8 @@ export interface ServerOptions extends EngineOptions {
   alias?: string;
   /** Largest request body in bytes. */
   maxBodyBytes?: number;
+  /** Milliseconds between keep-alives on quiet streams (default 15000). */
+  heartbeatMs?: number;
   /**
    * The batch store (SQLite) for the Files, Batches and Message Batches APIs: a path (the
    * CLI passes {@link defaultBatchStorePath}), or false/undefined for no batch APIs.
@@ -128,6 +130,7 @@ export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
       apiKey: opts.apiKey,
       maxBodyBytes: opts.maxBodyBytes,
       maxQueue: opts.maxQueue,
+      heartbeatMs: opts.heartbeatMs,
       metrics: new Metrics(),
       batches: store
         ? {

@@ -28,6 +28,32 @@ export interface ServerContext {
   metrics: Metrics;
   /** Most waiting requests before 503. */
   maxQueue: number;
+  /** Milliseconds between keep-alives on a quiet stream (default {@link HEARTBEAT_MS}). */
+  heartbeatMs?: number;
+}
+
+/** Milliseconds between keep-alives on a quiet stream (SPOOL_HEARTBEAT_MS overrides). */
+export const HEARTBEAT_MS: number = Number(
+  (globalThis as { process?: { env?: Record<string, string> } }).process?.env
+    ?.SPOOL_HEARTBEAT_MS,
+) || 15000;
+
+/**
+ * Keep a stream alive while it has nothing to say: a prompt of thousands of tokens on a
+ * model paged from disk can take minutes to prefill, and clients and proxies cut quiet
+ * connections (undici, under the Node SDKs, after 300 s without a byte). Calls `ping` every
+ * `ms` until the stream is closed or aborted: an SSE comment for OpenAI (clients skip it),
+ * a `ping` event for Anthropic (part of its stream).
+ */
+export function heartbeat(
+  stream: { closed: boolean; aborted: boolean },
+  ping: () => Promise<unknown>,
+  ms: number = HEARTBEAT_MS,
+): void {
+  const t = setInterval(() => {
+    if (stream.closed || stream.aborted) clearInterval(t);
+    else ping().catch(() => clearInterval(t));
+  }, ms);
 }
 
 /** A random id with `prefix` (e.g. "chatcmpl-"). */
