@@ -26,15 +26,13 @@ import {
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { sampleConstrained } from "./constrained.ts";
 import type { CacheSnapshot } from "../experts/cache.ts";
-import type { FinishReason } from "./generate.ts";
 import {
   Scheduler,
   type SchedulerOptions,
   type SchedulerStats,
   type SeqConstraint,
-  type SeqErrorCode,
+  type SeqEvent,
   type SeqParams,
-  type SeqUsage,
 } from "./scheduler.ts";
 
 /** Options of {@link Engine.start}. */
@@ -91,20 +89,16 @@ export interface EngineLogprob {
   logprob: number;
 }
 
-/** An event of one request. */
+/**
+ * An event of one request: the scheduler's events as they cross the Worker boundary, with
+ * token logprobs resolved to text and bytes.
+ */
 export type EngineEvent =
-  | { type: "started"; id: string; slot: number; cachedTokens: number; promptTokens: number }
-  | {
-    type: "token";
-    id: string;
-    token: number;
-    text: string;
-    logprob: number;
+  | Exclude<SeqEvent, { type: "token" }>
+  | (Omit<Extract<SeqEvent, { type: "token" }>, "top"> & {
     /** With `logprobs` requests: the sampled token and the top alternatives. */
     lp?: { chosen: EngineLogprob; top: EngineLogprob[] };
-  }
-  | { type: "done"; id: string; finishReason: FinishReason; stop?: string; usage: SeqUsage }
-  | { type: "error"; id: string; code: SeqErrorCode; message: string };
+  });
 
 /** A generation request for the engine. */
 export interface EngineRequest {

@@ -514,15 +514,7 @@ export class Model {
       const a = cache.pin(key);
       if (!a.fresh) continue;
       fresh.push(a.slot);
-      const parts = [L.gateExps, L.upExps, L.downExps];
-      for (let p = 0; p < 3; p++) {
-        const t = parts[p];
-        const off = t.fileOffset + e * t.expertBytes;
-        const dst = cache.dataOffset(a.slot, p);
-        if (ex.direct) pager.addDirect(ex.fd, cache.arena!, dst - (off % 4096), t.expertBytes, off);
-        else pager.add(ex.fd, cache.arena!, dst, t.expertBytes, off);
-        bytes += t.expertBytes;
-      }
+      bytes += stageExpertRead(ex, L, a.slot, e);
     }
     try {
       if (fresh.length > 0) pager.wait(pager.flush(), this.path);
@@ -581,6 +573,31 @@ export class Model {
     for (const t of this.#tables) t.free();
     this.file.close();
   }
+}
+
+/**
+ * Stage the pager reads of expert `e` of layer `L` (gate, up, down) into cache slot `slot`:
+ * under O_DIRECT, the aligned superset is read so the data lands at the slot's data offsets.
+ * Returns the expert's bytes.
+ */
+export function stageExpertRead(
+  src: ExpertSource,
+  L: LayerWeights,
+  slot: number,
+  e: number,
+): number {
+  const { cache, pager } = src;
+  const arena = cache.arena!;
+  let bytes = 0;
+  for (let p = 0; p < 3; p++) {
+    const t = p === 0 ? L.gateExps : p === 1 ? L.upExps : L.downExps;
+    const off = t.fileOffset + e * t.expertBytes;
+    const dst = cache.dataOffset(slot, p);
+    if (src.direct) pager.addDirect(src.fd, arena, dst - (off % 4096), t.expertBytes, off);
+    else pager.add(src.fd, arena, dst, t.expertBytes, off);
+    bytes += t.expertBytes;
+  }
+  return bytes;
 }
 
 /** Create the cache, the pager and the reading fd of a model loaded with `expertCache`. */

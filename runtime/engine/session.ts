@@ -14,6 +14,7 @@ import { closeFile, IOError, NativeBuffer, openFile } from "../../ffi/memory.ts"
 import { CacheFullError, Part } from "../experts/cache.ts";
 import { GGMLType } from "../gguf/types.ts";
 import type { ModelConfig } from "../models/config.ts";
+import { stageExpertRead } from "./model.ts";
 import type { ExpertSource, LayerWeights, Model, Vec, Weight } from "./model.ts";
 
 const ACT_F32 = 0;
@@ -896,21 +897,8 @@ class CachedExperts {
 
   /** Stage the three parts of `n` slots' experts as pager reads; returns the bytes. */
   #stage(L: LayerWeights, slots: Int32Array, experts: Int32Array, n: number): number {
-    const src = this.src, cache = src.cache, pager = src.pager, arena = cache.arena!;
-    const tensors = [L.gateExps, L.upExps, L.downExps];
     let bytes = 0;
-    for (let i = 0; i < n; i++) {
-      const slot = slots[i], e = experts[i];
-      for (let p = 0; p < 3; p++) {
-        const t = tensors[p];
-        const off = t.fileOffset + e * t.expertBytes;
-        const dst = cache.dataOffset(slot, PARTS[p]);
-        if (src.direct) {
-          pager.addDirect(src.fd, arena, dst - (off % 4096), t.expertBytes, off);
-        } else pager.add(src.fd, arena, dst, t.expertBytes, off);
-        bytes += t.expertBytes;
-      }
-    }
+    for (let i = 0; i < n; i++) bytes += stageExpertRead(this.src, L, slots[i], experts[i]);
     return bytes;
   }
 
