@@ -98,7 +98,8 @@ Deno.test({
   fn() {
     const path = fixture();
     const probe = Model.load(path, { threads: 1, expertCache: 0 });
-    const slot = ExpertCache.forLayers(probe.layers, 16, { slots: 1 }, { arena: false }).slotBytes;
+    const slot =
+      ExpertCache.forLayers(probe.expertLayers, 16, { slots: 1 }, { arena: false }).slotBytes;
     probe.close();
     const m = Model.load(path, { threads: 2, expertCache: 10 * slot });
     try {

@@ -5,21 +5,29 @@
  * the experts a token routes to.
  */
 import { availableParallelism } from "node:os";
-import { isNull, KernelError, native, Status } from "../../ffi/mod.ts";
-import type { Ptr } from "../../ffi/mod.ts";
+import { native } from "../../ffi/mod.ts";
 import {
   Advice,
   closeFile,
   IOError,
   MappedFile,
-  NativeBuffer,
+  type NativeBuffer,
   openFile,
 } from "../../ffi/memory.ts";
 import { type CacheSnapshot, ExpertCache } from "../experts/cache.ts";
 import { Pager } from "../experts/pager.ts";
 import { BudgetError, formatSize } from "../experts/budget.ts";
-import { type GGUFFile, readGGUF, type TensorInfo } from "../gguf/reader.ts";
-import { GGMLType, rowBytes } from "../gguf/types.ts";
+import { type GGUFFile, readGGUF } from "../gguf/reader.ts";
+import { CpuBackend } from "../backend/cpu.ts";
+import { bindTensors } from "./bind.ts";
+import {
+  type Bound,
+  type ExpertTensors,
+  LayerWeights,
+  shortName,
+  type Vec,
+  type Weight,
+} from "../models/weights.ts";
 import type { ArchSpec, ModelConfig } from "../models/config.ts";
 import { archOf } from "../models/registry.ts";
 import { inspectGGUF } from "../inspect.ts";
@@ -36,73 +44,8 @@ import {
 import { existsSync, statSync } from "node:fs";
 import { PrefetchController, type PrefetchMode, type PrefetchState } from "../experts/prefetch.ts";
 
-/** A 2-D weight (rows × cols) in the mapping: y = W x has `rows` outputs. */
-export interface Weight {
-  readonly name: string;
-  readonly type: number;
-  readonly rows: number;
-  readonly cols: number;
-  readonly ptr: Ptr;
-  /** Bytes of one row. */
-  readonly rowBytes: number;
-}
-
-/** A 3-D expert tensor: `nExpert` matrices of rows × cols, expert index outermost. */
-export interface ExpertWeight {
-  readonly name: string;
-  readonly type: number;
-  readonly rows: number;
-  readonly cols: number;
-  /** Pointer to each expert's matrix. */
-  readonly ptrs: readonly Ptr[];
-  /** The same addresses as a native array of nExpert uint64 (spool_moe_ffn's gate/up/down). */
-  readonly table: NativeBuffer;
-  /** Bytes of one expert's matrix. */
-  readonly expertBytes: number;
-  /** Offset of expert 0 in the file. */
-  readonly fileOffset: number;
-}
-
-/** A 1-D F32 vector (norm weight or bias) as a JS view plus its pointer. */
-export interface Vec {
-  readonly name: string;
-  readonly ptr: Ptr;
-  readonly data: Float32Array;
-}
-
-/** The weights of one transformer block. */
-export interface LayerWeights {
-  readonly attnNorm: Vec;
-  readonly q: Weight;
-  readonly k: Weight;
-  readonly v: Weight;
-  readonly o: Weight;
-  readonly qBias?: Vec;
-  readonly kBias?: Vec;
-  readonly vBias?: Vec;
-  readonly oBias?: Vec;
-  readonly qNorm?: Vec;
-  readonly kNorm?: Vec;
-  readonly sinks?: Vec;
-  readonly ffnNorm: Vec;
-  readonly router: Weight;
-  readonly routerBias?: Vec;
-  readonly gateExps: ExpertWeight;
-  readonly upExps: ExpertWeight;
-  readonly downExps: ExpertWeight;
-  /** Per-expert biases (gpt-oss), (nExpert, rows) row-major. */
-  readonly gateExpsBias?: Vec;
-  readonly upExpsBias?: Vec;
-  readonly downExpsBias?: Vec;
-  readonly shared?: {
-    readonly gateInp: Vec;
-    readonly gate: Weight;
-    readonly up: Weight;
-    readonly down: Weight;
-  };
-  /** Sliding window of this layer (0 = global attention). */
-  readonly window: number;
-}
+export type { Bound, ExpertTensors, ExpertWeight, Vec, Weight } from "../models/weights.ts";
+export { LayerWeights } from "../models/weights.ts";
 
 /** Options of {@link loadModel}. */
 export interface LoadOptions {
@@ -211,13 +154,7 @@ export class ModelFileChangedError extends Error {
   }
 }
 
-/** A weight tensor is missing or has the wrong shape or type. */
-export class ModelLoadError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ModelLoadError";
-  }
-}
+export { ModelLoadError } from "./bind.ts";
 
 /** A loaded model. Call {@link Model.close} when done. */
 export class Model {
@@ -226,12 +163,15 @@ export class Model {
   readonly arch: ArchSpec;
   readonly config: ModelConfig;
   readonly file: MappedFile;
-  readonly pool: Ptr;
+  /** The op backend the forward pass runs on (owns the kernel threads). */
+  readonly backend: CpuBackend;
   readonly threads: number;
   readonly tokenEmbd: Weight;
   readonly output: Weight;
   readonly outputNorm: Vec;
   readonly layers: readonly LayerWeights[];
+  /** Each layer's routed experts (null for a dense layer): what the expert cache pages. */
+  readonly expertLayers: readonly (ExpertTensors | null)[];
   #closed = false;
   #tables: NativeBuffer[] = [];
   /** The expert cache and its reader, when loaded with `expertCache`. */
@@ -259,141 +199,27 @@ export class Model {
     this.arch = archOf(gguf.kv);
     this.config = this.arch.config(gguf.kv);
     const cfg = this.config;
-    const n = native();
-    const t = (name: string, optional = false): TensorInfo | undefined => {
-      const info = gguf.tensorByName.get(name);
-      if (!info && !optional) {
-        throw new ModelLoadError(`Cannot load ${path}: tensor "${name}" is missing`);
-      }
-      if (info && info.absoluteOffset + info.nbytes > file.size) {
-        throw new ModelLoadError(`Cannot load tensor "${name}": data runs past the end of ${path}`);
-      }
-      return info;
-    };
-    const weight = (
-      name: string,
-      rows: number,
-      cols: number,
-      optional = false,
-    ): Weight | undefined => {
-      const info = t(name, optional);
-      if (!info) return undefined;
-      const [c, r = 1] = info.shape;
-      if (c !== cols || r !== rows || info.shape.length > 2) {
-        throw new ModelLoadError(
-          `Cannot load tensor "${name}": expected shape [${cols}, ${rows}], got [${info.shape}]`,
-        );
-      }
-      return {
-        name,
-        type: info.type,
-        rows,
-        cols,
-        ptr: file.ptrAt(info.absoluteOffset),
-        rowBytes: rowBytes(info.type, cols),
-      };
-    };
-    const req = (name: string, rows: number, cols: number) => weight(name, rows, cols)!;
-    const vec = (name: string, len: number, optional = false): Vec | undefined => {
-      const info = t(name, optional);
-      if (!info) return undefined;
-      if (info.type !== GGMLType.F32 || info.nElements !== len) {
-        throw new ModelLoadError(
-          `Cannot load tensor "${name}": expected F32 of ${len} values, got ${info.typeName} of ${info.nElements}`,
-        );
-      }
-      const data = new Float32Array(file.bytes(info.absoluteOffset, info.nbytes).slice().buffer);
-      return { name, ptr: n.ptr(data), data };
-    };
-    const tables = this.#tables;
-    const experts = (name: string, rows: number, cols: number): ExpertWeight => {
-      const info = t(name)!;
-      const [c, r, e] = info.shape;
-      if (c !== cols || r !== rows || e !== cfg.nExpert) {
-        throw new ModelLoadError(
-          `Cannot load tensor "${name}": expected shape [${cols}, ${rows}, ${cfg.nExpert}], got [${info.shape}]`,
-        );
-      }
-      const expertBytes = rowBytes(info.type, cols) * rows;
-      const ptrs: Ptr[] = [];
-      const table = new NativeBuffer(e * 8);
-      const addrs = new BigUint64Array(table.u8.buffer, table.u8.byteOffset, e);
-      for (let i = 0; i < e; i++) {
-        ptrs.push(file.ptrAt(info.absoluteOffset + i * expertBytes));
-        addrs[i] = BigInt(n.address(ptrs[i]));
-      }
-      tables.push(table);
-      if (cached) {
-        // served from the cache: never fault these pages in
-        file.advise(info.absoluteOffset, info.nbytes, Advice.RANDOM);
-        file.advise(info.absoluteOffset, info.nbytes, Advice.DONTNEED);
-      } else if (willNeed) file.advise(info.absoluteOffset, info.nbytes, Advice.RANDOM);
-      return {
-        name,
-        type: info.type,
-        rows,
-        cols,
-        ptrs,
-        table,
-        expertBytes,
-        fileOffset: info.absoluteOffset,
-      };
-    };
-    const E = cfg.nEmbd, hd = cfg.headDim, hdv = cfg.headDimV;
-    const nq = cfg.nHead * hd, nk = cfg.nHeadKv * hd, nv = cfg.nHeadKv * hdv;
-    this.tokenEmbd = req("token_embd.weight", cfg.nVocab, E);
-    this.output = weight("output.weight", cfg.nVocab, E, true) ?? this.tokenEmbd;
-    this.outputNorm = vec("output_norm.weight", E)!;
+    const bound = bindTensors(path, gguf, file, this.arch.tensors(cfg), this.#tables, {
+      cached,
+      willNeed,
+    });
+    const at = (name: string) => bound.get(name);
+    this.tokenEmbd = at("token_embd.weight") as Weight;
+    this.output = (at("output.weight") as Weight | undefined) ?? this.tokenEmbd;
+    this.outputNorm = at("output_norm.weight") as Vec;
     const layers: LayerWeights[] = [];
     for (let i = 0; i < cfg.nLayer; i++) {
-      const p = `blk.${i}.`;
-      const ff = cfg.nFfExp;
-      const layer: LayerWeights = {
-        attnNorm: vec(p + "attn_norm.weight", E)!,
-        q: req(p + "attn_q.weight", nq, E),
-        k: req(p + "attn_k.weight", nk, E),
-        v: req(p + "attn_v.weight", nv, E),
-        o: req(p + "attn_output.weight", E, cfg.nHead * hdv),
-        qBias: cfg.attnQKVBias ? vec(p + "attn_q.bias", nq) : undefined,
-        kBias: cfg.attnQKVBias ? vec(p + "attn_k.bias", nk) : undefined,
-        vBias: cfg.attnQKVBias ? vec(p + "attn_v.bias", nv) : undefined,
-        oBias: cfg.attnOutBias ? vec(p + "attn_output.bias", E) : undefined,
-        qNorm: cfg.qkNorm === "head"
-          ? vec(p + "attn_q_norm.weight", hd)
-          : cfg.qkNorm === "full"
-          ? vec(p + "attn_q_norm.weight", nq)
-          : undefined,
-        kNorm: cfg.qkNorm === "head"
-          ? vec(p + "attn_k_norm.weight", hd)
-          : cfg.qkNorm === "full"
-          ? vec(p + "attn_k_norm.weight", nk)
-          : undefined,
-        sinks: cfg.attnSinks ? vec(p + "attn_sinks.weight", cfg.nHead) : undefined,
-        ffnNorm: vec(p + cfg.ffnNormName + ".weight", E)!,
-        router: req(p + "ffn_gate_inp.weight", cfg.nExpert, E),
-        routerBias: cfg.routerBias ? vec(p + "ffn_gate_inp.bias", cfg.nExpert) : undefined,
-        gateExps: experts(p + "ffn_gate_exps.weight", ff, E),
-        upExps: experts(p + "ffn_up_exps.weight", ff, E),
-        downExps: experts(p + "ffn_down_exps.weight", E, ff),
-        gateExpsBias: cfg.expertBias ? vec(p + "ffn_gate_exps.bias", ff * cfg.nExpert) : undefined,
-        upExpsBias: cfg.expertBias ? vec(p + "ffn_up_exps.bias", ff * cfg.nExpert) : undefined,
-        downExpsBias: cfg.expertBias ? vec(p + "ffn_down_exps.bias", E * cfg.nExpert) : undefined,
-        shared: cfg.nFfShexp > 0
-          ? {
-            gateInp: vec(p + "ffn_gate_inp_shexp.weight", E)!,
-            gate: req(p + "ffn_gate_shexp.weight", cfg.nFfShexp, E),
-            up: req(p + "ffn_up_shexp.weight", cfg.nFfShexp, E),
-            down: req(p + "ffn_down_shexp.weight", E, cfg.nFfShexp),
-          }
-          : undefined,
-        window:
-          cfg.slidingWindow > 0 && cfg.swaPattern > 0 && i % cfg.swaPattern < cfg.swaPattern - 1
-            ? cfg.slidingWindow
-            : 0,
-      };
-      layers.push(layer);
+      const own = new Map<string, Bound>();
+      const prefix = `blk.${i}.`;
+      for (const [name, b] of bound) if (name.startsWith(prefix)) own.set(shortName(name), b);
+      const window =
+        cfg.slidingWindow > 0 && cfg.swaPattern > 0 && i % cfg.swaPattern < cfg.swaPattern - 1
+          ? cfg.slidingWindow
+          : 0;
+      layers.push(new LayerWeights(i, window, own));
     }
     this.layers = layers;
+    this.expertLayers = layers.map((l) => l.experts);
     if (willNeed) {
       // dense tensors: everything that is not a routed expert
       for (const info of gguf.tensors) {
@@ -402,9 +228,7 @@ export class Model {
       }
     }
     this.threads = threads;
-    const pool = n.sym.spool_pool_create(threads);
-    if (isNull(pool)) throw new KernelError("spool_pool_create", Status.NOMEM);
-    this.pool = pool;
+    this.backend = new CpuBackend(threads);
   }
 
   /** Load a GGUF model: parse, map, bind every tensor. */
@@ -509,8 +333,9 @@ export class Model {
     let bytes = 0;
     const t0 = performance.now();
     for (const key of keys) {
-      const L = this.layers[Math.floor(key / nE)];
+      const L = this.expertLayers[Math.floor(key / nE)];
       const e = key % nE;
+      if (!L) continue; // a dense layer has no experts to pin
       const a = cache.pin(key);
       if (!a.fresh) continue;
       fresh.push(a.slot);
@@ -569,7 +394,7 @@ export class Model {
         closeFile(ex.fd, this.path);
       } catch { /* closing a read-only fd cannot lose data */ }
     }
-    native().sym.spool_pool_destroy(this.pool);
+    this.backend.close();
     for (const t of this.#tables) t.free();
     this.file.close();
   }
@@ -582,7 +407,7 @@ export class Model {
  */
 export function stageExpertRead(
   src: ExpertSource,
-  L: LayerWeights,
+  L: ExpertTensors,
   slot: number,
   e: number,
 ): number {
@@ -609,7 +434,7 @@ function openExpertSource(
 ): ExpertSource {
   const nExpert = model.config.nExpert, k = model.config.nExpertUsed;
   // a decode step holds the k experts of one layer at once: fewer slots cannot run
-  const { slotBytes } = ExpertCache.forLayers(model.layers, nExpert, { slots: 1 }, {
+  const { slotBytes } = ExpertCache.forLayers(model.expertLayers, nExpert, { slots: 1 }, {
     arena: false,
   });
   const need = Math.min(k, nExpert) * slotBytes;
@@ -623,7 +448,7 @@ function openExpertSource(
       need,
     );
   }
-  const cache = ExpertCache.forLayers(model.layers, nExpert, { budgetBytes });
+  const cache = ExpertCache.forLayers(model.expertLayers, nExpert, { budgetBytes });
   let pager: Pager | undefined;
   let fd = -1;
   try {

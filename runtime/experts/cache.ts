@@ -54,7 +54,7 @@
  * ## Use
  *
  * ```ts
- * const cache = ExpertCache.forLayers(model.layers, nExpert, { budgetBytes: plan.expertCacheBytes });
+ * const cache = ExpertCache.forLayers(model.expertLayers, nExpert, { budgetBytes: plan.expertCacheBytes });
  * // per MoE layer of a step, for each routed expert:
  * const key = cache.key(layer, expert);
  * let slot = cache.lookup(key);               // counts a hit or a miss

@@ -148,7 +148,7 @@ export function decoderTensors(
   const out: TensorSpec[] = [
     t("token_embd.weight", [cfg.nEmbd, cfg.nVocab], "embedding"),
     t("output_norm.weight", [cfg.nEmbd], "norm"),
-    t("output.weight", [cfg.nEmbd, cfg.nVocab], "output"),
+    { ...t("output.weight", [cfg.nEmbd, cfg.nVocab], "output"), optional: true },
   ];
   for (let i = 0; i < cfg.nLayer; i++) out.push(...layer(i));
   return out;

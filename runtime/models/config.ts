@@ -12,6 +12,7 @@
 
 import type { GGUFTypeSpec, GGUFValue } from "../gguf/types.ts";
 import { GGUFValueType } from "../gguf/types.ts";
+import type { LayerForward } from "./step.ts";
 
 /** GGUF metadata, as the reader returns it (`GGUFFile.kv`). */
 export type KVSource = ReadonlyMap<string, GGUFValue>;
@@ -167,6 +168,8 @@ export interface TensorSpec {
   readonly f32: boolean;
   /** Whether the outermost dim is the expert index (3-D expert tensor or 2-D expert bias). */
   readonly expert: boolean;
+  /** May be absent from a file (`output.weight`: tied to the embeddings). */
+  readonly optional?: boolean;
 }
 
 /** A hyperparameter key of {@link HPARAMS}. */
@@ -191,8 +194,8 @@ export interface ArchSpec {
   readonly routing: RoutingSpec;
   /** Every tensor of a model with this config, in file order. */
   readonly tensors: (cfg: ModelConfig) => TensorSpec[];
-  /** Forward pass; added in a later issue. */
-  readonly forward?: unknown;
+  /** One layer's forward pass, composed of the shared blocks (models/_decoder.ts). */
+  readonly forward: LayerForward;
 }
 
 /** Reason of a {@link ModelConfigError}. */

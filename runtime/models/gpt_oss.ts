@@ -13,6 +13,7 @@
  * @module
  */
 
+import { moeDecoderLayer } from "./_decoder.ts";
 import { attentionTensors, decoderTensors, moeTensors } from "./_blocks.ts";
 import { type ArchSpec, BASE_OPTIONAL, BASE_REQUIRED, baseConfig, checkConfig } from "./config.ts";
 
@@ -55,4 +56,5 @@ export const gptOss: ArchSpec = {
         expertBias: true,
       }),
     ]),
+  forward: moeDecoderLayer,
 };

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { moeDecoderLayer } from "./_decoder.ts";
 import { attentionTensors, decoderTensors, moeTensors } from "./_blocks.ts";
 import { type ArchSpec, BASE_OPTIONAL, BASE_REQUIRED, baseConfig, checkConfig } from "./config.ts";
 
@@ -31,4 +32,5 @@ export const mixtral: ArchSpec = {
   routing: { order: "softmax_topk", renormalize: true, bias: false },
   tensors: (cfg) =>
     decoderTensors(cfg, (i) => [...attentionTensors(cfg, i), ...moeTensors(cfg, i)]),
+  forward: moeDecoderLayer,
 };

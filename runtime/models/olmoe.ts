@@ -10,6 +10,7 @@
  * @module
  */
 
+import { moeDecoderLayer } from "./_decoder.ts";
 import { attentionTensors, decoderTensors, moeTensors } from "./_blocks.ts";
 import { type ArchSpec, BASE_OPTIONAL, BASE_REQUIRED, baseConfig, checkConfig } from "./config.ts";
 
@@ -41,4 +42,5 @@ export const olmoe: ArchSpec = {
       ...attentionTensors(cfg, i, { qkNorm: "full" }),
       ...moeTensors(cfg, i),
     ]),
+  forward: moeDecoderLayer,
 };

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { moeDecoderLayer } from "./_decoder.ts";
 import { attentionTensors, decoderTensors, moeTensors, sharedExpertTensors } from "./_blocks.ts";
 import { type ArchSpec, BASE_OPTIONAL, BASE_REQUIRED, baseConfig, checkConfig } from "./config.ts";
 
@@ -49,4 +50,5 @@ export const qwen2Moe: ArchSpec = {
       ...moeTensors(cfg, i),
       ...sharedExpertTensors(cfg, i),
     ]),
+  forward: moeDecoderLayer,
 };

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { moeDecoderLayer } from "./_decoder.ts";
 import { attentionTensors, decoderTensors, moeTensors } from "./_blocks.ts";
 import { type ArchSpec, BASE_OPTIONAL, BASE_REQUIRED, baseConfig, checkConfig } from "./config.ts";
 
@@ -27,4 +28,5 @@ export const qwen3Moe: ArchSpec = {
       ...attentionTensors(cfg, i, { qkNorm: "head" }),
       ...moeTensors(cfg, i),
     ]),
+  forward: moeDecoderLayer,
 };

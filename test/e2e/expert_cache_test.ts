@@ -37,7 +37,7 @@ function fixture(): string {
 function slotsBytes(path: string, slots: number): number {
   const m = Model.load(path, { threads: 1 });
   try {
-    return ExpertCache.forLayers(m.layers, m.config.nExpert, { slots: 1 }, { arena: false })
+    return ExpertCache.forLayers(m.expertLayers, m.config.nExpert, { slots: 1 }, { arena: false })
       .slotBytes * slots;
   } finally {
     m.close();
@@ -113,7 +113,7 @@ Deno.test({
         const s = cache.snapshot();
         equal(s.hits + s.misses, s.lookups);
         ok(s.misses > 0 && s.hits > 0, `hits ${s.hits}, misses ${s.misses}`);
-        const L = m.model.layers[0];
+        const L = m.model.expertLayers[0]!;
         const perExpert = L.gateExps.expertBytes + L.upExps.expertBytes + L.downExps.expertBytes;
         // every insertion is one expert read: a miss, or a prefetch of a predicted expert
         equal(s.bytesRead, s.insertions * perExpert);

@@ -27,6 +27,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Model } from "../../runtime/engine/model.ts";
 import { Session } from "../../runtime/engine/session.ts";
+import { supportedArchs } from "../../runtime/models/registry.ts";
 import { sharedVocab, writeSyntheticModel } from "../../runtime/models/synth.ts";
 import { type OracleResult, runLlamaOracle } from "./llama_oracle.ts";
 
@@ -54,7 +55,7 @@ interface Case {
 }
 
 const CASES: Case[] = [];
-for (const arch of ["qwen3moe", "llama", "olmoe", "qwen2moe", "gpt-oss"]) {
+for (const arch of supportedArchs()) {
   for (const type of ["F32", "F16", "Q8_0", "Q4_K"]) CASES.push({ arch, type });
 }
 CASES.push({ arch: "gpt-oss", type: "MXFP4" });

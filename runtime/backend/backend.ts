@@ -1,0 +1,204 @@
+/**
+ * The op-level backend seam: every kernel the forward pass runs goes through a
+ * {@link Backend}. The CPU backend (cpu.ts) calls the C ABI of `kernels/include/spool.h`
+ * over FFI; a CUDA or Metal backend is one more file here plus its kernels folder, and must
+ * pass the same op suite (op_suite.ts).
+ *
+ * Buffers are the backend's own ({@link Backend.alloc}): ops take {@link Buf}s and
+ * byte offsets, never JS arrays, so a device backend can keep activations on the device.
+ * Shapes are (rows, cols), row-major, f32 unless noted.
+ *
+ * @module
+ */
+import type { Ptr } from "../../ffi/mod.ts";
+
+/** A buffer a backend allocated: where it lives and how to address into it. */
+export interface Buf {
+  /** Size in bytes. */
+  readonly byteLength: number;
+  /** Address of byte 0. */
+  readonly ptr: Ptr;
+  /** Address of byte `offset`. */
+  ptrAt(offset: number): Ptr;
+  /**
+   * Host views of the contents (f32 and i32). The CPU backend's buffers are host memory; a
+   * device backend returns views that are valid after the step synchronizes.
+   */
+  readonly f32: Float32Array;
+  readonly i32: Int32Array;
+  /** Release it (idempotent). */
+  free(): void;
+}
+
+/** A 2-D weight in the model file: y = W x has `rows` outputs of `cols` inputs. */
+export interface Matrix {
+  /** GGUF tensor name, for errors. */
+  readonly name: string;
+  /** ggml type id. */
+  readonly type: number;
+  readonly rows: number;
+  readonly cols: number;
+  /** Address of row 0. */
+  readonly ptr: Ptr;
+  /** Bytes of one row. */
+  readonly rowBytes: number;
+}
+
+/** An F32 vector of the model (norm weight, bias, gate vector). */
+export interface Vector {
+  readonly name: string;
+  readonly ptr: Ptr;
+  readonly data: Float32Array;
+}
+
+/** Router gating ({@link Backend.route}). */
+export const Gating = { SOFTMAX: 0, SIGMOID: 1, SOFTMAX_TOPK: 2 } as const;
+/** FFN activations ({@link Backend.moeFfn}). */
+export const Act = { SWIGLU: 16, SWIGLU_OAI: 17 } as const;
+/** Rotary layouts ({@link RopeParams.mode}). */
+export const RopeMode = { NORMAL: 0, NEOX: 2 } as const;
+
+/** Rotary embedding parameters of {@link Backend.rope}. */
+export interface RopeParams {
+  /** Dims rotated per head (from the start of each head). */
+  readonly nRot: number;
+  /** {@link RopeMode}. */
+  readonly mode: number;
+  readonly freqBase: number;
+  /** 1 / (linear or YaRN factor). */
+  readonly freqScale: number;
+  /** YaRN ramp mixing on (1) or off (0). */
+  readonly extFactor: number;
+  /** Scales cos and sin (YaRN's mscale). */
+  readonly attnFactor: number;
+  readonly betaFast: number;
+  readonly betaSlow: number;
+  /** Original training context for YaRN. */
+  readonly nCtxOrig: number;
+}
+
+/** Grouped-query attention over an f16 KV block ({@link Backend.attention}). */
+export interface AttentionParams {
+  readonly nHead: number;
+  readonly nHeadKv: number;
+  readonly headDim: number;
+  /** 1/sqrt(head_dim), or what the architecture sets. */
+  readonly scale: number;
+  /** Sliding window (0 = global). */
+  readonly window: number;
+  /** Per-head sink logits, or null. */
+  readonly sinks: Ptr;
+}
+
+/** The routed-expert FFN of one layer over `n` tokens ({@link Backend.moeFfn}). */
+export interface MoEFfnArgs {
+  /** Input rows (n, nEmbd) at x. */
+  readonly x: Ptr;
+  readonly n: number;
+  readonly nEmbd: number;
+  readonly nFf: number;
+  readonly nExpert: number;
+  /** Experts per token. */
+  readonly k: number;
+  /** (n, k) expert ids and weights. */
+  readonly ids: Ptr;
+  readonly weights: Ptr;
+  /** Tables of nExpert expert-matrix addresses (u64) and the matrices' ggml types. */
+  readonly gate: Ptr;
+  readonly gateType: number;
+  readonly up: Ptr;
+  readonly upType: number;
+  readonly down: Ptr;
+  readonly downType: number;
+  /** Per-expert biases or null. */
+  readonly gateBias: Ptr;
+  readonly upBias: Ptr;
+  readonly downBias: Ptr;
+  /** {@link Act}. */
+  readonly act: number;
+  /** Output rows (n, nEmbd). */
+  readonly y: Ptr;
+  readonly scratch: Ptr;
+}
+
+/**
+ * The ops of the forward pass. All are synchronous and run to completion on the backend's
+ * own worker threads. `scratch` arguments are buffers of at least the size the matching
+ * `*ScratchBytes` reported.
+ */
+export interface Backend {
+  /** "cpu", "cuda", ... */
+  readonly name: string;
+  /** Worker threads. */
+  readonly threads: number;
+  /** A zero-filled buffer of `bytes` (aligned to `align`, default 64). */
+  alloc(bytes: number, align?: number): Buf;
+  /** Scratch bytes {@link Backend.matmul} needs for `n` rows of `w`. */
+  matmulScratchBytes(w: { type: number; cols: number }, n: number): number;
+  /** y (n, rows) = x (n, cols) · Wᵀ. */
+  matmul(w: Matrix, x: Ptr, n: number, y: Ptr, scratch: Ptr): void;
+  /** Scratch bytes of {@link Backend.moeFfn}. */
+  moeScratchBytes(
+    gateType: number,
+    upType: number,
+    downType: number,
+    nEmbd: number,
+    nFf: number,
+    nExpert: number,
+    n: number,
+    k: number,
+  ): number;
+  /** y = Σ_j w[t,j] · down(act(gate(x_t), up(x_t))) over each token's k experts. */
+  moeFfn(a: MoEFfnArgs): void;
+  /** Rows of a (possibly quantized) table to f32: x[i] = table[tokens[i]]. */
+  getRows(table: Matrix, tokens: ArrayLike<number>, x: Buf): void;
+  /** y[r] = x[r] / rms(x[r]) * w (w null: no scale), `rows` rows of `n`. In place ok. */
+  rmsnorm(x: Ptr, w: Ptr, y: Ptr, rows: number, n: number, eps: number): void;
+  /** Rotate (n, nHead, headDim) rows in place at positions pos (i32, n). */
+  rope(x: Ptr, pos: Ptr, n: number, nHead: number, headDim: number, p: RopeParams): void;
+  /**
+   * Per token: choose k of nExpert experts from router logits (n, nExpert) with a
+   * {@link Gating}, an optional selection bias, renormalization and scale.
+   */
+  route(
+    logits: Ptr,
+    bias: Ptr,
+    n: number,
+    nExpert: number,
+    k: number,
+    gating: number,
+    normalize: boolean,
+    scale: number,
+    ids: Ptr,
+    weights: Ptr,
+  ): void;
+  /**
+   * Causal attention of n query rows at positions pos0.. against nKv f16 KV rows; q
+   * (n, nHead, headDim) f32 → out (n, nHead, headDim).
+   */
+  attention(
+    q: Ptr,
+    k: Ptr,
+    v: Ptr,
+    out: Ptr,
+    n: number,
+    nKv: number,
+    pos0: number,
+    a: AttentionParams,
+  ): void;
+  /** y = silu(g) * u over n values (in place ok). */
+  swiglu(g: Ptr, u: Ptr, y: Ptr, n: number): void;
+  /** f32 → f16, n values (the KV cache's storage). */
+  toF16(src: Ptr, dst: Ptr, n: number): void;
+  /** x[0..n) += y[0..n) (element offsets into the buffers). */
+  add(x: Buf, y: Buf, n: number): void;
+  /** Every one of m rows of x += bias. */
+  addBias(x: Buf, bias: Vector, m: number): void;
+  /**
+   * The gated shared expert's sum: for each of m rows, out[t] += sigmoid(gate · h[t]) · d[t],
+   * rows of `n`.
+   */
+  addSigmoidGated(out: Buf, h: Buf, gate: Vector, d: Buf, m: number, n: number): void;
+  /** Release the worker threads (the backend is unusable after). */
+  close(): void;
+}

@@ -1,0 +1,417 @@
+/**
+ * Expert residency for a step (DESIGN.md §4): the routed experts of a MoE layer from the
+ * expert cache instead of the mapping, and the next-layer prefetch.
+ *
+ * {@link ExpertResidency.run} takes a layer's routed ids, makes those experts resident
+ * (reading the misses through the pager in one ticket), points the kernel's address tables
+ * at their slots and runs the routed-expert kernel; tokens are taken in groups whose
+ * distinct experts fit the cache. Prefetch: the next layer's ffn norm and router are
+ * applied to the residual as it stands and its predicted experts are read while this layer
+ * computes.
+ *
+ * @module
+ */
+import { closeFile, IOError, NativeBuffer, openFile } from "../../ffi/memory.ts";
+import type { Buf } from "../backend/backend.ts";
+import { CacheFullError, Part } from "../experts/cache.ts";
+import { route } from "../models/_ffn.ts";
+import type { ExpertTensors, LayerWeights } from "../models/weights.ts";
+import { type ExpertSource, stageExpertRead } from "./model.ts";
+import type { StepRunner } from "./step.ts";
+
+/** The prediction buffers of the next-layer prefetch. */
+interface PredictBuffers {
+  readonly h: Buf;
+  readonly logits: Buf;
+  readonly ids: Buf;
+  readonly wts: Buf;
+}
+
+/** A step runner's side of the expert cache: loads, groups, prefetch. */
+export class ExpertResidency {
+  readonly src: ExpertSource;
+  readonly #step: StepRunner;
+  readonly #ex: CachedExperts;
+  readonly #pred: PredictBuffers | null;
+
+  /** Residency for steps of up to `rows` rows of `step`'s model. */
+  constructor(step: StepRunner, src: ExpertSource, rows: number) {
+    this.#step = step;
+    this.src = src;
+    const c = step.cfg, be = step.be;
+    this.#ex = new CachedExperts(src, c.nExpert, rows * c.nExpertUsed);
+    const f = (n: number) => be.alloc(Math.max(1, n) * 4);
+    this.#pred = src.prefetch.mode !== "off"
+      ? {
+        h: f(rows * c.nEmbd),
+        logits: f(rows * c.nExpert),
+        ids: f(rows * c.nExpertUsed),
+        wts: f(rows * c.nExpertUsed),
+      }
+      : null;
+  }
+
+  /**
+   * The routed experts of layer `L` for the step's m rows, from the cache. Tokens are taken
+   * in groups whose distinct experts fit the slots that are not pinned (all m tokens at
+   * once unless the cache is tiny); each token's output depends on its own slots only, so
+   * grouping changes no result. The first group settles the prefetch of this layer and then
+   * starts the next layer's.
+   */
+  run(L: LayerWeights, li: number, m: number): void {
+    const ex = this.#ex, step = this.#step;
+    const c = step.cfg;
+    const K = c.nExpertUsed;
+    const ids = step.buf.ids.i32;
+    const cache = ex.src.cache;
+    const tensors = L.experts!;
+    const path = step.model.path;
+    const cap = Math.max(K, cache.slots - cache.pinnedCount - ex.prefetchHeld(li));
+    ex.scorePrediction(li, ids, m * K);
+    for (let t0 = 0; t0 < m;) {
+      const t1 = ex.groupEnd(ids, t0, m, K, cap);
+      ex.load(tensors, li, ids.subarray(t0 * K, t1 * K), (t1 - t0) * K, path);
+      try {
+        if (t0 === 0 && t1 === m && ex.src.prefetch.active) this.#prefetch(li + 1, m);
+        step.moeFfn(tensors, t0, t1 - t0, ex.gate.ptr, ex.up.ptr, ex.down.ptr);
+      } finally {
+        ex.release();
+      }
+      t0 = t1;
+    }
+  }
+
+  /**
+   * Predict the experts of the next MoE layer at or after `next` from the residual stream
+   * as it stands (after this layer's attention): its ffn norm and router applied now, top-k
+   * per token; start reading the predicted experts that are not resident.
+   */
+  #prefetch(next: number, m: number): void {
+    const step = this.#step, model = step.model, c = step.cfg;
+    const P = this.#pred;
+    if (!P) return;
+    while (next < c.nLayer && !model.layers[next].experts) next++;
+    if (next >= c.nLayer) return;
+    const N = model.layers[next];
+    step.be.rmsnorm(step.buf.x.ptr, N.vec(c.ffnNormName).ptr, P.h.ptr, m, c.nEmbd, c.rmsEps);
+    route(step, N, P.h.ptr, m, P.logits, P.ids.ptr, P.wts.ptr);
+    this.#ex.prefetch(N.experts!, next, P.ids.i32, m * c.nExpertUsed);
+  }
+
+  /** After an error mid-step: settle (or drop) whatever prefetch is in flight. */
+  abandonPrefetch(path: string): void {
+    this.#ex.abandonPrefetch(path);
+  }
+
+  /** Release the tables and prediction buffers. */
+  free(path: string): void {
+    this.#ex.free(path);
+    if (this.#pred) { for (const b of Object.values(this.#pred)) b.free(); }
+  }
+}
+
+const EINVAL = 22;
+const PARTS = [Part.GATE, Part.UP, Part.DOWN] as const;
+
+/**
+ * A session's side of the expert cache (DESIGN.md §4): per MoE layer of a step, look up the
+ * routed experts, read the misses through the pager in one ticket, and fill per-session
+ * address tables (nExpert u64 per matrix) with the slots' data addresses for spool_moe_ffn.
+ * Entries of experts not routed this step are 0 (the kernel only reads routed ones).
+ *
+ * Prefetch: while layer l computes, the experts predicted for layer l+1 are read in one
+ * ticket into slots this object holds references on, so nothing evicts them in flight.
+ * Layer l+1's load waits for that ticket (the wait is the stall), marks the slots loaded,
+ * scores the prediction and gives the references back; wrong guesses stay resident as
+ * ordinary cache entries.
+ */
+class CachedExperts {
+  readonly src: ExpertSource;
+  readonly gate: NativeBuffer;
+  readonly up: NativeBuffer;
+  readonly down: NativeBuffer;
+  /** u32 views (lo, hi pairs) of the three tables: no BigInt per write. */
+  readonly #words: Uint32Array[];
+  /** Slots referenced by the current layer, and their keys' experts. */
+  readonly #slots: Int32Array;
+  readonly #experts: Int32Array;
+  #n = 0;
+  /** Fresh slots of the current layer (read this step) and their experts. */
+  readonly #fresh: Int32Array;
+  readonly #freshExpert: Int32Array;
+  /** Per expert: the stamp of the last layer step that saw it (deduplication). */
+  readonly #seen: Uint32Array;
+  #stamp = 0;
+  /** The prefetch in flight: its layer (-1: none), ticket, slots and predicted keys. */
+  #pfLayer = -1;
+  #pfTicket = 0;
+  #pfN = 0;
+  #pfBytes = 0;
+  readonly #pfSlots: Int32Array;
+  readonly #pfExperts: Int32Array;
+  readonly #pfKeys: Int32Array;
+  #pfKeyN = 0;
+
+  constructor(src: ExpertSource, nExpert: number, maxRouted: number) {
+    this.src = src;
+    this.gate = new NativeBuffer(nExpert * 8);
+    this.up = new NativeBuffer(nExpert * 8);
+    this.down = new NativeBuffer(nExpert * 8);
+    this.#words = [this.gate, this.up, this.down].map((b) =>
+      new Uint32Array(b.u8.buffer, b.u8.byteOffset, nExpert * 2)
+    );
+    const n = Math.min(maxRouted, nExpert);
+    this.#slots = new Int32Array(n);
+    this.#experts = new Int32Array(n);
+    this.#fresh = new Int32Array(n);
+    this.#freshExpert = new Int32Array(n);
+    this.#seen = new Uint32Array(nExpert);
+    this.#pfSlots = new Int32Array(n);
+    this.#pfExperts = new Int32Array(n);
+    this.#pfKeys = new Int32Array(n);
+  }
+
+  #nextStamp(): number {
+    if (++this.#stamp === 0xffffffff) {
+      this.#seen.fill(0);
+      this.#stamp = 1;
+    }
+    return this.#stamp;
+  }
+
+  /** Slots the prefetch holds that layer `li`'s load will not reuse as its own references. */
+  prefetchHeld(li: number): number {
+    return this.#pfLayer >= 0 && this.#pfLayer !== li ? this.#pfN : 0;
+  }
+
+  /**
+   * The end of the token group starting at `t0`: as many tokens as keep the group's
+   * distinct experts within `cap` slots (at least one token).
+   */
+  groupEnd(ids: Int32Array, t0: number, m: number, K: number, cap: number): number {
+    const stamp = this.#nextStamp();
+    let distinct = 0, t = t0;
+    for (; t < m; t++) {
+      let add = 0;
+      for (let j = 0; j < K; j++) {
+        const e = ids[t * K + j];
+        if (e >= 0 && this.#seen[e] !== stamp) add++;
+      }
+      if (t > t0 && distinct + add > cap) break;
+      for (let j = 0; j < K; j++) {
+        const e = ids[t * K + j];
+        if (e >= 0 && this.#seen[e] !== stamp) this.#seen[e] = stamp;
+      }
+      distinct += add;
+    }
+    return t;
+  }
+
+  /** Score the prefetch made for layer `li` against the experts it actually routed to. */
+  scorePrediction(li: number, ids: Int32Array, count: number): void {
+    if (this.#pfLayer !== li || this.#pfKeyN === 0) return;
+    const cache = this.src.cache;
+    const base = cache.key(li, 0);
+    const actual = this.#fresh.length >= count ? this.#fresh : new Int32Array(count);
+    for (let i = 0; i < count; i++) actual[i] = ids[i] < 0 ? -1 : base + ids[i];
+    cache.recordPrediction(this.#pfKeys.subarray(0, this.#pfKeyN), actual, count);
+  }
+
+  /**
+   * Start reading the experts `ids[0..count)` predicts for layer `li` that are neither
+   * resident nor loading, as one ticket. Takes at most the slots that leave room for one
+   * more token's experts beyond those referenced now; stops quietly when the cache is full.
+   */
+  prefetch(L: ExpertTensors, li: number, ids: Int32Array, count: number): void {
+    if (this.#pfLayer >= 0) return; // one prefetch in flight per session
+    const cache = this.src.cache;
+    const stamp = this.#nextStamp();
+    // leave room for the experts of the next load that the guess misses
+    const reserve = Math.min(count, this.#slots.length);
+    let room = cache.slots - cache.pinnedCount - cache.referencedCount - reserve;
+    let n = 0, nk = 0;
+    for (let i = 0; i < count && nk < this.#pfKeys.length; i++) {
+      const e = ids[i];
+      if (e < 0 || this.#seen[e] === stamp) continue;
+      this.#seen[e] = stamp;
+      const key = cache.key(li, e);
+      this.#pfKeys[nk++] = key;
+      if (cache.peek(key) >= 0 || room <= 0) continue;
+      try {
+        this.#pfSlots[n] = cache.acquire(key).slot;
+      } catch (err) {
+        if (err instanceof CacheFullError) {
+          room = 0;
+          continue;
+        }
+        throw err;
+      }
+      this.#pfExperts[n++] = e;
+      room--;
+    }
+    this.#pfKeyN = nk;
+    this.#pfLayer = li;
+    this.#pfN = n;
+    this.#pfTicket = 0;
+    this.#pfBytes = 0;
+    if (n === 0) return;
+    this.#pfBytes = this.#stage(L, this.#pfSlots, this.#pfExperts, n);
+    this.#pfTicket = this.src.pager.flush();
+  }
+
+  /**
+   * Wait for the prefetch of layer `li` (if that is the one in flight), mark its slots
+   * loaded and give back its references. A failed prefetch discards its slots: the load
+   * that follows reads them again, and reports the error with its file and offset if it
+   * persists.
+   */
+  #settle(li: number, path: string): void {
+    if (this.#pfLayer !== li) return;
+    const cache = this.src.cache, n = this.#pfN;
+    let ok = true;
+    if (this.#pfTicket > 0) {
+      const t0 = performance.now();
+      try {
+        this.src.pager.wait(this.#pfTicket, path);
+      } catch {
+        ok = false;
+      }
+      cache.recordStall((performance.now() - t0) / 1000);
+      if (ok) this.#recordRead(this.#pfBytes);
+    }
+    for (let i = 0; i < n; i++) {
+      const slot = this.#pfSlots[i];
+      if (ok) {
+        cache.markLoaded(slot);
+        cache.release(slot);
+      } else cache.discard(slot);
+    }
+    this.#pfLayer = -1;
+    this.#pfN = 0;
+    this.#pfKeyN = 0;
+    this.#pfTicket = 0;
+  }
+
+  /** After an error mid-step: settle (or drop) whatever prefetch is in flight. */
+  abandonPrefetch(path: string): void {
+    if (this.#pfLayer >= 0) this.#settle(this.#pfLayer, path);
+  }
+
+  /**
+   * Make the experts in `ids[0..count)` of layer `li` resident and referenced, and point the
+   * tables at them. Throws CacheFullError (the step needs more experts than the cache
+   * holds) or IOError (a read failed); either way nothing stays referenced.
+   */
+  load(L: ExpertTensors, li: number, ids: Int32Array, count: number, path: string): void {
+    this.#settle(li, path);
+    const cache = this.src.cache;
+    const stamp = this.#nextStamp();
+    this.#n = 0;
+    let nFresh = 0;
+    try {
+      for (let i = 0; i < count; i++) {
+        const e = ids[i];
+        if (e < 0 || this.#seen[e] === stamp) continue;
+        this.#seen[e] = stamp;
+        const key = cache.key(li, e);
+        let slot = cache.lookup(key);
+        if (slot < 0) {
+          slot = cache.acquire(key).slot;
+          this.#fresh[nFresh] = slot;
+          this.#freshExpert[nFresh++] = e;
+        } else if (!cache.isLoaded(slot)) {
+          // loading in another session's prefetch or read: this thread is the only one
+          // that waits, so only a failed read can leave it so
+          throw new Error(`${cache.describe(key)} is still loading in slot ${slot}`);
+        }
+        this.#slots[this.#n] = slot;
+        this.#experts[this.#n++] = e;
+      }
+      if (nFresh > 0) this.#read(L, nFresh, path);
+    } catch (err) {
+      // nothing of this step stays referenced; unread slots go back to the free list
+      for (let i = 0; i < nFresh; i++) {
+        if (cache.keyOf(this.#fresh[i]) >= 0 && !cache.isLoaded(this.#fresh[i])) {
+          cache.discard(this.#fresh[i]);
+        }
+      }
+      for (let i = 0; i < this.#n; i++) {
+        const sl = this.#slots[i];
+        if (cache.keyOf(sl) >= 0 && cache.refCount(sl) > 0) cache.release(sl);
+      }
+      this.#n = 0;
+      throw err;
+    }
+    const base = this.src.arenaAddress;
+    const w = this.#words;
+    for (let i = 0; i < this.#n; i++) {
+      const slot = this.#slots[i], e = this.#experts[i];
+      for (let p = 0; p < 3; p++) {
+        const a = base + cache.dataOffset(slot, PARTS[p]);
+        const words = w[p];
+        words[2 * e] = a % 0x100000000;
+        words[2 * e + 1] = Math.floor(a / 0x100000000);
+      }
+    }
+  }
+
+  /** Stage the three parts of `n` slots' experts as pager reads; returns the bytes. */
+  #stage(L: ExpertTensors, slots: Int32Array, experts: Int32Array, n: number): number {
+    let bytes = 0;
+    for (let i = 0; i < n; i++) bytes += stageExpertRead(this.src, L, slots[i], experts[i]);
+    return bytes;
+  }
+
+  /** Report `bytes` read, with the pager's in-flight wall time since the last report. */
+  #recordRead(bytes: number): void {
+    const src = this.src;
+    const wall = src.pager.stats().wallNs;
+    const secs = Math.max(0, wall - src.wallMark) / 1e9;
+    src.wallMark = wall;
+    src.cache.recordRead(bytes, secs);
+  }
+
+  /** Read the fresh slots' three parts in one ticket; wait; mark them loaded. */
+  #read(L: ExpertTensors, nFresh: number, path: string): void {
+    const src = this.src, cache = src.cache, pager = src.pager;
+    const t0 = performance.now();
+    let bytes = this.#stage(L, this.#fresh, this.#freshExpert, nFresh);
+    try {
+      pager.wait(pager.flush(), path);
+    } catch (e) {
+      pager.discard();
+      // a file system that opens O_DIRECT but refuses its reads: go buffered, once
+      if (!(src.direct && e instanceof IOError && e.errno === EINVAL)) throw e;
+      const fd = openFile(path, false);
+      try {
+        closeFile(src.fd, path);
+      } catch { /* read-only fd */ }
+      src.fd = fd;
+      src.direct = false;
+      bytes = this.#stage(L, this.#fresh, this.#freshExpert, nFresh);
+      pager.wait(pager.flush(), path);
+    }
+    for (let i = 0; i < nFresh; i++) cache.markLoaded(this.#fresh[i]);
+    this.#recordRead(bytes);
+    cache.recordStall((performance.now() - t0) / 1000);
+  }
+
+  /** Give back the current layer's references and clear its table entries. */
+  release(): void {
+    const cache = this.src.cache;
+    const w = this.#words;
+    for (let i = 0; i < this.#n; i++) {
+      cache.release(this.#slots[i]);
+      const e = this.#experts[i];
+      for (let p = 0; p < 3; p++) w[p][2 * e] = w[p][2 * e + 1] = 0;
+    }
+    this.#n = 0;
+  }
+
+  free(path: string): void {
+    this.abandonPrefetch(path);
+    this.gate.free();
+    this.up.free();
+    this.down.free();
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * The pre-norm decoder layer most MoE models share:
+ * `x += attn(norm(x)); x += ffn(norm(x))`, with the attention and FFN blocks as parameters.
+ *
+ * @module
+ */
+import { gqaAttention } from "./_attention.ts";
+import { moeFfn } from "./_ffn.ts";
+import type { LayerForward, StepContext } from "./step.ts";
+import type { LayerWeights } from "./weights.ts";
+
+/** A block that reads buf.h and writes its output (attention: buf.o; FFN: buf.moe). */
+export type Block = (ctx: StepContext, L: LayerWeights, li: number) => void;
+
+/** A pre-norm residual layer from an attention block and an FFN block. */
+export function decoderLayer(attn: Block, ffn: Block): LayerForward {
+  return (ctx, L, li) => {
+    const { be, cfg: c, buf: B, m } = ctx;
+    const n = m * c.nEmbd;
+    be.rmsnorm(B.x.ptr, L.vec("attn_norm").ptr, B.h.ptr, m, c.nEmbd, c.rmsEps);
+    attn(ctx, L, li);
+    be.add(B.x, B.o, n);
+    be.rmsnorm(B.x.ptr, L.vec(c.ffnNormName).ptr, B.h.ptr, m, c.nEmbd, c.rmsEps);
+    ffn(ctx, L, li);
+    be.add(B.x, B.moe, n);
+  };
+}
+
+/** Grouped-query attention and a MoE FFN (qwen3moe, mixtral, olmoe, qwen2moe, gpt-oss). */
+export const moeDecoderLayer: LayerForward = decoderLayer(gqaAttention, moeFfn);
