@@ -18,6 +18,7 @@ import { detectMemoryLimit, formatSize, parseSize } from "../runtime/experts/bud
 import { readGGUF } from "../runtime/gguf/reader.ts";
 import { inspectGGUF } from "../runtime/inspect.ts";
 import { archOf } from "../runtime/models/registry.ts";
+import { kvBytesPerToken } from "../runtime/models/config.ts";
 import { tokenizerFromGGUF } from "../runtime/tokenizer/tokenizer.ts";
 import { applyChatTemplate, chatTemplateFromGGUF } from "../runtime/tokenizer/chat_template.ts";
 import { createProgress } from "../runtime/progress.ts";
@@ -167,7 +168,8 @@ async function runCommand(args: string[]): Promise<number> {
       // B from the KV budget and the expert cache
       const g = readGGUF(model);
       const rep = inspectGGUF(g, model);
-      const mc = archOf(g.kv).config(g.kv);
+      const spec = archOf(g.kv);
+      const mc = spec.config(g.kv);
       const budgetOpt = v["ram-budget"] !== undefined
         ? parseSize(v["ram-budget"], "--ram-budget")
         : "auto";
@@ -178,7 +180,7 @@ async function runCommand(args: string[]): Promise<number> {
         maxPromptTokens: m.maxPrompt,
         maxNewTokens: m.maxNew,
         nCtxTrain: mc.nCtxTrain,
-        kvBytesPerToken: mc.nLayer * mc.nHeadKv * (mc.headDim + mc.headDimV) * 2,
+        kvBytesPerToken: kvBytesPerToken(spec, mc),
         budgetBytes: budget,
         baseBytes: rep.denseBytes + (512 << 20),
         bytesPerExpert: rep.bytesPerExpert,

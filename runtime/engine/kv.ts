@@ -8,7 +8,7 @@
  */
 import type { Ptr } from "../../ffi/mod.ts";
 import { NativeBuffer } from "../../ffi/memory.ts";
-import type { ModelConfig } from "../models/config.ts";
+import type { KVLayout } from "../models/config.ts";
 
 /** f16 K/V storage of one sequence. */
 export class KVCache {
@@ -23,15 +23,19 @@ export class KVCache {
   readonly #kLayer: number;
   readonly #vLayer: number;
 
-  /** KV for `nCtx` positions of every layer of `c`. */
-  constructor(c: ModelConfig, nCtx: number) {
+  /** V is the first `vInK` values of each K row (0: V stored apart). */
+  readonly vInK: number;
+
+  /** KV for `nCtx` positions of `nLayer` layers laid out as `layout`. */
+  constructor(layout: KVLayout, nLayer: number, nCtx: number) {
     this.nCtx = nCtx;
-    this.kRow = c.nHeadKv * c.headDim;
-    this.vRow = c.nHeadKv * c.headDimV;
+    this.kRow = layout.k;
+    this.vRow = layout.vInK > 0 ? 0 : layout.v;
+    this.vInK = layout.vInK;
     this.#kLayer = nCtx * this.kRow * 2;
     this.#vLayer = nCtx * this.vRow * 2;
-    this.#k = new NativeBuffer(c.nLayer * this.#kLayer, { align: 4096 });
-    this.#v = new NativeBuffer(c.nLayer * this.#vLayer, { align: 4096 });
+    this.#k = new NativeBuffer(nLayer * this.#kLayer, { align: 4096 });
+    this.#v = new NativeBuffer(Math.max(1, nLayer * this.#vLayer), { align: 4096 });
   }
 
   /** Layer `li`'s K row at position `pos`. */
@@ -39,8 +43,9 @@ export class KVCache {
     return this.#k.ptrAt(li * this.#kLayer + pos * this.kRow * 2);
   }
 
-  /** Layer `li`'s V row at position `pos`. */
+  /** Layer `li`'s V row at position `pos` (inside the K row when V is a view of K). */
   v(li: number, pos = 0): Ptr {
+    if (this.vInK > 0) return this.k(li, pos);
     return this.#v.ptrAt(li * this.#vLayer + pos * this.vRow * 2);
   }
 

@@ -28,7 +28,7 @@ import {
   type Vec,
   type Weight,
 } from "../models/weights.ts";
-import type { ArchSpec, ModelConfig } from "../models/config.ts";
+import { type ArchSpec, kvBytesPerToken, type ModelConfig } from "../models/config.ts";
 import { archOf } from "../models/registry.ts";
 import { inspectGGUF } from "../inspect.ts";
 import { planBudget } from "../experts/budget.ts";
@@ -100,8 +100,9 @@ export function expertCacheBytes(gguf: GGUFFile, opts: LoadOptions): number {
   // an explicit cache size alone is taken as given (openExpertSource checks it holds a step)
   if (typeof expertCache === "number" && ramBudget === undefined) return expertCache;
   const r = inspectGGUF(gguf);
-  const cfg = archOf(gguf.kv).config(gguf.kv);
-  const perToken = cfg.nLayer * cfg.nHeadKv * (cfg.headDim + cfg.headDimV) * 2;
+  const spec = archOf(gguf.kv);
+  const cfg = spec.config(gguf.kv);
+  const perToken = kvBytesPerToken(spec, cfg);
   const kv = opts.kvTokens !== undefined
     ? opts.kvTokens * perToken
     : Math.min(cfg.nCtxTrain || 4096, 4096) * perToken;

@@ -8,7 +8,7 @@
 import { KVCache } from "./kv.ts";
 import type { Model } from "./model.ts";
 import { type Segment, StepRunner } from "./step.ts";
-import type { ModelConfig } from "../models/config.ts";
+import { kvLayout, type ModelConfig } from "../models/config.ts";
 
 /** Options of a {@link Session}. */
 export interface SessionOptions {
@@ -52,7 +52,7 @@ export class Session {
     const c = model.config;
     this.nCtx = Math.max(1, opts.nCtx ?? Math.min(c.nCtxTrain || 4096, 4096));
     this.batch = Math.max(1, opts.batch ?? 64);
-    this.kv = new KVCache(c, this.nCtx);
+    this.kv = new KVCache(kvLayout(model.arch, c), c.nLayer, this.nCtx);
   }
 
   #step(): StepRunner {

@@ -196,6 +196,31 @@ export interface ArchSpec {
   readonly tensors: (cfg: ModelConfig) => TensorSpec[];
   /** One layer's forward pass, composed of the shared blocks (models/_decoder.ts). */
   readonly forward: LayerForward;
+  /** The KV cache row of a layer, when it is not nHeadKv × head size for K and V (MLA). */
+  readonly kvLayout?: (cfg: ModelConfig) => KVLayout;
+}
+
+/**
+ * Values per token of one layer's K and V rows in the KV cache (f16). `v` 0 with `vInK`
+ * set: V is the first `vInK` values of the K row (MLA's latent cache), stored once.
+ */
+export interface KVLayout {
+  readonly k: number;
+  readonly v: number;
+  /** V read from the K row's first `vInK` values (no V storage); 0 = V stored. */
+  readonly vInK: number;
+}
+
+/** The KV layout of `spec` for `cfg` (default: GQA, nHeadKv heads of K and V). */
+export function kvLayout(spec: ArchSpec, cfg: ModelConfig): KVLayout {
+  return spec.kvLayout?.(cfg) ??
+    { k: cfg.nHeadKv * cfg.headDim, v: cfg.nHeadKv * cfg.headDimV, vInK: 0 };
+}
+
+/** KV cache bytes one token takes over all layers (f16 rows; what the budget plans for). */
+export function kvBytesPerToken(spec: ArchSpec, cfg: ModelConfig): number {
+  const l = kvLayout(spec, cfg);
+  return cfg.nLayer * (l.k + l.v) * 2;
 }
 
 /** Reason of a {@link ModelConfigError}. */
