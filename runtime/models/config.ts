@@ -89,6 +89,11 @@ export interface ModelConfig {
       readonly factor: number;
       /** `rope.scaling.original_context_length`, 0 when absent. */
       readonly origCtx: number;
+      /**
+       * `rope.scaling.yarn_log_multiplier` as stored (deepseek2 only; absent otherwise). The
+       * converter writes `0.1 * mscale_all_dim` and llama.cpp divides it by 0.1 on load.
+       */
+      readonly yarnLogMul?: number;
     };
   };
   /** Sliding-window size (`attention.sliding_window`), 0 when every layer is global. */
@@ -117,6 +122,66 @@ export interface ModelConfig {
   readonly expertBias: boolean;
   /** FFN activation: SwiGLU `silu(g)*u`, or gpt-oss's clamped `g*sigmoid(1.702 g)*(u+1)`. */
   readonly act: "swiglu" | "swiglu_oai";
+  /**
+   * Leading dense layers (`leading_dense_block_count`, default 0): layers `0..nLayerDenseLead-1`
+   * run a dense SwiGLU FFN of `nFf` (`ffn_gate/ffn_up/ffn_down`) instead of the MoE
+   * (glm4moe, deepseek2). 0 for the five original archs.
+   */
+  readonly nLayerDenseLead: number;
+  /**
+   * NextN/MTP (multi-token prediction) blocks (`nextn_predict_layers`, default 0). The file's
+   * `block_count` is `nLayer + nLayerNextn`: the MTP blocks are the LAST ones, indices
+   * `nLayer..nLayer+nLayerNextn-1`, and `nLayer` counts only the trunk (llama.cpp's
+   * `n_layer()` = `n_layer_all - n_layer_nextn`). spool never binds, runs or budgets them; their
+   * tensors are listed with {@link TensorSpec.mtp} so a loader can skip them.
+   */
+  readonly nLayerNextn: number;
+  /**
+   * Router gate function (`expert_gating_func`: 1 softmax, 2 sigmoid). Read by the archs whose
+   * {@link RoutingSpec.source} is "hparams"; "softmax" for the five original archs.
+   */
+  readonly expertGating: "softmax" | "sigmoid";
+  /**
+   * Divide the k selected weights by their sum (`expert_weights_norm`, default false; minimax-m2:
+   * always true). Read when {@link RoutingSpec.source} is "hparams".
+   */
+  readonly expertWeightsNorm: boolean;
+  /**
+   * Multiply the selected weights by this (`expert_weights_scale`, DeepSeek's
+   * `routed_scaling_factor`); 0 when absent, which like 1 means no scaling. Read when
+   * {@link RoutingSpec.source} is "hparams".
+   */
+  readonly expertWeightsScale: number;
+  /**
+   * Expert groups (`expert_group_count`, default 0). When > 1, selection is group-limited:
+   * experts are split into this many contiguous groups of `nExpert / nExpertGroups`.
+   */
+  readonly nExpertGroups: number;
+  /** Groups kept per token (`expert_group_used_count`, default 0), 0 < used < groups when groups > 1. */
+  readonly nExpertGroupUsed: number;
+  /**
+   * Multi-head latent attention (deepseek2), absent otherwise. With MLA, `nHeadKv` is 1 and
+   * `headDim`/`headDimV` describe the latent KV cache entry: `headDim = kvLoraRank + qkRopeDim`
+   * (576 for V3: K = normalized latent ++ roped k_pe) and `headDimV = kvLoraRank` (V is the
+   * first `kvLoraRank` values of the same entry); `rope.dim = qkRopeDim`.
+   */
+  readonly mla?: MLAConfig;
+}
+
+/** Multi-head latent attention sizes (deepseek2). */
+export interface MLAConfig {
+  /** q LoRA rank (`attention.q_lora_rank`); 0 = plain `attn_q` (DeepSeek-V2-Lite). */
+  readonly qLoraRank: number;
+  /** KV latent rank (`attention.kv_lora_rank`), 512 for V3. */
+  readonly kvLoraRank: number;
+  /** Per-head q/k size before absorption (`attention.key_length_mla`): nope + rope, 192 for V3. */
+  readonly headDimK: number;
+  /** Per-head value size after decompression (`attention.value_length_mla`), 128 for V3. */
+  readonly headDimV: number;
+  /** Rotated part of each q/k head (`rope.dimension_count`), 64 for V3; the LAST dims of a head. */
+  readonly qkRopeDim: number;
+  /** Unrotated part of each q/k head: `headDimK - qkRopeDim`, 128 for V3. */
+  readonly qkNopeDim: number;
 }
 
 /** How a layer's router turns logits into expert weights. */
@@ -131,8 +196,80 @@ export interface RoutingSpec {
   readonly renormalize: boolean;
   /** Add `ffn_gate_inp.bias` to the logits before selection. */
   readonly bias: boolean;
-  /** Shared expert added to every token, scaled by `sigmoid(ffn_gate_inp_shexp · x)` (qwen2moe). */
-  readonly sharedExpert?: { readonly gate: "sigmoid" };
+  /**
+   * Shared expert(s) added to every token: `gate: "sigmoid"` scales its output by
+   * `sigmoid(ffn_gate_inp_shexp · x)` (qwen2moe); `gate: "none"` adds it unscaled (glm4moe,
+   * deepseek2, whose `expert_shared_count` experts are one FFN of `nFfShexp`).
+   */
+  readonly sharedExpert?: { readonly gate: "sigmoid" | "none" };
+  /**
+   * Where the gate function, renormalization, scale and grouping come from. Absent or "spec"
+   * (the five original archs): softmax gating as `order` says, `renormalize` above, no scale,
+   * no groups. "hparams" (glm4moe, minimax-m2, deepseek2): the model's {@link ModelConfig}
+   * `expertGating`, `expertWeightsNorm`, `expertWeightsScale`, `nExpertGroups` and
+   * `nExpertGroupUsed` (llama.cpp's `build_moe_ffn` arguments); `order` and `renormalize` are
+   * then not read. Use {@link resolveRouting} rather than reading either directly.
+   */
+  readonly source?: "spec" | "hparams";
+  /**
+   * Selection bias `blk.N.exp_probs_b.bias [n_expert]` (DeepSeek-V3's
+   * `e_score_correction_bias`): added to the gate probabilities only to CHOOSE the experts
+   * (and the groups); the weights are the unbiased probabilities. Applied when the layer has the
+   * tensor (required for glm4moe and minimax-m2, optional for deepseek2: V2 files lack it).
+   */
+  readonly selectionBias?: boolean;
+}
+
+/** A model's routing with every field decided: {@link resolveRouting} of spec and config. */
+export interface Routing {
+  /**
+   * `softmax`: p = softmax(logits) over all experts; `sigmoid`: p = sigmoid(logits) per expert;
+   * `softmax_weight`: p = logits, and the k selected are softmaxed (gpt-oss, topk_softmax).
+   */
+  readonly gating: "softmax" | "sigmoid" | "softmax_weight";
+  /** `ffn_gate_inp.bias` added to the logits before gating (gpt-oss). */
+  readonly routerBias: boolean;
+  /** `exp_probs_b` added to p for selection only, when the layer has it. */
+  readonly selectionBias: boolean;
+  /**
+   * Group-limited top-k, when set: p (biased) is split into `count` groups of `nExpert/count`;
+   * a group's score is the sum of its two largest values; the `used` best groups are kept and
+   * every other expert is masked to -inf before the top-k.
+   */
+  readonly groups?: { readonly count: number; readonly used: number };
+  /** Divide the k weights by their sum (llama.cpp clamps the sum to >= 6.103515625e-5). */
+  readonly renormalize: boolean;
+  /** Multiply the weights by this after renormalization (1 = none). */
+  readonly scale: number;
+  /** Shared expert, when the model has one. */
+  readonly sharedExpert?: { readonly gate: "sigmoid" | "none" };
+}
+
+/** The routing a model with spec `spec` and config `cfg` runs (see {@link RoutingSpec.source}). */
+export function resolveRouting(spec: RoutingSpec, cfg: ModelConfig): Routing {
+  const shared = spec.sharedExpert ? { sharedExpert: spec.sharedExpert } : {};
+  if (spec.source !== "hparams") {
+    return {
+      gating: spec.order === "topk_softmax" ? "softmax_weight" : "softmax",
+      routerBias: spec.bias,
+      selectionBias: spec.selectionBias ?? false,
+      renormalize: spec.renormalize,
+      scale: 1,
+      ...shared,
+    };
+  }
+  const s = cfg.expertWeightsScale;
+  return {
+    gating: cfg.expertGating,
+    routerBias: spec.bias,
+    selectionBias: spec.selectionBias ?? false,
+    ...(cfg.nExpertGroups > 1
+      ? { groups: { count: cfg.nExpertGroups, used: cfg.nExpertGroupUsed } }
+      : {}),
+    renormalize: cfg.expertWeightsNorm,
+    scale: s === 0 ? 1 : s,
+    ...shared,
+  };
 }
 
 /** What a tensor is, for choosing its stored type and its random initialization. */
@@ -152,7 +289,17 @@ export type TensorRole =
   | "expert_bias"
   | "shexp"
   | "shexp_down"
-  | "shexp_gate";
+  | "shexp_gate"
+  /** dense FFN gate/up of a leading dense layer (`ffn_gate`, `ffn_up`) */
+  | "ffn"
+  /** dense FFN down (`ffn_down`) */
+  | "ffn_down"
+  /** selection bias `exp_probs_b.bias` */
+  | "probs_bias"
+  /** MLA low-rank projections (`attn_q_a`, `attn_q_b`, `attn_kv_a_mqa`, `attn_k_b`, `attn_v_b`) */
+  | "attn_mla"
+  /** NextN/MTP-only matrices (`nextn.eh_proj`, `nextn.embed_tokens`, `nextn.shared_head_head`) */
+  | "nextn";
 
 /** One tensor of a model: GGUF name, ggml shape, role. */
 export interface TensorSpec {
@@ -168,8 +315,17 @@ export interface TensorSpec {
   readonly f32: boolean;
   /** Whether the outermost dim is the expert index (3-D expert tensor or 2-D expert bias). */
   readonly expert: boolean;
-  /** May be absent from a file (`output.weight`: tied to the embeddings). */
+  /**
+   * llama.cpp loads the file without this tensor (`TENSOR_NOT_REQUIRED`); the forward applies
+   * it only when present (glm4moe's q/k/v biases and q/k norms, deepseek2's `exp_probs_b`,
+   * the vocabulary-sized NextN tensors). Absent = required.
+   */
   readonly optional?: boolean;
+  /**
+   * Part of a NextN/MTP block (layer >= {@link ModelConfig.nLayer}): never bound, run, paged
+   * or counted as resident; a loader skips it (llama.cpp skips them unless asked to load MTP).
+   */
+  readonly mtp?: boolean;
 }
 
 /** A hyperparameter key of {@link HPARAMS}. */
@@ -255,6 +411,7 @@ export class ModelConfigError extends Error {
 const U32 = { type: GGUFValueType.UINT32 } as const;
 const F32 = { type: GGUFValueType.FLOAT32 } as const;
 const STR = { type: GGUFValueType.STRING } as const;
+const BOOL = { type: GGUFValueType.BOOL } as const;
 
 /**
  * Every hyperparameter key spool reads: the suffix after `<arch>.` and its GGUF value type
@@ -282,6 +439,18 @@ export const HPARAMS = {
   expert_feed_forward_length: U32,
   expert_shared_feed_forward_length: U32,
   expert_shared_count: U32,
+  leading_dense_block_count: U32,
+  nextn_predict_layers: U32,
+  expert_gating_func: U32,
+  expert_weights_norm: BOOL,
+  expert_weights_scale: F32,
+  expert_group_count: U32,
+  expert_group_used_count: U32,
+  "attention.q_lora_rank": U32,
+  "attention.kv_lora_rank": U32,
+  "attention.key_length_mla": U32,
+  "attention.value_length_mla": U32,
+  "rope.scaling.yarn_log_multiplier": F32,
 } as const satisfies Record<string, GGUFTypeSpec>;
 
 /** Keys every supported architecture requires (llama.cpp's generic `load_hparams`). */
@@ -329,6 +498,17 @@ function num(v: GGUFValue | undefined, key: string): number | undefined {
     key,
   );
 }
+
+function bool(v: GGUFValue | undefined, key: string): boolean | undefined {
+  if (v === undefined || typeof v === "boolean") return v;
+  throw new ModelConfigError("bad_value", `Metadata "${key}" is ${typeof v}, expected a bool`, key);
+}
+
+/** `expert_gating_func` ids llama.cpp defines (llama-hparams.h); spool runs 1 and 2. */
+const GATING: Record<number, ModelConfig["expertGating"] | undefined> = {
+  1: "softmax",
+  2: "sigmoid",
+};
 
 /**
  * Read the hyperparameters shared by all architectures. `required` keys (suffixes) must be
@@ -385,6 +565,8 @@ export function baseConfig(
   const nVocab = get("vocab_size") ?? (Array.isArray(tokens) ? tokens.length : 0);
   const nFf = get("feed_forward_length") ?? 0;
   const nExpertUsed = get("expert_used_count") ?? 0;
+  const logMulKey = `${arch}.rope.scaling.yarn_log_multiplier`;
+  const yarnLogMul = num(kv.get(logMulKey), logMulKey);
   const scalingType = kv.get(`${arch}.rope.scaling.type`);
   const scaling = typeof scalingType === "string" && scalingType !== "none"
     ? {
@@ -393,10 +575,34 @@ export function baseConfig(
       origCtx: get("rope.scaling.original_context_length") ?? 0,
     }
     : undefined;
+  if (scaling && yarnLogMul !== undefined) Object.assign(scaling, { yarnLogMul });
   const rmsEps = get("attention.layer_norm_rms_epsilon") ?? 1e-6;
+  const nLayerAll = positive("block_count", get("block_count"));
+  const nLayerNextn = get("nextn_predict_layers") ?? 0;
+  if (!Number.isInteger(nLayerNextn) || nLayerNextn < 0 || nLayerNextn >= nLayerAll) {
+    const key = `${arch}.nextn_predict_layers`;
+    throw new ModelConfigError(
+      "bad_value",
+      `Metadata "${key}" is ${nLayerNextn}, expected 0..${
+        nLayerAll - 1
+      } (block_count ${nLayerAll})`,
+      key,
+    );
+  }
+  const gatingKey = `${arch}.expert_gating_func`;
+  const gatingId = get("expert_gating_func") ?? 0;
+  const gating = gatingId === 0 ? "softmax" : GATING[gatingId];
+  if (gating === undefined) {
+    throw new ModelConfigError(
+      "bad_value",
+      `Metadata "${gatingKey}" is ${gatingId}; spool supports 1 (softmax) and 2 (sigmoid)`,
+      gatingKey,
+    );
+  }
+  const normKey = `${arch}.expert_weights_norm`;
   return {
     arch,
-    nLayer: positive("block_count", get("block_count")),
+    nLayer: nLayerAll - nLayerNextn,
     nCtxTrain: get("context_length") ?? 0,
     nEmbd,
     nVocab,
@@ -428,7 +634,32 @@ export function baseConfig(
     routerBias: false,
     expertBias: false,
     act: "swiglu",
+    nLayerDenseLead: get("leading_dense_block_count") ?? 0,
+    nLayerNextn,
+    expertGating: gating,
+    expertWeightsNorm: bool(kv.get(normKey), normKey) ?? false,
+    expertWeightsScale: get("expert_weights_scale") ?? 0,
+    nExpertGroups: get("expert_group_count") ?? 0,
+    nExpertGroupUsed: get("expert_group_used_count") ?? 0,
   };
+}
+
+/**
+ * Read one numeric hyperparameter `<arch>.<k>` (for the arch files' own keys).
+ * @throws ModelConfigError `missing_key` when `required` and absent, `bad_value` if not a number
+ */
+export function hparam(
+  kv: KVSource,
+  arch: string,
+  k: HParam,
+  required = false,
+): number | undefined {
+  const key = `${arch}.${k}`;
+  const v = num(kv.get(key), key);
+  if (v === undefined && required) {
+    throw new ModelConfigError("missing_key", `Missing metadata key "${key}"`, key);
+  }
+  return v;
 }
 
 /**
@@ -437,9 +668,10 @@ export function baseConfig(
  */
 export function checkConfig(
   cfg: ModelConfig,
-  rules: ReadonlyArray<readonly [boolean, string]> = [],
+  rules: ReadonlyArray<readonly [boolean, string] | readonly [boolean, string, HParam]> = [],
 ): ModelConfig {
-  const all: Array<readonly [boolean, string]> = [
+  const g = cfg.nExpertGroups, gu = cfg.nExpertGroupUsed;
+  const all: Array<readonly [boolean, string] | readonly [boolean, string, HParam]> = [
     [cfg.nExpert > 0, `expert_count is ${cfg.nExpert}, expected > 0`],
     [
       cfg.nExpertUsed > 0 && cfg.nExpertUsed <= cfg.nExpert,
@@ -451,10 +683,54 @@ export function checkConfig(
       `head_count ${cfg.nHead} is not a multiple of head_count_kv ${cfg.nHeadKv}`,
     ],
     [cfg.nVocab > 0, `vocabulary size is ${cfg.nVocab}, expected > 0`],
+    // llama.cpp's generic load_hparams asserts these (llama-model.cpp)
+    [
+      g === 0 || g < cfg.nExpert,
+      `expert_group_count ${g} must be below expert_count ${cfg.nExpert}`,
+      "expert_group_count",
+    ],
+    [
+      g <= 1 || cfg.nExpert % g === 0,
+      `expert_count ${cfg.nExpert} is not a multiple of expert_group_count ${g}`,
+      "expert_group_count",
+    ],
+    [
+      g <= 1 || (gu > 0 && gu < g),
+      `expert_group_used_count ${gu} must be in 1..${g - 1} (expert_group_count ${g})`,
+      "expert_group_used_count",
+    ],
+    [
+      g <= 1 || cfg.nExpertUsed <= gu * (cfg.nExpert / g),
+      `expert_used_count ${cfg.nExpertUsed} exceeds the ${gu} groups of ${cfg.nExpert / g} ` +
+      `experts kept per token`,
+      "expert_used_count",
+    ],
+    [
+      cfg.nLayerDenseLead < cfg.nLayer,
+      `leading_dense_block_count ${cfg.nLayerDenseLead} leaves no MoE layer in ${cfg.nLayer} ` +
+      `(block_count ${cfg.nLayer + cfg.nLayerNextn} less ${cfg.nLayerNextn} NextN)`,
+      "leading_dense_block_count",
+    ],
+    [
+      cfg.nLayerDenseLead === 0 || cfg.nFf > 0,
+      `leading_dense_block_count is ${cfg.nLayerDenseLead} but feed_forward_length is absent`,
+      "feed_forward_length",
+    ],
+    [
+      Number.isFinite(cfg.expertWeightsScale) && cfg.expertWeightsScale >= 0,
+      `expert_weights_scale is ${cfg.expertWeightsScale}, expected >= 0`,
+      "expert_weights_scale",
+    ],
     ...rules,
   ];
-  for (const [ok, what] of all) {
-    if (!ok) throw new ModelConfigError("bad_value", `${cfg.arch}: ${what}`);
+  for (const [ok, what, k] of all) {
+    if (!ok) {
+      throw new ModelConfigError(
+        "bad_value",
+        `${cfg.arch}: ${what}`,
+        k === undefined ? undefined : `${cfg.arch}.${k}`,
+      );
+    }
   }
   return cfg;
 }
@@ -468,7 +744,7 @@ export function hparamKV(spec: ArchSpec, cfg: ModelConfig): KVEntry[] {
   const values: Partial<Record<HParam, GGUFValue>> = {
     context_length: cfg.nCtxTrain,
     embedding_length: cfg.nEmbd,
-    block_count: cfg.nLayer,
+    block_count: cfg.nLayer + cfg.nLayerNextn,
     feed_forward_length: cfg.nFf || undefined,
     "attention.head_count": cfg.nHead,
     "attention.head_count_kv": cfg.nHeadKv,
@@ -486,9 +762,21 @@ export function hparamKV(spec: ArchSpec, cfg: ModelConfig): KVEntry[] {
     expert_feed_forward_length: cfg.nFfExp,
     expert_shared_feed_forward_length: cfg.nFfShexp || undefined,
     expert_shared_count: cfg.nExpertShared || undefined,
+    leading_dense_block_count: cfg.nLayerDenseLead,
+    nextn_predict_layers: cfg.nLayerNextn || undefined,
+    expert_gating_func: cfg.expertGating === "sigmoid" ? 2 : 1,
+    expert_weights_norm: cfg.expertWeightsNorm,
+    expert_weights_scale: cfg.expertWeightsScale || undefined,
+    expert_group_count: cfg.nExpertGroups || undefined,
+    expert_group_used_count: cfg.nExpertGroupUsed || undefined,
+    "attention.q_lora_rank": cfg.mla?.qLoraRank,
+    "attention.kv_lora_rank": cfg.mla?.kvLoraRank,
+    "attention.key_length_mla": cfg.mla?.headDimK,
+    "attention.value_length_mla": cfg.mla?.headDimV,
+    "rope.scaling.yarn_log_multiplier": cfg.rope.scaling?.yarnLogMul,
   };
   const out: KVEntry[] = [];
-  for (const k of [...spec.required, ...spec.optional]) {
+  for (const k of new Set([...spec.required, ...spec.optional])) {
     const v = values[k];
     if (v === undefined) continue;
     out.push({ key: `${cfg.arch}.${k}`, type: HPARAMS[k], value: v });

@@ -8,7 +8,10 @@
  */
 
 import type { ArchSpec, KVSource } from "./config.ts";
+import { deepseek2 } from "./deepseek2.ts";
+import { glm4Moe } from "./glm4_moe.ts";
 import { gptOss } from "./gpt_oss.ts";
+import { minimaxM2 } from "./minimax_m2.ts";
 import { mixtral } from "./mixtral.ts";
 import { olmoe } from "./olmoe.ts";
 import { qwen2Moe } from "./qwen2_moe.ts";
@@ -18,12 +21,14 @@ export type {
   ArchSpec,
   KVEntry,
   KVSource,
+  MLAConfig,
   ModelConfig,
+  Routing,
   RoutingSpec,
   TensorRole,
   TensorSpec,
 } from "./config.ts";
-export { ModelConfigError } from "./config.ts";
+export { ModelConfigError, resolveRouting } from "./config.ts";
 
 /** Every supported architecture, keyed by GGUF architecture string. */
 export const ARCHS: Readonly<Record<string, ArchSpec>> = Object.freeze({
@@ -32,6 +37,9 @@ export const ARCHS: Readonly<Record<string, ArchSpec>> = Object.freeze({
   [olmoe.arch]: olmoe,
   [gptOss.arch]: gptOss,
   [qwen2Moe.arch]: qwen2Moe,
+  [glm4Moe.arch]: glm4Moe,
+  [minimaxM2.arch]: minimaxM2,
+  [deepseek2.arch]: deepseek2,
 });
 
 /** Module file (in runtime/models/) of each registered spec, for the registration test. */
@@ -41,6 +49,9 @@ export const ARCH_FILES: Readonly<Record<string, string>> = Object.freeze({
   "olmoe.ts": olmoe.arch,
   "gpt_oss.ts": gptOss.arch,
   "qwen2_moe.ts": qwen2Moe.arch,
+  "glm4_moe.ts": glm4Moe.arch,
+  "minimax_m2.ts": minimaxM2.arch,
+  "deepseek2.ts": deepseek2.arch,
 });
 
 /** GGUF architecture strings spool supports, sorted. */

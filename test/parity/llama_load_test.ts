@@ -7,6 +7,12 @@
  *  - the logits of each quantized file are close to those of the F32 file with the same
  *    seed (NMSE bound per type), which shows llama.cpp decodes spool's quantized bytes into
  *    the same weights.
+ * The five original archs run every type spool writes; the newer families (glm4moe,
+ * minimax-m2, deepseek2) run F32 (the reference), F16, Q8_0 and Q4_K_M, plus one variant each
+ * (GLM-4.5-Air without q/k norms, DeepSeek-V2-Lite-like MLA without q LoRA and softmax routing,
+ * MiniMax with group-limited routing). A NextN/MTP block in a file must be exactly what
+ * llama.cpp leaves unused: its "unused tensor" warnings name the spec's `mtp` tensors, no more,
+ * no fewer.
  * One more fixture carries the real Qwen2/3 vocabulary (151936 tokens) copied from
  * ../shared/vocab. All llama.cpp work runs in one child process (see llama_oracle.ts), on
  * the plain (non flash-attention) path with 2 threads.
@@ -18,6 +24,7 @@ import { getArch, supportedArchs } from "../../runtime/models/registry.ts";
 import {
   byteVocabKV,
   sharedVocab,
+  type SynthDims,
   type SynthTypes,
   writeSyntheticModel,
 } from "../../runtime/models/synth.ts";
@@ -41,6 +48,24 @@ const TYPES: Record<string, { types: string | Partial<SynthTypes>; nmse: number 
   MXFP4: { types: { weights: "Q8_0", experts: "MXFP4", embeddings: "Q8_0" }, nmse: 0.3 },
 };
 
+/** The five original archs run every type above; the others run {@link FAMILY_TYPES}. */
+const ORIGINAL = new Set(["qwen3moe", "llama", "olmoe", "gpt-oss", "qwen2moe"]);
+const FAMILY_TYPES = ["F32", "F16", "Q8_0", "Q4_K_M"];
+
+/** One more Q8_0 file per newer family, with the other variant of its hyperparameters. */
+const VARIANTS: Record<string, Partial<SynthDims>> = {
+  glm4moe: { qkNorm: 0, nLayerNextn: 0, expertWeightsScale: 1 },
+  deepseek2: {
+    qLoraRank: 0,
+    expertGating: "softmax",
+    nExpertGroups: 0,
+    nExpertGroupUsed: 0,
+    expertWeightsNorm: false,
+    yarnFactor: 0,
+  },
+  "minimax-m2": { nExpert: 8, nExpertGroups: 4, nExpertGroupUsed: 2 },
+};
+
 function nmse(a: readonly number[], ref: readonly number[]): number {
   let num = 0, den = 0;
   for (let i = 0; i < ref.length; i++) {
@@ -56,12 +81,27 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     mkdirSync(DIR, { recursive: true });
-    const jobs: (OracleJob & { arch: string; type: string; nVocab: number })[] = [];
+    const jobs: (OracleJob & { arch: string; type: string; nVocab: number; mtp: string[] })[] = [];
     for (const arch of supportedArchs()) {
-      for (const [type, t] of Object.entries(TYPES)) {
+      const types = ORIGINAL.has(arch) ? Object.keys(TYPES) : FAMILY_TYPES;
+      for (const type of types) {
         const path = `${DIR}${arch}_${type}.gguf`;
-        const res = writeSyntheticModel(path, { arch, types: t.types, seed: 11 });
-        jobs.push({ path, text: TEXT, arch, type, nVocab: res.config.nVocab });
+        const res = writeSyntheticModel(path, { arch, types: TYPES[type].types, seed: 11 });
+        // the tensors the spec flags as a NextN/MTP block's, as written
+        const written = new Set(res.tensors.map((t) => t.name));
+        const mtp = getArch(arch).tensors(res.config).filter((t) => t.mtp && written.has(t.name))
+          .map((t) => t.name);
+        jobs.push({ path, text: TEXT, arch, type, nVocab: res.config.nVocab, mtp });
+      }
+      if (VARIANTS[arch]) {
+        const path = `${DIR}${arch}_variant_Q8_0.gguf`;
+        const res = writeSyntheticModel(path, {
+          arch,
+          types: "Q8_0",
+          seed: 12,
+          dims: VARIANTS[arch],
+        });
+        jobs.push({ path, text: TEXT, arch, type: "variant", nVocab: res.config.nVocab, mtp: [] });
       }
     }
     const qwenVocab = sharedVocab("ggml-vocab-qwen2.gguf");
@@ -80,6 +120,7 @@ Deno.test({
         arch: "qwen3moe",
         type: "qwen-vocab",
         nVocab: res.config.nVocab,
+        mtp: [],
       });
     }
 
@@ -116,8 +157,12 @@ Deno.test({
         const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
         const min = row.reduce((a, b) => Math.min(a, b), Infinity);
         assert.ok(max - min > 1, `${label}: logits span ${max - min}`);
+        // llama.cpp leaves exactly the NextN/MTP tensors unused (it skips MTP blocks)
+        const unused = (r.warnings ?? []).map((w) => /unused tensor (\S+)/.exec(w)?.[1])
+          .filter((x): x is string => x !== undefined);
+        assert.deepEqual(unused.sort(), job.mtp.slice().sort(), `${label}: unused tensors`);
         if (job.type === "F32") f32.set(job.arch, row);
-        else if (job.type !== "qwen-vocab") {
+        else if (job.type !== "qwen-vocab" && job.type !== "variant") {
           const ref = f32.get(job.arch);
           assert.ok(ref, `${label}: F32 reference missing`);
           const e = nmse(row, ref);
@@ -136,10 +181,14 @@ Deno.test({
       console.log(`${jobs.length} files in llama.cpp: ${ms.toFixed(0)} ms`);
     }
     assert.deepEqual(failures, [], failures.join("\n"));
+    const families = supportedArchs().filter((a) => !ORIGINAL.has(a)).length;
     assert.equal(
       results.length,
-      supportedArchs().length * Object.keys(TYPES).length + (haveQwen ? 1 : 0),
+      ORIGINAL.size * Object.keys(TYPES).length + families * (FAMILY_TYPES.length + 1) +
+        (haveQwen ? 1 : 0),
     );
+    // the MTP check above checked something: the glm4moe files carry a NextN block
+    assert.ok(jobs.some((j) => j.arch === "glm4moe" && j.mtp.length === 5 + 5 + 9 + 4));
     assert.ok(getArch("gpt-oss"));
   },
 });
