@@ -50,6 +50,27 @@ export const symbols = {
   spool_quantize: fn(["ptr", "i32", "ptr", "ptr", "i32", "i32"], "i32"),
   spool_matmul_scratch_bytes: fn(["i32", "i32", "i32", "i32"], "f64"),
   spool_matmul: fn(["ptr", "i32", "ptr", "i32", "i32", "ptr", "i32", "ptr", "i32", "ptr"], "i32"),
+  spool_matmul_batched: fn(
+    [
+      "ptr",
+      "i32",
+      "ptr",
+      "i32",
+      "i32",
+      "f64",
+      "i32", // pool type w rows cols w_batch_bytes n_batch
+      "ptr",
+      "i32",
+      "i32",
+      "i32", // x x_tok_stride x_batch_stride n_tok
+      "ptr",
+      "i32",
+      "i32", // y y_tok_stride y_batch_stride
+      "i32",
+      "ptr", // act scratch
+    ],
+    "i32",
+  ),
   spool_bench_read_bandwidth: fn(["ptr", "f64", "i32", "ptr"], "f64"),
   spool_moe_scratch_bytes: fn(["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"], "f64"),
   spool_moe_ffn: fn(

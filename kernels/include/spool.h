@@ -149,6 +149,25 @@ SPOOL_API spool_status spool_matmul(spool_pool *pool, int32_t type, const void *
                                     int32_t cols, const float *x, int32_t n_tok, float *y,
                                     int32_t act, void *scratch);
 
+/* Batched products: n_batch independent products, each with its own (rows, cols) matrix,
+ * over strided activations into strided outputs (MLA's per-head wk_b and wv_b):
+ *   y[b·y_batch_stride + t·y_tok_stride + r] = W_b[r,:] · x[b·x_batch_stride + t·x_tok_stride ..]
+ * W_b = w + b·w_batch_bytes (rows contiguous as for spool_matmul; w_batch_bytes 0 shares one
+ * matrix); strides in elements (f32), >= 0; outputs must not overlap. act as spool_matmul;
+ * every value is the bits spool_matmul gives for W_b and x_b gathered into contiguous rows,
+ * whatever the pool. scratch: spool_matmul_scratch_bytes(type, cols, n_batch·n_tok, act)
+ * bytes, 4-byte aligned, required when that is > 0 (NULL: SPOOL_E_INVALID). Work is one pool
+ * dispatch of (batch, chunk of rows) tasks, after one that quantizes the activations.
+ * Statuses: SPOOL_E_TYPE, SPOOL_E_INVALID (NULL, negative size or stride, cols not a multiple
+ * of the block, w_batch_bytes not a whole number), SPOOL_E_ALIGN, SPOOL_E_RANGE
+ * (n_batch·n_tok beyond int32). */
+SPOOL_API spool_status spool_matmul_batched(spool_pool *pool, int32_t type, const void *w,
+                                            int32_t rows, int32_t cols, double w_batch_bytes,
+                                            int32_t n_batch, const float *x, int32_t x_tok_stride,
+                                            int32_t x_batch_stride, int32_t n_tok, float *y,
+                                            int32_t y_tok_stride, int32_t y_batch_stride,
+                                            int32_t act, void *scratch);
+
 /** Benchmark helper: read [p, p+bytes) reps times with a SIMD sum, split over the pool, and
  * return the achieved read bandwidth in bytes per second (negative status on bad args). */
 SPOOL_API double spool_bench_read_bandwidth(const void *p, double bytes, int32_t reps,
