@@ -50,6 +50,27 @@ export const symbols = {
   spool_quantize: fn(["ptr", "i32", "ptr", "ptr", "i32", "i32"], "i32"),
   spool_matmul_scratch_bytes: fn(["i32", "i32", "i32", "i32"], "f64"),
   spool_matmul: fn(["ptr", "i32", "ptr", "i32", "i32", "ptr", "i32", "ptr", "i32", "ptr"], "i32"),
+  spool_matmul_batched: fn(
+    [
+      "ptr",
+      "i32",
+      "ptr",
+      "i32",
+      "i32",
+      "f64",
+      "i32", // pool type w rows cols w_batch_bytes n_batch
+      "ptr",
+      "i32",
+      "i32",
+      "i32", // x x_tok_stride x_batch_stride n_tok
+      "ptr",
+      "i32",
+      "i32", // y y_tok_stride y_batch_stride
+      "i32",
+      "ptr", // act scratch
+    ],
+    "i32",
+  ),
   spool_bench_read_bandwidth: fn(["ptr", "f64", "i32", "ptr"], "f64"),
   spool_moe_scratch_bytes: fn(["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"], "f64"),
   spool_moe_ffn: fn(
@@ -109,6 +130,23 @@ export const symbols = {
     ["ptr", "ptr", "i32", "i32", "i32", "i32", "i32", "f32", "ptr", "ptr"],
     "i32",
   ),
+  spool_topk_route_groups: fn(
+    [
+      "ptr",
+      "ptr",
+      "i32",
+      "i32",
+      "i32", // logits bias n_tok n_expert k
+      "i32",
+      "i32",
+      "f32",
+      "i32",
+      "i32", // gating norm scale n_group n_group_used
+      "ptr",
+      "ptr", // ids weights
+    ],
+    "i32",
+  ),
   spool_attention: fn(
     [
       "ptr",
@@ -122,6 +160,30 @@ export const symbols = {
       "i32",
       "i32",
       "i32", // n_tok n_head n_head_kv head_dim n_kv pos0
+      "f32",
+      "i32",
+      "ptr",
+      "i32", // scale window sinks flags
+    ],
+    "i32",
+  ),
+
+  spool_attention_ex: fn(
+    [
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr", // pool q k v out
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32", // n_tok n_head n_head_kv head_dim_k head_dim_v
+      "i32",
+      "i32",
+      "i32",
+      "i32", // k_row_stride v_row_stride n_kv pos0
       "f32",
       "i32",
       "ptr",

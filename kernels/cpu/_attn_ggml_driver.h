@@ -4,7 +4,8 @@
  * Include after defining ATTN_LANES (floats per vector), ATTN_ALIGN (bytes) and the static
  * inline primitives round_q16, ggml_scores, ggml_exp, ggml_probs and ggml_accum.
  *
- * For each head of the group: q is rounded to f16; pass 1 computes the scores of the whole
+ * Keys are hdk f16 values at k + j*ks, values hdv f16 values at v + j*vs (v may point into
+ * the key rows: MLA's latent cache). For each head of the group: q is rounded to f16; pass 1 computes the scores of the whole
  * range (keys counted from j0 rounded down to a vector, so sums group as ggml's do) and the
  * max (sink included); pass 2 exponentiates, sums in double and turns the scores into f16
  * probabilities; pass 3 accumulates p·v. While a head's range fits SPOOL_ATTN_GGML_SCORES the
@@ -13,14 +14,15 @@
  */
 static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh,
                                                       const uint16_t *k, const uint16_t *v,
-                                                      size_t kv_stride, int32_t hd, int32_t j0,
-                                                      int32_t j1, float scale,
-                                                      const float *sinks, float *out) {
+                                                      size_t ks, size_t vs, int32_t hdk,
+                                                      int32_t hdv, int32_t j0, int32_t j1,
+                                                      float scale, const float *sinks,
+                                                      float *out) {
   float q16[SPOOL_ATTN_MAX_ACC] __attribute__((aligned(ATTN_ALIGN)));
   float sc[SPOOL_ATTN_GGML_SCORES] __attribute__((aligned(ATTN_ALIGN)));
   float mh[SPOOL_ATTN_MAX_ACC / ATTN_LANES];
-  round_q16(q, q16, nh * hd);
-  for (int32_t i = 0; i < nh * hd; i++) out[i] = 0.0f;
+  round_q16(q, q16, nh * hdk);
+  for (int32_t i = 0; i < nh * hdv; i++) out[i] = 0.0f;
   const int32_t jb0 = j0 & ~(ATTN_LANES - 1), jend = (j1 + ATTN_LANES) & ~(ATTN_LANES - 1);
   const int32_t nl = jend - jb0; /* keys from jb0, whole vectors */
   if (nl <= SPOOL_ATTN_GGML_SCORES) {
@@ -31,8 +33,8 @@ static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh
       for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
         const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
         for (int32_t h = 0; h < gh; h++) {
-          const float bm = ggml_scores(q16 + (size_t)(h0 + h) * hd, k, kv_stride, hd, jb, nb, j0,
-                                       j1, scale, sc + (size_t)h * nl + (jb - jb0));
+          const float bm = ggml_scores(q16 + (size_t)(h0 + h) * hdk, k, ks, hdk, jb, nb, j0, j1,
+                                       scale, sc + (size_t)h * nl + (jb - jb0));
           mh[h] = bm > mh[h] ? bm : mh[h];
         }
       }
@@ -47,7 +49,7 @@ static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh
       for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
         const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
         for (int32_t h = 0; h < gh; h++)
-          ggml_accum(out + (size_t)(h0 + h) * hd, v, kv_stride, hd, jb, nb, j0, j1,
+          ggml_accum(out + (size_t)(h0 + h) * hdv, v, vs, hdv, jb, nb, j0, j1,
                      sc + (size_t)h * nl + (jb - jb0));
       }
     }
@@ -60,7 +62,7 @@ static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh
   for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
     const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
     for (int32_t h = 0; h < nh; h++) {
-      const float bm = ggml_scores(q16 + (size_t)h * hd, k, kv_stride, hd, jb, nb, j0, j1, scale, sc);
+      const float bm = ggml_scores(q16 + (size_t)h * hdk, k, ks, hdk, jb, nb, j0, j1, scale, sc);
       mh[h] = bm > mh[h] ? bm : mh[h];
     }
   }
@@ -71,7 +73,7 @@ static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh
   for (int32_t jb = jb0; jb < jend; jb += SPOOL_ATTN_BLOCK) {
     const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
     for (int32_t h = 0; h < nh; h++) {
-      ggml_scores(q16 + (size_t)h * hd, k, kv_stride, hd, jb, nb, j0, j1, scale, sc);
+      ggml_scores(q16 + (size_t)h * hdk, k, ks, hdk, jb, nb, j0, j1, scale, sc);
       ggml_exp(sc, nb, mh[h], &sums[h]);
     }
   }
@@ -83,10 +85,10 @@ static __attribute__((noinline)) void attn_heads_ggml(const float *q, int32_t nh
     const int32_t nb = jend - jb < SPOOL_ATTN_BLOCK ? jend - jb : SPOOL_ATTN_BLOCK;
     for (int32_t h = 0; h < nh; h++) {
       double unused = 0.0;
-      ggml_scores(q16 + (size_t)h * hd, k, kv_stride, hd, jb, nb, j0, j1, scale, sc);
+      ggml_scores(q16 + (size_t)h * hdk, k, ks, hdk, jb, nb, j0, j1, scale, sc);
       ggml_exp(sc, nb, mh[h], &unused);
       ggml_probs(sc, nb, (float)sums[h]);
-      ggml_accum(out + (size_t)h * hd, v, kv_stride, hd, jb, nb, j0, j1, sc);
+      ggml_accum(out + (size_t)h * hdv, v, vs, hdv, jb, nb, j0, j1, sc);
     }
   }
 }

@@ -112,14 +112,39 @@ SPOOL_API spool_status spool_topk_route(const float *logits, const float *bias, 
   if (!logits || !ids || !weights) return SPOOL_E_INVALID;
   for (int32_t t = 0; t < n_tok; t++) {
     spool_ref_topk_route_token(logits + (size_t)t * (size_t)n_expert, bias, n_expert, k, gating,
-                               norm, scale, ids + (size_t)t * (size_t)k,
+                               norm, scale, 1, 1, ids + (size_t)t * (size_t)k,
+                               weights + (size_t)t * (size_t)k);
+  }
+  return SPOOL_OK;
+}
+
+SPOOL_API spool_status spool_topk_route_groups(const float *logits, const float *bias,
+                                               int32_t n_tok, int32_t n_expert, int32_t k,
+                                               int32_t gating, int32_t norm, float scale,
+                                               int32_t n_group, int32_t n_group_used,
+                                               int32_t *ids, float *weights) {
+  if (n_tok < 0 || n_expert < 1 || k < 1 || n_group < 1 || n_group_used < 1)
+    return SPOOL_E_INVALID;
+  if (gating != SPOOL_GATE_SOFTMAX && gating != SPOOL_GATE_SIGMOID &&
+      gating != SPOOL_GATE_SOFTMAX_TOPK)
+    return SPOOL_E_INVALID;
+  if (n_expert % n_group != 0) return SPOOL_E_INVALID;
+  if (n_group > 1 && n_expert / n_group < 2) return SPOOL_E_INVALID; /* top-2 per group */
+  if (n_group_used > n_group || n_group > SPOOL_ROUTE_MAX_GROUPS) return SPOOL_E_RANGE;
+  if ((int64_t)k > (int64_t)n_group_used * (n_expert / n_group)) return SPOOL_E_RANGE;
+  if (n_tok == 0) return SPOOL_OK;
+  if (!logits || !ids || !weights) return SPOOL_E_INVALID;
+  for (int32_t t = 0; t < n_tok; t++) {
+    spool_ref_topk_route_token(logits + (size_t)t * (size_t)n_expert, bias, n_expert, k, gating,
+                               norm, scale, n_group, n_group_used, ids + (size_t)t * (size_t)k,
                                weights + (size_t)t * (size_t)k);
   }
   return SPOOL_OK;
 }
 
 typedef void (*attn_heads_fn)(const float *, int32_t, const uint16_t *, const uint16_t *, size_t,
-                              int32_t, int32_t, int32_t, float, const float *, int32_t, float *);
+                              size_t, int32_t, int32_t, int32_t, int32_t, float, const float *,
+                              int32_t, float *);
 
 typedef struct {
   attn_heads_fn fn;
@@ -127,8 +152,8 @@ typedef struct {
   const uint16_t *k, *v;
   float *out;
   const float *sinks;
-  size_t kv_stride;
-  int32_t n_head, n_head_kv, group, chunk, n_chunks, head_dim, pos0, window, flags;
+  size_t k_stride, v_stride;
+  int32_t n_head, n_head_kv, group, chunk, n_chunks, hdk, hdv, pos0, window, flags;
   float scale;
 } attn_ctx;
 
@@ -145,10 +170,50 @@ static void attn_task(void *p, int32_t task, int32_t n_tasks) {
   const int32_t pos = c->pos0 + t;
   int32_t j0 = 0;
   if (c->window > 0 && pos - c->window + 1 > 0) j0 = pos - c->window + 1;
-  const size_t qo = ((size_t)t * (size_t)c->n_head + (size_t)h0) * (size_t)c->head_dim;
-  const size_t ko = (size_t)kvh * (size_t)c->head_dim;
-  c->fn(c->q + qo, nh, c->k + ko, c->v + ko, c->kv_stride, c->head_dim, j0, pos, c->scale,
-        c->sinks ? c->sinks + h0 : NULL, c->flags, c->out + qo);
+  const size_t th = (size_t)t * (size_t)c->n_head + (size_t)h0;
+  c->fn(c->q + th * (size_t)c->hdk, nh, c->k + (size_t)kvh * (size_t)c->hdk,
+        c->v + (size_t)kvh * (size_t)c->hdv, c->k_stride, c->v_stride, c->hdk, c->hdv, j0, pos,
+        c->scale, c->sinks ? c->sinks + h0 : NULL, c->flags, c->out + th * (size_t)c->hdv);
+}
+
+/* Validated arguments of spool_attention / spool_attention_ex, strides in elements. */
+static spool_status attention_run(spool_pool *pool, const float *q, const uint16_t *k,
+                                  const uint16_t *v, float *out, int32_t n_tok, int32_t n_head,
+                                  int32_t n_head_kv, int32_t hdk, int32_t hdv, size_t k_stride,
+                                  size_t v_stride, int32_t pos0, float scale, int32_t window,
+                                  const float *sinks, int32_t flags) {
+  attn_ctx c;
+  c.fn = PICK(attn_heads);
+  c.q = q;
+  c.k = k;
+  c.v = v;
+  c.out = out;
+  c.sinks = sinks;
+  c.k_stride = k_stride;
+  c.v_stride = v_stride;
+  c.n_head = n_head;
+  c.n_head_kv = n_head_kv;
+  c.group = n_head / n_head_kv;
+  c.hdk = hdk;
+  c.hdv = hdv;
+  c.pos0 = pos0;
+  c.window = window;
+  c.scale = scale;
+  c.flags = flags;
+  /* Query heads of one kv head go together (each K/V block is read once for all of them),
+   * up to the stack accumulator's size (q and out of the chunk: nh * max(hdk, hdv) floats
+   * each); smaller chunks only when there would otherwise be fewer than two tasks per
+   * thread. Per-head results do not depend on the chunking. */
+  int32_t chunk = SPOOL_ATTN_MAX_ACC / (hdk > hdv ? hdk : hdv);
+  if (chunk > c.group) chunk = c.group;
+  const int64_t want = 2 * (int64_t)spool_pool_size(pool);
+  while (chunk > 1 &&
+         (int64_t)n_tok * n_head_kv * ((c.group + chunk - 1) / chunk) < want)
+    chunk = (chunk + 1) / 2;
+  c.chunk = chunk;
+  c.n_chunks = (c.group + chunk - 1) / chunk;
+  spool_pool_run(pool, attn_task, &c, n_tok * n_head_kv * c.n_chunks);
+  return SPOOL_OK;
 }
 
 SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const uint16_t *k,
@@ -164,33 +229,31 @@ SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const u
   if ((int64_t)n_tok * (int64_t)n_head > INT32_MAX) return SPOOL_E_RANGE;
   if (n_tok == 0) return SPOOL_OK;
   if (!q || !k || !v || !out) return SPOOL_E_INVALID;
-  attn_ctx c;
-  c.fn = PICK(attn_heads);
-  c.q = q;
-  c.k = k;
-  c.v = v;
-  c.out = out;
-  c.sinks = sinks;
-  c.kv_stride = (size_t)n_head_kv * (size_t)head_dim;
-  c.n_head = n_head;
-  c.n_head_kv = n_head_kv;
-  c.group = n_head / n_head_kv;
-  c.head_dim = head_dim;
-  c.pos0 = pos0;
-  c.window = window;
-  c.scale = scale;
-  c.flags = flags;
-  /* Query heads of one kv head go together (each K/V block is read once for all of them),
-   * up to the stack accumulator's size; smaller chunks only when there would otherwise be
-   * fewer than two tasks per thread. Per-head results do not depend on the chunking. */
-  int32_t chunk = SPOOL_ATTN_MAX_ACC / head_dim;
-  if (chunk > c.group) chunk = c.group;
-  const int64_t want = 2 * (int64_t)spool_pool_size(pool);
-  while (chunk > 1 &&
-         (int64_t)n_tok * n_head_kv * ((c.group + chunk - 1) / chunk) < want)
-    chunk = (chunk + 1) / 2;
-  c.chunk = chunk;
-  c.n_chunks = (c.group + chunk - 1) / chunk;
-  spool_pool_run(pool, attn_task, &c, n_tok * n_head_kv * c.n_chunks);
-  return SPOOL_OK;
+  const size_t stride = (size_t)n_head_kv * (size_t)head_dim;
+  return attention_run(pool, q, k, v, out, n_tok, n_head, n_head_kv, head_dim, head_dim, stride,
+                       stride, pos0, scale, window, sinks, flags);
+}
+
+SPOOL_API spool_status spool_attention_ex(spool_pool *pool, const float *q, const uint16_t *k,
+                                          const uint16_t *v, float *out, int32_t n_tok,
+                                          int32_t n_head, int32_t n_head_kv, int32_t head_dim_k,
+                                          int32_t head_dim_v, int32_t k_row_stride,
+                                          int32_t v_row_stride, int32_t n_kv, int32_t pos0,
+                                          float scale, int32_t window, const float *sinks,
+                                          int32_t flags) {
+  if (n_tok < 0 || n_head < 1 || n_head_kv < 1 || n_head % n_head_kv != 0 || head_dim_k < 1 ||
+      head_dim_v < 1 || n_kv < 0 || pos0 < 0 || window < 0 || (flags & ~SPOOL_ATTN_GGML) != 0)
+    return SPOOL_E_INVALID;
+  if ((int64_t)k_row_stride < (int64_t)n_head_kv * head_dim_k ||
+      (int64_t)v_row_stride < (int64_t)n_head_kv * head_dim_v)
+    return SPOOL_E_INVALID;
+  if (head_dim_k > SPOOL_ATTN_MAX_HEAD_DIM || head_dim_v > SPOOL_ATTN_MAX_HEAD_DIM)
+    return SPOOL_E_RANGE;
+  if ((int64_t)pos0 + (int64_t)n_tok > (int64_t)n_kv) return SPOOL_E_RANGE;
+  if ((int64_t)n_tok * (int64_t)n_head > INT32_MAX) return SPOOL_E_RANGE;
+  if (n_tok == 0) return SPOOL_OK;
+  if (!q || !k || !v || !out) return SPOOL_E_INVALID;
+  return attention_run(pool, q, k, v, out, n_tok, n_head, n_head_kv, head_dim_k, head_dim_v,
+                       (size_t)k_row_stride, (size_t)v_row_stride, pos0, scale, window, sinks,
+                       flags);
 }

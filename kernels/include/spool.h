@@ -28,7 +28,7 @@ extern "C" {
 #define SPOOL_API __attribute__((visibility("default")))
 #endif
 
-#define SPOOL_ABI_VERSION 3
+#define SPOOL_ABI_VERSION 4
 
 /* ---- status codes ---------------------------------------------------------------- */
 typedef int32_t spool_status;
@@ -149,6 +149,25 @@ SPOOL_API spool_status spool_matmul(spool_pool *pool, int32_t type, const void *
                                     int32_t cols, const float *x, int32_t n_tok, float *y,
                                     int32_t act, void *scratch);
 
+/* Batched products: n_batch independent products, each with its own (rows, cols) matrix,
+ * over strided activations into strided outputs (MLA's per-head wk_b and wv_b):
+ *   y[b·y_batch_stride + t·y_tok_stride + r] = W_b[r,:] · x[b·x_batch_stride + t·x_tok_stride ..]
+ * W_b = w + b·w_batch_bytes (rows contiguous as for spool_matmul; w_batch_bytes 0 shares one
+ * matrix); strides in elements (f32), >= 0; outputs must not overlap. act as spool_matmul;
+ * every value is the bits spool_matmul gives for W_b and x_b gathered into contiguous rows,
+ * whatever the pool. scratch: spool_matmul_scratch_bytes(type, cols, n_batch·n_tok, act)
+ * bytes, 4-byte aligned, required when that is > 0 (NULL: SPOOL_E_INVALID). Work is one pool
+ * dispatch of (batch, chunk of rows) tasks, after one that quantizes the activations.
+ * Statuses: SPOOL_E_TYPE, SPOOL_E_INVALID (NULL, negative size or stride, cols not a multiple
+ * of the block, w_batch_bytes not a whole number), SPOOL_E_ALIGN, SPOOL_E_RANGE
+ * (n_batch·n_tok beyond int32). */
+SPOOL_API spool_status spool_matmul_batched(spool_pool *pool, int32_t type, const void *w,
+                                            int32_t rows, int32_t cols, double w_batch_bytes,
+                                            int32_t n_batch, const float *x, int32_t x_tok_stride,
+                                            int32_t x_batch_stride, int32_t n_tok, float *y,
+                                            int32_t y_tok_stride, int32_t y_batch_stride,
+                                            int32_t act, void *scratch);
+
 /** Benchmark helper: read [p, p+bytes) reps times with a SIMD sum, split over the pool, and
  * return the achieved read bandwidth in bytes per second (negative status on bad args). */
 SPOOL_API double spool_bench_read_bandwidth(const void *p, double bytes, int32_t reps,
@@ -224,7 +243,11 @@ SPOOL_API spool_status spool_rope(float *x, const int32_t *pos, int32_t n_tok, i
  *  SPOOL_GATE_SIGMOID: p = sigmoid(logits); pick top-k of p (+bias if given);
  *  SPOOL_GATE_SOFTMAX_TOPK: pick top-k of logits, weights = softmax over the k (gpt-oss).
  * bias: NULL or n_expert selection biases (added for choosing only, not to the weights).
- * norm != 0 renormalizes the k weights to sum 1; then weights *= scale.
+ * norm != 0 renormalizes the k weights as llama.cpp's build_moe_ffn does: sum = f32 of their
+ * double sum, clamped to >= 2^-14 (6.103515625e-5), weights /= sum; then, if scale != 1,
+ * weights *= scale (llama.cpp skips expert_weights_scale when it is 0 or 1: pass 1 when the
+ * GGUF has none). Probabilities as ggml: sigmoid = 1/(1 + expf(-x)); softmax = expf(x - max)
+ * times the f32 of 1/(double sum); the bias is an f32 add (exp_probs_b).
  * ids: (n_tok, k) int32 descending by score; weights: (n_tok, k) f32. Ties pick the lower id. */
 #define SPOOL_GATE_SOFTMAX 0
 #define SPOOL_GATE_SIGMOID 1
@@ -232,6 +255,22 @@ SPOOL_API spool_status spool_rope(float *x, const int32_t *pos, int32_t n_tok, i
 SPOOL_API spool_status spool_topk_route(const float *logits, const float *bias, int32_t n_tok,
                                         int32_t n_expert, int32_t k, int32_t gating, int32_t norm,
                                         float scale, int32_t *ids, float *weights);
+/** Group-limited top-k (DeepSeek-V3 / Kimi K2: `expert_group_count` = n_group,
+ * `expert_group_used_count` = n_group_used), as llama.cpp's build_moe_ffn when
+ * n_expert_groups > 1. The experts form n_group groups of n_expert / n_group consecutive ids.
+ * Per token: selection scores s_e = p_e (+ bias_e) as spool_topk_route; each group's score is
+ * the f32 sum of its two highest s_e; the n_group_used groups with the highest scores are kept
+ * (ties: lower group), the others' experts are excluded (llama.cpp sets them to -inf); then
+ * top-k of s_e over the kept experts, weights from the unbiased p_e, norm and scale exactly as
+ * spool_topk_route. n_group == 1 (n_group_used == 1) is spool_topk_route.
+ * Statuses: SPOOL_E_INVALID (NULL, a size < 1, n_expert not a multiple of n_group, fewer than
+ * two experts per group, unknown gating), SPOOL_E_RANGE (n_group_used > n_group, n_group >
+ * 1024, k > n_group_used · n_expert / n_group). */
+SPOOL_API spool_status spool_topk_route_groups(const float *logits, const float *bias,
+                                               int32_t n_tok, int32_t n_expert, int32_t k,
+                                               int32_t gating, int32_t norm, float scale,
+                                               int32_t n_group, int32_t n_group_used,
+                                               int32_t *ids, float *weights);
 
 /* ---- attention ------------------------------------------------------------------------
  * Grouped-query attention over an f16 KV cache, causal.
@@ -259,6 +298,32 @@ SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const u
                                        int32_t n_head, int32_t n_head_kv, int32_t head_dim,
                                        int32_t n_kv, int32_t pos0, float scale, int32_t window,
                                        const float *sinks, int32_t flags);
+
+/* Attention with different K and V head sizes and strided KV rows: everything as
+ * spool_attention (causality, window, sinks, flags and their roundings, pool split, results
+ * independent of the pool size) except the layout:
+ * q:   (n_tok, n_head, head_dim_k) f32;  out: (n_tok, n_head, head_dim_v) f32.
+ * k:   kv head h of position j is head_dim_k f16 at k + j*k_row_stride + h*head_dim_k;
+ * v:   kv head h of position j is head_dim_v f16 at v + j*v_row_stride + h*head_dim_v.
+ * Strides are in elements (uint16), k_row_stride >= n_head_kv*head_dim_k, v_row_stride >=
+ * n_head_kv*head_dim_v. v may alias k (read only).
+ * MLA in absorbed form (llama.cpp deepseek2 with wk_b/wv_b): one f16 cache row per position
+ * of kv_lora_rank + n_rot values (latent first, then the roped part; 512 + 64 for
+ * DeepSeek-V3), n_head_kv = 1, head_dim_k = k_row_stride = v_row_stride = kv_lora_rank +
+ * n_rot, head_dim_v = kv_lora_rank, v = k (the latent prefix of the same rows); q holds per
+ * head wk_b·q_nope then the roped q_pe; out is the per-head latent output before wv_b.
+ * SPOOL_ATTN_GGML then reproduces llama.cpp's plain CPU path for it (kq = k·q with q rounded
+ * to f16; soft_max_ext with kq_scale; kqv = v·kq with the probabilities rounded to f16 and v
+ * the f16 latent, f32 accumulation).
+ * Head sizes up to 1024 each (SPOOL_E_RANGE beyond). Statuses as spool_attention, plus
+ * SPOOL_E_INVALID for a row stride below the row's heads. */
+SPOOL_API spool_status spool_attention_ex(spool_pool *pool, const float *q, const uint16_t *k,
+                                          const uint16_t *v, float *out, int32_t n_tok,
+                                          int32_t n_head, int32_t n_head_kv, int32_t head_dim_k,
+                                          int32_t head_dim_v, int32_t k_row_stride,
+                                          int32_t v_row_stride, int32_t n_kv, int32_t pos0,
+                                          float scale, int32_t window, const float *sinks,
+                                          int32_t flags);
 
 /* ---- expert pager ----------------------------------------------------------------------
  * Explicit reads from SSD, many in flight (DESIGN.md §4; algorithm in cpu/pager.c).

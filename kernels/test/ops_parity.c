@@ -4,7 +4,8 @@
  *
  * For every op it runs the same inputs with spool_set_impl(SPOOL_IMPL_REF) and
  * spool_set_impl(SPOOL_IMPL_AUTO), and compares: NMSE bounds for the float ops (rmsnorm,
- * softmax, silu, swiglu, rope, attention with flags 0 and SPOOL_ATTN_GGML), bit equality for the f16 conversions (all 65536
+ * softmax, silu, swiglu, rope, attention and MLA attention_ex with flags 0 and SPOOL_ATTN_GGML),
+ * bit equality for the f16 conversions (all 65536
  * f16 values and random f32 bit patterns) and for routing ids. It prints one line per
  * check and exits non-zero if any fails. Run natively on x86 (AVX2 vs REF) and under
  * qemu-aarch64 for NEON (test/kernels/neon_test.ts).
@@ -178,6 +179,67 @@ static void test_attention(int32_t n_tok, int32_t n_head, int32_t n_head_kv, int
   free(q); free(kf); free(vf); free(sk); free(k); free(v); free(a); free(b); free(c);
 }
 
+/* MLA in absorbed form (spool_attention_ex): rows of 576 (512 latent + 64 rope) f16 values,
+ * one kv head, V = the first 512 values of the same rows. Bounds as test_attention. */
+static void test_attention_mla(int32_t n_tok, int32_t n_head, int32_t n_kv, int32_t pos0,
+                               int32_t flags, spool_pool *pool) {
+  const int32_t hdk = 576, hdv = 512;
+  const size_t qn = (size_t)n_tok * n_head * hdk, on = (size_t)n_tok * n_head * hdv;
+  const size_t kvn = (size_t)n_kv * hdk;
+  float *q = rnd_vec(qn, 0.5f), *kf = rnd_vec(kvn, 1.0f);
+  uint16_t *kv = (uint16_t *)malloc(kvn * 2);
+  set_impl(SPOOL_IMPL_REF);
+  spool_f32_to_f16(kf, kv, (int32_t)kvn);
+  float *a = (float *)malloc(on * 4), *b = (float *)malloc(on * 4), *c = (float *)malloc(on * 4);
+  const float scale = 1.0f / sqrtf(192.0f);
+  int ok = spool_attention_ex(NULL, q, kv, kv, a, n_tok, n_head, 1, hdk, hdv, hdk, hdk, n_kv,
+                              pos0, scale, 0, NULL, flags) == SPOOL_OK;
+  set_impl(SPOOL_IMPL_AUTO);
+  ok &= spool_attention_ex(NULL, q, kv, kv, b, n_tok, n_head, 1, hdk, hdv, hdk, hdk, n_kv, pos0,
+                           scale, 0, NULL, flags) == SPOOL_OK;
+  ok &= spool_attention_ex(pool, q, kv, kv, c, n_tok, n_head, 1, hdk, hdv, hdk, hdk, n_kv, pos0,
+                           scale, 0, NULL, flags) == SPOOL_OK;
+  char what[128];
+  snprintf(what, sizeof what, "attention_ex mla%s t%d h%d kv%d p%d", flags ? " ggml" : "",
+           n_tok, n_head, n_kv, pos0);
+  check(what, ok);
+  report(what, nmse(b, a, on), flags ? 1e-8 : 1e-11);
+  snprintf(what, sizeof what, "attention_ex mla%s pool == single thread (kv%d)",
+           flags ? " ggml" : "", n_kv);
+  check(what, memcmp(b, c, on * 4) == 0);
+  free(q); free(kf); free(kv); free(a); free(b); free(c);
+}
+
+/* DeepSeek-V3 routing: 256 experts in 8 groups, 4 kept, top-8, sigmoid + bias, norm, scale */
+static void test_route_groups(void) {
+  const int32_t n_tok = 16, n_exp = 256, k = 8;
+  float *logits = rnd_vec((size_t)n_tok * n_exp, 2.0f), *bias = rnd_vec(n_exp, 0.3f);
+  int32_t ia[16 * 8], ib[16 * 8];
+  float wa[16 * 8], wb[16 * 8];
+  set_impl(SPOOL_IMPL_REF);
+  int ok = spool_topk_route_groups(logits, bias, n_tok, n_exp, k, SPOOL_GATE_SIGMOID, 1, 2.5f, 8,
+                                   4, ia, wa) == SPOOL_OK;
+  set_impl(SPOOL_IMPL_AUTO);
+  ok &= spool_topk_route_groups(logits, bias, n_tok, n_exp, k, SPOOL_GATE_SIGMOID, 1, 2.5f, 8, 4,
+                                ib, wb) == SPOOL_OK;
+  check("topk_route_groups 256/8/4 ids and weights equal",
+        ok && memcmp(ia, ib, sizeof ia) == 0 && memcmp(wa, wb, sizeof wa) == 0);
+  int in_groups = 1;
+  for (int32_t t = 0; t < n_tok; t++) {
+    int32_t used = 0, seen[8] = {0};
+    for (int32_t i = 0; i < k; i++) {
+      const int32_t g = ia[t * k + i] / 32;
+      if (!seen[g]) { seen[g] = 1; used++; }
+    }
+    in_groups &= used <= 4;
+  }
+  check("topk_route_groups chooses from at most 4 groups", in_groups);
+  check("topk_route_groups n_group_used > n_group -> SPOOL_E_RANGE",
+        spool_topk_route_groups(logits, NULL, 1, n_exp, k, 1, 1, 1.0f, 8, 9, ia, wa) ==
+            SPOOL_E_RANGE);
+  free(logits); free(bias);
+}
+
 int main(void) {
   set_impl(SPOOL_IMPL_AUTO);
   const int32_t impl = spool_get_impl();
@@ -202,6 +264,12 @@ int main(void) {
     test_attention(3, 4, 2, 36, 50, 10, 0, 0, flags, pool);
     test_attention(1, 8, 2, 64, 12000, 11999, 0, 1, flags, pool); /* ggml: 2 heads at a time */
     test_attention(2, 4, 1, 64, 33000, 32998, 0, 1, flags, pool); /* > SPOOL_ATTN_GGML_SCORES */
+  }
+  test_route_groups();
+  for (int32_t flags = 0; flags <= SPOOL_ATTN_GGML; flags++) {
+    test_attention_mla(1, 16, 300, 299, flags, pool);
+    test_attention_mla(5, 128, 120, 100, flags, pool); /* 128 heads: the group is chunked */
+    test_attention_mla(1, 1, 32800, 32799, flags, pool); /* > SPOOL_ATTN_GGML_SCORES */
   }
   spool_pool_destroy(pool);
   printf("ops_parity: %s\n", failures ? "FAILED" : "all ok");

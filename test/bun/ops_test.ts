@@ -19,7 +19,9 @@ import {
   readAt,
 } from "../../ffi/memory.ts";
 import {
+  attentionExRef,
   attentionRef,
+  type AttnExParams,
   type AttnParams,
   f16ToF32Bits,
   nmse,
@@ -191,6 +193,91 @@ test("attention GQA 4, sinks, window, f32 and ggml modes: pooled == 1 thread, vs
     }
   } finally {
     S.spool_pool_destroy(pool);
+  }
+});
+
+test("attention_ex: MLA rows (576, v = the 512-value latent prefix), both modes, vs f64", () => {
+  const rng = new Rng(15);
+  const p: AttnExParams = {
+    nTok: 3,
+    nHead: 16,
+    nHeadKv: 1,
+    hdk: 576,
+    hdv: 512,
+    kStride: 576,
+    vStride: 576,
+    nKv: 70,
+    pos0: 67,
+    scale: 1 / Math.sqrt(192),
+    window: 0,
+    sinks: null,
+  };
+  const q = rng.f32(p.nTok * p.nHead * p.hdk, 0.5);
+  const kv = toF16(rng.f32(p.nKv * p.kStride));
+  const pool = S.spool_pool_create(2);
+  try {
+    for (const [flags, bound] of [[0, 1e-11], [1, 1e-8]]) {
+      const want = attentionExRef(q, kv, kv, p, flags === 1);
+      for (const impl of impls) {
+        const outs = [null, pool].map((pl) => {
+          const out = new Float32Array(p.nTok * p.nHead * p.hdv);
+          const st = withImpl(impl, () =>
+            S.spool_attention_ex(
+              pl,
+              P(q),
+              P(kv),
+              P(kv),
+              P(out),
+              p.nTok,
+              p.nHead,
+              p.nHeadKv,
+              p.hdk,
+              p.hdv,
+              p.kStride,
+              p.vStride,
+              p.nKv,
+              p.pos0,
+              p.scale,
+              p.window,
+              null,
+              flags,
+            ));
+          expect(st).toBe(0);
+          return out;
+        });
+        expect(nmse(outs[0], want)).toBeLessThan(bound);
+        expect(outs[1]).toEqual(outs[0]);
+      }
+    }
+  } finally {
+    S.spool_pool_destroy(pool);
+  }
+});
+
+test("topk_route_groups: DeepSeek-V3 routing (256 experts, 8 groups, 4 kept, top-8) vs f64", () => {
+  const rng = new Rng(16);
+  const nTok = 8, nExp = 256, k = 8;
+  const logits = rng.f32(nTok * nExp, 2), bias = rng.f32(nExp, 0.5);
+  const ids = new Int32Array(nTok * k), w = new Float32Array(nTok * k);
+  const st = S.spool_topk_route_groups(
+    P(logits),
+    P(bias),
+    nTok,
+    nExp,
+    k,
+    1,
+    1,
+    2.5,
+    8,
+    4,
+    P(ids),
+    P(w),
+  );
+  expect(st).toBe(0);
+  for (let t = 0; t < nTok; t++) {
+    const want = routeRef(logits.subarray(t * nExp, (t + 1) * nExp), bias, k, 1, true, 2.5, 8, 4);
+    expect(Array.from(ids.subarray(t * k, (t + 1) * k))).toEqual(want.ids);
+    for (let i = 0; i < k; i++) expect(Math.abs(w[t * k + i] - want.weights[i])).toBeLessThan(3e-6);
   }
 });
 

@@ -209,7 +209,11 @@ export function ropeRef(x: Float32Array, pos: Int32Array, p: RopeParams): Float6
   return y;
 }
 
-/** Top-k routing of one token; ties prefer the lower id. Gating ids as in spool.h. */
+/**
+ * Top-k routing of one token; ties prefer the lower id. Gating ids as in spool.h. With
+ * nGroup > 1, DeepSeek-V3's group limit (spool_topk_route_groups): only the experts of the
+ * nGroupUsed groups whose two best selection scores sum highest can be chosen.
+ */
 export function routeRef(
   logits: ArrayLike<number>,
   bias: ArrayLike<number> | null,
@@ -217,6 +221,8 @@ export function routeRef(
   gating: number,
   norm: boolean,
   scale: number,
+  nGroup = 1,
+  nGroupUsed = 1,
 ): { ids: number[]; weights: number[] } {
   const n = logits.length;
   const m = Math.max(...Array.from(logits));
@@ -228,8 +234,19 @@ export function routeRef(
       : gating === 1
       ? 1 / (1 + Math.exp(-logits[e]))
       : logits[e];
-  const order = Array.from({ length: n }, (_, e) => e);
+  let order = Array.from({ length: n }, (_, e) => e);
   const sel = order.map((e) => prob(e) + (bias ? bias[e] : 0));
+  if (nGroup > 1) {
+    // group score: the sum of the group's two best selection scores; keep the best groups
+    const per = n / nGroup;
+    const gs = Array.from({ length: nGroup }, (_, g) => {
+      const top = sel.slice(g * per, (g + 1) * per).sort((a, b) => b - a);
+      return top[0] + top[1];
+    });
+    const groups = gs.map((_, g) => g).sort((a, b) => gs[b] - gs[a] || a - b);
+    const kept = new Set(groups.slice(0, nGroupUsed));
+    order = order.filter((e) => kept.has(Math.floor(e / per)));
+  }
   order.sort((a, b) => sel[b] - sel[a] || a - b);
   const ids = order.slice(0, k);
   let w: number[];
@@ -241,8 +258,8 @@ export function routeRef(
   } else {
     w = ids.map(prob);
   }
-  if (norm) {
-    const s = w.reduce((a, b) => a + b, 0);
+  if (norm) { // llama.cpp clamps the sum to f16's smallest normal before dividing
+    const s = Math.max(w.reduce((a, b) => a + b, 0), 6.103515625e-5);
     w = w.map((v) => v / s);
   }
   return { ids, weights: w.map((v) => v * scale) };
@@ -318,4 +335,72 @@ export function attentionRef(
 export function toF16(a: Float32Array): Uint16Array {
   const u = new Uint32Array(a.buffer, a.byteOffset, a.length);
   return Uint16Array.from(u, f32BitsToF16);
+}
+
+/** Parameters of {@link attentionExRef} (spool_attention_ex): head sizes and row strides. */
+export interface AttnExParams {
+  nTok: number;
+  nHead: number;
+  nHeadKv: number;
+  hdk: number;
+  hdv: number;
+  /** elements from one position's K row to the next */
+  kStride: number;
+  /** elements from one position's V row to the next */
+  vStride: number;
+  nKv: number;
+  pos0: number;
+  scale: number;
+  window: number;
+  sinks: Float32Array | null;
+}
+
+/**
+ * softmax(q·kᵀ·scale)·v in float64 for spool_attention_ex's layout: q (nTok, nHead, hdk),
+ * key j of kv head h at k[j*kStride + h*hdk ..], value at v[j*vStride + h*hdv ..] (k and v
+ * may be the same array: MLA), causal from pos0, optional window and sinks. With `ggml`, q
+ * and the normalized probabilities are rounded to f16 as in {@link attentionRef}.
+ */
+export function attentionExRef(
+  q: Float32Array,
+  k: Uint16Array,
+  v: Uint16Array,
+  p: AttnExParams,
+  ggml = false,
+): Float64Array {
+  const group = p.nHead / p.nHeadKv;
+  const table = Float64Array.from({ length: 65536 }, (_, h) => f16ToNumber(h));
+  const kf = Float64Array.from(k, (h) => table[h]);
+  const vf = v === k ? kf : Float64Array.from(v, (h) => table[h]);
+  const qf = ggml ? Float64Array.from(q, roundF16) : Float64Array.from(q);
+  const out = new Float64Array(p.nTok * p.nHead * p.hdv);
+  const scale = Math.fround(p.scale);
+  for (let t = 0; t < p.nTok; t++) {
+    const pos = p.pos0 + t;
+    const j0 = p.window > 0 ? Math.max(0, pos - p.window + 1) : 0;
+    for (let h = 0; h < p.nHead; h++) {
+      const qo = (t * p.nHead + h) * p.hdk, kvh = Math.floor(h / group);
+      const s: number[] = [];
+      for (let j = j0; j <= pos; j++) {
+        const ko = j * p.kStride + kvh * p.hdk;
+        let d = 0;
+        for (let i = 0; i < p.hdk; i++) d += qf[qo + i] * kf[ko + i];
+        s.push(d * scale);
+      }
+      const sink = p.sinks ? p.sinks[h] : -Infinity;
+      const m = s.reduce((a, b) => (b > a ? b : a), sink);
+      let e = s.map((x) => Math.exp(x - m));
+      let den = e.reduce((a, b) => a + b, 0) + Math.exp(sink - m);
+      if (ggml) {
+        e = e.map((x) => roundF16(x / den));
+        den = 1;
+      }
+      const oo = (t * p.nHead + h) * p.hdv;
+      for (let j = j0; j <= pos; j++) {
+        const vo = j * p.vStride + kvh * p.hdv, w = e[j - j0] / den;
+        for (let i = 0; i < p.hdv; i++) out[oo + i] += w * vf[vo + i];
+      }
+    }
+  }
+  return out;
 }

@@ -600,7 +600,7 @@ Deno.test("ops: invalid arguments give SPOOL_E_INVALID / SPOOL_E_RANGE", () => {
   };
   assertEquals(attn({}), Status.OK);
   assertEquals(attn({ nHead: 3, nHeadKv: 2 }), Status.INVALID);
-  assertEquals(attn({ headDim: 1024 }), Status.RANGE);
+  assertEquals(attn({ headDim: 1025 }), Status.RANGE); // SPOOL_ATTN_MAX_HEAD_DIM 1024
   assertEquals(attn({ pos0: 2 }), Status.RANGE); // pos0 + n_tok > n_kv
   assertEquals(attn({ window: -1 }), Status.INVALID);
   assertEquals(attn({ nHeadKv: 0 }), Status.INVALID);

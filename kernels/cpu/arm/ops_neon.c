@@ -233,12 +233,13 @@ static inline void accum_v(float *acc, const uint16_t *vb, size_t kv_stride, int
 
 /* One block of nb keys for one query head: scores, one max-rescale, exp, V accumulation. */
 static inline void attn_block(const float *q, const uint16_t *kb, const uint16_t *vb,
-                              size_t kv_stride, int32_t hd, int32_t nb, float scale, float *m_io,
-                              float *l_io, float *acc, float *s) {
+                              size_t k_stride, size_t v_stride, int32_t hdk, int32_t hdv,
+                              int32_t nb, float scale, float *m_io, float *l_io, float *acc,
+                              float *s) {
   float m = *m_io, l = *l_io;
   float bm = -INFINITY;
   for (int32_t i = 0; i < nb; i++) {
-    const float si = dot_f16(q, kb + (size_t)i * kv_stride, hd) * scale;
+    const float si = dot_f16(q, kb + (size_t)i * k_stride, hdk) * scale;
     s[i] = si;
     bm = si > bm ? si : bm;
   }
@@ -246,7 +247,7 @@ static inline void attn_block(const float *q, const uint16_t *kb, const uint16_t
   for (int32_t i = nb; i < nb4; i++) s[i] = -INFINITY;
   if (bm > m) {
     const float c = expf(m - bm);
-    scale_acc(acc, hd, c);
+    scale_acc(acc, hdv, c);
     l *= c;
     m = bm;
   }
@@ -258,7 +259,7 @@ static inline void attn_block(const float *q, const uint16_t *kb, const uint16_t
     vl = vaddq_f32(vl, p);
   }
   l += vaddvq_f32(vl);
-  accum_v(acc, vb, kv_stride, hd, nb, s);
+  accum_v(acc, vb, v_stride, hdv, nb, s);
   *m_io = m;
   *l_io = l;
 }
@@ -329,48 +330,49 @@ static inline void round_q16(const float *q, float *q16, int32_t n) {
 #include "../_attn_ggml_driver.h"
 
 void spool_neon_attn_heads(const float *q, int32_t nh, const uint16_t *k, const uint16_t *v,
-                           size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1, float scale,
-                           const float *sinks, int32_t flags, float *out) {
-  if (head_dim % 4 != 0) {
-    spool_ref_attn_heads(q, nh, k, v, kv_stride, head_dim, j0, j1, scale, sinks, flags, out);
+                           size_t k_stride, size_t v_stride, int32_t hdk, int32_t hdv, int32_t j0,
+                           int32_t j1, float scale, const float *sinks, int32_t flags, float *out) {
+  if (hdk % 4 != 0 || hdv % 4 != 0) {
+    spool_ref_attn_heads(q, nh, k, v, k_stride, v_stride, hdk, hdv, j0, j1, scale, sinks, flags,
+                         out);
     return;
   }
   if (flags & SPOOL_ATTN_GGML) {
-    attn_heads_ggml(q, nh, k, v, kv_stride, head_dim, j0, j1, scale, sinks, out);
+    attn_heads_ggml(q, nh, k, v, k_stride, v_stride, hdk, hdv, j0, j1, scale, sinks, out);
     return;
   }
-  const int32_t hd = head_dim;
   float acc[SPOOL_ATTN_MAX_ACC] __attribute__((aligned(16)));
   float mh[SPOOL_ATTN_MAX_ACC / 4], lh[SPOOL_ATTN_MAX_ACC / 4];
   float s[SPOOL_ATTN_BLOCK] __attribute__((aligned(16)));
-  for (int32_t d = 0; d < nh * hd; d++) acc[d] = 0.0f;
+  for (int32_t d = 0; d < nh * hdv; d++) acc[d] = 0.0f;
   for (int32_t h = 0; h < nh; h++) {
     mh[h] = -INFINITY;
     lh[h] = 0.0f;
   }
-  /* block outer, heads inner: the block's K/V rows are fetched once for the whole group */
+  /* block outer, heads inner: the block's K and V rows are read from memory once and
+   * stay in L1 for every head of the group */
   for (int32_t jb = j0; jb <= j1; jb += SPOOL_ATTN_BLOCK) {
     const int32_t nb = j1 - jb + 1 < SPOOL_ATTN_BLOCK ? j1 - jb + 1 : SPOOL_ATTN_BLOCK;
-    const uint16_t *kb = k + (size_t)jb * kv_stride, *vb = v + (size_t)jb * kv_stride;
+    const uint16_t *kb = k + (size_t)jb * k_stride, *vb = v + (size_t)jb * v_stride;
     for (int32_t h = 0; h < nh; h++)
-      attn_block(q + (size_t)h * hd, kb, vb, kv_stride, hd, nb, scale, &mh[h], &lh[h],
-                 acc + (size_t)h * hd, s);
+      attn_block(q + (size_t)h * hdk, kb, vb, k_stride, v_stride, hdk, hdv, nb, scale, &mh[h],
+                 &lh[h], acc + (size_t)h * hdv, s);
   }
   for (int32_t h = 0; h < nh; h++) {
-    float *ah = acc + (size_t)h * hd;
+    float *ah = acc + (size_t)h * hdv;
     float m = mh[h], l = lh[h];
     if (sinks) {
       const float sk = sinks[h];
       if (sk > m) {
         const float c = expf(m - sk);
-        scale_acc(ah, hd, c);
+        scale_acc(ah, hdv, c);
         l *= c;
         m = sk;
       }
       l += expf(sk - m);
     }
     const float inv = 1.0f / l;
-    float *oh = out + (size_t)h * hd;
-    for (int32_t d = 0; d < hd; d += 4) vst1q_f32(oh + d, vmulq_n_f32(vld1q_f32(ah + d), inv));
+    float *oh = out + (size_t)h * hdv;
+    for (int32_t d = 0; d < hdv; d += 4) vst1q_f32(oh + d, vmulq_n_f32(vld1q_f32(ah + d), inv));
   }
 }

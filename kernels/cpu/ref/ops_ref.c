@@ -140,102 +140,143 @@ void spool_ref_rope_head(float *x, int32_t n_rot, int32_t mode, const float *cs,
 
 /* ---- attention ---- */
 
-static void attn_head(const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
-                      int32_t head_dim, int32_t j0, int32_t j1, float scale, const float *sink,
-                      float *out) {
+static void attn_head(const float *q, const uint16_t *k, const uint16_t *v, size_t k_stride,
+                      size_t v_stride, int32_t hdk, int32_t hdv, int32_t j0, int32_t j1,
+                      float scale, const float *sink, float *out) {
   float acc[SPOOL_ATTN_MAX_HEAD_DIM];
-  for (int32_t d = 0; d < head_dim; d++) acc[d] = 0.0f;
+  for (int32_t d = 0; d < hdv; d++) acc[d] = 0.0f;
   float m = -INFINITY, l = 0.0f;
   for (int32_t j = j0; j <= j1; j++) {
-    const uint16_t *kr = k + (size_t)j * kv_stride;
-    const uint16_t *vr = v + (size_t)j * kv_stride;
+    const uint16_t *kr = k + (size_t)j * k_stride;
+    const uint16_t *vr = v + (size_t)j * v_stride;
     float s = 0.0f;
-    for (int32_t d = 0; d < head_dim; d++) s += q[d] * spool_f16_to_f32_1(kr[d]);
+    for (int32_t d = 0; d < hdk; d++) s += q[d] * spool_f16_to_f32_1(kr[d]);
     s *= scale;
     if (s > m) { /* new max: rescale what was accumulated so far */
       const float c = expf(m - s); /* 0 when m was -inf */
-      for (int32_t d = 0; d < head_dim; d++) acc[d] *= c;
+      for (int32_t d = 0; d < hdv; d++) acc[d] *= c;
       l *= c;
       m = s;
     }
     const float p = expf(s - m);
     l += p;
-    for (int32_t d = 0; d < head_dim; d++) acc[d] += p * spool_f16_to_f32_1(vr[d]);
+    for (int32_t d = 0; d < hdv; d++) acc[d] += p * spool_f16_to_f32_1(vr[d]);
   }
   if (sink) {
     const float sk = *sink;
     if (sk > m) {
       const float c = expf(m - sk);
-      for (int32_t d = 0; d < head_dim; d++) acc[d] *= c;
+      for (int32_t d = 0; d < hdv; d++) acc[d] *= c;
       l *= c;
       m = sk;
     }
     l += expf(sk - m);
   }
   const float inv = 1.0f / l;
-  for (int32_t d = 0; d < head_dim; d++) out[d] = acc[d] * inv;
+  for (int32_t d = 0; d < hdv; d++) out[d] = acc[d] * inv;
 }
 
 static inline float round_f16(float x) { return spool_f16_to_f32_1(spool_f32_to_f16_1(x)); }
 
-static inline float score_ggml(const float *q16, const uint16_t *kr, int32_t head_dim,
-                               float scale) {
+static inline float score_ggml(const float *q16, const uint16_t *kr, int32_t hdk, float scale) {
   float s = 0.0f;
-  for (int32_t d = 0; d < head_dim; d++) s += q16[d] * spool_f16_to_f32_1(kr[d]);
+  for (int32_t d = 0; d < hdk; d++) s += q16[d] * spool_f16_to_f32_1(kr[d]);
   return s * scale;
 }
 
-static void attn_head_ggml(const float *q, const uint16_t *k, const uint16_t *v,
-                           size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1,
+static void attn_head_ggml(const float *q, const uint16_t *k, const uint16_t *v, size_t k_stride,
+                           size_t v_stride, int32_t hdk, int32_t hdv, int32_t j0, int32_t j1,
                            float scale, const float *sink, float *out) {
   float q16[SPOOL_ATTN_MAX_HEAD_DIM];
   float sc[SPOOL_ATTN_GGML_SCORES];
-  for (int32_t d = 0; d < head_dim; d++) q16[d] = round_f16(q[d]);
+  for (int32_t d = 0; d < hdk; d++) q16[d] = round_f16(q[d]);
   const int keep = j1 - j0 + 1 <= SPOOL_ATTN_GGML_SCORES;
   float m = -INFINITY;
   for (int32_t j = j0; j <= j1; j++) {
-    const float s = score_ggml(q16, k + (size_t)j * kv_stride, head_dim, scale);
+    const float s = score_ggml(q16, k + (size_t)j * k_stride, hdk, scale);
     if (keep) sc[j - j0] = s;
     m = s > m ? s : m;
   }
   if (sink) m = *sink > m ? *sink : m;
   double sum = 0.0;
   for (int32_t j = j0; j <= j1; j++) {
-    const float s = keep ? sc[j - j0] : score_ggml(q16, k + (size_t)j * kv_stride, head_dim, scale);
+    const float s = keep ? sc[j - j0] : score_ggml(q16, k + (size_t)j * k_stride, hdk, scale);
     const float e = expf(s - m);
     if (keep) sc[j - j0] = e;
     sum += (double)e;
   }
   if (sink) sum += (double)expf(*sink - m);
   const float inv = (float)(1.0 / sum);
-  for (int32_t d = 0; d < head_dim; d++) out[d] = 0.0f;
+  for (int32_t d = 0; d < hdv; d++) out[d] = 0.0f;
   for (int32_t j = j0; j <= j1; j++) {
     const float e = keep ? sc[j - j0]
-                         : expf(score_ggml(q16, k + (size_t)j * kv_stride, head_dim, scale) - m);
+                         : expf(score_ggml(q16, k + (size_t)j * k_stride, hdk, scale) - m);
     const float p = round_f16(e * inv);
-    const uint16_t *vr = v + (size_t)j * kv_stride;
-    for (int32_t d = 0; d < head_dim; d++) out[d] += p * spool_f16_to_f32_1(vr[d]);
+    const uint16_t *vr = v + (size_t)j * v_stride;
+    for (int32_t d = 0; d < hdv; d++) out[d] += p * spool_f16_to_f32_1(vr[d]);
   }
 }
 
 void spool_ref_attn_heads(const float *q, int32_t nh, const uint16_t *k, const uint16_t *v,
-                          size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1, float scale,
-                          const float *sinks, int32_t flags, float *out) {
+                          size_t k_stride, size_t v_stride, int32_t hdk, int32_t hdv, int32_t j0,
+                          int32_t j1, float scale, const float *sinks, int32_t flags, float *out) {
   for (int32_t h = 0; h < nh; h++) {
-    const size_t o = (size_t)h * (size_t)head_dim;
+    const float *qh = q + (size_t)h * (size_t)hdk;
+    float *oh = out + (size_t)h * (size_t)hdv;
+    const float *sk = sinks ? sinks + h : NULL;
     if (flags & SPOOL_ATTN_GGML)
-      attn_head_ggml(q + o, k, v, kv_stride, head_dim, j0, j1, scale, sinks ? sinks + h : NULL,
-                     out + o);
+      attn_head_ggml(qh, k, v, k_stride, v_stride, hdk, hdv, j0, j1, scale, sk, oh);
     else
-      attn_head(q + o, k, v, kv_stride, head_dim, j0, j1, scale, sinks ? sinks + h : NULL, out + o);
+      attn_head(qh, k, v, k_stride, v_stride, hdk, hdv, j0, j1, scale, sk, oh);
   }
 }
 
 /* ---- expert routing ---- */
 
+/* Gate probability of expert e (before any selection bias). */
+static inline float route_prob(const float *logits, int32_t e, int32_t gating, float max,
+                               float inv_sum) {
+  if (gating == SPOOL_GATE_SOFTMAX) return expf(logits[e] - max) * inv_sum;
+  if (gating == SPOOL_GATE_SIGMOID) return 1.0f / (1.0f + expf(-logits[e]));
+  return logits[e];
+}
+
+/* keep[g] = 1 for the n_group_used groups with the highest group score, the sum of the two
+ * highest selection scores (probability + bias) in the group, as llama.cpp's build_moe_ffn
+ * (argsort_top_k(·, 2), get_rows, sum_rows: a double sum rounded to f32); ties keep the
+ * lower group. */
+static void route_groups(const float *logits, const float *bias, int32_t n_expert,
+                         int32_t gating, float max, float inv_sum, int32_t n_group,
+                         int32_t n_group_used, uint8_t *keep) {
+  float gs[SPOOL_ROUTE_MAX_GROUPS];
+  const int32_t per = n_expert / n_group;
+  for (int32_t g = 0; g < n_group; g++) {
+    float t1 = -INFINITY, t2 = -INFINITY;
+    for (int32_t e = g * per; e < (g + 1) * per; e++) {
+      const float p = route_prob(logits, e, gating, max, inv_sum);
+      const float s = bias ? p + bias[e] : p;
+      if (s > t1) {
+        t2 = t1;
+        t1 = s;
+      } else if (s > t2) {
+        t2 = s;
+      }
+    }
+    gs[g] = (float)((double)t1 + (double)t2);
+    keep[g] = 0;
+  }
+  for (int32_t i = 0; i < n_group_used; i++) {
+    int32_t best = -1;
+    for (int32_t g = 0; g < n_group; g++)
+      if (!keep[g] && (best < 0 || gs[g] > gs[best])) best = g;
+    keep[best] = 1;
+  }
+}
+
 void spool_ref_topk_route_token(const float *logits, const float *bias, int32_t n_expert,
                                 int32_t k, int32_t gating, int32_t norm, float scale,
-                                int32_t *ids, float *weights) {
+                                int32_t n_group, int32_t n_group_used, int32_t *ids,
+                                float *weights) {
   float max = -INFINITY;
   for (int32_t e = 0; e < n_expert; e++) max = logits[e] > max ? logits[e] : max;
   float inv_sum = 1.0f;
@@ -244,14 +285,18 @@ void spool_ref_topk_route_token(const float *logits, const float *bias, int32_t 
     for (int32_t e = 0; e < n_expert; e++) sum += expf(logits[e] - max);
     inv_sum = (float)(1.0 / sum);
   }
+  uint8_t keep[SPOOL_ROUTE_MAX_GROUPS];
+  const int grouped = n_group > 1;
+  const int32_t per = grouped ? n_expert / n_group : n_expert;
+  if (grouped)
+    route_groups(logits, bias, n_expert, gating, max, inv_sum, n_group, n_group_used, keep);
   /* selection: insertion into the k best, `weights` holds the selection scores for now;
-   * a strictly greater score moves ahead, so ties keep the lower id first */
+   * a strictly greater score moves ahead, so ties keep the lower id first. Experts of the
+   * groups not kept are -inf in llama.cpp, so never chosen (k <= kept experts). */
   int32_t cnt = 0;
   for (int32_t e = 0; e < n_expert; e++) {
-    float p;
-    if (gating == SPOOL_GATE_SOFTMAX) p = expf(logits[e] - max) * inv_sum;
-    else if (gating == SPOOL_GATE_SIGMOID) p = 1.0f / (1.0f + expf(-logits[e]));
-    else p = logits[e];
+    if (grouped && !keep[e / per]) continue;
+    const float p = route_prob(logits, e, gating, max, inv_sum);
     const float s = bias ? p + bias[e] : p;
     if (cnt == k && !(s > weights[k - 1])) continue;
     int32_t i = cnt < k ? cnt++ : k - 1;
@@ -275,18 +320,14 @@ void spool_ref_topk_route_token(const float *logits, const float *bias, int32_t 
     const float inv = (float)(1.0 / sum);
     for (int32_t i = 0; i < k; i++) weights[i] *= inv;
   } else {
-    for (int32_t i = 0; i < k; i++) {
-      const float l = logits[ids[i]];
-      weights[i] = gating == SPOOL_GATE_SOFTMAX ? expf(l - max) * inv_sum : 1.0f / (1.0f + expf(-l));
-    }
+    for (int32_t i = 0; i < k; i++) weights[i] = route_prob(logits, ids[i], gating, max, inv_sum);
   }
-  if (norm) {
+  if (norm) { /* ggml: sum_rows (double, rounded to f32), clamp to >= 2^-14, div */
     double sum = 0.0;
     for (int32_t i = 0; i < k; i++) sum += weights[i];
-    if (sum > 0.0) {
-      const float inv = (float)(1.0 / sum);
-      for (int32_t i = 0; i < k; i++) weights[i] *= inv;
-    }
+    float den = (float)sum;
+    if (!(den >= 6.103515625e-5f)) den = 6.103515625e-5f;
+    for (int32_t i = 0; i < k; i++) weights[i] /= den;
   }
   if (scale != 1.0f) {
     for (int32_t i = 0; i < k; i++) weights[i] *= scale;

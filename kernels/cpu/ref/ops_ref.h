@@ -8,9 +8,10 @@
  *  - a RoPE "cache" for one position is two arrays of n_rot/2 floats, cos[i] and sin[i]
  *    (already multiplied by mscale), built once per token by spool_rope_cache (scalar, all
  *    implementations: it is libm work per token, not per head);
- *  - attention_heads handles nh query heads that share one kv head: q and out hold the nh
- *    heads back to back (head_dim f32 each), sinks (or NULL) their nh sink logits; the kv
- *    rows j in [j0, j1] are at k + j*kv_stride (f16, head_dim values each); flags is
+ *  - attention_heads handles nh query heads that share one kv head: q holds the nh heads
+ *    back to back (hdk f32 each), out likewise (hdv f32 each), sinks (or NULL) their nh sink
+ *    logits; key j in [j0, j1] is at k + j*k_stride (f16, hdk values), value j at
+ *    v + j*v_stride (f16, hdv values; v may point into the key rows, as MLA's does); flags is
  *    spool_attention's (0 or SPOOL_ATTN_GGML). Each head's arithmetic does not depend on nh,
  *    so any split of a group gives the same bits.
  */
@@ -21,7 +22,7 @@
 
 /* Largest head_dim attention accepts (its accumulator lives on the stack) and largest n_rot
  * RoPE accepts (its cos/sin cache lives on the stack). */
-#define SPOOL_ATTN_MAX_HEAD_DIM 512
+#define SPOOL_ATTN_MAX_HEAD_DIM 1024
 #define SPOOL_ROPE_MAX_ROT 1024
 /* Keys scored per online-softmax block in attention. */
 #define SPOOL_ATTN_BLOCK 64
@@ -50,8 +51,8 @@ void spool_rope_cache(int32_t pos, int32_t n_rot, float freq_base, float freq_sc
   void P##_f16_to_f32(const uint16_t *src, float *dst, int32_t n);                            \
   void P##_rope_head(float *x, int32_t n_rot, int32_t mode, const float *cs, const float *sn); \
   void P##_attn_heads(const float *q, int32_t nh, const uint16_t *k, const uint16_t *v,       \
-                      size_t kv_stride, int32_t head_dim, int32_t j0, int32_t j1, float scale, \
-                      const float *sinks, int32_t flags, float *out);
+                      size_t k_stride, size_t v_stride, int32_t hdk, int32_t hdv, int32_t j0,  \
+                      int32_t j1, float scale, const float *sinks, int32_t flags, float *out);
 
 SPOOL_DECLARE_OPS(spool_ref)
 #if defined(SPOOL_HAVE_AVX2)
@@ -61,9 +62,14 @@ SPOOL_DECLARE_OPS(spool_avx2)
 SPOOL_DECLARE_OPS(spool_neon)
 #endif
 
-/* One token of spool_topk_route (scalar on every implementation: n_expert·k compares). */
+/* Most expert groups spool_topk_route_groups takes (their scores live on the stack). */
+#define SPOOL_ROUTE_MAX_GROUPS 1024
+
+/* One token of spool_topk_route / spool_topk_route_groups (scalar on every implementation:
+ * n_expert·k compares). n_group <= 1: no group limit. */
 void spool_ref_topk_route_token(const float *logits, const float *bias, int32_t n_expert,
                                 int32_t k, int32_t gating, int32_t norm, float scale,
-                                int32_t *ids, float *weights);
+                                int32_t n_group, int32_t n_group_used, int32_t *ids,
+                                float *weights);
 
 #endif
