@@ -42,6 +42,11 @@ export interface Matrix {
   readonly ptr: Ptr;
   /** Bytes of one row. */
   readonly rowBytes: number;
+  /**
+   * Matrices stacked in a 3-D tensor (MLA's per-head `attn_k_b`/`attn_v_b`, used with
+   * {@link Backend.matmulBatched}); absent = 1.
+   */
+  readonly batch?: number;
 }
 
 /** An F32 vector of the model (norm weight, bias, gate vector). */
@@ -81,7 +86,16 @@ export interface RopeParams {
 export interface AttentionParams {
   readonly nHead: number;
   readonly nHeadKv: number;
+  /** Head size of q and k. */
   readonly headDim: number;
+  /**
+   * Head size of v and the output (default headDim). With MLA's latent cache V is the first
+   * `headDimV` values of each K row (pass the K block as v and kRowStride as vRowStride).
+   */
+  readonly headDimV?: number;
+  /** f16 values from one K (V) row to the next (default nHeadKv × head size). */
+  readonly kRowStride?: number;
+  readonly vRowStride?: number;
   /** 1/sqrt(head_dim), or what the architecture sets. */
   readonly scale: number;
   /** Sliding window (0 = global). */
@@ -157,8 +171,27 @@ export interface Backend {
   /** Rotate (n, nHead, headDim) rows in place at positions pos (i32, n). */
   rope(x: Ptr, pos: Ptr, n: number, nHead: number, headDim: number, p: RopeParams): void;
   /**
+   * `nBatch` products, each with its own matrix (`w` + b·wBatchBytes, same shape and type),
+   * over strided rows: y[b, t] (rows) = W_b · x[b, t] (cols); strides in f32 elements. The
+   * same bits as {@link Backend.matmul} per batch (MLA's per-head absorb and decompress).
+   */
+  matmulBatched(
+    w: Matrix,
+    wBatchBytes: number,
+    nBatch: number,
+    x: Ptr,
+    xTokStride: number,
+    xBatchStride: number,
+    n: number,
+    y: Ptr,
+    yTokStride: number,
+    yBatchStride: number,
+    scratch: Ptr,
+  ): void;
+  /**
    * Per token: choose k of nExpert experts from router logits (n, nExpert) with a
-   * {@link Gating}, an optional selection bias, renormalization and scale.
+   * {@link Gating}, an optional selection bias, renormalization and scale; with
+   * `groups` > 1, only among the experts of the `groupsUsed` best groups (DeepSeek-V3).
    */
   route(
     logits: Ptr,
@@ -171,6 +204,8 @@ export interface Backend {
     scale: number,
     ids: Ptr,
     weights: Ptr,
+    groups?: number,
+    groupsUsed?: number,
   ): void;
   /**
    * Causal attention of n query rows at positions pos0.. against nKv f16 KV rows; q

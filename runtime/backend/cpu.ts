@@ -161,6 +161,40 @@ export class CpuBackend implements Backend {
     if (st !== 0) check(st, "spool_rope");
   }
 
+  matmulBatched(
+    w: Matrix,
+    wBatchBytes: number,
+    nBatch: number,
+    x: Ptr,
+    xTokStride: number,
+    xBatchStride: number,
+    n: number,
+    y: Ptr,
+    yTokStride: number,
+    yBatchStride: number,
+    scratch: Ptr,
+  ): void {
+    const st = native().sym.spool_matmul_batched(
+      this.pool,
+      w.type,
+      w.ptr,
+      w.rows,
+      w.cols,
+      wBatchBytes,
+      nBatch,
+      x,
+      xTokStride,
+      xBatchStride,
+      n,
+      y,
+      yTokStride,
+      yBatchStride,
+      actFor(w.type),
+      scratch,
+    );
+    if (st !== 0) check(st, "spool_matmul_batched", w.name);
+  }
+
   route(
     logits: Ptr,
     bias: Ptr,
@@ -172,7 +206,27 @@ export class CpuBackend implements Backend {
     scale: number,
     ids: Ptr,
     weights: Ptr,
+    groups = 1,
+    groupsUsed = 1,
   ): void {
+    if (groups > 1) {
+      const st = native().sym.spool_topk_route_groups(
+        logits,
+        bias,
+        n,
+        nExpert,
+        k,
+        gating,
+        normalize ? 1 : 0,
+        scale,
+        groups,
+        groupsUsed,
+        ids,
+        weights,
+      );
+      if (st !== 0) check(st, "spool_topk_route_groups");
+      return;
+    }
     const st = native().sym.spool_topk_route(
       logits,
       bias,
@@ -198,6 +252,33 @@ export class CpuBackend implements Backend {
     pos0: number,
     a: AttentionParams,
   ): void {
+    const kvRow = a.nHeadKv * a.headDim;
+    const hdv = a.headDimV ?? a.headDim;
+    const ks = a.kRowStride ?? kvRow, vs = a.vRowStride ?? a.nHeadKv * hdv;
+    if (hdv !== a.headDim || ks !== kvRow || vs !== kvRow) {
+      const st = native().sym.spool_attention_ex(
+        this.pool,
+        q,
+        k,
+        v,
+        out,
+        n,
+        a.nHead,
+        a.nHeadKv,
+        a.headDim,
+        hdv,
+        ks,
+        vs,
+        nKv,
+        pos0,
+        a.scale,
+        a.window,
+        a.sinks,
+        ATTN_GGML,
+      );
+      if (st !== 0) check(st, "spool_attention_ex");
+      return;
+    }
     const st = native().sym.spool_attention(
       this.pool,
       q,

@@ -57,6 +57,7 @@ export function bindTensors(
   const n = native();
   const out = new Map<string, Bound>();
   for (const spec of specs) {
+    if (spec.mtp) continue; // NextN/MTP blocks are never bound, run or resident
     const info = gguf.tensorByName.get(spec.name);
     if (!info) {
       if (spec.optional) continue;

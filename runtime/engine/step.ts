@@ -11,7 +11,7 @@
 import type { Ptr } from "../../ffi/mod.ts";
 import type { AttentionParams, Buf } from "../backend/backend.ts";
 import type { CpuBackend } from "../backend/cpu.ts";
-import type { ModelConfig, RoutingSpec } from "../models/config.ts";
+import { type ModelConfig, resolveRouting, type Routing } from "../models/config.ts";
 import { actOf } from "../models/_ffn.ts";
 import type { StepBuffers, StepContext } from "../models/step.ts";
 import type { LayerWeights, Weight } from "../models/weights.ts";
@@ -32,7 +32,9 @@ function scratchBytes(model: Model, rows: number): number {
   const be = model.backend, c = model.config;
   let scratch = be.matmulScratchBytes(model.output, rows);
   for (const L of model.layers) {
-    for (const w of L.matrices()) scratch = Math.max(scratch, be.matmulScratchBytes(w, rows));
+    for (const w of L.matrices()) {
+      scratch = Math.max(scratch, be.matmulScratchBytes(w, rows * (w.batch ?? 1)));
+    }
     const ex = L.experts;
     if (!ex) continue;
     for (const w of [ex.gateExps, ex.upExps, ex.downExps]) {
@@ -60,7 +62,7 @@ export class StepRunner implements StepContext {
   readonly model: Model;
   readonly be: CpuBackend;
   readonly cfg: ModelConfig;
-  readonly routing: RoutingSpec;
+  readonly routing: Routing;
   /** Most rows per step. */
   readonly rows: number;
   readonly buf: StepBuffers;
@@ -68,6 +70,7 @@ export class StepRunner implements StepContext {
   readonly #scratch: Buf;
   readonly #logits: Buf;
   #logitsMany: Buf | null = null;
+  readonly #tmp = new Map<string, Buf>();
   /** Expert cache state, when the model serves experts from a cache. */
   readonly residency: ExpertResidency | null;
   /** Rows of the current step. */
@@ -79,7 +82,7 @@ export class StepRunner implements StepContext {
     this.model = model;
     this.be = model.backend;
     this.cfg = model.config;
-    this.routing = model.arch.routing;
+    this.routing = resolveRouting(model.arch.routing, model.config);
     this.rows = rows;
     const c = model.config, be = this.be;
     const f = (n: number) => be.alloc(Math.max(1, n) * 4);
@@ -115,6 +118,16 @@ export class StepRunner implements StepContext {
     return this.#scratch.ptr;
   }
 
+  tmp(key: string, floats: number): Buf {
+    let b = this.#tmp.get(key);
+    if (!b || b.byteLength < floats * 4) {
+      b?.free();
+      b = this.be.alloc(Math.max(1, floats) * 4);
+      this.#tmp.set(key, b);
+    }
+    return b;
+  }
+
   mm(w: Weight, x: Ptr, n: number, y: Ptr): void {
     this.be.matmul(w, x, n, y, this.#scratch.ptr);
   }
@@ -122,7 +135,7 @@ export class StepRunner implements StepContext {
   attend(li: number, a: AttentionParams): void {
     const B = this.buf, be = this.be;
     const nq = a.nHead * a.headDim;
-    const nAtt = a.nHead * this.cfg.headDimV;
+    const nAtt = a.nHead * (a.headDimV ?? a.headDim);
     for (const g of this.#segs) {
       const kv = g.kv;
       be.toF16(B.k.ptrAt(g.row * kv.kRow * 4), kv.k(li, g.pos0), g.n * kv.kRow);
@@ -257,5 +270,6 @@ export class StepRunner implements StepContext {
     this.#scratch.free();
     this.#logits.free();
     this.#logitsMany?.free();
+    for (const b of this.#tmp.values()) b.free();
   }
 }

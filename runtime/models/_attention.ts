@@ -50,17 +50,31 @@ export function gqaAttention(ctx: StepContext, L: LayerWeights, li: number): voi
   ctx.mm(L.mat("attn_q"), B.h.ptr, m, B.q.ptr);
   ctx.mm(L.mat("attn_k"), B.h.ptr, m, B.k.ptr);
   ctx.mm(L.mat("attn_v"), B.h.ptr, m, B.v.ptr);
-  if (c.attnQKVBias) {
-    be.addBias(B.q, L.vec("attn_q.bias"), m);
-    be.addBias(B.k, L.vec("attn_k.bias"), m);
-    be.addBias(B.v, L.vec("attn_v.bias"), m);
-  }
-  if (c.qkNorm === "head") {
-    be.rmsnorm(B.q.ptr, L.vec("attn_q_norm").ptr, B.q.ptr, m * c.nHead, hd, c.rmsEps);
-    be.rmsnorm(B.k.ptr, L.vec("attn_k_norm").ptr, B.k.ptr, m * c.nHeadKv, hd, c.rmsEps);
-  } else if (c.qkNorm === "full") {
-    be.rmsnorm(B.q.ptr, L.vec("attn_q_norm").ptr, B.q.ptr, m, c.nHead * hd, c.rmsEps);
-    be.rmsnorm(B.k.ptr, L.vec("attn_k_norm").ptr, B.k.ptr, m, c.nHeadKv * hd, c.rmsEps);
+  // biases and q/k norms: whichever the layer has (glm4moe's are optional in the file)
+  const qb = L.vecOpt("attn_q.bias"), kb = L.vecOpt("attn_k.bias"), vb = L.vecOpt("attn_v.bias");
+  if (qb) be.addBias(B.q, qb, m);
+  if (kb) be.addBias(B.k, kb, m);
+  if (vb) be.addBias(B.v, vb, m);
+  const qn = L.vecOpt("attn_q_norm"), kn = L.vecOpt("attn_k_norm");
+  if (qn && kn) {
+    // per head (weights of head_dim) or over the whole projection (olmoe, minimax-m2)
+    const full = c.qkNorm === "full";
+    be.rmsnorm(
+      B.q.ptr,
+      qn.ptr,
+      B.q.ptr,
+      full ? m : m * c.nHead,
+      full ? c.nHead * hd : hd,
+      c.rmsEps,
+    );
+    be.rmsnorm(
+      B.k.ptr,
+      kn.ptr,
+      B.k.ptr,
+      full ? m : m * c.nHeadKv,
+      full ? c.nHeadKv * hd : hd,
+      c.rmsEps,
+    );
   }
   const rope = ropeParams(c);
   be.rope(B.q.ptr, ctx.pos, m, c.nHead, hd, rope);
@@ -71,8 +85,9 @@ export function gqaAttention(ctx: StepContext, L: LayerWeights, li: number): voi
     headDim: hd,
     scale: 1 / Math.sqrt(hd),
     window: L.window,
-    sinks: c.attnSinks ? L.vec("attn_sinks").ptr : null,
+    sinks: L.vecOpt("attn_sinks")?.ptr ?? null,
   });
   ctx.mm(L.mat("attn_output"), B.att.ptr, m, B.o.ptr);
-  if (c.attnOutBias) be.addBias(B.o, L.vec("attn_output.bias"), m);
+  const ob = L.vecOpt("attn_output.bias");
+  if (ob) be.addBias(B.o, ob, m);
 }

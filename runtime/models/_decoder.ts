@@ -5,7 +5,8 @@
  * @module
  */
 import { gqaAttention } from "./_attention.ts";
-import { moeFfn } from "./_ffn.ts";
+import { ffnBlock } from "./_ffn.ts";
+import { mlaAttention } from "./_mla.ts";
 import type { LayerForward, StepContext } from "./step.ts";
 import type { LayerWeights } from "./weights.ts";
 
@@ -26,5 +27,11 @@ export function decoderLayer(attn: Block, ffn: Block): LayerForward {
   };
 }
 
-/** Grouped-query attention and a MoE FFN (qwen3moe, mixtral, olmoe, qwen2moe, gpt-oss). */
-export const moeDecoderLayer: LayerForward = decoderLayer(gqaAttention, moeFfn);
+/**
+ * Grouped-query attention and a MoE FFN (dense in layers without routed experts): qwen3moe,
+ * mixtral, olmoe, qwen2moe, gpt-oss, glm4moe, minimax-m2.
+ */
+export const moeDecoderLayer: LayerForward = decoderLayer(gqaAttention, ffnBlock);
+
+/** Multi-head latent attention and a MoE FFN (dense in the leading layers): deepseek2. */
+export const mlaDecoderLayer: LayerForward = decoderLayer(mlaAttention, ffnBlock);

@@ -12,7 +12,7 @@
  */
 import type { Ptr } from "../../ffi/mod.ts";
 import { Act, type Backend, type Buf, Gating } from "../backend/backend.ts";
-import type { ModelConfig, RoutingSpec } from "./config.ts";
+import type { ModelConfig, Routing } from "./config.ts";
 import type { StepContext } from "./step.ts";
 import type { LayerWeights } from "./weights.ts";
 
@@ -20,13 +20,20 @@ import type { LayerWeights } from "./weights.ts";
 export interface RouteTarget {
   readonly be: Backend;
   readonly cfg: ModelConfig;
-  readonly routing: RoutingSpec;
+  readonly routing: Routing;
   readonly scratch: Ptr;
 }
 
+const GATING = {
+  softmax: Gating.SOFTMAX,
+  sigmoid: Gating.SIGMOID,
+  softmax_weight: Gating.SOFTMAX_TOPK,
+} as const;
+
 /**
  * Choose each of m rows' experts: logits (m, nExpert) = router · h (+ router bias), then the
- * gating, selection and weights of `routing`, into ids and weights (m, k).
+ * gating, selection (with the `exp_probs_b` selection bias and expert groups when the model
+ * has them) and weights (renormalized, scaled) of `routing`, into ids and weights (m, k).
  */
 export function route(
   t: RouteTarget,
@@ -37,21 +44,23 @@ export function route(
   ids: Ptr,
   weights: Ptr,
 ): void {
-  const { be, cfg: c, routing } = t;
+  const { be, cfg: c, routing: r } = t;
   be.matmul(L.mat("ffn_gate_inp"), h, m, logits.ptr, t.scratch);
-  if (routing.bias) be.addBias(logits, L.vec("ffn_gate_inp.bias"), m);
-  const gating = routing.order === "topk_softmax" ? Gating.SOFTMAX_TOPK : Gating.SOFTMAX;
+  if (r.routerBias) be.addBias(logits, L.vec("ffn_gate_inp.bias"), m);
+  const bias = r.selectionBias ? L.vecOpt("exp_probs_b.bias") : undefined;
   be.route(
     logits.ptr,
-    null,
+    bias ? bias.ptr : null,
     m,
     c.nExpert,
     c.nExpertUsed,
-    gating,
-    routing.renormalize,
-    1,
+    GATING[r.gating],
+    r.renormalize,
+    r.scale,
     ids,
     weights,
+    r.groups?.count ?? 1,
+    r.groups?.used ?? 1,
   );
 }
 
@@ -79,9 +88,19 @@ export function moeFfn(ctx: StepContext, L: LayerWeights, li: number): void {
   else be.add(B.moe, B.d, m * c.nEmbd);
 }
 
+/**
+ * The FFN of a layer: the MoE block when the layer has routed experts, else the dense FFN
+ * (glm4moe's and deepseek2's leading dense layers).
+ */
+export function ffnBlock(ctx: StepContext, L: LayerWeights, li: number): void {
+  if (L.experts) moeFfn(ctx, L, li);
+  else denseFfn(ctx, L);
+}
+
 /** buf.moe (m, nEmbd) = down(silu(gate · h) * (up · h)) with the layer's dense FFN. */
-export function denseFfn(ctx: StepContext, L: LayerWeights, nFf: number): void {
+export function denseFfn(ctx: StepContext, L: LayerWeights): void {
   const { be, buf: B, m } = ctx;
+  const nFf = L.mat("ffn_gate").rows;
   ctx.mm(L.mat("ffn_gate"), B.h.ptr, m, B.g.ptr);
   ctx.mm(L.mat("ffn_up"), B.h.ptr, m, B.u.ptr);
   be.swiglu(B.g.ptr, B.u.ptr, B.g.ptr, m * nFf);

@@ -20,6 +20,7 @@
  * @module
  */
 
+import { mlaDecoderLayer } from "./_decoder.ts";
 import {
   decoderTensors,
   denseFfnTensors,
@@ -172,4 +173,6 @@ export const deepseek2: ArchSpec = {
         ...sharedExpertTensors(cfg, i, { gated: false }),
       ]),
     ]),
+  forward: mlaDecoderLayer,
+  kvLayout: (cfg) => ({ k: cfg.headDim, v: 0, vInK: cfg.mla!.kvLoraRank }),
 };

@@ -16,6 +16,7 @@
  * @module
  */
 
+import { moeDecoderLayer } from "./_decoder.ts";
 import {
   attentionTensors,
   decoderTensors,
@@ -121,4 +122,5 @@ export const glm4Moe: ArchSpec = {
         ...(cfg.nExpertShared > 0 ? sharedExpertTensors(cfg, i, { gated: false }) : []),
       ]),
     ]),
+  forward: moeDecoderLayer,
 };

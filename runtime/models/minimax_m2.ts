@@ -14,6 +14,7 @@
  * @module
  */
 
+import { moeDecoderLayer } from "./_decoder.ts";
 import { attentionTensors, decoderTensors, moeTensors } from "./_blocks.ts";
 import {
   type ArchSpec,
@@ -82,4 +83,5 @@ export const minimaxM2: ArchSpec = {
       ...attentionTensors(cfg, i, { qkNorm: "full" }),
       ...moeTensors(cfg, i, { probsBias: "required" }),
     ]),
+  forward: moeDecoderLayer,
 };

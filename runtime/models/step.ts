@@ -11,7 +11,7 @@
  */
 import type { Ptr } from "../../ffi/mod.ts";
 import type { AttentionParams, Backend, Buf } from "../backend/backend.ts";
-import type { ModelConfig, RoutingSpec } from "./config.ts";
+import type { ModelConfig, Routing } from "./config.ts";
 import type { LayerWeights, Weight } from "./weights.ts";
 
 /** The activation buffers of a step, each with room for the step's largest row count. */
@@ -44,7 +44,8 @@ export interface StepBuffers {
 export interface StepContext {
   readonly be: Backend;
   readonly cfg: ModelConfig;
-  readonly routing: RoutingSpec;
+  /** The model's routing, every field decided ({@link resolveRouting}). */
+  readonly routing: Routing;
   /** Rows in this step. */
   readonly m: number;
   readonly buf: StepBuffers;
@@ -52,6 +53,11 @@ export interface StepContext {
   readonly pos: Ptr;
   /** Scratch for the products. */
   readonly scratch: Ptr;
+  /**
+   * A buffer of at least `floats` f32 values owned by the step under `key`, kept for later
+   * steps (a block's own intermediates: MLA's q before absorption, its decompressed output).
+   */
+  tmp(key: string, floats: number): Buf;
   /** y (n, rows) = x (n, cols) · Wᵀ with the step's scratch. */
   mm(w: Weight, x: Ptr, n: number, y: Ptr): void;
   /**
