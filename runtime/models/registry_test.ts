@@ -87,19 +87,20 @@ Deno.test("registry maps GGUF arch strings to specs", () => {
 });
 
 /** Required tensors of the tiny fixture (3 model-level + per layer), counted by hand. */
+// the model-level tensors: token_embd and output_norm (output is optional: tied embeddings)
 const REQUIRED: Record<string, number> = {
-  qwen3moe: 3 + 2 * (5 + 2 + 5), // attn (norm,q,k,v,o) + q/k norm + ffn (norm,router,3 experts)
-  llama: 3 + 2 * (5 + 5),
-  olmoe: 3 + 2 * (5 + 2 + 5),
-  "gpt-oss": 3 + 2 * (5 + 4 + 1 + 5 + 4), // + q/k/v/o biases, sinks, router bias, 3 expert biases
-  qwen2moe: 3 + 2 * (5 + 3 + 5 + 4), // + q/k/v biases, shared expert (gate vector + 3)
+  qwen3moe: 2 + 2 * (5 + 2 + 5), // attn (norm,q,k,v,o) + q/k norm + ffn (norm,router,3 experts)
+  llama: 2 + 2 * (5 + 5),
+  olmoe: 2 + 2 * (5 + 2 + 5),
+  "gpt-oss": 2 + 2 * (5 + 4 + 1 + 5 + 4), // + q/k/v/o biases, sinks, router bias, 3 expert biases
+  qwen2moe: 2 + 2 * (5 + 3 + 5 + 4), // + q/k/v biases, shared expert (gate vector + 3)
   // dense layer 0: attn 5 + (post_attention_norm, ffn_gate/down/up); MoE layer 1: attn 5 +
   // norm, router, 3 experts, exp_probs_b, 3 shared; MTP block 2: as layer 1 + eh_proj/enorm/hnorm
-  glm4moe: 3 + (5 + 4) + (5 + 9) + (5 + 9 + 3),
-  "minimax-m2": 3 + 2 * (5 + 2 + 5 + 1), // + full q/k norms, exp_probs_b
+  glm4moe: 2 + (5 + 4) + (5 + 9) + (5 + 9 + 3),
+  "minimax-m2": 2 + 2 * (5 + 2 + 5 + 1), // + full q/k norms, exp_probs_b
   // MLA attention 9 (norm, q_a_norm, q_a, q_b, kv_a_norm, kv_a_mqa, k_b, v_b, output);
   // dense layer 0 + 4; MoE layer 1 + 5 + 3 shared (exp_probs_b is optional)
-  deepseek2: 3 + (9 + 4) + (9 + 5 + 3),
+  deepseek2: 2 + (9 + 4) + (9 + 5 + 3),
 };
 
 /** Blocks in the tiny fixture's file (block_count): the trunk's 2 plus NextN blocks. */
