@@ -49,6 +49,11 @@ export interface InspectReport {
   denseBytes: number;
   /** The routed experts (`*_exps` tensors), paged from disk when RAM is short. */
   expertBytes: number;
+  /**
+   * NextN/MTP blocks (the last `nextn_predict_layers` blocks: glm4moe, deepseek2): never
+   * loaded, run or resident, so in neither dense nor expert bytes.
+   */
+  mtpBytes: number;
   moeLayers: number;
   expertCount: number;
   expertUsedCount: number;
@@ -109,6 +114,9 @@ export function inspectGGUF(g: InspectSource, file?: string): InspectReport {
   const byType = new Map<string, TypeTotal>();
   let total = 0;
   let expertBytes = 0;
+  let mtpBytes = 0;
+  const blocks = (arch && num(kv, `${arch}.block_count`)) || 0;
+  const trunk = blocks - ((arch && num(kv, `${arch}.nextn_predict_layers`)) || 0);
   const layerExpertBytes = new Map<number, number>();
   let embd: { type: number; shape: readonly number[]; nbytes: number } | undefined;
   let hasOutput = false;
@@ -121,6 +129,11 @@ export function inspectGGUF(g: InspectSource, file?: string): InspectReport {
     total += t.nbytes;
     if (t.name === "token_embd.weight") embd = t;
     if (t.name === "output.weight") hasOutput = true;
+    const blk = /^blk\.(\d+)\./.exec(t.name);
+    if (blk && Number(blk[1]) >= trunk && trunk > 0 && trunk < blocks) {
+      mtpBytes += t.nbytes;
+      continue;
+    }
     const m = /^blk\.(\d+)\.ffn_(gate|up|down|gate_up)_exps\.(weight|bias)$/.exec(t.name);
     if (m) {
       expertBytes += t.nbytes;
@@ -128,7 +141,7 @@ export function inspectGGUF(g: InspectSource, file?: string): InspectReport {
       layerExpertBytes.set(layer, (layerExpertBytes.get(layer) ?? 0) + t.nbytes);
     }
   }
-  const denseBytes = total - expertBytes;
+  const denseBytes = total - expertBytes - mtpBytes;
   const nExpert = (arch && num(kv, `${arch}.expert_count`)) || 0;
   const k = (arch && num(kv, `${arch}.expert_used_count`)) || 0;
   let bytesPerExpert = 0;
@@ -169,6 +182,7 @@ export function inspectGGUF(g: InspectSource, file?: string): InspectReport {
     totalBytes: total,
     denseBytes,
     expertBytes,
+    mtpBytes,
     moeLayers: layerExpertBytes.size,
     expertCount: nExpert,
     expertUsedCount: k,
@@ -234,6 +248,12 @@ export function formatReport(r: InspectReport): string {
     "routed experts (paged)",
     `${formatBytes(r.expertBytes)} (${r.expertBytes} B, ${pct(r.expertBytes, r.totalBytes)})`,
   );
+  if (r.mtpBytes > 0) {
+    row(
+      "NextN/MTP blocks (skipped)",
+      `${formatBytes(r.mtpBytes)} (${r.mtpBytes} B, ${pct(r.mtpBytes, r.totalBytes)})`,
+    );
+  }
   if (r.expertCount > 0) {
     row(
       "experts",

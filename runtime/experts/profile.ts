@@ -97,7 +97,7 @@ export function modelIdentity(
 }
 
 /**
- * The identity of a parsed GGUF file (`readGGUF` with a path): architecture, block and
+ * The identity of a parsed GGUF file (`readGGUF` with a path): architecture, trunk block and
  * expert counts from its metadata, and the hash of its header bytes.
  */
 export function identityOfGGUF(g: {
@@ -120,7 +120,8 @@ export function identityOfGGUF(g: {
   if (!g.path) throw new ProfileError("identityOfGGUF needs a GGUF read from a path");
   return modelIdentity(g.path, {
     arch,
-    nLayer: num(`${arch}.block_count`),
+    // the trunk: NextN/MTP blocks (the last nextn_predict_layers) never route
+    nLayer: num(`${arch}.block_count`) - Number(g.kv.get(`${arch}.nextn_predict_layers`) ?? 0),
     nExpert: num(`${arch}.expert_count`),
     fileSize: g.fileSize,
     headerSize: g.headerSize,
