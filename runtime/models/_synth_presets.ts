@@ -200,7 +200,7 @@ const MINIMAX_M2: SynthDims = {
 };
 
 // DeepSeek-V3 (61 layers, 671B-A37B) with 3 layers (1 dense + 2 MoE): 16.3 GB as Q4_K_M (every
-// down Q6_K, see above), about 13.5 GB with `--type Q4_K`.
+// down Q6_K, see above), 14.1 GB with `--type Q4_K`.
 // Its vocabulary is 129280 tokens; deepseek-llm's (102400) stands in.
 const DEEPSEEK_V3: SynthDims = {
   ...TINY,
