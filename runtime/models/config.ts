@@ -563,16 +563,6 @@ export function baseConfig(
       key,
     );
   }
-  const gatingKey = `${arch}.expert_gating_func`;
-  const gatingId = get("expert_gating_func") ?? 0;
-  const gating = gatingId === 0 ? "softmax" : GATING[gatingId];
-  if (gating === undefined) {
-    throw new ModelConfigError(
-      "bad_value",
-      `Metadata "${gatingKey}" is ${gatingId}; spool supports 1 (softmax) and 2 (sigmoid)`,
-      gatingKey,
-    );
-  }
   const normKey = `${arch}.expert_weights_norm`;
   return {
     arch,
@@ -610,12 +600,41 @@ export function baseConfig(
     act: "swiglu",
     nLayerDenseLead: get("leading_dense_block_count") ?? 0,
     nLayerNextn,
-    expertGating: gating,
+    expertGating: "softmax",
     expertWeightsNorm: bool(kv.get(normKey), normKey) ?? false,
     expertWeightsScale: get("expert_weights_scale") ?? 0,
     nExpertGroups: get("expert_group_count") ?? 0,
     nExpertGroupUsed: get("expert_group_used_count") ?? 0,
   };
+}
+
+/**
+ * The router gate of an arch that reads `expert_gating_func` (llama.cpp reads it per arch, so
+ * the five original archs never do): 1 softmax, 2 sigmoid; absent or 0 (NONE) gives
+ * `whenAbsent`, or, without one, a `missing_key` error.
+ * @throws ModelConfigError naming the key for an absent key without default, or ids 3
+ *   (SOFTMAX_WEIGHT) and 4 (SQRT_SOFTPLUS), which these archs never use
+ */
+export function expertGating(
+  kv: KVSource,
+  arch: string,
+  whenAbsent?: ModelConfig["expertGating"],
+): ModelConfig["expertGating"] {
+  const key = `${arch}.expert_gating_func`;
+  const id = num(kv.get(key), key) ?? 0;
+  if (id === 0) {
+    if (whenAbsent) return whenAbsent;
+    throw new ModelConfigError("missing_key", `Missing metadata key "${key}"`, key);
+  }
+  const g = GATING[id];
+  if (g === undefined) {
+    throw new ModelConfigError(
+      "bad_value",
+      `Metadata "${key}" is ${id}; spool supports 1 (softmax) and 2 (sigmoid)`,
+      key,
+    );
+  }
+  return g;
 }
 
 /**

@@ -21,6 +21,7 @@ import {
   BASE_REQUIRED,
   baseConfig,
   checkConfig,
+  expertGating,
   type HParam,
 } from "./config.ts";
 
@@ -48,6 +49,7 @@ export const minimaxM2: ArchSpec = {
       ...base,
       nFfExp: base.nFf,
       qkNorm: "full" as const,
+      expertGating: expertGating(kv, ARCH),
       expertWeightsNorm: true,
       expertWeightsScale: 0,
     };
