@@ -342,7 +342,9 @@ export function synthMain(args: string[]): number {
   if (!quiet) process.stderr.write("\n");
   const c = res.config;
   console.log(
-    `${res.path}: ${c.arch}, ${c.nLayer} layers × ${c.nEmbd}, ${c.nExpert} experts (top ` +
+    `${res.path}: ${c.arch}, ${c.nLayer} layers${
+      c.nLayerNextn ? ` (+${c.nLayerNextn} NextN)` : ""
+    } × ${c.nEmbd}, ${c.nExpert} experts (top ` +
       `${c.nExpertUsed}, ffn ${c.nFfExp}), vocab ${c.nVocab}, ${res.tensors.length} tensors, ` +
       `${(res.bytes / 1e6).toFixed(1)} MB in ${res.seconds.toFixed(1)} s ` +
       `(${(res.bytes / 1e6 / res.seconds).toFixed(0)} MB/s)`,
