@@ -152,7 +152,8 @@ const QWEN3_30B: SynthDims = {
 };
 
 // GLM-4.5-Air (46 layers + 1 NextN, 106B-A12B) with 5 trunk layers (1 dense + 4 MoE) and its
-// NextN block: about 7 GB as Q4_K_M. Its vocabulary is 151552 tokens; Qwen2's (151936) stands in.
+// NextN block: 9.5 GB as Q4_K_M (1.7 GB of it the NextN block; under 8 layers llama.cpp's
+// use_more_bits makes every ffn_down Q6_K, and the 1408-wide ones fall back to Q8_0). Its vocabulary is 151552 tokens; Qwen2's (151936) stands in.
 const GLM45_AIR: SynthDims = {
   ...TINY,
   nLayer: 5,
@@ -178,7 +179,7 @@ const GLM45_AIR: SynthDims = {
   expertWeightsScale: 1,
 };
 
-// MiniMax-M2 (62 layers, 230B-A10B) with 3 layers: about 6.5 GB as Q4_K_M. Its vocabulary is
+// MiniMax-M2 (62 layers, 230B-A10B) with 3 layers: 7.8 GB as Q4_K_M. Its vocabulary is
 // 200064 tokens; Qwen2's stands in.
 const MINIMAX_M2: SynthDims = {
   ...TINY,
@@ -198,7 +199,8 @@ const MINIMAX_M2: SynthDims = {
   expertGating: "sigmoid",
 };
 
-// DeepSeek-V3 (61 layers, 671B-A37B) with 3 layers (1 dense + 2 MoE): about 13.5 GB as Q4_K_M.
+// DeepSeek-V3 (61 layers, 671B-A37B) with 3 layers (1 dense + 2 MoE): 16.3 GB as Q4_K_M (every
+// down Q6_K, see above), 14.1 GB with `--type Q4_K`.
 // Its vocabulary is 129280 tokens; deepseek-llm's (102400) stands in.
 const DEEPSEEK_V3: SynthDims = {
   ...TINY,

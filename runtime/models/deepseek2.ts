@@ -34,6 +34,7 @@ import {
   BASE_REQUIRED,
   baseConfig,
   checkConfig,
+  expertGating,
   type HParam,
   hparam,
   type KVSource,
@@ -84,16 +85,13 @@ function config(kv: KVSource): ModelConfig {
   const headDimK = hparam(kv, ARCH, "attention.key_length_mla", true)!;
   const headDimV = hparam(kv, ARCH, "attention.value_length_mla", true)!;
   const qkRopeDim = base.rope.dim;
-  const gating = kv.get(`${ARCH}.expert_gating_func`);
   // llama.cpp: absent (or 0) means softmax (DeepSeek V2/V2.5), except GLM-4.7-Lite
   const glm47Lite = (base.nLayer === 47 || base.nLayer === 48) && base.nVocab === 154880;
   const cfg: ModelConfig = {
     ...base,
     rope: { ...base.rope, type: "norm" },
     nFfShexp: base.nFfExp * base.nExpertShared,
-    expertGating: gating === undefined || gating === 0
-      ? (glm47Lite ? "sigmoid" : "softmax")
-      : base.expertGating,
+    expertGating: expertGating(kv, ARCH, glm47Lite ? "sigmoid" : "softmax"),
     mla: { qLoraRank, kvLoraRank, headDimK, headDimV, qkRopeDim, qkNopeDim: headDimK - qkRopeDim },
   };
   return checkConfig(cfg, [

@@ -30,6 +30,7 @@ import {
   BASE_REQUIRED,
   baseConfig,
   checkConfig,
+  expertGating,
   type HParam,
   type ModelConfig,
   ModelConfigError,
@@ -61,7 +62,6 @@ function checkNoMrope(kv: Parameters<ArchSpec["config"]>[0]): void {
 function config(kv: Parameters<ArchSpec["config"]>[0]): ModelConfig {
   checkNoMrope(kv);
   const base = baseConfig(kv, ARCH, required);
-  const gating = kv.get(`${ARCH}.expert_gating_func`);
   const cfg: ModelConfig = {
     ...base,
     qkNorm: "head",
@@ -69,7 +69,7 @@ function config(kv: Parameters<ArchSpec["config"]>[0]): ModelConfig {
     ffnNormName: "post_attention_norm",
     nFfShexp: base.nFfExp * base.nExpertShared,
     // llama.cpp: a missing (or 0) expert_gating_func means sigmoid for GLM-4.5
-    expertGating: gating === undefined || gating === 0 ? "sigmoid" : base.expertGating,
+    expertGating: expertGating(kv, ARCH, "sigmoid"),
   };
   return checkConfig(cfg, [
     [

@@ -22,6 +22,7 @@ import {
   BASE_REQUIRED,
   baseConfig,
   checkConfig,
+  expertGating,
   type HParam,
 } from "./config.ts";
 
@@ -49,6 +50,7 @@ export const minimaxM2: ArchSpec = {
       ...base,
       nFfExp: base.nFf,
       qkNorm: "full" as const,
+      expertGating: expertGating(kv, ARCH),
       expertWeightsNorm: true,
       expertWeightsScale: 0,
     };

@@ -12,13 +12,23 @@
  * - Tensors are generated, quantized (native kernels, byte-identical to ggml) and streamed to
  *   the {@link GGUFWriter} one expert slice or row chunk at a time: memory stays at a few
  *   chunks whatever the file size.
- * - `fill: "fast"` (default of the big preset) quantizes a pool of 4096 random 256-element
+ * - `fill: "fast"` (default of the real-shaped presets) quantizes a pool of 4096 random 256-element
  *   units per (type, scale) once and assembles tensors from randomly chosen pool units:
  *   valid quantized data with the same statistics, at memory-copy speed instead of
  *   quantizer speed. `fill: "exact"` quantizes every value.
  * - The tokenizer is either a self-made byte-level GPT-2 BPE (256 byte tokens in GPT-2 order,
  *   a few merges, `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`, a ChatML template), or the
  *   `tokenizer.*` metadata copied from a vocab-only GGUF (e.g. ggml-vocab-qwen2.gguf).
+ *
+ * - Families: every registered arch. glm4moe, minimax-m2 and deepseek2 take their own
+ *   hyperparameters ({@link SynthDims}: dense lead layers, NextN blocks, shared experts,
+ *   partial rope, gating, weight norm and scale, expert groups, MLA ranks, YaRN); the sigmoid
+ *   routers get a non-zero selection bias `exp_probs_b`. Real-shaped presets with fewer layers:
+ *   qwen3-30b-a3b, glm-4.5-air, minimax-m2, deepseek-v3 (Q4_K_M, fast fill, a real vocabulary
+ *   from ../shared/vocab unless `vocab` says otherwise).
+ * - Modules: _synth_presets.ts (dims, presets, draft config), _synth_flags.ts (CLI dims
+ *   flags), _synth_types.ts (stored types), _synth_fill.ts (PRNG, distributions, filler),
+ *   _synth_vocab.ts (tokenizer metadata); this file plans, writes and holds the CLI.
  *
  * CLI: `deno run -A runtime/models/synth.ts --arch qwen3moe --preset tiny --type Q4_K --out x.gguf`
  *
@@ -60,7 +70,10 @@ export { byteVocabKV, sharedVocab, vocabKVFromGGUF } from "./_synth_vocab.ts";
 
 /** Options of {@link writeSyntheticModel}. */
 export interface SynthOptions {
-  /** GGUF architecture: qwen3moe, llama (Mixtral), olmoe, gpt-oss, qwen2moe. */
+  /**
+   * GGUF architecture: qwen3moe, llama (Mixtral), olmoe, gpt-oss, qwen2moe, glm4moe,
+   * minimax-m2, deepseek2.
+   */
   arch: string;
   /** Size preset (default "tiny"); `dims` override its fields. */
   preset?: SynthPreset;
@@ -68,7 +81,7 @@ export interface SynthOptions {
   dims?: Partial<SynthDims>;
   /**
    * Types: one name for every weight matrix ("Q4_K"), "Q4_K_M" for the mix, or per kind.
-   * Default: the preset's (tiny, small: F32; qwen3-30b-a3b: Q4_K_M).
+   * Default: the preset's (tiny, small: F32; the real-shaped ones: Q4_K_M).
    */
   types?: string | Partial<SynthTypes>;
   /** PRNG seed (default 1). */
@@ -329,7 +342,9 @@ export function synthMain(args: string[]): number {
   if (!quiet) process.stderr.write("\n");
   const c = res.config;
   console.log(
-    `${res.path}: ${c.arch}, ${c.nLayer} layers × ${c.nEmbd}, ${c.nExpert} experts (top ` +
+    `${res.path}: ${c.arch}, ${c.nLayer} layers${
+      c.nLayerNextn ? ` (+${c.nLayerNextn} NextN)` : ""
+    } × ${c.nEmbd}, ${c.nExpert} experts (top ` +
       `${c.nExpertUsed}, ffn ${c.nFfExp}), vocab ${c.nVocab}, ${res.tensors.length} tensors, ` +
       `${(res.bytes / 1e6).toFixed(1)} MB in ${res.seconds.toFixed(1)} s ` +
       `(${(res.bytes / 1e6 / res.seconds).toFixed(0)} MB/s)`,

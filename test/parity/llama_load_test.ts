@@ -9,8 +9,8 @@
  *    the same weights.
  * The five original archs run every type spool writes; the newer families (glm4moe,
  * minimax-m2, deepseek2) run F32 (the reference), F16, Q8_0 and Q4_K_M, plus one variant each
- * (GLM-4.5-Air without q/k norms, DeepSeek-V2-Lite-like MLA without q LoRA and softmax routing,
- * MiniMax with group-limited routing). A NextN/MTP block in a file must be exactly what
+ * (GLM-4.5-Air without q/k norms or NextN block, DeepSeek-V2-Lite-like MLA without q LoRA and
+ * softmax routing, with a NextN block; MiniMax with group-limited routing). A NextN/MTP block in a file must be exactly what
  * llama.cpp leaves unused: its "unused tensor" warnings name the spec's `mtp` tensors, no more,
  * no fewer.
  * One more fixture carries the real Qwen2/3 vocabulary (151936 tokens) copied from
@@ -25,6 +25,7 @@ import {
   byteVocabKV,
   sharedVocab,
   type SynthDims,
+  type SynthResult,
   type SynthTypes,
   writeSyntheticModel,
 } from "../../runtime/models/synth.ts";
@@ -56,6 +57,7 @@ const FAMILY_TYPES = ["F32", "F16", "Q8_0", "Q4_K_M"];
 const VARIANTS: Record<string, Partial<SynthDims>> = {
   glm4moe: { qkNorm: 0, nLayerNextn: 0, expertWeightsScale: 1 },
   deepseek2: {
+    nLayerNextn: 1,
     qLoraRank: 0,
     expertGating: "softmax",
     nExpertGroups: 0,
@@ -65,6 +67,13 @@ const VARIANTS: Record<string, Partial<SynthDims>> = {
   },
   "minimax-m2": { nExpert: 8, nExpertGroups: 4, nExpertGroupUsed: 2 },
 };
+
+/** The written tensors the spec flags as a NextN/MTP block's. */
+function mtpOf(res: SynthResult): string[] {
+  const written = new Set(res.tensors.map((t) => t.name));
+  return getArch(res.config.arch).tensors(res.config).filter((t) => t.mtp && written.has(t.name))
+    .map((t) => t.name);
+}
 
 function nmse(a: readonly number[], ref: readonly number[]): number {
   let num = 0, den = 0;
@@ -87,11 +96,7 @@ Deno.test({
       for (const type of types) {
         const path = `${DIR}${arch}_${type}.gguf`;
         const res = writeSyntheticModel(path, { arch, types: TYPES[type].types, seed: 11 });
-        // the tensors the spec flags as a NextN/MTP block's, as written
-        const written = new Set(res.tensors.map((t) => t.name));
-        const mtp = getArch(arch).tensors(res.config).filter((t) => t.mtp && written.has(t.name))
-          .map((t) => t.name);
-        jobs.push({ path, text: TEXT, arch, type, nVocab: res.config.nVocab, mtp });
+        jobs.push({ path, text: TEXT, arch, type, nVocab: res.config.nVocab, mtp: mtpOf(res) });
       }
       if (VARIANTS[arch]) {
         const path = `${DIR}${arch}_variant_Q8_0.gguf`;
@@ -101,7 +106,8 @@ Deno.test({
           seed: 12,
           dims: VARIANTS[arch],
         });
-        jobs.push({ path, text: TEXT, arch, type: "variant", nVocab: res.config.nVocab, mtp: [] });
+        const nVocab = res.config.nVocab;
+        jobs.push({ path, text: TEXT, arch, type: "variant", nVocab, mtp: mtpOf(res) });
       }
     }
     const qwenVocab = sharedVocab("ggml-vocab-qwen2.gguf");
@@ -189,6 +195,7 @@ Deno.test({
     );
     // the MTP check above checked something: the glm4moe files carry a NextN block
     assert.ok(jobs.some((j) => j.arch === "glm4moe" && j.mtp.length === 5 + 5 + 9 + 4));
+    assert.ok(jobs.some((j) => j.arch === "deepseek2" && j.mtp.length === 7 + 5 + 3 + 4));
     assert.ok(getArch("gpt-oss"));
   },
 });
