@@ -1,0 +1,157 @@
+/**
+ * The newer families against llama.cpp in the same run (issue 11): GLM-4.5-Air, MiniMax-M2
+ * and DeepSeek-V3 shapes with fewer layers (random weights, `spool synth` presets).
+ *
+ *   deno run -A bench/families.ts [--presets glm-4.5-air,minimax-m2,deepseek-v3]
+ *        [--runs 5] [--prefill 64] [--decode 16] [--threads 2] [--cap 4G] [--no-cap]
+ *
+ * In RAM: llama.cpp's own `llama-bench` (built from the source node-llama-cpp ships, see
+ * bench/build_llama.sh; its defaults, which repack the weights) and spool's bench (median of
+ * its reps) alternate `--runs` times; the medians and the spread (min–max) of each side and
+ * the ratio spool / llama.cpp are printed. Under `--cap` (root, cgroup v1, cold page cache
+ * each run): the DeepSeek-V3 shape decodes with spool's defaults (the budget sees the cap)
+ * against `llama-bench --no-repack` (mmap, paging by faults: its best setting there, since
+ * repacking copies every weight into RAM and is killed).
+ * Decode is greedy from a fixed pseudo-random prompt (random weights: a replayed chain).
+ */
+import { parseArgs } from "node:util";
+import { existsSync, mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseSize } from "../runtime/experts/budget.ts";
+import { median } from "../runtime/engine/bench.ts";
+import { runCapped } from "./_cgroup.ts";
+
+const { values: a } = parseArgs({
+  options: {
+    presets: { type: "string", default: "glm-4.5-air,minimax-m2,deepseek-v3" },
+    runs: { type: "string", default: "5" },
+    prefill: { type: "string", default: "64" },
+    decode: { type: "string", default: "16" },
+    threads: { type: "string", default: "2" },
+    cap: { type: "string", default: "4G" },
+    "no-cap": { type: "boolean", default: false },
+  },
+});
+const OUT = fileURLToPath(new URL("./out/", import.meta.url));
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const T = a.threads!, NP = a.prefill!, ND = a.decode!;
+
+/** Model file of a preset, written by synth when missing (Q4_K_M; DeepSeek Q4_K: ~14 GB). */
+async function model(preset: string): Promise<string> {
+  const path = `${OUT}${preset}.gguf`;
+  if (existsSync(path)) return path;
+  mkdirSync(OUT, { recursive: true });
+  const arch = { "glm-4.5-air": "glm4moe", "minimax-m2": "minimax-m2", "deepseek-v3": "deepseek2" }[
+    preset
+  ]!;
+  console.log(`making ${path} (random weights, ${arch})...`);
+  const { writeSyntheticModel } = await import("../runtime/models/synth.ts");
+  writeSyntheticModel(path, {
+    arch,
+    preset: preset as never,
+    fill: "fast",
+    seed: 1,
+    ...(preset === "deepseek-v3" ? { types: "Q4_K" as never } : {}),
+  });
+  return path;
+}
+
+function llamaBin(): string {
+  const out = new Deno.Command("bash", { args: [`${ROOT}bench/build_llama.sh`] }).outputSync();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr).slice(-2000));
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+/** llama-bench's tok/s for pp and tg, from its JSON-lines output. */
+function parseLlama(text: string): { pre: number; dec: number } {
+  let pre = NaN, dec = NaN;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const r = JSON.parse(line);
+    if (r.n_prompt > 0 && r.n_gen === 0) pre = r.avg_ts;
+    if (r.n_gen > 0 && r.n_prompt === 0) dec = r.avg_ts;
+  }
+  return { pre, dec };
+}
+
+function runLlama(bin: string, path: string, extra: string[]): { pre: number; dec: number } {
+  const out = new Deno.Command(`${bin}/llama-bench`, {
+    args: ["-m", path, "-p", NP, "-n", ND, "-t", T, "-r", "1", "-o", "jsonl", ...extra],
+  }).outputSync();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr).slice(-1000));
+  return parseLlama(new TextDecoder().decode(out.stdout));
+}
+
+function runSpool(path: string): { pre: number; dec: number } {
+  const code = `
+    const { benchModel } = await import(${JSON.stringify(`${ROOT}runtime/engine/bench.ts`)});
+    const r = benchModel(${JSON.stringify(path)}, { prefill: ${NP}, decode: ${ND}, reps: 1,
+      threads: ${T}, ramBudget: "auto" });
+    console.log(JSON.stringify({ pre: r.prefillTokS, dec: r.decodeTokS }));`;
+  const out = new Deno.Command(Deno.execPath(), { args: ["eval", code] }).outputSync();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr).slice(-1000));
+  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
+}
+
+const fmt = (xs: number[]) =>
+  `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+
+const bin = llamaBin();
+console.log(
+  `llama.cpp: ${bin}; threads ${T}; prefill ${NP}, decode ${ND}; ${a.runs} alternating runs`,
+);
+for (const preset of a.presets!.split(",")) {
+  const path = await model(preset);
+  const sp: { pre: number; dec: number }[] = [], ll: { pre: number; dec: number }[] = [];
+  for (let i = 0; i < Number(a.runs); i++) {
+    ll.push(runLlama(bin, path, []));
+    sp.push(runSpool(path));
+  }
+  const r = (k: "pre" | "dec") => median(sp.map((x) => x[k])) / median(ll.map((x) => x[k]));
+  console.log(`\n${preset} (${path}), in RAM, tok/s median (min–max):`);
+  console.log(
+    `  prefill  spool ${fmt(sp.map((x) => x.pre))}  llama.cpp ${fmt(ll.map((x) => x.pre))}  ratio ${
+      r("pre").toFixed(2)
+    }`,
+  );
+  console.log(
+    `  decode   spool ${fmt(sp.map((x) => x.dec))}  llama.cpp ${fmt(ll.map((x) => x.dec))}  ratio ${
+      r("dec").toFixed(2)
+    }`,
+  );
+}
+
+if (!a["no-cap"]) {
+  const cap = parseSize(a.cap!, "--cap") as number;
+  const path = await model("deepseek-v3");
+  console.log(`\ndeepseek-v3 under a ${a.cap} cap (cold page cache each run):`);
+  const spool = await runCapped(cap, [
+    Deno.execPath(),
+    "eval",
+    `const { benchModel } = await import(${JSON.stringify(`${ROOT}runtime/engine/bench.ts`)});
+     const r = benchModel(${JSON.stringify(path)}, { prefill: 16, decode: ${ND}, reps: 3,
+       threads: ${T}, ramBudget: "auto" });
+     console.log(JSON.stringify({ pre: r.prefillTokS, dec: r.decodeTokS,
+       hit: r.decodeCache?.hitRate ?? 1, gbps: r.decodeCache?.readGBps ?? 0 }));`,
+  ]);
+  console.log(
+    `  spool: ${JSON.stringify(spool.result ?? spool.error)}, peak ${
+      (spool.peakBytes / 2 ** 30).toFixed(2)
+    } GiB`,
+  );
+  const llama = await runCapped(cap, [
+    `${bin}/llama-bench`,
+    ...["-m", path, "-p", "0", "-n", "4", "-t", T, "-r", "1", "-o", "jsonl", "--no-repack", "1"],
+  ], 1800);
+  const ld = llama.ok ? "see below" : llama.error;
+  console.log(`  llama.cpp --no-repack: ${ld}, peak ${(llama.peakBytes / 2 ** 30).toFixed(2)} GiB`);
+  if (spool.ok && llama.ok) {
+    // runCapped keeps the last JSON line: llama-bench's tg record
+    const dec = Number(llama.result!.avg_ts);
+    console.log(
+      `  decode spool ${Number(spool.result!.dec).toFixed(3)} vs llama.cpp ${
+        dec.toFixed(3)
+      } tok/s: ${(Number(spool.result!.dec) / dec).toFixed(1)}×`,
+    );
+  }
+}
