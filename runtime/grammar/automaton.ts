@@ -47,7 +47,15 @@ export type GNode =
   | { k: "alt"; id: number; alts: GNode[] }
   | { k: "seq"; id: number; items: GNode[] }
   | { k: "rep"; id: number; item: GNode; sep: GNode | null; min: number; max: number }
-  | { k: "text"; id: number; until: Uint8Array; special: boolean; fail: Int32Array }
+  | {
+    k: "text";
+    id: number;
+    until: Uint8Array;
+    special: boolean;
+    /** With `special`: a control token only as (part of) `until` itself. */
+    onlyUntil: boolean;
+    fail: Int32Array;
+  }
   | { k: "chars"; id: number; cls: Uint8Array; min: number; max: number }
   | { k: "ref"; id: number; get: () => GNode }
   | {
@@ -56,7 +64,28 @@ export type GNode =
     props: Map<string, GNode>;
     names: string[];
     required: string[];
+    style: XmlStyle;
   };
+
+/** The tags of a tag-per-parameter call format (Qwen3-Coder, GLM, MiniMax-M2). */
+export interface XmlStyle {
+  /** What opens parameter `name`, up to its value. */
+  open(name: string): string;
+  /** What closes a value. */
+  close: string;
+  /** What ends the parameter list. */
+  end: string;
+  /** Whether the tags may be control tokens (and string values may hold them). */
+  special: boolean;
+}
+
+/** Qwen3-Coder's: `<parameter=NAME>\nVALUE\n</parameter>\n...</function>`. */
+export const CODER_XML: XmlStyle = {
+  open: (n) => `<parameter=${n}>\n`,
+  close: "\n</parameter>\n",
+  end: "</function>",
+  special: false,
+};
 
 const enc = new TextEncoder();
 
@@ -88,8 +117,11 @@ export function rep(item: GNode, sep: GNode | null, min: number, max: number): G
   return { k: "rep", id: nextNodeId++, item, sep, min: Math.max(1, min), max };
 }
 
-/** Free text ended by (and including) `until`; `special` lets control tokens in. */
-export function text(until: string, special = false): GNode {
+/**
+ * Free text ended by (and including) `until`; `special` lets control tokens in (anywhere, or
+ * with `onlyUntil` only where they continue `until`: a closing tag that is a control token).
+ */
+export function text(until: string, special = false, onlyUntil = false): GNode {
   const u = utf8(until);
   // KMP failure function
   const fail = new Int32Array(u.length + 1);
@@ -98,7 +130,7 @@ export function text(until: string, special = false): GNode {
     while (k >= 0 && u[k] !== u[i - 1]) k = fail[k];
     fail[i] = ++k;
   }
-  return { k: "text", id: nextNodeId++, until: u, special, fail };
+  return { k: "text", id: nextNodeId++, until: u, special, onlyUntil, fail };
 }
 
 /** Between min and max bytes of a class (given as the list of allowed ASCII characters). */
@@ -276,19 +308,28 @@ function mergeSchemas(a: Schema, b: Schema): Schema {
   return out;
 }
 
-/** The schema of a Qwen3-Coder parameter list: the tool's object schema as an XML node. */
-export function xmlParams(schema: unknown): GNode {
+/**
+ * The schema of a tag-per-parameter list (Qwen3-Coder by default, or another `style`): the
+ * tool's object schema as an XML node. String parameters are raw text, others JSON; each
+ * parameter at most once, in any order; the end tag only once the required ones are there.
+ */
+export function xmlParams(schema: unknown, style: XmlStyle = CODER_XML): GNode {
   const s = isObj(schema) ? schema : {};
   const propsIn = isObj(s.properties) ? s.properties : {};
   const props = new Map<string, GNode>();
+  const { close, special } = style;
   for (const [name, sub] of Object.entries(propsIn)) {
-    const close = "\n</parameter>\n";
-    props.set(name, isStringSchema(sub) ? text(close) : seq([compileSchema(sub, s), lit([close])]));
+    props.set(
+      name,
+      isStringSchema(sub)
+        ? text(close, special, true)
+        : seq([compileSchema(sub, s), lit([close], special)]),
+    );
   }
   const required = Array.isArray(s.required)
     ? (s.required as unknown[]).filter((r): r is string => typeof r === "string" && props.has(r))
     : [];
-  return { k: "xml", id: nextNodeId++, props, names: [...props.keys()], required };
+  return { k: "xml", id: nextNodeId++, props, names: [...props.keys()], required, style };
 }
 
 /** Whether a (sub)schema is a plain string (rendered raw in Qwen3-Coder's XML). */
@@ -802,8 +843,8 @@ class TextF extends Frame {
     return `T${this.node.id}:${this.j}`;
   }
   step(st: Stack, b: number, sp: boolean, out: Stack[]): void {
-    const { until, fail, special } = this.node;
-    if (sp && !special) return;
+    const { until, fail, special, onlyUntil } = this.node;
+    if (sp && (!special || (onlyUntil && until[this.j] !== b))) return;
     let j = this.j;
     while (j >= 0 && until[j] !== b) j = fail[j];
     j++;
@@ -911,14 +952,15 @@ class XmlF extends Frame {
   }
   #tags(): { node: Extract<GNode, { k: "lit" }>; names: string[] } {
     const names = this.node.names.filter((n) => !this.seen.includes(n));
-    const alts = names.map((n) => `<parameter=${n}>\n`);
+    const { style } = this.node;
+    const alts = names.map((n) => style.open(n));
     if (this.node.required.every((r) => this.seen.includes(r))) {
-      alts.push("</function>");
+      alts.push(style.end);
       names.push("");
     }
-    const key = alts.join("\u0000");
+    const key = (style.special ? "S" : "") + alts.join("\u0000");
     let node = TAG_CACHE.get(key);
-    if (!node) TAG_CACHE.set(key, node = lit(alts) as Extract<GNode, { k: "lit" }>);
+    if (!node) TAG_CACHE.set(key, node = lit(alts, style.special) as Extract<GNode, { k: "lit" }>);
     return { node, names };
   }
   step(st: Stack, b: number, sp: boolean, out: Stack[]): void {

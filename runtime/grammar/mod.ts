@@ -74,6 +74,7 @@ import {
   xmlParams,
 } from "./automaton.ts";
 import { GrammarError } from "./errors.ts";
+import { familyToolGrammar } from "./_families.ts";
 
 export { GrammarError, type GrammarErrorCode } from "./errors.ts";
 
@@ -238,6 +239,7 @@ export interface ToolGrammar {
  *   renders that form (ID = 9 alphanumerics);
  * - deepseek: `<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>NAME<｜tool▁sep｜>ARGS<｜tool▁call▁end｜>
  *   ...<｜tool▁calls▁end｜>` (V3.1), or R1's `function<｜tool▁sep｜>NAME\n```json\nARGS\n```` form.
+ * - glm, minimax, kimi: see `_families.ts`.
  */
 export function toolGrammar(
   format: ToolFormat,
@@ -351,8 +353,11 @@ export function toolGrammar(
         thinkEnd: "</think>",
       };
     }
-    default:
+    default: {
+      const g = familyToolGrammar(format, tools, max, chatTemplate);
+      if (g) return g;
       throw new GrammarError("bad_spec", `Cannot constrain tool calls of format "${format}"`);
+    }
   }
 }
 
