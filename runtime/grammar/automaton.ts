@@ -54,6 +54,8 @@ export type GNode =
     special: boolean;
     /** With `special`: a control token only as (part of) `until` itself. */
     onlyUntil: boolean;
+    /** At most this many code points before `until` (Infinity: no bound). */
+    max: number;
     fail: Int32Array;
   }
   | { k: "chars"; id: number; cls: Uint8Array; min: number; max: number }
@@ -121,7 +123,7 @@ export function rep(item: GNode, sep: GNode | null, min: number, max: number): G
  * Free text ended by (and including) `until`; `special` lets control tokens in (anywhere, or
  * with `onlyUntil` only where they continue `until`: a closing tag that is a control token).
  */
-export function text(until: string, special = false, onlyUntil = false): GNode {
+export function text(until: string, special = false, onlyUntil = false, max = Infinity): GNode {
   const u = utf8(until);
   // KMP failure function
   const fail = new Int32Array(u.length + 1);
@@ -130,7 +132,7 @@ export function text(until: string, special = false, onlyUntil = false): GNode {
     while (k >= 0 && u[k] !== u[i - 1]) k = fail[k];
     fail[i] = ++k;
   }
-  return { k: "text", id: nextNodeId++, until: u, special, onlyUntil, fail };
+  return { k: "text", id: nextNodeId++, until: u, special, onlyUntil, max, fail };
 }
 
 /** Between min and max bytes of a class (given as the list of allowed ASCII characters). */
@@ -322,7 +324,7 @@ export function xmlParams(schema: unknown, style: XmlStyle = CODER_XML): GNode {
     props.set(
       name,
       isStringSchema(sub)
-        ? text(close, special, true)
+        ? text(close, special, true, maxLength(sub))
         : seq([compileSchema(sub, s), lit([close], special)]),
     );
   }
@@ -330,6 +332,12 @@ export function xmlParams(schema: unknown, style: XmlStyle = CODER_XML): GNode {
     ? (s.required as unknown[]).filter((r): r is string => typeof r === "string" && props.has(r))
     : [];
   return { k: "xml", id: nextNodeId++, props, names: [...props.keys()], required, style };
+}
+
+/** A string schema's `maxLength` (Infinity when absent). */
+function maxLength(s: unknown): number {
+  const m = isObj(s) ? s.maxLength : undefined;
+  return typeof m === "number" && m >= 0 ? Math.floor(m) : Infinity;
 }
 
 /** Whether a (sub)schema is a plain string (rendered raw in Qwen3-Coder's XML). */
@@ -834,22 +842,42 @@ class LitF extends Frame {
   }
 }
 
-/** Free text up to and including a terminator (KMP). */
+/**
+ * Free text up to and including a terminator (KMP), valid UTF-8 (a continuation byte only
+ * inside a multi-byte character: a model cannot write stray bytes). With a bound (`max` code
+ * points), `n` counts the code points so far (those of a partial terminator match too); past
+ * the bound only the terminator may continue.
+ */
 class TextF extends Frame {
-  constructor(readonly node: Extract<GNode, { k: "text" }>, readonly j: number) {
+  constructor(
+    readonly node: Extract<GNode, { k: "text" }>,
+    readonly j: number,
+    readonly n = 0,
+    readonly cont = 0, // continuation bytes still due
+  ) {
     super();
   }
   protected makeKey(): string {
-    return `T${this.node.id}:${this.j}`;
+    const n = this.node.max === Infinity ? "" : `:${this.n}`;
+    return `T${this.node.id}:${this.j}${n}${this.cont ? `:c${this.cont}` : ""}`;
   }
   step(st: Stack, b: number, sp: boolean, out: Stack[]): void {
-    const { until, fail, special, onlyUntil } = this.node;
+    const { until, fail, special, onlyUntil, max } = this.node;
     if (sp && (!special || (onlyUntil && until[this.j] !== b))) return;
+    const isCont = (b & 0xc0) === 0x80;
+    if (isCont !== this.cont > 0 || b >= 0xf8) return;
+    const cont = isCont ? this.cont - 1 : b >= 0xf0 ? 3 : b >= 0xe0 ? 2 : b >= 0xc0 ? 1 : 0;
     let j = this.j;
     while (j >= 0 && until[j] !== b) j = fail[j];
     j++;
+    let n = this.n;
+    if (max !== Infinity && !isCont) {
+      // a new code point: within the bound, or (past it) only as part of the terminator
+      if (n >= max + j && j <= this.j) return;
+      n = Math.min(n + 1, max + until.length);
+    }
     if (j === until.length) out.push(popInto(st.up, this));
-    else out.push({ f: new TextF(this.node, j), up: st.up });
+    else out.push({ f: new TextF(this.node, j, n, cont), up: st.up });
   }
 }
 

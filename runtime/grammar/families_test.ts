@@ -203,3 +203,52 @@ Deno.test("tools grammar: the call tags may be control tokens, strings may not h
   c.advance(id("</tool_call>"));
   assert.ok(c.accepts(256));
 });
+
+Deno.test("tools grammar: maxLength bounds raw string values of the tagged formats", () => {
+  const tools: ToolDef[] = [{
+    name: "f",
+    parameters: {
+      type: "object",
+      properties: { s: { type: "string", maxLength: 3 } },
+      required: ["s"],
+    },
+  }];
+  const spec: ConstraintSpec = {
+    kind: "tools",
+    format: "minimax",
+    tools,
+    choice: "required",
+    parallel: false,
+  };
+  const call = (v: string) =>
+    `<minimax:tool_call>\n<invoke name="f">\n<parameter name="s">${v}</parameter>\n</invoke>\n` +
+    "</minimax:tool_call>";
+  for (const ok of ["", "ab", "abc", "é😀<", "<</", "a</"]) assert.ok(matches(spec, call(ok)), ok);
+  for (const bad of ["abcd", "é😀<x", "ab</x"]) assert.ok(!matches(spec, call(bad)), bad);
+  // Qwen3-Coder's raw strings get the same bound
+  const coder = { ...spec, format: "qwen3_coder" } as ConstraintSpec;
+  const c = (v: string) =>
+    `<tool_call>\n<function=f>\n<parameter=s>\n${v}\n</parameter>\n</function>\n</tool_call>`;
+  assert.ok(matches(coder, c("abc")));
+  assert.ok(!matches(coder, c("abcd")));
+});
+
+Deno.test("tools grammar: raw string values are valid UTF-8", () => {
+  const spec: ConstraintSpec = {
+    kind: "tools",
+    format: "glm",
+    tools: [{ name: "f", parameters: { type: "object", properties: { s: { type: "string" } } } }],
+    choice: "required",
+    parallel: false,
+  };
+  const c = compileConstraint(spec, BYTES);
+  for (const b of new TextEncoder().encode("<tool_call>f\n<arg_key>s</arg_key>\n<arg_value>é")) {
+    assert.ok(c.accepts(b));
+    c.advance(b);
+  }
+  assert.ok(!c.accepts(0x80), "a stray continuation byte");
+  assert.ok(!c.accepts(0xff));
+  c.advance(0xe2); // the first of three bytes
+  assert.ok(!c.accepts(0x41), "ASCII inside a multi-byte character");
+  assert.ok(c.accepts(0x82));
+});

@@ -7,8 +7,9 @@
  */
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -50,4 +51,23 @@ export function llamaSourceFile(path: string): string {
 /** A chat template of llama.cpp's `models/templates/` by file name (`GLM-4.6.jinja`). */
 export function llamaTemplate(name: string): string {
   return llamaSourceFile(`models/templates/${name}`);
+}
+
+/**
+ * A file of the bundled llama.cpp source written out under `test/fixtures/llama-src/` (once),
+ * for tests that need a path (vocab GGUFs such as `models/ggml-vocab-qwen2.gguf`).
+ */
+export function llamaSourceFilePath(path: string): string {
+  const out = join(ROOT, "test", "fixtures", "llama-src", path);
+  if (!existsSync(out)) {
+    const data = execFileSync("git", ["show", `bundle:${path}`], {
+      cwd: llamaSourceRepo(),
+      maxBuffer: 1 << 28,
+    });
+    mkdirSync(dirname(out), { recursive: true });
+    const tmp = `${out}.${process.pid}.tmp`;
+    writeFileSync(tmp, data);
+    renameSync(tmp, out);
+  }
+  return out;
 }
