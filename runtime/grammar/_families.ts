@@ -97,8 +97,10 @@ function minimaxGrammar(tools: readonly ToolDef[], max: number): ToolGrammar {
     ),
   );
   const list = seq([lit(["\n"]), rep(invoke, null, 1, max), lit(["</minimax:tool_call>"], true)]);
+  const block = seq([lit(["<minimax:tool_call>"], true), list]);
   return {
-    calls: seq([lit(["<minimax:tool_call>"], true), list]),
+    // the template writes "\n" before the block (after "</think>\n\n": three newlines)
+    calls: alt([seq([lit(["\n"]), block]), block]),
     trigger: "<minimax:tool_call>",
     afterTrigger: list,
     thinkEnd: "</think>",

@@ -161,6 +161,10 @@ for (const [tpl, format, eot] of CASES) {
     const think = { ...spec("required", false), thinking: true } as ConstraintSpec;
     assert.ok(matches(think, "Let me think </tool_call> {\n</think>\n\n" + single));
     assert.ok(!matches(think, "hm</think>\n\nPlain answer."));
+    if (format === "minimax") {
+      // as the template renders reasoning before calls: "</think>\n\n" then "\n<minimax:..."
+      assert.ok(matches(think, "hm\n</think>\n\n\n" + single));
+    }
     // what the grammar accepts, the parser reads back
     const p = createOutputParser(format, { tools: TOOLS, thinking: false });
     const evs = [...p.push(text), ...p.end()];

@@ -254,6 +254,16 @@ Deno.test("kimi: calls without section markers or end markers, names, cut off", 
   // K2-Thinking: reasoning first
   const t = parseIn("kimi", ["<think>hm</think>Hello"], false);
   assert.deepEqual([t.reasoning, t.content], ["hm", "Hello"]);
+  // reasoning that a call section ends without </think>
+  const unclosed = "<think>I will call bash <|tool_calls_section_begin|><|tool_call_begin|>" +
+    'functions.bash:0<|tool_call_argument_begin|>{"command": "ls"}<|tool_call_end|>' +
+    "<|tool_calls_section_end|>";
+  for (const pieces of splits(unclosed)) {
+    const u = parseIn("kimi", pieces, false);
+    assert.equal(u.reasoning, "I will call bash");
+    assert.equal(u.content, "");
+    assert.deepEqual(u.calls, [{ name: "bash", args: { command: "ls" } }]);
+  }
 });
 
 Deno.test("the new parsers never throw on random input", () => {

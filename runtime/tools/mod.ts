@@ -72,7 +72,7 @@
 
 import { findMarker, heldBack, JsonScanner, randomAlnum } from "./_scan.ts";
 import { glmCalls } from "./glm.ts";
-import { kimiCalls } from "./kimi.ts";
+import { KIMI, kimiCalls } from "./kimi.ts";
 import { minimaxCalls } from "./minimax.ts";
 
 /** The tool-call syntax family of a model. */
@@ -179,7 +179,9 @@ export function createOutputParser(format: ToolFormat, opts: OutputParserOptions
     default:
       inner = { push: (t) => ev.content(t), end: () => {} };
   }
-  const think = new ThinkSplitter(tags[0], tags[1], opts.thinking, ev, inner);
+  // Kimi K2-Thinking may start its calls without closing its reasoning (as llama.cpp notes)
+  const breaks = format === "kimi" ? [KIMI.sectionBegin, KIMI.callBegin] : [];
+  const think = new ThinkSplitter(tags[0], tags[1], opts.thinking, ev, inner, breaks);
   return {
     push(text: string): OutputEvent[] {
       think.push(text);
@@ -306,6 +308,8 @@ class ThinkSplitter {
     readonly thinking: boolean,
     readonly ev: Emitter,
     readonly sink: ContentSink,
+    /** Markers that also end reasoning, left for the content (Kimi: a tool-call section). */
+    readonly breaks: readonly string[] = [],
   ) {
     this.#state = "start";
   }
@@ -341,15 +345,16 @@ class ThinkSplitter {
         continue;
       }
       // reasoning
-      const i = this.#buf.indexOf(this.close);
-      if (i >= 0) {
+      const m = findMarker(this.#buf, [this.close, ...this.breaks]);
+      if (m) {
+        const [i, marker] = m;
         this.#reason(this.#buf.slice(0, i).trimEnd());
-        this.#buf = this.#buf.slice(i + this.close.length);
-        this.#state = "after";
+        this.#buf = this.#buf.slice(marker === this.close ? i + marker.length : i);
+        this.#state = marker === this.close ? "after" : "content";
         continue;
       }
       // hold back a possible start of the close tag, and trailing whitespace
-      const hold = heldBack(this.#buf, [this.close]);
+      const hold = heldBack(this.#buf, [this.close, ...this.breaks]);
       let emit = this.#buf.slice(0, this.#buf.length - hold);
       const trimmed = emit.trimEnd();
       const keep = emit.slice(trimmed.length) + this.#buf.slice(this.#buf.length - hold);

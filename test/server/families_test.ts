@@ -190,3 +190,71 @@ for (const [template, seed] of [["GLM-4.6.jinja", 21], ["Kimi-K2-Instruct.jinja"
     },
   });
 }
+
+Deno.test({
+  name: "reasoning (MiniMax-M2.jinja, which opens <think>): reasoning_content and thinking blocks",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    const server = await createServer({
+      path: familyModel("MiniMax-M2.jinja", 23),
+      port: 0,
+      nCtx: 1024,
+      threads: 2,
+      alias: "spool-test",
+    });
+    try {
+      await t.step("openai: everything before </think> is reasoning_content", async () => {
+        const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "x", maxRetries: 0 });
+        const r = await openai.chat.completions.create({
+          model: "m",
+          messages: [{ role: "user", content: "Hi" }],
+          max_tokens: 6,
+          seed: 1,
+        });
+        const m = r.choices[0].message as { content: string | null; reasoning_content?: string };
+        ok((m.reasoning_content ?? "").length > 0, JSON.stringify(m));
+        equal(m.content ?? "", "");
+        const stream = await openai.chat.completions.create({
+          model: "m",
+          messages: [{ role: "user", content: "Hi" }],
+          max_tokens: 6,
+          seed: 1,
+          stream: true,
+        });
+        let reasoning = "", content = "";
+        for await (const ch of stream) {
+          const d = ch.choices[0]?.delta as { content?: string; reasoning_content?: string };
+          reasoning += d?.reasoning_content ?? "";
+          content += d?.content ?? "";
+        }
+        equal(reasoning, m.reasoning_content);
+        equal(content, "");
+      });
+
+      await t.step("anthropic: a thinking block, streamed as thinking_delta", async () => {
+        const client = new Anthropic({ baseURL: server.url, apiKey: "x", maxRetries: 0 });
+        const params = {
+          model: "m",
+          max_tokens: 6,
+          messages: [{ role: "user" as const, content: "Hi" }],
+          thinking: { type: "enabled" as const, budget_tokens: 1024 },
+        };
+        const stream = client.messages.stream(params);
+        let thinking = "";
+        for await (const ev of stream) {
+          if (ev.type === "content_block_delta" && ev.delta.type === "thinking_delta") {
+            thinking += ev.delta.thinking;
+          }
+        }
+        const final = await stream.finalMessage();
+        const block = final.content.find((b) => b.type === "thinking") as Anthropic.ThinkingBlock;
+        ok(block && block.thinking.length > 0, JSON.stringify(final.content));
+        equal(block.thinking, thinking);
+        equal(final.content.filter((b) => b.type === "text" && b.text !== "").length, 0);
+      });
+    } finally {
+      await server.close();
+    }
+  },
+});
