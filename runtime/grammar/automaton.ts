@@ -323,15 +323,25 @@ export function xmlParams(schema: unknown, style: XmlStyle = CODER_XML): GNode {
   for (const [name, sub] of Object.entries(propsIn)) {
     props.set(
       name,
-      isStringSchema(sub)
-        ? text(close, special, true, maxLength(sub))
-        : seq([compileSchema(sub, s), lit([close], special)]),
+      rawString(sub, close, special) ?? seq([compileSchema(sub, s), lit([close], special)]),
     );
   }
   const required = Array.isArray(s.required)
     ? (s.required as unknown[]).filter((r): r is string => typeof r === "string" && props.has(r))
     : [];
   return { k: "xml", id: nextNodeId++, props, names: [...props.keys()], required, style };
+}
+
+/**
+ * A string parameter as the templates write it (`v if v is string else v | tojson`): raw text,
+ * or one of its `enum`/`const` strings, unquoted; then the closing tag. Null: not a string.
+ */
+function rawString(sub: unknown, close: string, special: boolean): GNode | null {
+  if (!isObj(sub) || sub.type !== "string") return null;
+  const vals = typeof sub.const === "string" ? [sub.const] : sub.enum;
+  if (vals === undefined) return text(close, special, true, maxLength(sub));
+  const strs = Array.isArray(vals) ? vals.filter((v): v is string => typeof v === "string") : [];
+  return strs.length > 0 ? seq([lit(strs), lit([close], special)]) : null;
 }
 
 /** A string schema's `maxLength` (Infinity when absent). */

@@ -134,6 +134,17 @@ for (const [tpl, format, eot] of CASES) {
     const seg = param.exec(single)?.[0];
     assert.ok(seg, single);
     assert.ok(!matches(spec("required", false), single.replace(seg, seg + seg)), "a key twice");
+    // an enum string is written raw, as the template renders it
+    const unit = rendered(tpl, [
+      { name: "get_weather", args: { city: "Oslo", unit: "f" } } as never,
+    ], eot);
+    assert.ok(matches(spec("required", false), unit), JSON.stringify(unit));
+    const p1 = createOutputParser(format, { tools: TOOLS, thinking: false });
+    const e1 = [...p1.push(unit), ...p1.end()].find((e) => e.type === "tool_call_end");
+    assert.deepEqual(JSON.parse((e1 as { arguments: string }).arguments), {
+      city: "Oslo",
+      unit: "f",
+    });
     // wrong types, unknown parameters, enum values, names
     for (
       const bad of [
