@@ -33,7 +33,8 @@
  *   schema. `required` and `{name}` constrain from the first token (with `thinking: true`, a
  *   free `...</think>` block may come first); `auto` is lazy: unconstrained until the model
  *   writes the family's trigger (`<tool_call>`, `[TOOL_CALLS]`, `to=functions.`,
- *   `<｜tool▁calls▁begin｜>`), then constrained until the call closes. Without `parallel`,
+ *   `<｜tool▁calls▁begin｜>`, `<minimax:tool_call>`, `<|tool_calls_section_begin|>`), then
+ *   constrained until the call closes. Without `parallel`,
  *   only an end-of-generation token may follow the first call.
  * - End-of-generation tokens are accepted only where the grammar is complete (or, in `auto`
  *   mode, outside a call).
