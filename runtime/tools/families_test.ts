@@ -151,6 +151,10 @@ const FAMILIES: [string, ToolFormat, string, boolean][] = [
   ["Kimi-K2-Thinking.jinja", "kimi", "<|im_end|>", true],
   ["moonshotai-Kimi-K2.jinja", "kimi", "<|im_end|>", false],
   ["deepseek-ai-DeepSeek-V3.1.jinja", "deepseek", "<｜end▁of▁sentence｜>", false],
+  // other templates that write GLM's syntax
+  ["Spark2.5.jinja", "glm", "<｜end▁of▁sentence｜>", true],
+  ["poolside-Laguna-S-2.1.jinja", "glm", "</assistant>", true],
+  ["inclusionai-ling-3.0-flash.jinja", "glm", "<|role_end|>", true],
 ];
 
 Deno.test("detectToolFormat: GLM, MiniMax-M2, Kimi K2 from their own templates", () => {
