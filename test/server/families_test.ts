@@ -20,13 +20,15 @@ const DIR = fileURLToPath(new URL("../fixtures/server/", import.meta.url));
 
 /** A tiny qwen3moe with the Qwen2 vocabulary and the given template (written once). */
 function familyModel(template: string, seed: number): string {
-  const path = `${DIR}qwen3moe-tiny-q8-${template.replace(/\W+/g, "_")}.gguf`;
+  const path = `${DIR}qwen3moe-narrow-q8-${template.replace(/\W+/g, "_")}.gguf`;
   if (!existsSync(path)) {
     mkdirSync(DIR, { recursive: true });
     const tmp = `${path}.${process.pid}.tmp`;
     writeSyntheticModel(tmp, {
       arch: "qwen3moe",
       preset: "tiny",
+      // narrower than tiny: the 152k-token embedding dominates the file (27 MB, not 91 MB)
+      dims: { nEmbd: 64, nHead: 2, nHeadKv: 1, headDim: 32, nFfExp: 64 },
       types: "Q8_0",
       seed,
       vocab: llamaSourceFilePath("models/ggml-vocab-qwen2.gguf"),
