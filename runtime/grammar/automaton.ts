@@ -337,7 +337,13 @@ export function xmlParams(schema: unknown, style: XmlStyle = CODER_XML): GNode {
  * or one of its `enum`/`const` strings, unquoted; then the closing tag. Null: not a string.
  */
 function rawString(sub: unknown, close: string, special: boolean): GNode | null {
-  if (!isObj(sub) || sub.type !== "string") return null;
+  if (!isObj(sub)) return null;
+  // a value that may be a string (`["string", "null"]`) is raw text too, as llama.cpp takes it:
+  // the template writes strings raw and the rest as JSON, which the parser tells apart
+  if (Array.isArray(sub.type) && sub.type.includes("string") && sub.enum === undefined) {
+    return text(close, special, true, maxLength(sub));
+  }
+  if (sub.type !== "string") return null;
   const vals = typeof sub.const === "string" ? [sub.const] : sub.enum;
   if (vals === undefined) return text(close, special, true, maxLength(sub));
   const strs = Array.isArray(vals) ? vals.filter((v): v is string => typeof v === "string") : [];

@@ -246,6 +246,23 @@ Deno.test("tools grammar: maxLength bounds raw string values of the tagged forma
     `<tool_call>\n<function=f>\n<parameter=s>\n${v}\n</parameter>\n</function>\n</tool_call>`;
   assert.ok(matches(coder, c("abc")));
   assert.ok(!matches(coder, c("abcd")));
+  // a value that may be a string is raw text, and the parser types it
+  const opt = {
+    ...spec,
+    tools: [{
+      name: "f",
+      parameters: { type: "object", properties: { s: { type: ["string", "null"] } } },
+    }],
+  } as ConstraintSpec;
+  for (const [raw, value] of [["x y", "x y"], ["null", null]] as const) {
+    assert.ok(matches(opt, call(raw)), raw);
+    const p = createOutputParser("minimax", {
+      tools: (opt as { tools: ToolDef[] }).tools,
+      thinking: false,
+    });
+    const end = [...p.push(call(raw)), ...p.end()].find((e) => e.type === "tool_call_end");
+    assert.deepEqual(JSON.parse((end as { arguments: string }).arguments), { s: value });
+  }
 });
 
 Deno.test("tools grammar: raw string values are valid UTF-8", () => {
