@@ -47,7 +47,17 @@ export type GNode =
   | { k: "alt"; id: number; alts: GNode[] }
   | { k: "seq"; id: number; items: GNode[] }
   | { k: "rep"; id: number; item: GNode; sep: GNode | null; min: number; max: number }
-  | { k: "text"; id: number; until: Uint8Array; special: boolean; fail: Int32Array }
+  | {
+    k: "text";
+    id: number;
+    until: Uint8Array;
+    special: boolean;
+    /** With `special`: a control token only as (part of) `until` itself. */
+    onlyUntil: boolean;
+    /** At most this many code points before `until` (Infinity: no bound). */
+    max: number;
+    fail: Int32Array;
+  }
   | { k: "chars"; id: number; cls: Uint8Array; min: number; max: number }
   | { k: "ref"; id: number; get: () => GNode }
   | {
@@ -56,7 +66,28 @@ export type GNode =
     props: Map<string, GNode>;
     names: string[];
     required: string[];
+    style: XmlStyle;
   };
+
+/** The tags of a tag-per-parameter call format (Qwen3-Coder, GLM, MiniMax-M2). */
+export interface XmlStyle {
+  /** What opens parameter `name`, up to its value. */
+  open(name: string): string;
+  /** What closes a value. */
+  close: string;
+  /** What ends the parameter list. */
+  end: string;
+  /** Whether the tags may be control tokens (and string values may hold them). */
+  special: boolean;
+}
+
+/** Qwen3-Coder's: `<parameter=NAME>\nVALUE\n</parameter>\n...</function>`. */
+export const CODER_XML: XmlStyle = {
+  open: (n) => `<parameter=${n}>\n`,
+  close: "\n</parameter>\n",
+  end: "</function>",
+  special: false,
+};
 
 const enc = new TextEncoder();
 
@@ -88,8 +119,11 @@ export function rep(item: GNode, sep: GNode | null, min: number, max: number): G
   return { k: "rep", id: nextNodeId++, item, sep, min: Math.max(1, min), max };
 }
 
-/** Free text ended by (and including) `until`; `special` lets control tokens in. */
-export function text(until: string, special = false): GNode {
+/**
+ * Free text ended by (and including) `until`; `special` lets control tokens in (anywhere, or
+ * with `onlyUntil` only where they continue `until`: a closing tag that is a control token).
+ */
+export function text(until: string, special = false, onlyUntil = false, max = Infinity): GNode {
   const u = utf8(until);
   // KMP failure function
   const fail = new Int32Array(u.length + 1);
@@ -98,7 +132,7 @@ export function text(until: string, special = false): GNode {
     while (k >= 0 && u[k] !== u[i - 1]) k = fail[k];
     fail[i] = ++k;
   }
-  return { k: "text", id: nextNodeId++, until: u, special, fail };
+  return { k: "text", id: nextNodeId++, until: u, special, onlyUntil, max, fail };
 }
 
 /** Between min and max bytes of a class (given as the list of allowed ASCII characters). */
@@ -276,19 +310,50 @@ function mergeSchemas(a: Schema, b: Schema): Schema {
   return out;
 }
 
-/** The schema of a Qwen3-Coder parameter list: the tool's object schema as an XML node. */
-export function xmlParams(schema: unknown): GNode {
+/**
+ * The schema of a tag-per-parameter list (Qwen3-Coder by default, or another `style`): the
+ * tool's object schema as an XML node. String parameters are raw text, others JSON; each
+ * parameter at most once, in any order; the end tag only once the required ones are there.
+ */
+export function xmlParams(schema: unknown, style: XmlStyle = CODER_XML): GNode {
   const s = isObj(schema) ? schema : {};
   const propsIn = isObj(s.properties) ? s.properties : {};
   const props = new Map<string, GNode>();
+  const { close, special } = style;
   for (const [name, sub] of Object.entries(propsIn)) {
-    const close = "\n</parameter>\n";
-    props.set(name, isStringSchema(sub) ? text(close) : seq([compileSchema(sub, s), lit([close])]));
+    props.set(
+      name,
+      rawString(sub, close, special) ?? seq([compileSchema(sub, s), lit([close], special)]),
+    );
   }
   const required = Array.isArray(s.required)
     ? (s.required as unknown[]).filter((r): r is string => typeof r === "string" && props.has(r))
     : [];
-  return { k: "xml", id: nextNodeId++, props, names: [...props.keys()], required };
+  return { k: "xml", id: nextNodeId++, props, names: [...props.keys()], required, style };
+}
+
+/**
+ * A string parameter as the templates write it (`v if v is string else v | tojson`): raw text,
+ * or one of its `enum`/`const` strings, unquoted; then the closing tag. Null: not a string.
+ */
+function rawString(sub: unknown, close: string, special: boolean): GNode | null {
+  if (!isObj(sub)) return null;
+  // a value that may be a string (`["string", "null"]`) is raw text too, as llama.cpp takes it:
+  // the template writes strings raw and the rest as JSON, which the parser tells apart
+  if (Array.isArray(sub.type) && sub.type.includes("string") && sub.enum === undefined) {
+    return text(close, special, true, maxLength(sub));
+  }
+  if (sub.type !== "string") return null;
+  const vals = typeof sub.const === "string" ? [sub.const] : sub.enum;
+  if (vals === undefined) return text(close, special, true, maxLength(sub));
+  const strs = Array.isArray(vals) ? vals.filter((v): v is string => typeof v === "string") : [];
+  return strs.length > 0 ? seq([lit(strs), lit([close], special)]) : null;
+}
+
+/** A string schema's `maxLength` (Infinity when absent). */
+function maxLength(s: unknown): number {
+  const m = isObj(s) ? s.maxLength : undefined;
+  return typeof m === "number" && m >= 0 ? Math.floor(m) : Infinity;
 }
 
 /** Whether a (sub)schema is a plain string (rendered raw in Qwen3-Coder's XML). */
@@ -793,22 +858,42 @@ class LitF extends Frame {
   }
 }
 
-/** Free text up to and including a terminator (KMP). */
+/**
+ * Free text up to and including a terminator (KMP), valid UTF-8 (a continuation byte only
+ * inside a multi-byte character: a model cannot write stray bytes). With a bound (`max` code
+ * points), `n` counts the code points so far (those of a partial terminator match too); past
+ * the bound only the terminator may continue.
+ */
 class TextF extends Frame {
-  constructor(readonly node: Extract<GNode, { k: "text" }>, readonly j: number) {
+  constructor(
+    readonly node: Extract<GNode, { k: "text" }>,
+    readonly j: number,
+    readonly n = 0,
+    readonly cont = 0, // continuation bytes still due
+  ) {
     super();
   }
   protected makeKey(): string {
-    return `T${this.node.id}:${this.j}`;
+    const n = this.node.max === Infinity ? "" : `:${this.n}`;
+    return `T${this.node.id}:${this.j}${n}${this.cont ? `:c${this.cont}` : ""}`;
   }
   step(st: Stack, b: number, sp: boolean, out: Stack[]): void {
-    const { until, fail, special } = this.node;
-    if (sp && !special) return;
+    const { until, fail, special, onlyUntil, max } = this.node;
+    if (sp && (!special || (onlyUntil && until[this.j] !== b))) return;
+    const isCont = (b & 0xc0) === 0x80;
+    if (isCont !== this.cont > 0 || b >= 0xf8) return;
+    const cont = isCont ? this.cont - 1 : b >= 0xf0 ? 3 : b >= 0xe0 ? 2 : b >= 0xc0 ? 1 : 0;
     let j = this.j;
     while (j >= 0 && until[j] !== b) j = fail[j];
     j++;
+    let n = this.n;
+    if (max !== Infinity && !isCont) {
+      // a new code point: within the bound, or (past it) only as part of the terminator
+      if (n >= max + j && j <= this.j) return;
+      n = Math.min(n + 1, max + until.length);
+    }
     if (j === until.length) out.push(popInto(st.up, this));
-    else out.push({ f: new TextF(this.node, j), up: st.up });
+    else out.push({ f: new TextF(this.node, j, n, cont), up: st.up });
   }
 }
 
@@ -911,14 +996,15 @@ class XmlF extends Frame {
   }
   #tags(): { node: Extract<GNode, { k: "lit" }>; names: string[] } {
     const names = this.node.names.filter((n) => !this.seen.includes(n));
-    const alts = names.map((n) => `<parameter=${n}>\n`);
+    const { style } = this.node;
+    const alts = names.map((n) => style.open(n));
     if (this.node.required.every((r) => this.seen.includes(r))) {
-      alts.push("</function>");
+      alts.push(style.end);
       names.push("");
     }
-    const key = alts.join("\u0000");
+    const key = (style.special ? "S" : "") + alts.join("\u0000");
     let node = TAG_CACHE.get(key);
-    if (!node) TAG_CACHE.set(key, node = lit(alts) as Extract<GNode, { k: "lit" }>);
+    if (!node) TAG_CACHE.set(key, node = lit(alts, style.special) as Extract<GNode, { k: "lit" }>);
     return { node, names };
   }
   step(st: Stack, b: number, sp: boolean, out: Stack[]): void {

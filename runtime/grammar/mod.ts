@@ -33,7 +33,8 @@
  *   schema. `required` and `{name}` constrain from the first token (with `thinking: true`, a
  *   free `...</think>` block may come first); `auto` is lazy: unconstrained until the model
  *   writes the family's trigger (`<tool_call>`, `[TOOL_CALLS]`, `to=functions.`,
- *   `<｜tool▁calls▁begin｜>`), then constrained until the call closes. Without `parallel`,
+ *   `<｜tool▁calls▁begin｜>`, `<minimax:tool_call>`, `<|tool_calls_section_begin|>`), then
+ *   constrained until the call closes. Without `parallel`,
  *   only an end-of-generation token may follow the first call.
  * - End-of-generation tokens are accepted only where the grammar is complete (or, in `auto`
  *   mode, outside a call).
@@ -74,6 +75,7 @@ import {
   xmlParams,
 } from "./automaton.ts";
 import { GrammarError } from "./errors.ts";
+import { familyToolGrammar } from "./_families.ts";
 
 export { GrammarError, type GrammarErrorCode } from "./errors.ts";
 
@@ -238,6 +240,7 @@ export interface ToolGrammar {
  *   renders that form (ID = 9 alphanumerics);
  * - deepseek: `<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>NAME<｜tool▁sep｜>ARGS<｜tool▁call▁end｜>
  *   ...<｜tool▁calls▁end｜>` (V3.1), or R1's `function<｜tool▁sep｜>NAME\n```json\nARGS\n```` form.
+ * - glm, minimax, kimi: see `_families.ts`.
  */
 export function toolGrammar(
   format: ToolFormat,
@@ -351,8 +354,11 @@ export function toolGrammar(
         thinkEnd: "</think>",
       };
     }
-    default:
+    default: {
+      const g = familyToolGrammar(format, tools, max, chatTemplate);
+      if (g) return g;
       throw new GrammarError("bad_spec", `Cannot constrain tool calls of format "${format}"`);
+    }
   }
 }
 

@@ -676,16 +676,15 @@ function pyStrFormat(fmt: string, args: RV[], kwargs: Map<string, RV>): string {
 // Attribute and item access (jinja2's sandboxed getattr/getitem)
 // ---------------------------------------------------------------------------------------------
 
-const UNSAFE_LIST = new Set([
-  "append",
-  "clear",
-  "extend",
-  "insert",
-  "pop",
-  "remove",
-  "reverse",
-  "sort",
-]);
+/**
+ * List methods that stay unsafe. The mutating ones that chat templates use (`append`, `pop`,
+ * `insert`, `extend`, `remove`, `clear`, `reverse`) are allowed, unlike transformers' immutable
+ * sandbox and like llama.cpp's engine: Kimi K2's templates queue tool-call ids with
+ * `ns.ids.append(...)` and `ns.ids.pop(0)`, and cannot render a tool call otherwise. A template
+ * that renders under the immutable sandbox renders the same here (those calls raised there).
+ * The messages are a copy, so a template cannot change the caller's data.
+ */
+const UNSAFE_LIST = new Set(["sort"]);
 const UNSAFE_DICT = new Set(["clear", "pop", "popitem", "setdefault", "update"]);
 
 function unsafe(name: string, owner: string): RV {
@@ -1019,7 +1018,57 @@ function listMethod(l: RV, name: string): RV | undefined {
     case "copy":
       return mkFn(() => mkList(items.slice()));
     default:
-      return l.type === T.list && UNSAFE_LIST.has(name) ? unsafe(name, "list") : undefined;
+      if (l.type !== T.list) return undefined;
+      return UNSAFE_LIST.has(name) ? unsafe(name, "list") : listMutator(items, name);
+  }
+}
+
+/** The mutating list methods that are allowed (see {@link UNSAFE_LIST}), with Python's errors. */
+function listMutator(items: RV[], name: string): RV | undefined {
+  const args = (raw: RV[], n: [string, RV | undefined][]) => {
+    const [a, k] = splitArgs(raw);
+    return bind(name, a, k, n);
+  };
+  const index = (i: RV, len: number) => {
+    const n = needInt(i, "list index");
+    return n < 0 ? n + len : n;
+  };
+  switch (name) {
+    case "append":
+      return mkFn((raw) => (items.push(args(raw, [["x", undefined]])[0]), mkNone()));
+    case "extend":
+      return mkFn((
+        raw,
+      ) => (items.push(...iterate(args(raw, [["iterable", undefined]])[0])), mkNone()));
+    case "insert":
+      return mkFn((raw) => {
+        const [i, x] = args(raw, [["index", undefined], ["object", undefined]]);
+        const at = Math.min(Math.max(index(i, items.length), 0), items.length);
+        items.splice(at, 0, x);
+        return mkNone();
+      });
+    case "pop":
+      return mkFn((raw) => {
+        const [i] = args(raw, [["index", mkInt(-1)]]);
+        if (items.length === 0) throw new PyError("IndexError", "pop from empty list");
+        const at = index(i, items.length);
+        if (at < 0 || at >= items.length) throw new PyError("IndexError", "pop index out of range");
+        return items.splice(at, 1)[0];
+      });
+    case "remove":
+      return mkFn((raw) => {
+        const [x] = args(raw, [["value", undefined]]);
+        const at = items.findIndex((y) => pyEq(y, x));
+        if (at < 0) throw new PyError("ValueError", "list.remove(x): x not in list");
+        items.splice(at, 1);
+        return mkNone();
+      });
+    case "clear":
+      return mkFn((raw) => (args(raw, []), items.splice(0), mkNone()));
+    case "reverse":
+      return mkFn((raw) => (args(raw, []), items.reverse(), mkNone()));
+    default:
+      return undefined;
   }
 }
 

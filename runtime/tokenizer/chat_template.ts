@@ -12,6 +12,10 @@
  * byte-identical to jinja2 3.1 configured as transformers does
  * (`ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)`, loop controls,
  * `tojson` = `json.dumps(ensure_ascii=False)`, `raise_exception`, `strftime_now`).
+ * One deliberate difference: the mutating list methods `append`, `pop`, `insert`, `extend`,
+ * `remove`, `clear` and `reverse` are allowed (as in llama.cpp), because Kimi K2's templates
+ * need them to render a tool call; templates that render under the immutable sandbox render the
+ * same (such calls raised there), and the test oracle allows the same methods.
  *
  * Messages are prepared as llama.cpp's common/chat does before rendering: content parts joined,
  * `developer` mapped to `system`, empty `content` for tool-call messages, tool-call `arguments`

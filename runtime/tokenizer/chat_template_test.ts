@@ -51,8 +51,6 @@ const KNOWN_FAILURES: Record<string, string> = {
   "NousResearch-Hermes-3-Llama-3.1-8B-tool_use:a,b,e,f": "same as Hermes 2 Pro tool_use",
   "fireworks-ai-llama-3-firefunction-v2:*":
     "needs a `functions` variable ('functions' is undefined)",
-  "Kimi-K2-Instruct:c,d,g": "calls list.append, which the immutable sandbox forbids (as in HF)",
-  "Kimi-K2-Thinking:c,d,g": "calls list.append, which the immutable sandbox forbids (as in HF)",
   "google-gemma-2-2b-it:c,d,g": "raises: roles must alternate (no tool role)",
   "llama-cpp-deepseek-r1:c,d,g": "applies tojson to a map() generator (not JSON serializable)",
   "meta-llama-Llama-3.1-8B-Instruct:d": "raises: single tool call only",

@@ -39,6 +39,8 @@
  * - `deepseek`: V3.1 `<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>N<｜tool▁sep｜>{...}
  *   <｜tool▁call▁end｜>...<｜tool▁calls▁end｜>` and R1's `<｜tool▁call▁begin｜>function
  *   <｜tool▁sep｜>N\n```json\n{...}\n```<｜tool▁call▁end｜>`.
+ * - `glm` (GLM-4.5/4.6/4.7, `glm.ts`), `minimax` (MiniMax-M2, `minimax.ts`), `kimi` (Kimi K2,
+ *   `kimi.ts`): see those files.
  * - `none`: content (and reasoning) only.
  *
  * ## Thinking
@@ -69,9 +71,21 @@
  */
 
 import { findMarker, heldBack, JsonScanner, randomAlnum } from "./_scan.ts";
+import { glmCalls } from "./glm.ts";
+import { KIMI, kimiCalls } from "./kimi.ts";
+import { minimaxCalls } from "./minimax.ts";
 
 /** The tool-call syntax family of a model. */
-export type ToolFormat = "qwen3" | "qwen3_coder" | "harmony" | "mistral" | "deepseek" | "none";
+export type ToolFormat =
+  | "qwen3"
+  | "qwen3_coder"
+  | "harmony"
+  | "mistral"
+  | "deepseek"
+  | "glm"
+  | "minimax"
+  | "kimi"
+  | "none";
 
 /** A tool the model may call. */
 export interface ToolDef {
@@ -109,16 +123,22 @@ export interface OutputParserOptions {
 
 /**
  * The tool-call format of a model, from its chat template (the markers the template writes),
- * else from its architecture: gpt-oss → harmony; qwen2moe/qwen3moe/qwen3 → qwen3.
+ * else from its architecture: gpt-oss → harmony; qwen2moe/qwen3moe/qwen3 → qwen3; glm4moe → glm;
+ * minimax-m2 → minimax.
  */
 export function detectToolFormat(chatTemplate: string | undefined, arch: string): ToolFormat {
   const t = chatTemplate ?? "";
   if (t.includes("<|channel|>") || arch === "gpt-oss") return "harmony";
+  if (t.includes("<arg_key>") && t.includes("<tool_call>")) return "glm";
+  if (t.includes("<minimax:tool_call>")) return "minimax";
+  if (t.includes("<|tool_calls_section_begin|>")) return "kimi";
   if (t.includes("<function=") && t.includes("<parameter=")) return "qwen3_coder";
   if (t.includes("[TOOL_CALLS]")) return "mistral";
   if (t.includes("tool▁call▁begin") || t.includes("tool▁calls▁begin")) return "deepseek";
   if (t.includes("<tool_call>")) return "qwen3";
   if (!chatTemplate && /^qwen/.test(arch)) return "qwen3";
+  if (!chatTemplate && arch === "glm4moe") return "glm";
+  if (!chatTemplate && arch === "minimax-m2") return "minimax";
   return "none";
 }
 
@@ -147,10 +167,21 @@ export function createOutputParser(format: ToolFormat, opts: OutputParserOptions
     case "deepseek":
       inner = new DeepSeekCalls(ev);
       break;
+    case "glm":
+      inner = glmCalls(ev);
+      break;
+    case "minimax":
+      inner = minimaxCalls(ev);
+      break;
+    case "kimi":
+      inner = kimiCalls(ev);
+      break;
     default:
       inner = { push: (t) => ev.content(t), end: () => {} };
   }
-  const think = new ThinkSplitter(tags[0], tags[1], opts.thinking, ev, inner);
+  // Kimi K2-Thinking may start its calls without closing its reasoning (as llama.cpp notes)
+  const breaks = format === "kimi" ? [KIMI.sectionBegin, KIMI.callBegin] : [];
+  const think = new ThinkSplitter(tags[0], tags[1], opts.thinking, ev, inner, breaks);
   return {
     push(text: string): OutputEvent[] {
       think.push(text);
@@ -166,7 +197,8 @@ export function createOutputParser(format: ToolFormat, opts: OutputParserOptions
 // ---------------------------------------------------------------------------------------------
 // Events
 
-class Emitter {
+/** Collects the events of one parser (shared by the family parsers, also in other files). */
+export class Emitter {
   #out: OutputEvent[] = [];
   #index = 0;
   #cur = -1;
@@ -259,7 +291,8 @@ class Emitter {
   }
 }
 
-interface ContentSink {
+/** The part of a parser after the reasoning split: it sees the content text. */
+export interface ContentSink {
   push(text: string): void;
   end(): void;
 }
@@ -275,6 +308,8 @@ class ThinkSplitter {
     readonly thinking: boolean,
     readonly ev: Emitter,
     readonly sink: ContentSink,
+    /** Markers that also end reasoning, left for the content (Kimi: a tool-call section). */
+    readonly breaks: readonly string[] = [],
   ) {
     this.#state = "start";
   }
@@ -310,15 +345,16 @@ class ThinkSplitter {
         continue;
       }
       // reasoning
-      const i = this.#buf.indexOf(this.close);
-      if (i >= 0) {
+      const m = findMarker(this.#buf, [this.close, ...this.breaks]);
+      if (m) {
+        const [i, marker] = m;
         this.#reason(this.#buf.slice(0, i).trimEnd());
-        this.#buf = this.#buf.slice(i + this.close.length);
-        this.#state = "after";
+        this.#buf = this.#buf.slice(marker === this.close ? i + marker.length : i);
+        this.#state = marker === this.close ? "after" : "content";
         continue;
       }
       // hold back a possible start of the close tag, and trailing whitespace
-      const hold = heldBack(this.#buf, [this.close]);
+      const hold = heldBack(this.#buf, [this.close, ...this.breaks]);
       let emit = this.#buf.slice(0, this.#buf.length - hold);
       const trimmed = emit.trimEnd();
       const keep = emit.slice(trimmed.length) + this.#buf.slice(this.#buf.length - hold);
@@ -350,7 +386,7 @@ class ThinkSplitter {
 }
 
 /** Streams the arguments JSON value of a call. */
-class ArgsStream {
+export class ArgsStream {
   readonly scan = new JsonScanner();
   #pending = ""; // a non-object value is emitted whole at the end
   constructor(readonly ev: Emitter) {}

@@ -3,7 +3,8 @@
 as Hugging Face transformers configures it (transformers/utils/chat_template_utils.py,
 `_compile_jinja_template`):
 
-- ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+- ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,  (one exception: the list
+  methods in LIST_MUTATORS are allowed, see there)
   extensions=[AssistantTracker, jinja2.ext.loopcontrols]); keep_trailing_newline stays False;
 - filter `tojson` = json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False);
 - globals `raise_exception` (raises TemplateError) and `strftime_now`.
@@ -26,7 +27,7 @@ import sys
 import jinja2
 import jinja2.ext
 from jinja2.ext import Extension
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 
 class GenerationTag(Extension):
@@ -63,8 +64,23 @@ def strftime_now(format):
     return NOW[0].strftime(format)
 
 
+# Mutating list methods that are allowed (spool's evaluator allows them too; llama.cpp's engine
+# does): Kimi K2's templates call `ns.ids.append(...)` and `ns.ids.pop(0)` on a list they made.
+# Every other mutation (dict.update, list.sort, ...) stays forbidden as in transformers.
+LIST_MUTATORS = {"append", "pop", "insert", "extend", "remove", "clear", "reverse"}
+
+
+class ChatTemplateSandbox(ImmutableSandboxedEnvironment):
+    """transformers' ImmutableSandboxedEnvironment, except for LIST_MUTATORS on lists."""
+
+    def is_safe_attribute(self, obj, attr, value):
+        if isinstance(obj, list) and attr in LIST_MUTATORS:
+            return SandboxedEnvironment.is_safe_attribute(self, obj, attr, value)
+        return super().is_safe_attribute(obj, attr, value)
+
+
 def make_env():
-    env = ImmutableSandboxedEnvironment(
+    env = ChatTemplateSandbox(
         trim_blocks=True, lstrip_blocks=True, extensions=[GenerationTag, jinja2.ext.loopcontrols]
     )
     env.filters["tojson"] = tojson
