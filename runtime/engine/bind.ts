@@ -12,14 +12,9 @@ import type { GGUFFile } from "../gguf/reader.ts";
 import { GGMLType, rowBytes } from "../gguf/types.ts";
 import type { TensorSpec } from "../models/config.ts";
 import type { Bound, ExpertWeight, Vec, Weight } from "../models/weights.ts";
+import { ModelLoadError } from "../models/errors.ts";
 
-/** A weight tensor is missing or has the wrong shape or type. */
-export class ModelLoadError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ModelLoadError";
-  }
-}
+export { ModelLoadError };
 
 /** How expert tensors are advised. */
 export interface BindOptions {

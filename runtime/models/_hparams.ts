@@ -10,12 +10,16 @@
 import type { GGUFTypeSpec, GGUFValue } from "../gguf/types.ts";
 import { GGUFValueType } from "../gguf/types.ts";
 import type { ArchSpec, KVEntry, KVSource, ModelConfig } from "./config.ts";
+import { ModelLoadError } from "./errors.ts";
 
 /** Reason of a {@link ModelConfigError}. */
 export type ModelConfigErrorCode = "missing_key" | "bad_value" | "unknown_arch";
 
-/** A GGUF whose metadata does not describe a model spool can build. */
-export class ModelConfigError extends Error {
+/**
+ * A GGUF whose metadata does not describe a model spool can build (a {@link ModelLoadError}
+ * that names the key).
+ */
+export class ModelConfigError extends ModelLoadError {
   /** Machine-readable reason. */
   readonly code: ModelConfigErrorCode;
   /** The metadata key concerned, if any. */
