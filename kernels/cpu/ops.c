@@ -6,8 +6,12 @@
  * selected by spool_impl_current (ref/ops_ref.c, x86/ops_avx2.c, arm/ops_neon.c) and loops
  * over rows, tokens and heads. Layouts are those of spool.h: row-major, contiguous.
  *
- * Attention is split over the pool by (token, kv head, chunk of the query heads that share
- * that kv head), so a GQA group reads its K/V rows once. No op allocates or prints.
+ * Attention (spool_attention, and spool_attention_ex with K and V head sizes and row strides
+ * of their own: MLA's latent rows) is split over the pool by (token, kv head, chunk of the
+ * query heads that share that kv head), so a GQA group reads its K/V rows once per chunk;
+ * a chunk holds as many heads as fit the stack accumulators (8192 floats of q and of out:
+ * 14 heads of MLA's 576/512). Routing (spool_topk_route, spool_topk_route_groups) is scalar
+ * on every implementation. No op allocates or prints.
  */
 #include "ref/ops_ref.h"
 

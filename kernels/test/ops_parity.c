@@ -180,7 +180,8 @@ static void test_attention(int32_t n_tok, int32_t n_head, int32_t n_head_kv, int
 }
 
 /* MLA in absorbed form (spool_attention_ex): rows of 576 (512 latent + 64 rope) f16 values,
- * one kv head, V = the first 512 values of the same rows. Bounds as test_attention. */
+ * one kv head, V = the first 512 values of the same rows. Bounds as test_attention (flags 0
+ * over 32800 keys measured 7.8e-12 on NEON: the REF's sequential f32 sum). */
 static void test_attention_mla(int32_t n_tok, int32_t n_head, int32_t n_kv, int32_t pos0,
                                int32_t flags, spool_pool *pool) {
   const int32_t hdk = 576, hdv = 512;
@@ -203,7 +204,7 @@ static void test_attention_mla(int32_t n_tok, int32_t n_head, int32_t n_kv, int3
   snprintf(what, sizeof what, "attention_ex mla%s t%d h%d kv%d p%d", flags ? " ggml" : "",
            n_tok, n_head, n_kv, pos0);
   check(what, ok);
-  report(what, nmse(b, a, on), flags ? 1e-8 : 1e-11);
+  report(what, nmse(b, a, on), flags ? 1e-8 : n_kv > 10000 ? 1e-10 : 1e-11);
   snprintf(what, sizeof what, "attention_ex mla%s pool == single thread (kv%d)",
            flags ? " ggml" : "", n_kv);
   check(what, memcmp(b, c, on * 4) == 0);

@@ -281,6 +281,50 @@ test("topk_route_groups: DeepSeek-V3 routing (256 experts, 8 groups, 4 kept, top
   }
 });
 
+test("matmul_batched: 4 strided Q8_0 heads equal spool_matmul per head, bit for bit", () => {
+  const rng = new Rng(17);
+  const [H, rows, cols, nTok] = [4, 64, 128, 2];
+  const wf = rng.f32(H * rows * cols, 0.1), rowBytes = (cols / 32) * 34;
+  const w = new Uint8Array(H * rows * rowBytes);
+  expect(S.spool_quantize(null, 8, P(wf), P(w), H * rows, cols)).toBe(0);
+  const x = rng.f32(nTok * H * 192); // q_nope: the first 128 of 192 values per head
+  const need = S.spool_matmul_scratch_bytes(8, cols, H * nTok, 1);
+  const scratch = new Uint8Array(need);
+  const y = new Float32Array(nTok * H * rows);
+  const st = S.spool_matmul_batched(
+    null,
+    8,
+    P(w),
+    rows,
+    cols,
+    rows * rowBytes,
+    H,
+    P(x),
+    H * 192,
+    192,
+    nTok,
+    P(y),
+    H * rows,
+    rows,
+    1,
+    P(scratch),
+  );
+  expect(st).toBe(0);
+  for (let h = 0; h < H; h++) {
+    const xh = new Float32Array(nTok * cols), yh = new Float32Array(nTok * rows);
+    for (let t = 0; t < nTok; t++) {
+      xh.set(x.subarray(t * H * 192 + h * 192, t * H * 192 + h * 192 + cols), t * cols);
+    }
+    const wh = w.subarray(h * rows * rowBytes, (h + 1) * rows * rowBytes);
+    expect(S.spool_matmul(null, 8, P(wh), rows, cols, P(xh), nTok, P(yh), 1, P(scratch))).toBe(0);
+    for (let t = 0; t < nTok; t++) {
+      expect(y.subarray(t * H * rows + h * rows, t * H * rows + (h + 1) * rows)).toEqual(
+        yh.subarray(t * rows, (t + 1) * rows),
+      );
+    }
+  }
+});
+
 test("MappedFile, readAt, DirectReader and IOError under bun", () => {
   const dir = mkdtempSync(join(tmpdir(), "spool_bun_"));
   const path = join(dir, "data.bin");

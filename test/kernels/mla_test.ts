@@ -304,6 +304,34 @@ Deno.test("attention_ex: statuses", () => {
   );
 });
 
+Deno.test("rope inside MLA rows: a pointer offset to the roped part, head_dim the row size", () => {
+  // deepseek2 ropes q_pe (the last 64 of each head's 192 q values) and k_pe (the last 64 of
+  // each 576-value latent row) with NORMAL pairs: spool_rope on the address of the first
+  // roped value with head_dim = the full row rotates exactly those 64 values per head
+  const rng = new Rng(27);
+  const [nTok, nHead] = [3, 4];
+  const pos = Int32Array.from([0, 5, 900]);
+  const rope = (x: Float32Array, nh: number, hd: number) =>
+    S.spool_rope(P(x), P(pos), nTok, nh, hd, 64, 0, 10000, 0.25, 1, 1.2, 32, 1, 4096, null);
+  for (const [nh, hd, off] of [[nHead, 192, 128], [1, 576, 512]]) {
+    const row = rng.f32(nTok * nh * hd);
+    const pe = new Float32Array(nTok * nh * 64);
+    for (let i = 0; i < nTok * nh; i++) {
+      pe.set(row.subarray(i * hd + off, i * hd + off + 64), i * 64);
+    }
+    const inPlace = row.slice();
+    assertEquals(rope(inPlace.subarray(off), nh, hd), 0);
+    assertEquals(rope(pe, nh, 64), 0);
+    for (let i = 0; i < nTok * nh; i++) {
+      assertEquals(
+        inPlace.subarray(i * hd + off, i * hd + off + 64),
+        pe.subarray(i * 64, i * 64 + 64),
+      );
+      assertEquals(inPlace.subarray(i * hd, i * hd + off), row.subarray(i * hd, i * hd + off));
+    }
+  }
+});
+
 // ---- group-limited routing --------------------------------------------------------------
 
 function runGroups(

@@ -11,10 +11,12 @@
  *    results equal the scalar helpers of internal.h bit for bit.
  *  - RoPE: NEOX rotates 4 (x[i], x[i+n/2]) pairs per step; NORMAL de-interleaves 4 pairs
  *    with vld2q/vst2q.
+ *  - attention: K rows of hdk and V rows of hdv f16 values with their own strides (V may
+ *    alias K: MLA); either size not a multiple of 4 uses the reference.
  *  - attention (flags 0): blocks of SPOOL_ATTN_BLOCK keys, each block applied to every query
  *    head of the GQA group in turn (K/V rows fetched once per group): FMA dot products against
  *    f16 rows, one max-rescale per block (online softmax), vector exp, V accumulated 16 dims
- *    at a time in registers. head_dim not a multiple of 4 uses the reference.
+ *    at a time in registers.
  *  - attention (SPOOL_ATTN_GGML): the three passes of the AVX2 version with 4 lanes — q
  *    rounded to f16 (FCVTN), stored scores and max; exp summed as ggml's aarch64
  *    ggml_vec_soft_max_f32 (vaddvq_f32 per 4 keys counted from key 0, into a double; sink's

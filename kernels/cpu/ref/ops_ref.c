@@ -14,6 +14,8 @@
  *    as ggml), divided by freq_factors[i], then rope_yarn mixes interpolation
  *    (freq_scale * theta) and extrapolation (theta) over the ramp between the corr dims and
  *    scales cos/sin by mscale. NORMAL rotates (x[2i], x[2i+1]); NEOX rotates (x[i], x[i+n/2]).
+ *  - attention: keys of hdk f16 values at k + j*k_stride, values of hdv at v + j*v_stride
+ *    (v may point into the key rows: MLA's latent prefix); q heads of hdk, out heads of hdv.
  *  - attention (flags 0): one query head at a time, online softmax over the kv rows with a
  *    running max m, denominator l and f32 accumulator acc[head_dim] on the stack; the sink
  *    logit (if any) joins max and denominator at the end.
@@ -23,7 +25,11 @@
  *    scalar loop); pass 3: p_j = f16(expf(s_j - m) * (float)(1/sum)), out = Σ p_j·v_j in
  *    f32, no final division. Scores live on the stack (SPOOL_ATTN_GGML_SCORES), or are
  *    recomputed in each pass when the range is longer.
- * Data layout: all tensors row-major and contiguous, see spool.h.
+ *  - routing: probabilities as ggml (softmax with a double sum, sigmoid 1/(1+expf(-x))), the
+ *    selection bias added in f32, insertion top-k (ties: lower id); with groups, the group
+ *    score is the f32 of the double sum of the group's two best selection scores, the best
+ *    n_group_used groups are kept; norm divides by the f32 sum clamped to 2^-14.
+ * Data layout: all tensors row-major and contiguous (attention rows strided), see spool.h.
  */
 #include "ops_ref.h"
 

@@ -14,11 +14,13 @@
  *    NaN lanes patched back to the reference's (unquieted) bit pattern.
  *  - RoPE: NORMAL pairs are rotated 4 pairs per vector with fmaddsub on (x, swapped x);
  *    NEOX rotates 8 (x[i], x[i+n/2]) pairs per step.
+ *  - attention: K rows of hdk and V rows of hdv f16 values with their own strides (V may
+ *    alias K: MLA); either size not a multiple of 8 uses the reference.
  *  - attention (flags 0): keys in blocks of SPOOL_ATTN_BLOCK; for each block, every query
  *    head of the GQA group in turn (so the block's f16 K/V rows come from memory once and from
  *    L1 after): scores by FMA dot products against rows converted with F16C, one max-rescale
  *    per block (flash-style online softmax), vector exp, then V accumulated 32 dims at a time
- *    in registers over the block's rows. head_dim not a multiple of 8 uses the reference.
+ *    in registers over the block's rows.
  *  - attention (SPOOL_ATTN_GGML): q rounded to f16 (VCVTPS2PH); pass 1 stores the scores
  *    (same dot products, times scale) and their max, blocks outer and heads inner; pass 2 per
  *    head: the sink joins the max, vector exp of s - m summed as ggml_vec_soft_max_f32 does
