@@ -4,7 +4,8 @@
  * give what llama.cpp (node-llama-cpp, plain attention path, 2 threads) gives on the ORIGINAL
  * dense file, at every position of real prompts tokenized with the model's own tokenizer,
  * and the same 64 greedy tokens. Then the same through the expert cache at a third of the
- * experts. Skipped (with the reason) when PyPI cannot be reached.
+ * experts, and spool's tokenizer against llama.cpp's on varied text. Skipped (with the
+ * reason) when PyPI cannot be reached.
  *
  * The bound. The MoE form is exact up to the f32 order of one sum (Σ over experts instead of
  * one dot over n_ff), and spool's Q4_1 × Q8_1 products are ggml's: on the same MoE file,
@@ -196,6 +197,34 @@ Deno.test({
     } finally {
       cached.close();
       mapped.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "real weights: spool's tokenizer gives llama.cpp's ids for SmolLM2 (GPT-2 BPE, smollm)",
+  ...opts,
+  async fn() {
+    if (!real.ok) return;
+    const texts = [
+      "The capital of France is Paris. It is known for",
+      'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
+      "Numbers 1234567 and 3.14159, dates 2024-12-03; émigrés café naïve — «quotes» 日本語",
+      "   leading spaces\ttabs\n\n\nnewlines   trailing   ",
+      "I'm sure they've said it's fine: DON'T SHOUT!!! ¿Qué? 🙂 <html><body>x</body></html>",
+    ];
+    const sm = loadModel(real.moe(8), { threads: 1 });
+    try {
+      const refs = await runLlamaOracle(
+        texts.map((text) => ({ path: real.dense, text, logits: "none" as const })),
+      );
+      for (const [i, text] of texts.entries()) {
+        ok(refs[i].ok, refs[i].error);
+        deepStrictEqual(sm.tokenize(text), refs[i].tokens, JSON.stringify(text));
+        deepStrictEqual(sm.detokenize(refs[i].tokens!), text, "detokenize round trip");
+      }
+    } finally {
+      sm.close();
     }
   },
 });
