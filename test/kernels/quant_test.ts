@@ -232,6 +232,30 @@ for (const type of QUANT_TYPES) {
 }
 
 Deno.test({
+  name: "Q8_1 activations (Q4_1's products) are byte-identical to ggml's quantize_row_q8_1_ref",
+  ignore: !haveGGML,
+  fn() {
+    const lib = Deno.dlopen(GGML, { quantize_row_q8_1_ref: row });
+    try {
+      const cols = 1024;
+      DISTS.forEach((dist, di) => {
+        const src = gen(dist, cols, 500 + di);
+        const ours = quantize(T.Q8_1, src, 1, cols);
+        const theirs = new Uint8Array(ours.length);
+        lib.symbols.quantize_row_q8_1_ref(
+          Deno.UnsafePointer.of(src),
+          Deno.UnsafePointer.of(theirs),
+          BigInt(cols),
+        );
+        assertEquals(firstDiff(ours, theirs), -1, `Q8_1 ${dist}`);
+      });
+    } finally {
+      lib.close();
+    }
+  },
+});
+
+Deno.test({
   name: "dequantize of random blocks is bit-identical to llama.cpp (REF and SIMD)",
   ignore: !haveGGML,
   fn() {
