@@ -5,6 +5,7 @@
  *   spool inspect FILE [--json]     what a GGUF file holds and what a token costs
  *   spool quantize IN OUT TYPE      requantize a GGUF file (F16, BF16, Q8_0, Q4_0, Q4_K, ...)
  *   spool synth --arch A ...        write a random-weight MoE model of any size
+ *   spool moefy DENSE OUT --experts N  a dense llama as an exact MoE (real weights)
  *
  * Errors print a one-line message and a hint, not a stack trace (SPOOL_DEBUG=1 shows it).
  */
@@ -16,6 +17,7 @@ import { commands as extraCommands } from "./commands.ts";
 import { serveCommands } from "./serve_command.ts";
 import { shipCommands } from "./ship_commands.ts";
 import { batchCommands } from "./batch_commands.ts";
+import { moefyCommands } from "./moefy_command.ts";
 
 /** Version of this build. */
 export const VERSION = "0.1.0";
@@ -61,6 +63,7 @@ export const COMMANDS: Record<string, Command> = {
   ...serveCommands,
   ...shipCommands,
   ...batchCommands,
+  ...moefyCommands,
 };
 
 function help(): string {

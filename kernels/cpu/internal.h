@@ -100,8 +100,12 @@ static inline uint16_t spool_f32_to_bf16_1(float f) {
 /* ---- block layouts (ggml-compatible) ---- */
 #define QK4_0 32
 typedef struct { uint16_t d; uint8_t qs[QK4_0 / 2]; } block_q4_0;          /* 18 bytes */
+#define QK4_1 32
+typedef struct { uint16_t d; uint16_t m; uint8_t qs[QK4_1 / 2]; } block_q4_1; /* 20 bytes */
 #define QK8_0 32
 typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;               /* 34 bytes */
+#define QK8_1 32
+typedef struct { uint16_t d; uint16_t s; int8_t qs[QK8_1]; } block_q8_1;   /* 36 bytes */
 #define QK_K 256
 #define K_SCALE_SIZE 12
 typedef struct { uint16_t d; uint16_t dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qs[QK_K / 2]; } block_q4_K; /* 144 */
@@ -113,6 +117,8 @@ typedef struct { uint8_t e; uint8_t qs[QK_MXFP4 / 2]; } block_mxfp4;        /* 1
 
 _Static_assert(sizeof(block_q4_0) == 18, "q4_0");
 _Static_assert(sizeof(block_q8_0) == 34, "q8_0");
+_Static_assert(sizeof(block_q4_1) == 20, "q4_1");
+_Static_assert(sizeof(block_q8_1) == 36, "q8_1");
 _Static_assert(sizeof(block_q4_K) == 144, "q4_K");
 _Static_assert(sizeof(block_q5_K) == 176, "q5_K");
 _Static_assert(sizeof(block_q6_K) == 210, "q6_K");

@@ -5,7 +5,7 @@
  *
  * matmul: y (n_tok, rows) = x (n_tok, cols) · Wᵀ, W row-major, each row cols/blk blocks.
  *  - ACT_Q8: x rows are quantized once, before the split, into the scratch buffer (Q8_0 for
- *    Q4_0/Q8_0/MXFP4, Q8_K for Q4_K/Q5_K/Q6_K, as ggml does), then every output is an integer
+ *    Q4_0/Q8_0/MXFP4, Q8_1 for Q4_1, Q8_K for Q4_K/Q5_K/Q6_K, as ggml does), then every output is an integer
  *    dot of a weight row with a quantized x row. F32/F16/BF16 weights have no 8-bit kernel
  *    and take the ACT_F32 path in both modes.
  *  - ACT_F32: float weights use a direct f32 dot; quantized weights are dequantized in
@@ -49,6 +49,8 @@ static int type_lookup(int32_t type, type_info *ti) {
     case SPOOL_TYPE_BF16: *ti = (type_info){1, 2, spool_ref_quant_bf16, -1}; return 1;
     case SPOOL_TYPE_Q4_0: *ti = (type_info){QK4_0, sizeof(block_q4_0), spool_ref_quant_q4_0, SPOOL_TYPE_Q8_0}; return 1;
     case SPOOL_TYPE_Q8_0: *ti = (type_info){QK8_0, sizeof(block_q8_0), spool_ref_quant_q8_0, SPOOL_TYPE_Q8_0}; return 1;
+    case SPOOL_TYPE_Q4_1: *ti = (type_info){QK4_1, sizeof(block_q4_1), spool_ref_quant_q4_1, SPOOL_TYPE_Q8_1}; return 1;
+    case SPOOL_TYPE_Q8_1: *ti = (type_info){QK8_1, sizeof(block_q8_1), spool_ref_quant_q8_1, -2}; return 1;
     case SPOOL_TYPE_MXFP4: *ti = (type_info){QK_MXFP4, sizeof(block_mxfp4), spool_ref_quant_mxfp4, SPOOL_TYPE_Q8_0}; return 1;
     case SPOOL_TYPE_Q4_K: *ti = (type_info){QK_K, sizeof(block_q4_K), spool_ref_quant_q4_K, SPOOL_TYPE_Q8_K}; return 1;
     case SPOOL_TYPE_Q5_K: *ti = (type_info){QK_K, sizeof(block_q5_K), spool_ref_quant_q5_K, SPOOL_TYPE_Q8_K}; return 1;
@@ -87,6 +89,8 @@ static spool_dequant_fn ref_dequant(int32_t type) {
     case SPOOL_TYPE_BF16: return spool_ref_dequant_bf16;
     case SPOOL_TYPE_Q4_0: return spool_ref_dequant_q4_0;
     case SPOOL_TYPE_Q8_0: return spool_ref_dequant_q8_0;
+    case SPOOL_TYPE_Q4_1: return spool_ref_dequant_q4_1;
+    case SPOOL_TYPE_Q8_1: return spool_ref_dequant_q8_1;
     case SPOOL_TYPE_MXFP4: return spool_ref_dequant_mxfp4;
     case SPOOL_TYPE_Q4_K: return spool_ref_dequant_q4_K;
     case SPOOL_TYPE_Q5_K: return spool_ref_dequant_q5_K;
@@ -106,6 +110,7 @@ static void select_ref(int32_t type, kernels *k) {
   switch (type) {
     case SPOOL_TYPE_Q4_0: k->dot_q8 = spool_ref_dot_q4_0_q8_0; break;
     case SPOOL_TYPE_Q8_0: k->dot_q8 = spool_ref_dot_q8_0_q8_0; break;
+    case SPOOL_TYPE_Q4_1: k->dot_q8 = spool_ref_dot_q4_1_q8_1; break;
     case SPOOL_TYPE_MXFP4: k->dot_q8 = spool_ref_dot_mxfp4_q8_0; break;
     case SPOOL_TYPE_Q4_K: k->dot_q8 = spool_ref_dot_q4_K_q8_K; break;
     case SPOOL_TYPE_Q5_K: k->dot_q8 = spool_ref_dot_q5_K_q8_K; break;
@@ -113,7 +118,8 @@ static void select_ref(int32_t type, kernels *k) {
     default: k->dot_q8 = NULL;
   }
   k->quant_act = (type == SPOOL_TYPE_Q4_K || type == SPOOL_TYPE_Q5_K || type == SPOOL_TYPE_Q6_K)
-                     ? spool_ref_quant_q8_K : spool_ref_quant_q8_0;
+                     ? spool_ref_quant_q8_K
+                 : type == SPOOL_TYPE_Q4_1 ? spool_ref_quant_q8_1 : spool_ref_quant_q8_0;
 }
 
 #if defined(SPOOL_HAVE_AVX2)
@@ -125,6 +131,7 @@ static void select_avx2(int32_t type, kernels *k) {
     case SPOOL_TYPE_F16: k->dot_f32 = spool_avx2_dot_f16_f32; k->dequant = spool_avx2_dequant_f16; break;
     case SPOOL_TYPE_BF16: k->dot_f32 = spool_avx2_dot_bf16_f32; k->dequant = spool_avx2_dequant_bf16; break;
     case SPOOL_TYPE_Q4_0: k->dot_q8 = spool_avx2_dot_q4_0_q8_0; k->dequant = spool_avx2_dequant_q4_0; break;
+    case SPOOL_TYPE_Q4_1: k->dot_q8 = spool_avx2_dot_q4_1_q8_1; break; /* REF dequant */
     case SPOOL_TYPE_Q8_0:
       k->dot_q8 = spool_avx2_dot_q8_0_q8_0; k->tile_q8 = spool_avx2_tile_q8_0_q8_0;
       k->dequant = spool_avx2_dequant_q8_0; break;
@@ -140,8 +147,11 @@ static void select_avx2(int32_t type, kernels *k) {
       k->dequant = spool_avx2_dequant_q6_K; break;
     default: break;
   }
-  k->quant_act = k->quant_act == spool_ref_quant_q8_K ? spool_avx2_quant_act_q8_K
-                                                      : spool_avx2_quant_act_q8_0;
+  /* Q8_1 (Q4_1's activations) keeps the REF quantizer */
+  if (k->quant_act != spool_ref_quant_q8_1) {
+    k->quant_act = k->quant_act == spool_ref_quant_q8_K ? spool_avx2_quant_act_q8_K
+                                                        : spool_avx2_quant_act_q8_0;
+  }
 }
 #endif
 
@@ -161,8 +171,11 @@ static void select_neon(int32_t type, kernels *k) {
     case SPOOL_TYPE_Q6_K: k->dot_q8 = spool_neon_dot_q6_K_q8_K; k->dequant = spool_neon_dequant_q6_K; break;
     default: break;
   }
-  k->quant_act = k->quant_act == spool_ref_quant_q8_K ? spool_neon_quant_act_q8_K
-                                                      : spool_neon_quant_act_q8_0;
+  /* Q4_1 keeps REF's dot and Q8_1 quantizer on NEON */
+  if (k->quant_act != spool_ref_quant_q8_1) {
+    k->quant_act = k->quant_act == spool_ref_quant_q8_K ? spool_neon_quant_act_q8_K
+                                                        : spool_neon_quant_act_q8_0;
+  }
   if (spool_cpu_flags & SPOOL_CPU_DOTPROD) { /* SDOT builds of the same dots */
     switch (type) {
       case SPOOL_TYPE_Q4_0: k->dot_q8 = spool_neondp_dot_q4_0_q8_0; break;
@@ -237,6 +250,7 @@ SPOOL_API spool_status spool_quantize(spool_pool *pool, int32_t type, const floa
 
 size_t spool_act_row_bytes(int32_t act_type, int32_t cols) {
   if (act_type == SPOOL_TYPE_Q8_0) return (size_t)(cols / QK8_0) * sizeof(block_q8_0);
+  if (act_type == SPOOL_TYPE_Q8_1) return (size_t)(cols / QK8_1) * sizeof(block_q8_1);
   if (act_type == SPOOL_TYPE_Q8_K) return (size_t)(cols / QK_K) * sizeof(block_q8_K);
   return 0;
 }

@@ -45,7 +45,9 @@ typedef int32_t spool_status;
 #define SPOOL_TYPE_F32 0
 #define SPOOL_TYPE_F16 1
 #define SPOOL_TYPE_Q4_0 2
+#define SPOOL_TYPE_Q4_1 3
 #define SPOOL_TYPE_Q8_0 8
+#define SPOOL_TYPE_Q8_1 9    /* activations only (Q4_1 products): 32 int8, f16 d, f16 d*sum */
 #define SPOOL_TYPE_Q4_K 12
 #define SPOOL_TYPE_Q5_K 13
 #define SPOOL_TYPE_Q6_K 14
@@ -137,7 +139,7 @@ SPOOL_API spool_status spool_quantize(spool_pool *pool, int32_t type, const floa
  * y (n_tok, rows) = x (n_tok, cols) · Wᵀ, W of shape (rows, cols) in `type`, rows contiguous
  * (row stride = row bytes). x and y are f32, row-major.
  * act: SPOOL_ACT_F32 keeps activations in f32 (W dequantized on the fly);
- *      SPOOL_ACT_Q8 quantizes x to 8 bits first (Q8_0 for Q4_0/Q8_0/MXFP4, Q8_K for the
+ *      SPOOL_ACT_Q8 quantizes x to 8 bits first (Q8_0 for Q4_0/Q8_0/MXFP4, Q8_1 for Q4_1, Q8_K for the
  *      k-quants, as ggml does) and uses integer dot products.
  * scratch: NULL, or a buffer of spool_matmul_scratch_bytes(...) bytes for the quantized
  * activations (avoids allocation on the hot path; NULL makes the op use a stack/arena

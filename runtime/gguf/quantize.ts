@@ -3,8 +3,8 @@
  * `spool_dequantize_row`). The quantizers are ports of llama.cpp's reference quantizers and
  * produce byte-identical blocks, so files written with them read the same in llama.cpp.
  *
- * Supported types (ggml ids): F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, MXFP4, and Q8_K
- * (an activation type; GGUF files do not use it). Rows are split over a lazily created
+ * Supported types (ggml ids): F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, MXFP4, and Q8_1
+ * and Q8_K (activation types; GGUF files do not use them). Rows are split over a lazily created
  * process-wide thread pool; {@link closeQuantizePool} joins it.
  *
  * @module
@@ -18,7 +18,9 @@ export const QuantType = {
   F32: 0,
   F16: 1,
   Q4_0: 2,
+  Q4_1: 3,
   Q8_0: 8,
+  Q8_1: 9,
   Q4_K: 12,
   Q5_K: 13,
   Q6_K: 14,

@@ -128,6 +128,7 @@ if (!haveGGML) {
 
 const QNAME: Record<number, string> = {
   [T.Q4_0]: "q4_0",
+  [T.Q4_1]: "q4_1",
   [T.Q8_0]: "q8_0",
   [T.Q4_K]: "q4_K",
   [T.Q5_K]: "q5_K",
@@ -177,8 +178,30 @@ function ggmlDequantize(type: number, bytes: Uint8Array, n: number): Float32Arra
   return out;
 }
 
-const WEIGHT_TYPES = [T.F32, T.F16, T.BF16, T.Q4_0, T.Q8_0, T.MXFP4, T.Q4_K, T.Q5_K, T.Q6_K];
-const QUANT_TYPES = [T.F16, T.BF16, T.Q4_0, T.Q8_0, T.MXFP4, T.Q4_K, T.Q5_K, T.Q6_K, T.Q8_K];
+const WEIGHT_TYPES = [
+  T.F32,
+  T.F16,
+  T.BF16,
+  T.Q4_0,
+  T.Q4_1,
+  T.Q8_0,
+  T.MXFP4,
+  T.Q4_K,
+  T.Q5_K,
+  T.Q6_K,
+];
+const QUANT_TYPES = [
+  T.F16,
+  T.BF16,
+  T.Q4_0,
+  T.Q4_1,
+  T.Q8_0,
+  T.MXFP4,
+  T.Q4_K,
+  T.Q5_K,
+  T.Q6_K,
+  T.Q8_K,
+];
 const tname = (t: number) => Object.entries(T).find(([, v]) => v === t)![0];
 
 function firstDiff(a: Uint8Array, b: Uint8Array): number {
@@ -209,11 +232,35 @@ for (const type of QUANT_TYPES) {
 }
 
 Deno.test({
+  name: "Q8_1 activations (Q4_1's products) are byte-identical to ggml's quantize_row_q8_1_ref",
+  ignore: !haveGGML,
+  fn() {
+    const lib = Deno.dlopen(GGML, { quantize_row_q8_1_ref: row });
+    try {
+      const cols = 1024;
+      DISTS.forEach((dist, di) => {
+        const src = gen(dist, cols, 500 + di);
+        const ours = quantize(T.Q8_1, src, 1, cols);
+        const theirs = new Uint8Array(ours.length);
+        lib.symbols.quantize_row_q8_1_ref(
+          Deno.UnsafePointer.of(src),
+          Deno.UnsafePointer.of(theirs),
+          BigInt(cols),
+        );
+        assertEquals(firstDiff(ours, theirs), -1, `Q8_1 ${dist}`);
+      });
+    } finally {
+      lib.close();
+    }
+  },
+});
+
+Deno.test({
   name: "dequantize of random blocks is bit-identical to llama.cpp (REF and SIMD)",
   ignore: !haveGGML,
   fn() {
     const r = rng(7);
-    for (const type of [T.Q4_0, T.Q8_0, T.MXFP4, T.Q4_K, T.Q5_K, T.Q6_K]) {
+    for (const type of [T.Q4_0, T.Q4_1, T.Q8_0, T.MXFP4, T.Q4_K, T.Q5_K, T.Q6_K]) {
       const n = 2048;
       const bytes = new Uint8Array(quantRowBytes(type, n));
       for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(r() * 256);
@@ -226,6 +273,9 @@ Deno.test({
         else if (type === T.Q4_K || type === T.Q5_K) {
           dv.setUint16(o, h, true);
           dv.setUint16(o + 2, 0x2000 + Math.floor(r() * 0x2000), true);
+        } else if (type === T.Q4_1) {
+          dv.setUint16(o, h, true);
+          dv.setUint16(o + 2, 0x2000 + Math.floor(r() * 0x2000) | (r() < 0.5 ? 0x8000 : 0), true);
         } else if (type !== T.MXFP4) dv.setUint16(o, h, true);
       }
       const ref = ggmlDequantize(type, bytes, n);
@@ -437,7 +487,7 @@ Deno.test("matmul: threads, scratch and stack fallback give bit-identical output
 });
 
 Deno.test("matmul Q8 activations stay close to f32 activations", () => {
-  for (const type of [T.Q4_0, T.Q8_0, T.MXFP4, T.Q4_K, T.Q5_K, T.Q6_K]) {
+  for (const type of [T.Q4_0, T.Q4_1, T.Q8_0, T.MXFP4, T.Q4_K, T.Q5_K, T.Q6_K]) {
     const m = makeMM(type, 64, 1024, 2, 300 + type);
     const e = nmse(matmul(m, ACT_Q8, { pool, scratch: true }), matmul(m, ACT_F32, { pool }));
     assert(e <= 1e-3, `${tname(type)}: Q8 vs F32 act NMSE ${e}`);

@@ -127,6 +127,77 @@ void spool_ref_dequant_q8_0(const void *vx, float *y, int32_t n) {
   }
 }
 
+/* Q4_1: value = q * d + m, q in 0..15 (low nibbles hold values 0..15 of the block, high
+ * nibbles 16..31), d = (max - min) / 15, m = min. */
+void spool_ref_quant_q4_1(const float *x, void *vy, int32_t n) {
+  block_q4_1 *y = (block_q4_1 *)vy;
+  const int nb = n / QK4_1;
+  for (int i = 0; i < nb; i++) {
+    const float *xb = x + i * QK4_1;
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int j = 0; j < QK4_1; j++) {
+      if (xb[j] < min) min = xb[j];
+      if (xb[j] > max) max = xb[j];
+    }
+    const float d = (max - min) / ((1 << 4) - 1);
+    const float id = d ? 1.0f / d : 0.0f;
+    y[i].d = spool_f32_to_f16_1(d);
+    y[i].m = spool_f32_to_f16_1(min);
+    for (int j = 0; j < QK4_1 / 2; j++) {
+      const float x0 = (xb[j] - min) * id;
+      const float x1 = (xb[QK4_1 / 2 + j] - min) * id;
+      const uint8_t q0 = (uint8_t)QMIN(15, (int8_t)(x0 + 0.5f));
+      const uint8_t q1 = (uint8_t)QMIN(15, (int8_t)(x1 + 0.5f));
+      y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+    }
+  }
+}
+
+void spool_ref_dequant_q4_1(const void *vx, float *y, int32_t n) {
+  const block_q4_1 *x = (const block_q4_1 *)vx;
+  const int nb = n / QK4_1;
+  for (int i = 0; i < nb; i++) {
+    const float d = spool_f16_to_f32_1(x[i].d);
+    const float m = spool_f16_to_f32_1(x[i].m);
+    for (int j = 0; j < QK4_1 / 2; j++) {
+      const int x0 = x[i].qs[j] & 0x0F;
+      const int x1 = x[i].qs[j] >> 4;
+      y[i * QK4_1 + j] = x0 * d + m;
+      y[i * QK4_1 + j + QK4_1 / 2] = x1 * d + m;
+    }
+  }
+}
+
+/* Q8_1 (activations of Q4_1 products): Q8_0 plus s = d * sum(q), so that the min term of a
+ * Q4_1 block is m * s (ggml's quantize_row_q8_1_ref). */
+void spool_ref_quant_q8_1(const float *x, void *vy, int32_t n) {
+  block_q8_1 *y = (block_q8_1 *)vy;
+  const int nb = n / QK8_1;
+  for (int i = 0; i < nb; i++) {
+    const float *xb = x + i * QK8_1;
+    float amax = 0.0f;
+    for (int j = 0; j < QK8_1; j++) amax = QMAX(amax, fabsf(xb[j]));
+    const float d = amax / ((1 << 7) - 1);
+    const float id = d ? 1.0f / d : 0.0f;
+    y[i].d = spool_f32_to_f16_1(d);
+    int sum = 0;
+    for (int j = 0; j < QK8_1; j++) {
+      y[i].qs[j] = (int8_t)roundf(xb[j] * id);
+      sum += y[i].qs[j];
+    }
+    y[i].s = spool_f32_to_f16_1(sum * d);
+  }
+}
+
+void spool_ref_dequant_q8_1(const void *vx, float *y, int32_t n) {
+  const block_q8_1 *x = (const block_q8_1 *)vx;
+  const int nb = n / QK8_1;
+  for (int i = 0; i < nb; i++) {
+    const float d = spool_f16_to_f32_1(x[i].d);
+    for (int j = 0; j < QK8_1; j++) y[i * QK8_1 + j] = x[i].qs[j] * d;
+  }
+}
+
 static inline int best_index_mxfp4(float x, float e) {
   int best = 0;
   float best_err = fabsf(spool_kvalues_mxfp4[0] * e - x);
@@ -619,6 +690,23 @@ float spool_ref_dot_q8_0_q8_0(int32_t n, const void *vw, const void *vx) {
     int sumi = 0;
     for (int j = 0; j < QK8_0; j++) sumi += w[i].qs[j] * x[i].qs[j];
     s += sumi * (spool_f16_to_f32_1(w[i].d) * spool_f16_to_f32_1(x[i].d));
+  }
+  return s;
+}
+
+/* Σ (d_w q_w + m_w)(d_x q_x) = d_w d_x Σ q_w q_x + m_w s_x, per block (ggml's order) */
+float spool_ref_dot_q4_1_q8_1(int32_t n, const void *vw, const void *vx) {
+  const block_q4_1 *w = (const block_q4_1 *)vw;
+  const block_q8_1 *x = (const block_q8_1 *)vx;
+  float s = 0;
+  for (int i = 0; i < n / QK8_1; i++) {
+    int sumi = 0;
+    for (int j = 0; j < QK4_1 / 2; j++) {
+      sumi += (w[i].qs[j] & 0x0F) * x[i].qs[j];
+      sumi += (w[i].qs[j] >> 4) * x[i].qs[j + QK4_1 / 2];
+    }
+    s += (spool_f16_to_f32_1(w[i].d) * spool_f16_to_f32_1(x[i].d)) * sumi +
+         spool_f16_to_f32_1(w[i].m) * spool_f16_to_f32_1(x[i].s);
   }
   return s;
 }

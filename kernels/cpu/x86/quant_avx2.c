@@ -376,6 +376,24 @@ float spool_avx2_dot_q4_0_q8_0(int32_t n, const void *vw, const void *vx) {
   return hsum_ps(_mm256_add_ps(a0, a1));
 }
 
+/* Q4_1 against Q8_1: unsigned nibbles times signed bytes with one maddubs (15*127*2 fits
+ * int16), the scale product FMA'd per block, the min term m_w * s_x summed in f32 */
+float spool_avx2_dot_q4_1_q8_1(int32_t n, const void *vw, const void *vx) {
+  const block_q4_1 *w = (const block_q4_1 *)vw;
+  const block_q8_1 *x = (const block_q8_1 *)vx;
+  const int32_t nb = n / QK8_1;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0;
+  for (int32_t i = 0; i < nb; i++) {
+    const __m256i p = _mm256_madd_epi16(
+        _mm256_maddubs_epi16(nibbles32(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs)), ones);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d)), _mm256_cvtepi32_ps(p), acc);
+    mins += h2f(w[i].m) * h2f(x[i].s);
+  }
+  return hsum_ps(acc) + mins;
+}
+
 /* ================================ k-quant dots against Q8_K ================================ */
 
 /* unpack Q4_K/Q5_K 12-byte scales: bytes 0..7 of out = 6-bit scales, 8..15 = mins */
