@@ -67,7 +67,7 @@ export function prefill(session: Session, prompt: readonly number[]): {
   let p = 0;
   while (p < cache.length && p < prompt.length && cache[p] === prompt[p]) p++;
   if (p === prompt.length) p--; // the last token must run again for its logits
-  session.truncate(p);
+  p = session.truncate(p); // a recurrent state resumes from a checkpoint at or before p
   return { logits: session.eval(prompt.slice(p), "last"), cached: p };
 }
 

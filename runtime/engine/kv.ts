@@ -1,8 +1,8 @@
 /**
- * A sequence's KV cache: K and V of every layer, f16, position-major
+ * A sequence's KV cache: K and V of every attention layer, f16, position-major
  * (row j holds position j; a row is nHeadKv × head size). Each is one block of
- * (nLayer, nCtx, row) values; a large block is a lazy mapping (spool_alloc), so only the
- * positions used take memory.
+ * (attention layers, nCtx, row) values; a large block is a lazy mapping (spool_alloc), so
+ * only the positions used take memory. Recurrent layers (hybrids) keep no KV.
  *
  * @module
  */
@@ -26,27 +26,42 @@ export class KVCache {
   /** V is the first `vInK` values of each K row (0: V stored apart). */
   readonly vInK: number;
 
-  /** KV for `nCtx` positions of `nLayer` layers laid out as `layout`. */
-  constructor(layout: KVLayout, nLayer: number, nCtx: number) {
+  /** Per layer, its index among the KV blocks (-1: a recurrent layer, none). */
+  readonly #slot: Int32Array;
+
+  /**
+   * KV for `nCtx` positions of the layers marked in `layers` (default: all `nLayer`) laid
+   * out as `layout`.
+   */
+  constructor(layout: KVLayout, nLayer: number, nCtx: number, layers?: readonly boolean[]) {
     this.nCtx = nCtx;
+    this.#slot = new Int32Array(nLayer).fill(-1);
+    let n = 0;
+    for (let i = 0; i < nLayer; i++) if (layers?.[i] ?? true) this.#slot[i] = n++;
     this.kRow = layout.k;
     this.vRow = layout.vInK > 0 ? 0 : layout.v;
     this.vInK = layout.vInK;
     this.#kLayer = nCtx * this.kRow * 2;
     this.#vLayer = nCtx * this.vRow * 2;
-    this.#k = new NativeBuffer(nLayer * this.#kLayer, { align: 4096 });
-    this.#v = new NativeBuffer(Math.max(1, nLayer * this.#vLayer), { align: 4096 });
+    this.#k = new NativeBuffer(Math.max(1, n * this.#kLayer), { align: 4096 });
+    this.#v = new NativeBuffer(Math.max(1, n * this.#vLayer), { align: 4096 });
+  }
+
+  #index(li: number): number {
+    const i = this.#slot[li];
+    if (i === undefined || i < 0) throw new RangeError(`layer ${li} keeps no KV cache`);
+    return i;
   }
 
   /** Layer `li`'s K row at position `pos`. */
   k(li: number, pos = 0): Ptr {
-    return this.#k.ptrAt(li * this.#kLayer + pos * this.kRow * 2);
+    return this.#k.ptrAt(this.#index(li) * this.#kLayer + pos * this.kRow * 2);
   }
 
   /** Layer `li`'s V row at position `pos` (inside the K row when V is a view of K). */
   v(li: number, pos = 0): Ptr {
     if (this.vInK > 0) return this.k(li, pos);
-    return this.#v.ptrAt(li * this.#vLayer + pos * this.vRow * 2);
+    return this.#v.ptrAt(this.#index(li) * this.#vLayer + pos * this.vRow * 2);
   }
 
   /** Release the memory. */

@@ -39,6 +39,9 @@ import type { Session } from "./session.ts";
 import { StopMatcher } from "./stop.ts";
 
 /** Per-request state of a token constraint (grammar); see runtime/grammar. */
+
+/** Prompt tokens between two recurrent-state checkpoints inside a long prompt. */
+const CHECKPOINT_EVERY = 2048;
 export interface SeqConstraint {
   /** Whether `tokenId` may come next. */
   accepts(tokenId: number): boolean;
@@ -429,9 +432,9 @@ export class Scheduler {
         });
         continue;
       }
-      // the last prompt token always runs again, for its logits
-      const p = Math.min(lcp, req.prompt.length - 1);
-      slot.session.truncate(p);
+      // the last prompt token always runs again, for its logits; a recurrent state resumes
+      // from its latest checkpoint inside the common prefix
+      const p = slot.session.truncate(Math.min(lcp, req.prompt.length - 1));
       slot.busy = true;
       slot.affinity = req.params.affinity ?? slot.affinity;
       slot.lastUsed = ++this.#clock;
@@ -498,7 +501,14 @@ export class Scheduler {
     this.#stats.stepMs += performance.now() - t0;
     for (let i = 0; i < seqs.length; i++) {
       const s = seqs[i];
-      if (s.pending.length > 0) continue; // still prefilling
+      const session = s.slot.session;
+      if (s.pending.length > 0) {
+        // still prefilling: a hybrid model's state is kept now and then inside long prompts
+        if (session.rec && session.position % CHECKPOINT_EVERY < this.chunk) session.checkpoint();
+        continue;
+      }
+      // the whole prompt is in: keep the state here (a next turn extends this prefix)
+      if (s.n === 0) session.checkpoint();
       try {
         this.#sample(s, logits[i]);
       } catch (e) {
@@ -558,6 +568,8 @@ export class Scheduler {
   }
 
   #finish(s: Seq, reason: FinishReason, stop?: string): void {
+    // the state after the answer too: an agent's next turn usually extends it
+    if (reason !== "abort") s.slot.session.checkpoint();
     this.#remove(s);
     const now = performance.now();
     const first = s.firstTokenAt || now;

@@ -7,8 +7,9 @@
  */
 import { KVCache } from "./kv.ts";
 import type { Model } from "./model.ts";
+import { Checkpoints, RecurrentState } from "./recurrent.ts";
 import { type Segment, StepRunner } from "./step.ts";
-import { kvLayout, type ModelConfig } from "../models/config.ts";
+import { kvLayers, kvLayout, type ModelConfig } from "../models/config.ts";
 
 /** Options of a {@link Session}. */
 export interface SessionOptions {
@@ -16,6 +17,11 @@ export interface SessionOptions {
   nCtx?: number;
   /** Most tokens per forward step (prefill chunk); default 64. */
   batch?: number;
+  /**
+   * Bytes of recurrent-state checkpoints the session may keep (hybrid models only; default
+   * four copies of its state). See {@link Session.checkpoint}.
+   */
+  checkpointBytes?: number;
 }
 
 /** Which logits {@link Session.eval} returns. */
@@ -40,8 +46,12 @@ export class Session {
   readonly batch: number;
   /** Tokens in the KV cache, in order. */
   readonly tokens: number[] = [];
-  /** K and V of every layer. */
+  /** K and V of every attention layer. */
   readonly kv: KVCache;
+  /** The recurrent layers' state (hybrid models), else null. */
+  readonly rec: RecurrentState | null;
+  /** Copies of `rec` at chosen positions, for prefix reuse (hybrid models), else null. */
+  readonly checkpoints: Checkpoints | null;
   /** The step buffers, made on first use: a session whose steps run in another session's
    * buffers (evalMany) never pays for them. */
   #runner: StepRunner | null = null;
@@ -52,7 +62,13 @@ export class Session {
     const c = model.config;
     this.nCtx = Math.max(1, opts.nCtx ?? Math.min(c.nCtxTrain || 4096, 4096));
     this.batch = Math.max(1, opts.batch ?? 64);
-    this.kv = new KVCache(kvLayout(model.arch, c), c.nLayer, this.nCtx);
+    const spec = model.arch;
+    this.kv = new KVCache(kvLayout(spec, c), c.nLayer, this.nCtx, kvLayers(spec, c));
+    const r = spec.recurrent?.(c);
+    this.rec = r ? new RecurrentState(r) : null;
+    this.checkpoints = this.rec
+      ? new Checkpoints(opts.checkpointBytes ?? 4 * this.rec.byteLength)
+      : null;
   }
 
   #step(): StepRunner {
@@ -64,9 +80,27 @@ export class Session {
     return this.tokens.length;
   }
 
-  /** Drop cached tokens after `n` (keep the first n), e.g. to reuse a common prefix. */
-  truncate(n: number): void {
-    if (n < this.tokens.length) this.tokens.length = Math.max(0, n);
+  /**
+   * Drop cached tokens after `n` (keep the first n), e.g. to reuse a common prefix; returns
+   * the position kept. A KV cache keeps exactly n; a recurrent state cannot be cut back, so
+   * a hybrid model resumes from its latest checkpoint within the first n tokens (0 when
+   * there is none): the caller evaluates again from the returned position.
+   */
+  truncate(n: number): number {
+    n = Math.max(0, n);
+    if (n >= this.tokens.length) return this.tokens.length;
+    if (this.rec) n = this.checkpoints!.restore(this.tokens, n, this.rec);
+    this.tokens.length = n;
+    return n;
+  }
+
+  /**
+   * Keep a copy of the recurrent state as it stands after the current tokens, so that a
+   * later request extending them resumes here ({@link Session.truncate}). No-op for models
+   * without recurrent layers.
+   */
+  checkpoint(): void {
+    if (this.rec && this.tokens.length > 0) this.checkpoints!.save(this.tokens, this.rec);
   }
 
   /**
@@ -96,7 +130,8 @@ export class Session {
       const want = mode === "all" ? m : mode === "last" && lastChunk ? 1 : 0;
       const rows = Array.from({ length: want }, (_, i) => m - want + i);
       const step = this.#step();
-      step.forward(chunk, [{ kv: this.kv, row: 0, n: m, pos0: this.position }], rows, (i, l) => {
+      const seg = { kv: this.kv, rec: this.rec, row: 0, n: m, pos0: this.position };
+      step.forward(chunk, [seg], rows, (i, l) => {
         out.set(l, mode === "all" ? (start + rows[i]) * nVocab : 0);
       });
       for (const t of chunk) this.tokens.push(t);
@@ -174,7 +209,7 @@ export class Session {
         if (flat.length === cap) run();
         const take = Math.min(tokens.length - off, cap - flat.length);
         // positions count tokens of earlier waves already pushed to the session
-        segs.push({ kv: s.kv, row: flat.length, n: take, pos0: s.position });
+        segs.push({ kv: s.kv, rec: s.rec, row: flat.length, n: take, pos0: s.position });
         owners.push(s);
         for (let i = 0; i < take; i++) flat.push(tokens[off + i]);
         off += take;
@@ -210,6 +245,8 @@ export class Session {
     if (this.#closed) return;
     this.#closed = true;
     this.kv.free();
+    this.rec?.free();
+    this.checkpoints?.clear();
     this.#runner?.free();
   }
 }

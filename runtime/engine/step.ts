@@ -17,11 +17,14 @@ import type { StepBuffers, StepContext } from "../models/step.ts";
 import type { LayerWeights, Weight } from "../models/weights.ts";
 import { ExpertResidency } from "./expert_residency.ts";
 import type { KVCache } from "./kv.ts";
+import type { RecurrentState } from "./recurrent.ts";
 import type { Model } from "./model.ts";
 
 /** Rows [row, row+n) of a step: one sequence's tokens at positions [pos0, pos0+n). */
 export interface Segment {
   readonly kv: KVCache;
+  /** The sequence's recurrent state (hybrid models), else null. */
+  readonly rec: RecurrentState | null;
   readonly row: number;
   readonly n: number;
   readonly pos0: number;
@@ -150,6 +153,13 @@ export class StepRunner implements StepContext {
         g.pos0,
         a,
       );
+    }
+  }
+
+  forEachSequence(li: number, fn: (row: number, n: number, conv: Ptr, state: Ptr) => void): void {
+    for (const g of this.#segs) {
+      if (!g.rec) throw new Error(`layer ${li}: a sequence without recurrent state`);
+      fn(g.row, g.n, g.rec.conv(li), g.rec.state(li));
     }
   }
 

@@ -366,6 +366,21 @@ export interface ArchSpec {
   readonly forward: LayerForward;
   /** The KV cache row of a layer, when it is not nHeadKv × head size for K and V (MLA). */
   readonly kvLayout?: (cfg: ModelConfig) => KVLayout;
+  /**
+   * Which layers are recurrent (linear attention with a fixed-size state instead of a KV
+   * cache: Qwen3.5's Gated DeltaNet) and the state each keeps per sequence; absent: none.
+   */
+  readonly recurrent?: (cfg: ModelConfig) => RecurrentLayout;
+}
+
+/** The per-sequence state of a model's recurrent layers. */
+export interface RecurrentLayout {
+  /** Per layer: true for a recurrent layer (no KV cache), false for an attention layer. */
+  readonly layers: readonly boolean[];
+  /** f32 values of one layer's convolution state (kernel − 1 past inputs per channel). */
+  readonly convFloats: number;
+  /** f32 values of one layer's recurrent state (per value head a key × value matrix). */
+  readonly stateFloats: number;
 }
 
 /**
@@ -385,8 +400,21 @@ export function kvLayout(spec: ArchSpec, cfg: ModelConfig): KVLayout {
     { k: cfg.nHeadKv * cfg.headDim, v: cfg.nHeadKv * cfg.headDimV, vInK: 0 };
 }
 
+/** Which layers keep a KV cache (all but the recurrent ones). */
+export function kvLayers(spec: ArchSpec, cfg: ModelConfig): boolean[] {
+  const r = spec.recurrent?.(cfg);
+  return Array.from({ length: cfg.nLayer }, (_, i) => !(r?.layers[i] ?? false));
+}
+
 /** KV cache bytes one token takes over all layers (f16 rows; what the budget plans for). */
 export function kvBytesPerToken(spec: ArchSpec, cfg: ModelConfig): number {
   const l = kvLayout(spec, cfg);
-  return cfg.nLayer * (l.k + l.v) * 2;
+  return kvLayers(spec, cfg).filter((x) => x).length * (l.k + l.v) * 2;
+}
+
+/** Bytes of one sequence's recurrent state over all recurrent layers (0 without any). */
+export function recurrentBytes(spec: ArchSpec, cfg: ModelConfig): number {
+  const r = spec.recurrent?.(cfg);
+  if (!r) return 0;
+  return r.layers.filter((x) => x).length * (r.convFloats + r.stateFloats) * 4;
 }

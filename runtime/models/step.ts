@@ -66,6 +66,11 @@ export interface StepContext {
    */
   attend(li: number, a: AttentionParams): void;
   /**
+   * For each sequence in the step: its rows [row, row+n) and, for recurrent layer `li`, its
+   * convolution and recurrent states (read and updated in place by the layer's ops).
+   */
+  forEachSequence(li: number, fn: (row: number, n: number, conv: Ptr, state: Ptr) => void): void;
+  /**
    * The routed experts of layer `L` (index `li`) on buf.h with buf.ids and buf.wts into
    * buf.moe: from the mapping or through the expert cache (the engine's choice).
    */
