@@ -1,0 +1,123 @@
+/**
+ * A throwaway PostgreSQL cluster for tests: `initdb` into a temporary folder, `pg_ctl start`
+ * on a free 127.0.0.1 port (trust authentication, the unix socket in the same folder). As
+ * root it runs the server as the `postgres` user (`runuser`), since PostgreSQL refuses root.
+ * {@link startPostgres} returns null, with the reason, when the binaries are absent: the
+ * tests then skip with that message and never fail for it.
+ *
+ * @module
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+
+/** A running cluster. */
+export interface PgCluster {
+  /** postgres://spool@127.0.0.1:PORT/postgres */
+  url: string;
+  port: number;
+  /** Stop and start it again (`pg_ctl restart -m fast`). */
+  restart(): void;
+  /** Run SQL through psql as the superuser; stdout. */
+  psql(sql: string): string;
+  /** Stop it and delete its folder. */
+  stop(): void;
+}
+
+function findBin(): string | null {
+  const cands: string[] = [];
+  try {
+    const d = execFileSync("pg_config", ["--bindir"], { encoding: "utf8" }).trim();
+    cands.push(d);
+  } catch { /* no pg_config */ }
+  if (existsSync("/usr/lib/postgresql")) {
+    for (const v of readdirSync("/usr/lib/postgresql").sort().reverse()) {
+      cands.push(`/usr/lib/postgresql/${v}/bin`);
+    }
+  }
+  for (const p of (process.env.PATH ?? "").split(":")) cands.push(p);
+  for (const d of cands) {
+    if (d && existsSync(join(d, "initdb")) && existsSync(join(d, "pg_ctl"))) return d;
+  }
+  return null;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      const port = typeof a === "object" && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Start a cluster, or return the reason it cannot run here. */
+export async function startPostgres(): Promise<PgCluster | string> {
+  const bin = findBin();
+  if (!bin) {
+    return "PostgreSQL binaries (initdb, pg_ctl) not found; install Debian's `postgresql` package";
+  }
+  const root = process.getuid?.() === 0;
+  let uid = -1, gid = -1;
+  if (root) {
+    const r = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
+    const g = spawnSync("id", ["-g", "postgres"], { encoding: "utf8" });
+    if (r.status !== 0) return "running as root and there is no `postgres` user to run PostgreSQL";
+    uid = Number(r.stdout.trim());
+    gid = Number(g.stdout.trim());
+  }
+  const dir = mkdtempSync(join(tmpdir(), "spool-pg-"));
+  chmodSync(dir, 0o700);
+  if (root) chownSync(dir, uid, gid);
+  const run = (cmd: string, args: string[]) => {
+    const full = root
+      ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] as const
+      : [cmd, args] as const;
+    const r = spawnSync(full[0], [...full[1]], { encoding: "utf8", cwd: dir });
+    if (r.status !== 0) {
+      throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr || r.stdout}`);
+    }
+    return r.stdout;
+  };
+  const data = join(dir, "data");
+  const port = await freePort();
+  run(join(bin, "initdb"), ["-D", data, "-U", "spool", "--auth=trust", "-E", "UTF8", "--no-sync"]);
+  const opts =
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60`;
+  const ctl = (...a: string[]) =>
+    run(join(bin, "pg_ctl"), ["-D", data, "-l", join(dir, "log"), ...a]);
+  ctl("-o", opts, "-w", "start");
+  const psqlBin = existsSync(join(bin, "psql")) ? join(bin, "psql") : "psql";
+  return {
+    url: `postgres://spool@127.0.0.1:${port}/postgres`,
+    port,
+    restart: () => ctl("-o", opts, "-m", "fast", "-w", "restart"),
+    psql: (sql: string) =>
+      execFileSync(psqlBin, [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(port),
+        "-U",
+        "spool",
+        "-d",
+        "postgres",
+        "-XAtqc",
+        sql,
+      ], {
+        encoding: "utf8",
+      }),
+    stop: () => {
+      try {
+        ctl("-m", "immediate", "stop");
+      } catch { /* already down */ }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
