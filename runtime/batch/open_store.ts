@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
 import { BatchStore } from "./store.ts";
 import { PgBatchStore } from "./pg_store.ts";
-import type { BatchQueue } from "./store_types.ts";
+import { type BatchQueue, StoreConfigError } from "./store_types.ts";
 
 /** Whether `location` names a PostgreSQL database. */
 export function isPostgresUrl(location: string): boolean {
@@ -24,6 +24,12 @@ export async function openBatchStore(
   o: { appName?: string } = {},
 ): Promise<BatchQueue> {
   if (isPostgresUrl(location)) return await PgBatchStore.connect(location, o);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location);
+  if (scheme) {
+    throw new StoreConfigError(
+      `Unsupported batch store "${scheme[1]}://…": give a SQLite file path or a postgres:// URL`,
+    );
+  }
   if (location !== ":memory:") mkdirSync(dirname(location), { recursive: true });
   return BatchStore.open(location);
 }

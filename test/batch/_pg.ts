@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -19,8 +19,8 @@ export interface PgCluster {
   /** postgres://spool@127.0.0.1:PORT/postgres */
   url: string;
   port: number;
-  /** Stop and start it again (`pg_ctl restart -m fast`). */
-  restart(): void;
+  /** Stop and start it again (`pg_ctl restart -m fast`), without blocking the event loop. */
+  restart(): Promise<void>;
   /** Run SQL through psql as the superuser; stdout. */
   psql(sql: string): string;
   /** Stop it and delete its folder. */
@@ -57,6 +57,24 @@ function freePort(): Promise<number> {
   });
 }
 
+/** Null when PostgreSQL can run here, else why not (for a skip message). */
+export function postgresMissing(): string | null {
+  if (!findBin()) {
+    return "PostgreSQL binaries (initdb, pg_ctl) not found; install Debian's `postgresql` package";
+  }
+  if (process.getuid?.() === 0 && spawnSync("id", ["-u", "postgres"]).status !== 0) {
+    return "running as root and there is no `postgres` user to run PostgreSQL";
+  }
+  return null;
+}
+
+/** Print the skip message once per test file. */
+export function reportSkip(what: string): boolean {
+  const why = postgresMissing();
+  if (why) console.log(`SKIP ${what}: ${why}`);
+  return why !== null;
+}
+
 /** Start a cluster, or return the reason it cannot run here. */
 export async function startPostgres(): Promise<PgCluster | string> {
   const bin = findBin();
@@ -75,10 +93,10 @@ export async function startPostgres(): Promise<PgCluster | string> {
   const dir = mkdtempSync(join(tmpdir(), "spool-pg-"));
   chmodSync(dir, 0o700);
   if (root) chownSync(dir, uid, gid);
+  const wrapCmd = (cmd: string, args: string[]) =>
+    root ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] as const : [cmd, args] as const;
   const run = (cmd: string, args: string[]) => {
-    const full = root
-      ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] as const
-      : [cmd, args] as const;
+    const full = wrapCmd(cmd, args);
     const r = spawnSync(full[0], [...full[1]], { encoding: "utf8", cwd: dir });
     if (r.status !== 0) {
       throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr || r.stdout}`);
@@ -97,7 +115,22 @@ export async function startPostgres(): Promise<PgCluster | string> {
   return {
     url: `postgres://spool@127.0.0.1:${port}/postgres`,
     port,
-    restart: () => ctl("-o", opts, "-m", "fast", "-w", "restart"),
+    restart: () =>
+      new Promise<void>((resolve, reject) => {
+        const [c, a] = wrapCmd(join(bin, "pg_ctl"), [
+          "-D",
+          data,
+          "-l",
+          join(dir, "log"),
+          "-o",
+          opts,
+          "-m",
+          "fast",
+          "-w",
+          "restart",
+        ]);
+        execFile(c, [...a], { cwd: dir }, (e) => (e ? reject(e) : resolve()));
+      }),
     psql: (sql: string) =>
       execFileSync(psqlBin, [
         "-h",
