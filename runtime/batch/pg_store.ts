@@ -74,6 +74,7 @@ CREATE TABLE spool.requests (
   lease_owner text, lease_until timestamptz, worker text, attempts integer NOT NULL DEFAULT 0,
   PRIMARY KEY (batch_id, idx), UNIQUE (batch_id, custom_id));
 CREATE INDEX requests_pending ON spool.requests (batch_id, idx) WHERE state = 'pending';
+CREATE INDEX requests_leased ON spool.requests (lease_owner) WHERE state = 'pending';
 CREATE TABLE spool.workers (
   batch_id text NOT NULL, worker_id text NOT NULL, host text NOT NULL, pid integer NOT NULL,
   started_at timestamptz NOT NULL DEFAULT now(), heartbeat_at timestamptz NOT NULL,
@@ -303,6 +304,15 @@ export class PgBatchStore implements BatchQueue {
       () => this.sql`SELECT * FROM spool.batches WHERE id = ${id}`,
     );
     return r[0] ? await this.#batchRecord(r[0]) : null;
+  }
+
+  /** A batch's status and expiry alone. */
+  async batchStatus(id: string): Promise<{ status: BatchStatus; expiresAt: number } | null> {
+    const r = await q(
+      "read the batch",
+      () => this.sql`SELECT status, expires_at FROM spool.batches WHERE id = ${id}`,
+    );
+    return r[0] ? { status: r[0].status as BatchStatus, expiresAt: Number(r[0].expires_at) } : null;
   }
 
   async #counts(id: string): Promise<RequestCounts> {

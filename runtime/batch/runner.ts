@@ -115,6 +115,8 @@ class Run {
   tokens = 0;
   readonly t0 = Date.now();
   beating = false;
+  reporting = false;
+  reportAgain = false;
   constructor(readonly id: string, readonly kind: "openai" | "anthropic") {}
 
   async abortAll(): Promise<void> {
@@ -201,15 +203,28 @@ export class BatchRunner {
 
   async #report(run: Run): Promise<void> {
     if (!this.opts.onProgress) return;
-    const c = (await this.store.getBatch(run.id))?.request_counts;
-    if (!c) return;
-    this.opts.onProgress({
-      batchId: run.id,
-      done: c.completed + c.failed,
-      failed: c.failed,
-      total: c.total,
-      completionTokens: run.tokens,
-    });
+    // one count query at a time: commits during one are covered by one more after it
+    if (run.reporting) {
+      run.reportAgain = true;
+      return;
+    }
+    run.reporting = true;
+    try {
+      do {
+        run.reportAgain = false;
+        const c = (await this.store.getBatch(run.id))?.request_counts;
+        if (!c) return;
+        this.opts.onProgress({
+          batchId: run.id,
+          done: c.completed + c.failed,
+          failed: c.failed,
+          total: c.total,
+          completionTokens: run.tokens,
+        });
+      } while (run.reportAgain);
+    } finally {
+      run.reporting = false;
+    }
   }
 
   #start(run: Run, r: BatchRequest, endpoint: string): void {
@@ -282,7 +297,7 @@ export class BatchRunner {
     const { store } = this;
     const id = run.id;
     const unrun = (c: string, s: "cancelled" | "expired") => unrunLine(run.kind, c, s);
-    const b = await store.getBatch(id);
+    const b = await store.batchStatus(id);
     if (run.full) {
       await run.abortAll();
       await store.failBatch(id, "disk_full", run.full.message);
@@ -295,15 +310,15 @@ export class BatchRunner {
     }
     if (b.status !== "in_progress") {
       await run.abortAll(); // ended by another worker, or failed
-      return b;
+      return (await store.getBatch(id))!;
     }
-    if (Date.now() / 1000 > b.expires_at) {
+    if (Date.now() / 1000 > b.expiresAt) {
       await run.abortAll();
       return await store.finalize(id, "expired", unrun, this.workerId);
     }
     if (this.#stopped) {
       await run.abortAll();
-      return b;
+      return (await store.getBatch(id))!;
     }
     const room = this.opts.concurrency - run.inflight.size;
     if (room > 0) {
@@ -311,7 +326,8 @@ export class BatchRunner {
         if (!run.inflight.has(r.index)) this.#start(run, r, endpoint);
       }
     }
-    if (run.inflight.size === 0 && b.request_counts.pending === 0) {
+    if (run.inflight.size === 0) {
+      // nothing to lease: done, or other workers hold the rest (finalize checks, under lock)
       const f = await store.finalize(id, "completed", unrun, this.workerId);
       if (f.status !== "in_progress") return f;
     }

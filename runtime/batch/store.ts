@@ -246,6 +246,14 @@ export class BatchStore implements BatchQueue {
     return r ? this.#batchRecord(r) : null;
   }
 
+  /** See {@link BatchQueue.batchStatus}. */
+  batchStatus(id: string): { status: BatchStatus; expiresAt: number } | null {
+    const r = this.db.prepare("SELECT status, expires_at FROM batches WHERE id = ?").get(id) as
+      | Row
+      | undefined;
+    return r ? { status: r.status as BatchStatus, expiresAt: Number(r.expires_at) } : null;
+  }
+
   #counts(id: string): RequestCounts {
     const c: RequestCounts = {
       total: 0,

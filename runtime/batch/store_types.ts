@@ -252,6 +252,8 @@ export interface BatchQueue {
   createBatch(o: CreateBatchOptions): Awaitable<BatchRecord>;
   /** A batch, or null. */
   getBatch(id: string): Awaitable<BatchRecord | null>;
+  /** A batch's status and expiry alone (one indexed row; the runner asks once per pass). */
+  batchStatus(id: string): Awaitable<{ status: BatchStatus; expiresAt: number } | null>;
   /** Batches of `kind`, newest first, created before batch `after`. */
   listBatches(
     kind: BatchKind,
