@@ -520,7 +520,8 @@ const SUB: Record<string, (a: string[]) => Promise<number>> = {
 export const batchCommands: Record<string, Command> = {
   batch: {
     usage:
-      "spool batch run FILE.jsonl --model M --out OUT [--store PATH|postgres://…] | submit FILE | " +
+      "spool batch run FILE.jsonl --model M --out OUT [--store PATH|postgres://…] [--lease S] | " +
+      "submit FILE | " +
       "status ID [--store S] | results ID [--store S] | cancel ID [--store S] | list",
     summary: "overnight batch jobs: run to completion locally (resumable), or on a server",
     run: (args) => {

@@ -28,6 +28,10 @@ export interface PgCluster {
 }
 
 function findBin(): string | null {
+  const only = process.env.SPOOL_PG_BINDIR; // this folder only ("none": as if not installed)
+  if (only !== undefined) {
+    return existsSync(join(only, "initdb")) && existsSync(join(only, "pg_ctl")) ? only : null;
+  }
   const cands: string[] = [];
   try {
     const d = execFileSync("pg_config", ["--bindir"], { encoding: "utf8" }).trim();
