@@ -8,7 +8,15 @@
  * @module
  */
 import { execFile, execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +33,11 @@ export interface PgCluster {
   psql(sql: string): string;
   /** Stop it and delete its folder. */
   stop(): void;
+  /**
+   * A tablespace `name` on a tmpfs of `bytes` (a small disk that fills up), or the reason it
+   * cannot be made here (it needs root and mount). `release()` unmounts it.
+   */
+  smallTablespace(name: string, bytes: number): { path: string; release(): void } | string;
 }
 
 function findBin(): string | null {
@@ -155,6 +168,17 @@ export async function startPostgres(): Promise<PgCluster | string> {
         ctl("-m", "immediate", "stop");
       } catch { /* already down */ }
       rmSync(dir, { recursive: true, force: true });
+    },
+    smallTablespace: (name, bytes) => {
+      if (!root) return "a small disk needs root (mount -t tmpfs)";
+      const mnt = join(dir, `ts-${name}`);
+      mkdirSync(mnt);
+      const m = spawnSync("mount", ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", mnt], {
+        encoding: "utf8",
+      });
+      if (m.status !== 0) return `mount -t tmpfs failed: ${m.stderr.trim()}`;
+      chownSync(mnt, uid, gid);
+      return { path: mnt, release: () => void spawnSync("umount", ["-l", mnt]) };
     },
   };
 }

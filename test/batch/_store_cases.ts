@@ -12,8 +12,10 @@ import {
   type BatchQueue,
   ModelMismatchError,
   StoreConfigError,
+  StoreFullError,
   StoreSchemaError,
 } from "../../runtime/batch/store_types.ts";
+import { randomBytes } from "node:crypto";
 import type { PgCluster } from "./_pg.ts";
 
 /** Opens one more connection to the store under test. */
@@ -299,4 +301,56 @@ export async function badInput(pg: PgCluster) {
   const rows = await check`SELECT count(*)::int AS n FROM spool.requests WHERE batch_id = ${b.id}`;
   equal(rows[0].n, 2);
   await check.end();
+}
+
+/**
+ * A full disk: the requests table on a 1 MiB tablespace, results of 40 KB (random, so they
+ * do not compress). The run stops with StoreFullError and marks the batch failed; every
+ * committed line stays; moved to a roomy disk and resumed, it completes with each request
+ * committed once. Returns a skip reason where a small disk cannot be made.
+ */
+export async function diskFull(pg: PgCluster): Promise<string | null> {
+  pg.psql("CREATE DATABASE fulldb");
+  const url = pg.url.replace(/\/postgres$/, "/fulldb");
+  const s = await PgBatchStore.connect(url);
+  const b = await newBatch(s, 60);
+  const disk = pg.smallTablespace("tiny", 1 << 20);
+  if (typeof disk === "string") {
+    await s.close();
+    return disk;
+  }
+  try {
+    await s.sql.unsafe(`CREATE TABLESPACE tiny LOCATION '${disk.path}'`);
+    await s.sql`ALTER TABLE spool.requests SET TABLESPACE tiny`;
+    const big: Executor = async (_e, body) => {
+      await sleep(1);
+      return {
+        status: 200,
+        body: { echo: body, pad: randomBytes(20000).toString("hex") },
+      };
+    };
+    await rejects(new BatchRunner(s, big, { concurrency: 2 }).runBatch(b.id), StoreFullError);
+    const failed = (await s.getBatch(b.id))!;
+    equal(failed.status, "failed");
+    equal(failed.errors[0].code, "disk_full");
+    const kept = failed.request_counts.completed;
+    ok(kept > 0 && kept < 60, `committed before the disk filled: ${kept}`);
+    console.log(`  the disk filled after ${kept} of 60 results: ${failed.errors[0].message}`);
+    equal((await s.results(b.id)).length, kept, "every committed line is readable");
+    // room again: the table moves back to the default disk, and the batch resumes
+    await s.sql`ALTER TABLE spool.requests SET TABLESPACE pg_default`;
+    await s.resumeBatch(b.id);
+    const calls: string[] = [];
+    const end = await new BatchRunner(s, echo(0, calls), { concurrency: 4 }).runBatch(b.id);
+    equal(end.status, "completed");
+    equal(end.request_counts.completed, 60);
+    equal(calls.length, 60 - kept, "only the uncommitted requests ran again");
+    const res = await s.results(b.id);
+    deepStrictEqual(res.map((r) => r.customId), requests(60).map((r) => r.customId));
+    return null;
+  } finally {
+    await s.sql`DROP TABLESPACE IF EXISTS tiny`.catch(() => {});
+    await s.close();
+    disk.release();
+  }
 }

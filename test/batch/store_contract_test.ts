@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { BatchStore } from "../../runtime/batch/store.ts";
 import { PgBatchStore } from "../../runtime/batch/pg_store.ts";
 import { reportSkip, startPostgres } from "./_pg.ts";
-import { badInput, connectionLoss, SHARED } from "./_store_cases.ts";
+import { badInput, connectionLoss, diskFull, SHARED } from "./_store_cases.ts";
 
 Deno.test({
   name: "batch store contract: SQLite",
@@ -52,6 +52,10 @@ Deno.test({
       }
       await t.step("lost connections and a server restart are retried", () => connectionLoss(pg));
       await t.step("bad connection strings and schema versions", () => badInput(pg));
+      await t.step("a full disk fails the batch, keeps every result, resumes", async () => {
+        const skipped = await diskFull(pg);
+        if (skipped) console.log(`SKIP the full-disk case: ${skipped}`);
+      });
     } finally {
       pg.stop();
     }
