@@ -7,11 +7,13 @@
  *
  * `run` keeps its state in a SQLite store beside the output (`OUT.db`): killed or
  * restarted, the same command resumes where it stopped, with no lost and no duplicated
- * results. Input lines are OpenAI batch lines (`{custom_id, method, url, body}`) or
- * Anthropic ones (`{custom_id, params}`).
+ * results. With `--store postgres://…` the same command started on several machines splits
+ * one job: each worker commits only its share, and the one that finalizes the batch writes
+ * OUT (`spool batch results ID --store …` writes it anywhere). Input lines are OpenAI batch
+ * lines (`{custom_id, method, url, body}`) or Anthropic ones (`{custom_id, params}`).
  */
 import { createHash } from "node:crypto";
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { detectMemoryLimit, formatSize, parseSize } from "../runtime/experts/budget.ts";
@@ -30,7 +32,21 @@ import {
 } from "../runtime/batch/formats.ts";
 import { planBatch } from "../runtime/batch/plan.ts";
 import { BatchRunner } from "../runtime/batch/runner.ts";
-import { type BatchKind, BatchStore, StoreFullError } from "../runtime/batch/store.ts";
+import {
+  type BatchKind,
+  type BatchQueue,
+  type BatchRecord,
+  ModelMismatchError,
+  StoreFullError,
+} from "../runtime/batch/store_types.ts";
+import { fileSha256, openBatchStore } from "../runtime/batch/open_store.ts";
+import {
+  parseStoreArgs,
+  storeCancel,
+  storeResults,
+  storeStatus,
+  writeBatchOutput,
+} from "./batch_store_commands.ts";
 import { openLocalExecutor } from "../runtime/batch/local.ts";
 import type { Command } from "./main.ts";
 import { loadConfig } from "../runtime/config/config.ts";
@@ -123,6 +139,7 @@ async function runCommand(args: string[]): Promise<number> {
       model: { type: "string", short: "m" },
       out: { type: "string", short: "o" },
       store: { type: "string" },
+      lease: { type: "string" },
       parallel: { type: "string" },
       threads: { type: "string", short: "t" },
       "ram-budget": { type: "string" },
@@ -144,22 +161,28 @@ async function runCommand(args: string[]): Promise<number> {
     console.error(`spool batch run: ${input.errors.length} bad line(s); nothing was run`);
     return 1;
   }
-  const store = BatchStore.open(v.store ?? `${v.out}.db`);
+  const lease = v.lease !== undefined ? Number(v.lease) : 60;
+  if (!(lease > 0)) usage(`--lease must be a positive number of seconds, got "${v.lease}"`);
+  const modelHash = await fileSha256(model);
+  const store = await openBatchStore(v.store ?? `${v.out}.db`, { appName: "spool batch run" });
   const log = (s: string) => {
     if (!v.quiet) console.error(s);
   };
   try {
     const id = "batch_run_" + createHash("sha256").update(text).digest("hex").slice(0, 24);
-    let batch = store.getBatch(id);
-    if (!batch) {
-      batch = store.createBatch({
-        id,
-        kind: input.kind,
-        endpoint: input.endpoint,
-        requests: input.requests,
-        completionWindow: "8760h",
-      });
-    } else if (batch.status === "failed") batch = store.resumeBatch(id);
+    let batch = await store.getBatch(id) ?? await store.createBatch({
+      id,
+      kind: input.kind,
+      endpoint: input.endpoint,
+      requests: input.requests,
+      completionWindow: "8760h",
+      modelHash,
+    });
+    if (batch.model_hash && batch.model_hash !== modelHash) {
+      throw new ModelMismatchError(id, batch.model_hash, modelHash);
+    }
+    if (batch.status === "failed") batch = await store.resumeBatch(id);
+    log(`batch ${id} in ${store.path}`);
     const c0 = batch.request_counts;
     if (c0.completed + c0.failed > 0 && batch.status === "in_progress") {
       log(`resuming: ${c0.completed + c0.failed} of ${c0.total} results already saved`);
@@ -222,6 +245,9 @@ async function runCommand(args: string[]): Promise<number> {
       }, 2000);
       const runner = new BatchRunner(store, local.exec, {
         concurrency: plan.B,
+        leaseSeconds: lease,
+        modelHash,
+        onWarn: (m) => log(`spool batch run: ${m}`),
         onProgress: (p) => {
           tokens = p.completionTokens;
           const secs = (performance.now() - t0) / 1000;
@@ -237,7 +263,7 @@ async function runCommand(args: string[]): Promise<number> {
       } catch (e) {
         if (e instanceof StoreFullError) {
           bar.finish();
-          const c = store.getBatch(id)?.request_counts;
+          const c = (await store.getBatch(id))?.request_counts;
           console.error(
             `spool batch run: ${e.message}\n${
               c ? c.completed + c.failed : "?"
@@ -259,19 +285,15 @@ async function runCommand(args: string[]): Promise<number> {
           (tokens / secs).toFixed(2)
         } tok/s, B = ${plan.B})`,
       );
-      if (batch.status === "in_progress") {
-        log(
-          `stopped: ${batch.request_counts.pending} requests left; run the same command to resume`,
-        );
-        return 130;
+      const end = endOfRun(batch, runner.workerId, store, v.store);
+      if (end !== null) {
+        log(end.message);
+        return end.code;
       }
     }
     // every line, in input order, written whole or not at all
-    const lines = store.results(id).map((r) => JSON.stringify(r.line));
-    const tmp = `${v.out}.tmp`;
-    writeFileSync(tmp, lines.join("\n") + (lines.length ? "\n" : ""));
-    renameSync(tmp, v.out);
-    const c = store.getBatch(id)!.request_counts;
+    await writeBatchOutput(store, id, v.out);
+    const c = (await store.getBatch(id))!.request_counts;
     log(
       `${v.out}: ${c.completed} succeeded, ${c.failed} failed${
         c.cancelled ? `, ${c.cancelled} cancelled` : ""
@@ -279,8 +301,41 @@ async function runCommand(args: string[]): Promise<number> {
     );
     return 0;
   } finally {
-    store.close();
+    await store.close();
   }
+}
+
+/**
+ * After this worker's run: null when it is to write OUT (it finalized the batch), else the
+ * exit code and what to say (stopped, failed, or ended by another worker).
+ */
+function endOfRun(
+  b: BatchRecord,
+  me: string,
+  store: BatchQueue,
+  location: string | undefined,
+): { code: number; message: string } | null {
+  if (b.status === "in_progress") {
+    return {
+      code: 130,
+      message: `stopped: ${b.request_counts.pending} requests left; run the same command to resume`,
+    };
+  }
+  if (b.status === "failed") {
+    return {
+      code: 1,
+      message: `batch ${b.id} failed: ${b.errors.map((e) => e.message).join("; ")}`,
+    };
+  }
+  if (b.finalized_by && b.finalized_by !== me) {
+    return {
+      code: 0,
+      message: `batch ${b.id} ${b.status}; worker ${b.finalized_by} finalized it and wrote ` +
+        `its output (this worker's share is committed). Any machine can write it with: ` +
+        `spool batch results ${b.id} --store ${location ? store.path : "OUT.db"} --out OUT`,
+    };
+  }
+  return null;
 }
 
 // ---- against a server
@@ -370,6 +425,8 @@ function batchPath(id: string): string {
 }
 
 async function statusCommand(args: string[]): Promise<number> {
+  const st = parseStoreArgs(args);
+  if (st) return await storeStatus(st.id, st.store, st.json);
   const { values: v, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -382,6 +439,8 @@ async function statusCommand(args: string[]): Promise<number> {
 }
 
 async function resultsCommand(args: string[]): Promise<number> {
+  const st = parseStoreArgs(args);
+  if (st) return await storeResults(st.id, st.store, st.out);
   const { values: v, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -417,6 +476,8 @@ async function resultsCommand(args: string[]): Promise<number> {
 }
 
 async function cancelCommand(args: string[]): Promise<number> {
+  const st = parseStoreArgs(args);
+  if (st) return await storeCancel(st.id, st.store);
   const { values: v, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -461,7 +522,9 @@ const SUB: Record<string, (a: string[]) => Promise<number>> = {
 export const batchCommands: Record<string, Command> = {
   batch: {
     usage:
-      "spool batch run FILE.jsonl --model M --out OUT | submit FILE | status ID | results ID | cancel ID | list",
+      "spool batch run FILE.jsonl --model M --out OUT [--store PATH|postgres://…] [--lease S] | " +
+      "submit FILE | " +
+      "status ID [--store S] | results ID [--store S] | cancel ID [--store S] | list",
     summary: "overnight batch jobs: run to completion locally (resumable), or on a server",
     run: (args) => {
       const [sub, ...rest] = args;

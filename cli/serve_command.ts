@@ -53,6 +53,7 @@ async function serveCommand(args: string[]): Promise<number> {
       alias: { type: "string" },
       "max-queue": { type: "string" },
       "batch-store": { type: "string" },
+      "batch-lease": { type: "string" },
       prefetch: { type: "string" },
       "expert-profile": { type: "string" },
     },
@@ -76,6 +77,7 @@ async function serveCommand(args: string[]): Promise<number> {
     alias: v.alias,
     maxQueue: int(v["max-queue"], "max-queue", 0),
     batchStore: bs === "off" ? false : bs,
+    batchLeaseSeconds: int(v["batch-lease"], "batch-lease", 1),
     prefetch: prefetchMode(v.prefetch),
     expertProfile: v["expert-profile"],
   });
@@ -100,7 +102,7 @@ async function serveCommand(args: string[]): Promise<number> {
 export const serveCommands: Record<string, Command> = {
   serve: {
     usage:
-      "spool serve MODEL [--host H] [--port N] [--api-key K] [--ctx N] [--parallel N] [--batch-store PATH|off]",
+      "spool serve MODEL [--host H] [--port N] [--api-key K] [--ctx N] [--parallel N] [--batch-store PATH|postgres://…|off]",
     summary: "OpenAI- and Anthropic-compatible HTTP API (--ram-budget, --expert-cache, -t)",
     run: serveCommand,
   },

@@ -4,19 +4,41 @@
  * flight. The engine's scheduler runs those requests as one batch of sequences, so each
  * step reads every routed expert once for all of them (expert-major; DESIGN.md §4).
  *
- * - Results are committed one by one as they arrive ({@link BatchStore.commitResult}); a
- *   request that was in flight when the process died is pending again on restart, and a
- *   late duplicate commit changes nothing.
- * - Cancellation (`cancelling`) and expiry are checked after every completion and at least
- *   every `pollMs`: in-flight requests are aborted, the rest are marked and the batch is
- *   finalized.
+ * One runner is one worker. Several workers (processes, machines) may run the same batch
+ * on a shared store ({@link BatchQueue}):
+ * - A worker leases as many requests as it has free slots (its own B), and a heartbeat
+ *   extends its leases; a lease whose worker died or hung runs out and another worker takes
+ *   it over. A worker on the same host that finds a dead predecessor (its pid is gone)
+ *   releases that one's leases at once.
+ * - Results are committed one by one as they arrive, exactly once: a late duplicate
+ *   commit changes nothing. A request that was in flight when its worker died is pending
+ *   again once its lease runs out. A worker whose lease was taken over drops that request.
+ * - When nothing is left to lease the worker waits for the others' leases (taking over
+ *   any that run out) and the last one finalizes the batch (`finalized_by`).
+ * - A batch made for another model (content hash) is refused: {@link ModelMismatchError}.
+ * - Cancellation (`cancelling`) and expiry are checked after every completion, on every
+ *   store notification (PostgreSQL NOTIFY) and at least every `pollMs`: in-flight requests
+ *   are aborted, the rest are marked and the batch is finalized.
+ * - A lost database connection ({@link StoreUnavailableError}) is retried with backoff: a
+ *   result is held and its commit retried; nothing committed is lost.
  * - A full disk stops the batch: in-flight requests are aborted, the batch is marked
  *   failed (if the disk still takes that), and {@link StoreFullError} is thrown; everything
- *   committed before stays, and {@link BatchStore.resumeBatch} continues it later.
+ *   committed before stays, and {@link BatchQueue.resumeBatch} continues it later.
  *
  * @module
  */
-import { type BatchRecord, type BatchRequest, type BatchStore, StoreFullError } from "./store.ts";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import process from "node:process";
+import {
+  type BatchQueue,
+  type BatchRecord,
+  type BatchRequest,
+  ModelMismatchError,
+  StoreError,
+  StoreFullError,
+  StoreUnavailableError,
+} from "./store_types.ts";
 import { resultLine, unrunLine } from "./formats.ts";
 
 /** Runs one request of a batch: the endpoint's HTTP status and JSON body. */
@@ -29,11 +51,11 @@ export type Executor = (
 /** Progress of a running batch. */
 export interface BatchProgress {
   batchId: string;
-  /** Requests with a committed result (success or error). */
+  /** Requests with a committed result (success or error), by all workers. */
   done: number;
   failed: number;
   total: number;
-  /** Completion tokens of the results committed in this run. */
+  /** Completion tokens of the results committed by this worker in this run. */
   completionTokens: number;
 }
 
@@ -45,6 +67,21 @@ export interface RunnerOptions {
   onProgress?(p: BatchProgress): void;
   /** Longest wait between checks for cancellation and expiry, ms (default 500). */
   pollMs?: number;
+  /** This worker's id (default: host:pid:random). */
+  workerId?: string;
+  /** Lease length, seconds (default 60); a dead worker's requests wait this long. */
+  leaseSeconds?: number;
+  /** Heartbeat period, ms (default a third of the lease). */
+  heartbeatMs?: number;
+  /** sha256 of the loaded model; batches made for another model are refused. */
+  modelHash?: string | (() => Promise<string>);
+  /** Warnings (retries, lost leases, refused batches). */
+  onWarn?(message: string): void;
+}
+
+/** A worker id: host, pid and a random suffix. */
+export function newWorkerId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
 }
 
 function completionTokens(body: unknown): number {
@@ -52,148 +89,330 @@ function completionTokens(body: unknown): number {
   return Number(u?.completion_tokens ?? u?.output_tokens ?? 0) || 0;
 }
 
-/** Drives batches of a store to completion. */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === "EPERM";
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One request in flight. */
+interface Flight {
+  ac: AbortController;
+  p: Promise<void>;
+  /** Date.now() when it was leased. */
+  since: number;
+}
+
+/** The state of one runBatch call. */
+class Run {
+  readonly inflight = new Map<number, Flight>();
+  full: StoreFullError | null = null;
+  tokens = 0;
+  readonly t0 = Date.now();
+  beating = false;
+  reporting = false;
+  reportAgain = false;
+  constructor(readonly id: string, readonly kind: "openai" | "anthropic") {}
+
+  async abortAll(): Promise<void> {
+    for (const f of this.inflight.values()) f.ac.abort();
+    await Promise.allSettled([...this.inflight.values()].map((f) => f.p));
+  }
+}
+
+/** Drives batches of a store to completion; one runner is one worker. */
 export class BatchRunner {
-  readonly store: BatchStore;
+  readonly store: BatchQueue;
   readonly exec: Executor;
   readonly opts: RunnerOptions;
+  /** This worker's id (recorded with its leases, results and heartbeats). */
+  readonly workerId: string;
   #stopped = false;
+  #poked = false;
   #wake: (() => void) | null = null;
+  #hash: string | null = null;
 
-  constructor(store: BatchStore, exec: Executor, opts: RunnerOptions) {
+  constructor(store: BatchQueue, exec: Executor, opts: RunnerOptions) {
     this.store = store;
     this.exec = exec;
     this.opts = opts;
+    this.workerId = opts.workerId ?? newWorkerId();
+  }
+
+  get #lease(): number {
+    return this.opts.leaseSeconds ?? 60;
+  }
+
+  #warn(m: string): void {
+    this.opts.onWarn?.(m);
   }
 
   /** Stop after aborting what is in flight (those requests stay pending). */
   stop(): void {
     this.#stopped = true;
-    this.#wake?.();
+    this.poke();
   }
 
-  /** Wait until poked, a request finishes, or `pollMs` passes. */
-  async #nap(): Promise<void> {
+  /** Wait until poked, a request finishes, or `ms` (default `pollMs`) passes. */
+  async #nap(ms = this.opts.pollMs ?? 500): Promise<void> {
+    if (this.#poked) {
+      this.#poked = false;
+      return;
+    }
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, this.opts.pollMs ?? 500);
+      const t = setTimeout(resolve, ms);
       this.#wake = () => {
         clearTimeout(t);
         resolve();
       };
     });
     this.#wake = null;
+    this.#poked = false;
   }
 
   /** Wake a waiting run (e.g. after a cancel request). */
   poke(): void {
-    this.#wake?.();
+    if (this.#wake) this.#wake();
+    else this.#poked = true;
+  }
+
+  async #modelHash(): Promise<string | null> {
+    const h = this.opts.modelHash;
+    if (h === undefined) return null;
+    this.#hash ??= typeof h === "string" ? h : await h();
+    return this.#hash;
+  }
+
+  /** Commit a result, retrying while the store is unreachable; false if it never landed. */
+  async #commit(run: Run, r: BatchRequest, ok: boolean, line: unknown): Promise<boolean> {
+    for (let k = 0;; k++) {
+      try {
+        return await this.store.commitResult(run.id, r.index, ok, line, this.workerId);
+      } catch (e) {
+        if (!(e instanceof StoreUnavailableError) || k >= 8 || this.#stopped) throw e;
+        this.#warn(`${e.message}; retrying the commit of request ${r.index}`);
+        await sleep(Math.min(4000, 250 * 2 ** k));
+      }
+    }
+  }
+
+  async #report(run: Run): Promise<void> {
+    if (!this.opts.onProgress) return;
+    // one count query at a time: commits during one are covered by one more after it
+    if (run.reporting) {
+      run.reportAgain = true;
+      return;
+    }
+    run.reporting = true;
+    try {
+      do {
+        run.reportAgain = false;
+        const c = (await this.store.getBatch(run.id))?.request_counts;
+        if (!c) return;
+        this.opts.onProgress({
+          batchId: run.id,
+          done: c.completed + c.failed,
+          failed: c.failed,
+          total: c.total,
+          completionTokens: run.tokens,
+        });
+      } while (run.reportAgain);
+    } finally {
+      run.reporting = false;
+    }
+  }
+
+  #start(run: Run, r: BatchRequest, endpoint: string): void {
+    const ac = new AbortController();
+    const p = this.exec(endpoint, r.body, ac.signal).then(
+      (res) => ({ status: res.status, body: res.body }),
+      (e) => ({
+        status: 500,
+        body: {
+          error: { message: `internal error: ${(e as Error).message}`, type: "server_error" },
+        },
+      }),
+    ).then(async (res) => {
+      if (ac.signal.aborted || run.full) return; // stays pending
+      const l = resultLine(run.kind, r.customId, res.status, res.body);
+      if (await this.#commit(run, r, l.ok, l.line)) run.tokens += completionTokens(res.body);
+      await this.#report(run).catch(() => {});
+    }).catch((e) => {
+      if (e instanceof StoreFullError) run.full = e;
+      else this.#warn(`request ${r.index} stays pending: ${(e as Error).message}`);
+    }).finally(() => {
+      run.inflight.delete(r.index);
+      this.poke();
+    });
+    run.inflight.set(r.index, { ac, p, since: Date.now() });
+  }
+
+  /** Extend the leases; drop requests whose lease another worker took over. */
+  async #beat(run: Run): Promise<void> {
+    if (run.beating) return;
+    run.beating = true;
+    const t0 = Date.now();
+    try {
+      const secs = Math.max(1e-3, (t0 - run.t0) / 1000);
+      const owned = new Set(
+        await this.store.heartbeat(run.id, {
+          workerId: this.workerId,
+          host: hostname(),
+          pid: process.pid,
+          tokens: run.tokens,
+          tokPerSec: run.tokens / secs,
+        }, this.#lease),
+      );
+      for (const [idx, f] of run.inflight) {
+        if (!owned.has(idx) && f.since < t0 && !f.ac.signal.aborted) {
+          this.#warn(`the lease of request ${idx} ran out and another worker has it; dropped`);
+          f.ac.abort();
+        }
+      }
+    } catch (e) {
+      this.#warn(`heartbeat failed: ${(e as Error).message}`);
+    } finally {
+      run.beating = false;
+    }
+  }
+
+  /** Release the leases of dead workers of this host (kill -9, then a restart). */
+  async #recoverLocal(id: string): Promise<void> {
+    const host = hostname();
+    for (const w of await this.store.workers(id)) {
+      if (w.host === host && w.workerId !== this.workerId && w.leased > 0 && !pidAlive(w.pid)) {
+        const n = await this.store.releaseLeases(id, w.workerId);
+        if (n > 0) this.#warn(`released ${n} leases of dead worker ${w.workerId}`);
+      }
+    }
+  }
+
+  /** One pass: the finished record, or null to wait and come back. */
+  async #step(run: Run, endpoint: string): Promise<BatchRecord | null> {
+    const { store } = this;
+    const id = run.id;
+    const unrun = (c: string, s: "cancelled" | "expired") => unrunLine(run.kind, c, s);
+    const b = await store.batchStatus(id);
+    if (run.full) {
+      await run.abortAll();
+      await store.failBatch(id, "disk_full", run.full.message);
+      throw run.full;
+    }
+    if (!b) throw new StoreError("not_found", `Batch ${id} was deleted`);
+    if (b.status === "cancelling") {
+      await run.abortAll();
+      return await store.finalize(id, "cancelled", unrun, this.workerId);
+    }
+    if (b.status !== "in_progress") {
+      await run.abortAll(); // ended by another worker, or failed
+      return (await store.getBatch(id))!;
+    }
+    if (Date.now() / 1000 > b.expiresAt) {
+      await run.abortAll();
+      return await store.finalize(id, "expired", unrun, this.workerId);
+    }
+    if (this.#stopped) {
+      await run.abortAll();
+      return (await store.getBatch(id))!;
+    }
+    const room = this.opts.concurrency - run.inflight.size;
+    if (room > 0) {
+      for (const r of await store.leaseRequests(id, this.workerId, room, this.#lease)) {
+        if (!run.inflight.has(r.index)) this.#start(run, r, endpoint);
+      }
+    }
+    if (run.inflight.size === 0) {
+      // nothing to lease: done, or other workers hold the rest (finalize checks, under lock)
+      const f = await store.finalize(id, "completed", unrun, this.workerId);
+      if (f.status !== "in_progress") return f;
+    }
+    return null; // working, or waiting for other workers' leases
   }
 
   /**
    * Run batch `id` until it is completed, cancelled or expired (returns its final record),
    * or until {@link BatchRunner.stop} (returns it still in progress).
+   * @throws ModelMismatchError when the batch was made for another model
    * @throws StoreFullError when results cannot be saved (the batch is marked failed)
    */
   async runBatch(id: string): Promise<BatchRecord> {
-    const store = this.store;
-    const first = store.getBatch(id);
-    if (!first) throw new Error(`No batch ${id}`);
-    const kind = first.kind;
-    const endpoint = kind === "anthropic" ? "/v1/messages" : first.endpoint;
-    const inflight = new Map<number, { ac: AbortController; p: Promise<void> }>();
-    let full: StoreFullError | null = null;
-    let tokens = 0;
-    const report = () => {
-      if (!this.opts.onProgress) return;
-      const c = store.getBatch(id)!.request_counts;
-      this.opts.onProgress({
-        batchId: id,
-        done: c.completed + c.failed,
-        failed: c.failed,
-        total: c.total,
-        completionTokens: tokens,
-      });
-    };
-    const start = (r: BatchRequest) => {
-      const ac = new AbortController();
-      const p = this.exec(endpoint, r.body, ac.signal).then(
-        (res) => ({ status: res.status, body: res.body }),
-        (e) => ({
-          status: 500,
-          body: {
-            error: { message: `internal error: ${(e as Error).message}`, type: "server_error" },
-          },
-        }),
-      ).then((res) => {
-        if (ac.signal.aborted || full) return; // stays pending
-        const l = resultLine(kind, r.customId, res.status, res.body);
+    const first = await this.store.getBatch(id);
+    if (!first) throw new StoreError("not_found", `No batch ${id}`);
+    const mine = await this.#modelHash();
+    if (first.model_hash && mine && first.model_hash !== mine) {
+      throw new ModelMismatchError(id, first.model_hash, mine);
+    }
+    if (first.status !== "in_progress" && first.status !== "cancelling") return first;
+    const run = new Run(id, first.kind);
+    const endpoint = first.kind === "anthropic" ? "/v1/messages" : first.endpoint;
+    const unwatch = await this.store.watch?.((b) => {
+      if (b === id) this.poke();
+    }).catch(() => null);
+    await this.#recoverLocal(id).catch((e) => this.#warn((e as Error).message));
+    await this.#beat(run);
+    const hb = setInterval(() => this.#beat(run), this.opts.heartbeatMs ?? this.#lease * 333);
+    let fails = 0;
+    try {
+      while (true) {
         try {
-          if (store.commitResult(id, r.index, l.ok, l.line)) tokens += completionTokens(res.body);
+          const r = await this.#step(run, endpoint);
+          if (r) return r;
+          fails = 0;
         } catch (e) {
-          if (e instanceof StoreFullError) full = e;
-          else throw e;
+          if (!(e instanceof StoreUnavailableError) || this.#stopped) throw e;
+          this.#warn(`${e.message}; retrying`);
+          await this.#nap(Math.min(5000, 250 * 2 ** fails++));
+          continue;
         }
-        report();
-      }).finally(() => {
-        inflight.delete(r.index);
-        this.#wake?.();
-      });
-      inflight.set(r.index, { ac, p });
-    };
-    const abortAll = async () => {
-      for (const f of inflight.values()) f.ac.abort();
-      await Promise.allSettled([...inflight.values()].map((f) => f.p));
-    };
-    report();
-    while (true) {
-      const b = store.getBatch(id)!;
-      if (full) {
-        await abortAll();
-        store.failBatch(id, "disk_full", (full as Error).message);
-        throw full;
+        await this.#nap();
       }
-      if (b.status === "cancelling") {
-        await abortAll();
-        return store.finalize(id, "cancelled", (c, s) => unrunLine(kind, c, s));
-      }
-      if (b.status !== "in_progress") return b; // finished elsewhere, or failed
-      if (Date.now() / 1000 > b.expires_at) {
-        await abortAll();
-        return store.finalize(id, "expired", (c, s) => unrunLine(kind, c, s));
-      }
-      if (this.#stopped) {
-        await abortAll();
-        return store.getBatch(id)!;
-      }
-      const room = this.opts.concurrency - inflight.size;
-      if (room > 0) {
-        for (const r of store.pendingRequests(id, room, new Set(inflight.keys()))) start(r);
-      }
-      if (inflight.size === 0) {
-        return store.finalize(id, "completed", (c, s) => unrunLine(kind, c, s));
-      }
-      await this.#nap();
+    } finally {
+      clearInterval(hb);
+      await run.abortAll();
+      await unwatch?.().catch(() => {});
+      try {
+        await this.store.releaseLeases(id, this.workerId);
+      } catch { /* they run out by themselves */ }
     }
   }
 
   /**
    * Run every batch with work, oldest first, then wait for new ones (checking every
    * `pollMs`), until {@link BatchRunner.stop}. For the server; errors of one batch are
-   * reported through `onError` and do not stop the loop.
+   * reported through `onError` and do not stop the loop; a batch made for another model
+   * is reported once and left to the workers that have it.
    */
   async loop(onError: (id: string, e: unknown) => void = () => {}): Promise<void> {
-    while (!this.#stopped) {
-      const ids = this.store.activeBatches();
-      for (const id of ids) {
-        if (this.#stopped) break;
+    const refused = new Set<string>();
+    const unwatch = await this.store.watch?.(() => this.poke()).catch(() => null);
+    try {
+      while (!this.#stopped) {
+        let ids: string[] = [];
         try {
-          await this.runBatch(id);
+          ids = await this.store.activeBatches();
         } catch (e) {
-          onError(id, e);
+          onError("*", e);
         }
+        for (const id of ids) {
+          if (this.#stopped) break;
+          if (refused.has(id)) continue;
+          try {
+            await this.runBatch(id);
+          } catch (e) {
+            if (e instanceof ModelMismatchError) refused.add(id);
+            onError(id, e);
+          }
+        }
+        if (this.#stopped) break;
+        await this.#nap();
       }
-      if (this.#stopped) break;
-      await this.#nap();
+    } finally {
+      await unwatch?.().catch(() => {});
     }
   }
 }

@@ -20,103 +20,27 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { randomBytes } from "node:crypto";
+import {
+  type BatchKind,
+  type BatchQueue,
+  type BatchRecord,
+  type BatchRequest,
+  type BatchStatus,
+  type CreateBatchOptions,
+  type FileRecord,
+  newId,
+  nowSeconds as now,
+  type RequestCounts,
+  type RequestState,
+  StoreError,
+  StoreFullError,
+  type UnrunLine,
+  windowSeconds,
+  type WorkerProgress,
+  type WorkerReport,
+} from "./store_types.ts";
 
-/** Which API a batch belongs to. */
-export type BatchKind = "openai" | "anthropic";
-
-/** OpenAI batch statuses (Anthropic's processing_status is derived from them). */
-export type BatchStatus =
-  | "validating"
-  | "failed"
-  | "in_progress"
-  | "finalizing"
-  | "completed"
-  | "expired"
-  | "cancelling"
-  | "cancelled";
-
-/** A request row's state. */
-export type RequestState = "pending" | "done" | "error" | "cancelled" | "expired";
-
-/** A stored file (OpenAI Files API shape). */
-export interface FileRecord {
-  id: string;
-  object: "file";
-  bytes: number;
-  created_at: number;
-  filename: string;
-  purpose: string;
-  status: "processed";
-  expires_at: number | null;
-}
-
-/** Request counts of a batch. */
-export interface RequestCounts {
-  total: number;
-  /** Results committed with success. */
-  completed: number;
-  /** Results committed as errors. */
-  failed: number;
-  cancelled: number;
-  expired: number;
-  pending: number;
-}
-
-/** A stored batch. */
-export interface BatchRecord {
-  id: string;
-  kind: BatchKind;
-  /** `/v1/chat/completions`, `/v1/completions` or `/v1/messages`. */
-  endpoint: string;
-  input_file_id: string | null;
-  completion_window: string;
-  status: BatchStatus;
-  created_at: number;
-  in_progress_at: number | null;
-  finalizing_at: number | null;
-  completed_at: number | null;
-  failed_at: number | null;
-  expired_at: number | null;
-  expires_at: number;
-  cancelling_at: number | null;
-  cancelled_at: number | null;
-  output_file_id: string | null;
-  error_file_id: string | null;
-  /** Batch-level errors (`{code, message, line?}`), e.g. a full disk. */
-  errors: { code: string; message: string; line?: number }[];
-  metadata: Record<string, string> | null;
-  request_counts: RequestCounts;
-}
-
-/** One request of a batch. */
-export interface BatchRequest {
-  batchId: string;
-  /** 0-based position in the input. */
-  index: number;
-  customId: string;
-  /** The request body (for OpenAI, the line's `body`; for Anthropic, `params`). */
-  body: Record<string, unknown>;
-}
-
-/** The store cannot be written: the disk (or the database's size limit) is full. */
-export class StoreFullError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "StoreFullError";
-  }
-}
-
-/** A store operation refers to something missing or not allowed in its state. */
-export class StoreError extends Error {
-  /** "not_found" or "conflict". */
-  readonly code: "not_found" | "conflict";
-  constructor(code: "not_found" | "conflict", message: string) {
-    super(message);
-    this.name = "StoreError";
-    this.code = code;
-  }
-}
+export * from "./store_types.ts";
 
 const SQLITE_FULL = 13;
 
@@ -134,25 +58,6 @@ function wrap<T>(what: string, f: () => T): T {
   }
 }
 
-/** A random id with a prefix, e.g. `batch_` + 24 hex digits. */
-export function newId(prefix: string): string {
-  return prefix + randomBytes(12).toString("hex");
-}
-
-const WINDOWS: Record<string, number> = { "24h": 86400 };
-
-/** Seconds of a completion window ("24h", or any "<n>h"). */
-export function windowSeconds(w: string): number {
-  if (WINDOWS[w]) return WINDOWS[w];
-  const m = /^(\d+)h$/.exec(w);
-  if (!m || Number(m[1]) <= 0) {
-    throw new RangeError(`completion_window must be like "24h", got "${w}"`);
-  }
-  return Number(m[1]) * 3600;
-}
-
-const now = () => Math.floor(Date.now() / 1000);
-
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS files (
   id TEXT PRIMARY KEY, purpose TEXT NOT NULL, filename TEXT NOT NULL, bytes INTEGER NOT NULL,
@@ -163,19 +68,40 @@ CREATE TABLE IF NOT EXISTS batches (
   in_progress_at INTEGER, finalizing_at INTEGER, completed_at INTEGER, failed_at INTEGER,
   expired_at INTEGER, expires_at INTEGER NOT NULL, cancelling_at INTEGER, cancelled_at INTEGER,
   output_file_id TEXT, error_file_id TEXT, errors TEXT NOT NULL DEFAULT '[]', metadata TEXT,
-  seq INTEGER NOT NULL);
+  seq INTEGER NOT NULL, model_hash TEXT, finalized_by TEXT);
 CREATE TABLE IF NOT EXISTS requests (
   batch_id TEXT NOT NULL, idx INTEGER NOT NULL, custom_id TEXT NOT NULL, body TEXT NOT NULL,
   state TEXT NOT NULL DEFAULT 'pending', result TEXT, finished_at INTEGER,
+  lease_owner TEXT, lease_until INTEGER, worker TEXT,
   PRIMARY KEY (batch_id, idx), UNIQUE (batch_id, custom_id));
 CREATE INDEX IF NOT EXISTS requests_pending ON requests (batch_id, state, idx);
+CREATE TABLE IF NOT EXISTS workers (
+  batch_id TEXT NOT NULL, worker_id TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+  started_at INTEGER NOT NULL, heartbeat_at INTEGER NOT NULL, tokens INTEGER NOT NULL,
+  tok_s REAL NOT NULL, PRIMARY KEY (batch_id, worker_id));
 `;
+
+/** Columns added since the first release, for stores created before them. */
+const ADDED: [table: string, column: string, type: string][] = [
+  ["batches", "model_hash", "TEXT"],
+  ["batches", "finalized_by", "TEXT"],
+  ["requests", "lease_owner", "TEXT"],
+  ["requests", "lease_until", "INTEGER"],
+  ["requests", "worker", "TEXT"],
+];
 
 type Row = Record<string, unknown>;
 
-/** Files, batches and requests in one SQLite database. */
-export class BatchStore {
+/** Statuses of a batch that has ended. */
+const ENDED = ["completed", "cancelled", "expired"];
+
+/**
+ * Files, batches and requests in one SQLite database. Leases use this machine's clock
+ * (milliseconds), which every process on one store shares.
+ */
+export class BatchStore implements BatchQueue {
   readonly path: string;
+  readonly kind = "sqlite" as const;
   readonly db: DatabaseSync;
   #seq = 0;
 
@@ -192,6 +118,10 @@ export class BatchStore {
       db.exec("PRAGMA synchronous = FULL"); // a committed result survives a power cut
       db.exec("PRAGMA busy_timeout = 5000");
       db.exec(SCHEMA);
+      for (const [t, c, ty] of ADDED) {
+        const cols = db.prepare(`PRAGMA table_info(${t})`).all() as Row[];
+        if (!cols.some((r) => r.name === c)) db.exec(`ALTER TABLE ${t} ADD COLUMN ${c} ${ty}`);
+      }
       const s = new BatchStore(path, db);
       const r = db.prepare("SELECT max(seq) AS m FROM batches").get() as Row;
       s.#seq = Number(r.m ?? 0);
@@ -276,16 +206,10 @@ export class BatchStore {
    * Create a batch with its requests in one transaction; it starts `in_progress` (the
    * requests were validated by the caller). custom_ids must be unique.
    */
-  createBatch(o: {
-    kind: BatchKind;
-    endpoint: string;
-    completionWindow?: string;
-    inputFileId?: string | null;
-    metadata?: Record<string, string> | null;
-    requests: { customId: string; body: Record<string, unknown> }[];
-    id?: string;
-  }): BatchRecord {
+  createBatch(o: CreateBatchOptions): BatchRecord {
     const id = o.id ?? newId(o.kind === "anthropic" ? "msgbatch_" : "batch_");
+    const existing = o.id ? this.getBatch(o.id) : null;
+    if (existing) return existing;
     const win = o.completionWindow ?? "24h";
     const t = now();
     const expires = t + windowSeconds(win);
@@ -293,8 +217,8 @@ export class BatchStore {
       const seq = ++this.#seq;
       this.db.prepare(
         `INSERT INTO batches (id, kind, endpoint, input_file_id, completion_window, status,
-          created_at, in_progress_at, expires_at, metadata, seq)
-         VALUES (?,?,?,?,?, 'in_progress', ?, ?, ?, ?, ?)`,
+          created_at, in_progress_at, expires_at, metadata, seq, model_hash)
+         VALUES (?,?,?,?,?, 'in_progress', ?, ?, ?, ?, ?, ?)`,
       ).run(
         id,
         o.kind,
@@ -306,6 +230,7 @@ export class BatchStore {
         expires,
         o.metadata ? JSON.stringify(o.metadata) : null,
         seq,
+        o.modelHash ?? null,
       );
       const ins = this.db.prepare(
         "INSERT INTO requests (batch_id, idx, custom_id, body) VALUES (?,?,?,?)",
@@ -319,6 +244,14 @@ export class BatchStore {
   getBatch(id: string): BatchRecord | null {
     const r = this.db.prepare("SELECT * FROM batches WHERE id = ?").get(id) as Row | undefined;
     return r ? this.#batchRecord(r) : null;
+  }
+
+  /** See {@link BatchQueue.batchStatus}. */
+  batchStatus(id: string): { status: BatchStatus; expiresAt: number } | null {
+    const r = this.db.prepare("SELECT status, expires_at FROM batches WHERE id = ?").get(id) as
+      | Row
+      | undefined;
+    return r ? { status: r.status as BatchStatus, expiresAt: Number(r.expires_at) } : null;
   }
 
   #counts(id: string): RequestCounts {
@@ -369,6 +302,8 @@ export class BatchStore {
       errors: JSON.parse(String(r.errors ?? "[]")),
       metadata: r.metadata ? JSON.parse(String(r.metadata)) : null,
       request_counts: this.#counts(String(r.id)),
+      model_hash: (r.model_hash as string | null) ?? null,
+      finalized_by: (r.finalized_by as string | null) ?? null,
     };
   }
 
@@ -430,6 +365,7 @@ export class BatchStore {
     }
     this.#tx("delete the batch", () => {
       this.db.prepare("DELETE FROM requests WHERE batch_id = ?").run(id);
+      this.db.prepare("DELETE FROM workers WHERE batch_id = ?").run(id);
       this.db.prepare("DELETE FROM batches WHERE id = ?").run(id);
     });
   }
@@ -463,12 +399,85 @@ export class BatchStore {
    * false when it was already committed (or cancelled): nothing changes then.
    * @throws StoreFullError when the disk is full (the request stays pending)
    */
-  commitResult(id: string, index: number, ok: boolean, line: unknown): boolean {
+  commitResult(id: string, index: number, ok: boolean, line: unknown, workerId?: string): boolean {
     const r = wrap("save the result", () =>
       this.db.prepare(
-        "UPDATE requests SET state = ?, result = ?, finished_at = ? WHERE batch_id = ? AND idx = ? AND state = 'pending'",
-      ).run(ok ? "done" : "error", JSON.stringify(line), now(), id, index));
+        `UPDATE requests SET state = ?, result = ?, finished_at = ?, worker = ?, lease_owner = NULL,
+          lease_until = NULL WHERE batch_id = ? AND idx = ? AND state = 'pending'`,
+      ).run(ok ? "done" : "error", JSON.stringify(line), now(), workerId ?? null, id, index));
     return Number(r.changes) === 1;
+  }
+
+  /** See {@link BatchQueue.leaseRequests}. */
+  leaseRequests(id: string, workerId: string, limit: number, leaseSeconds: number): BatchRequest[] {
+    return this.#tx("lease requests", () => {
+      const t = Date.now();
+      const rows = this.db.prepare(
+        `SELECT idx, custom_id, body FROM requests WHERE batch_id = ? AND state = 'pending'
+          AND (lease_until IS NULL OR lease_until < ?) ORDER BY idx LIMIT ?`,
+      ).all(id, t, limit) as Row[];
+      const upd = this.db.prepare(
+        "UPDATE requests SET lease_owner = ?, lease_until = ? WHERE batch_id = ? AND idx = ?",
+      );
+      for (const r of rows) upd.run(workerId, t + leaseSeconds * 1000, id, Number(r.idx));
+      return rows.map((r) => ({
+        batchId: id,
+        index: Number(r.idx),
+        customId: String(r.custom_id),
+        body: JSON.parse(String(r.body)),
+      }));
+    });
+  }
+
+  /** See {@link BatchQueue.heartbeat}. */
+  heartbeat(id: string, w: WorkerReport, leaseSeconds: number): number[] {
+    return this.#tx("record the heartbeat", () => {
+      const t = Date.now();
+      this.db.prepare(
+        `INSERT INTO workers (batch_id, worker_id, host, pid, started_at, heartbeat_at, tokens, tok_s)
+         VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (batch_id, worker_id) DO UPDATE SET
+         heartbeat_at = excluded.heartbeat_at, tokens = excluded.tokens, tok_s = excluded.tok_s`,
+      ).run(id, w.workerId, w.host, w.pid, t, t, w.tokens, w.tokPerSec);
+      this.db.prepare(
+        "UPDATE requests SET lease_until = ? WHERE batch_id = ? AND lease_owner = ? AND state = 'pending'",
+      ).run(t + leaseSeconds * 1000, id, w.workerId);
+      return (this.db.prepare(
+        "SELECT idx FROM requests WHERE batch_id = ? AND lease_owner = ? AND state = 'pending'",
+      ).all(id, w.workerId) as Row[]).map((r) => Number(r.idx));
+    });
+  }
+
+  /** See {@link BatchQueue.releaseLeases}. */
+  releaseLeases(id: string, workerId: string): number {
+    const r = wrap("release leases", () =>
+      this.db.prepare(
+        `UPDATE requests SET lease_owner = NULL, lease_until = NULL
+          WHERE batch_id = ? AND lease_owner = ? AND state = 'pending'`,
+      ).run(id, workerId));
+    return Number(r.changes);
+  }
+
+  /** See {@link BatchQueue.workers}. */
+  workers(id: string): WorkerProgress[] {
+    const t = Date.now();
+    const rows = this.db.prepare(
+      `SELECT w.*, (SELECT count(*) FROM requests r WHERE r.batch_id = w.batch_id
+          AND r.worker = w.worker_id) AS done,
+        (SELECT count(*) FROM requests r WHERE r.batch_id = w.batch_id AND r.state = 'pending'
+          AND r.lease_owner = w.worker_id AND r.lease_until >= ?) AS leased
+       FROM workers w WHERE w.batch_id = ? ORDER BY w.started_at, w.worker_id`,
+    ).all(t, id) as Row[];
+    return rows.map((r) => ({
+      workerId: String(r.worker_id),
+      host: String(r.host),
+      pid: Number(r.pid),
+      done: Number(r.done),
+      tokens: Number(r.tokens),
+      tokPerSec: Number(r.tok_s),
+      startedAt: Number(r.started_at) / 1000,
+      heartbeatAt: Number(r.heartbeat_at) / 1000,
+      leased: Number(r.leased),
+    }));
   }
 
   /**
@@ -481,11 +490,14 @@ export class BatchStore {
   finalize(
     id: string,
     how: "completed" | "cancelled" | "expired",
-    unrun: (customId: string, state: "cancelled" | "expired") => { ok: boolean; line: unknown },
+    unrun: UnrunLine,
+    workerId?: string,
   ): BatchRecord {
     this.#tx("finalize the batch", () => {
       const b = this.db.prepare("SELECT * FROM batches WHERE id = ?").get(id) as Row | undefined;
       if (!b) throw new StoreError("not_found", `No batch ${id}`);
+      if (ENDED.includes(String(b.status))) return; // ended by another worker
+      if (how === "completed" && this.#counts(id).pending > 0) return;
       const t = now();
       if (how !== "completed") {
         const st = how === "cancelled" ? "cancelled" : "expired";
@@ -534,8 +546,8 @@ export class BatchStore {
         : "expired_at";
       this.db.prepare(
         `UPDATE batches SET status = ?, finalizing_at = coalesce(finalizing_at, ?), ${col} = ?,
-          output_file_id = ?, error_file_id = ? WHERE id = ?`,
-      ).run(status, t, t, outId, errId, id);
+          output_file_id = ?, error_file_id = ?, finalized_by = ? WHERE id = ?`,
+      ).run(status, t, t, outId, errId, workerId ?? null, id);
     });
     return this.getBatch(id)!;
   }

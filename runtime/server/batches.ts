@@ -1,6 +1,7 @@
 /**
  * The batch APIs of `spool serve`: OpenAI's Files and Batches, and Anthropic's Message
- * Batches, over the durable {@link BatchStore}. The {@link BatchRunner} works the batches
+ * Batches, over the durable {@link BatchQueue} (SQLite, or PostgreSQL shared by several
+ * servers: any of them answers for any batch). The {@link BatchRunner} works the batches
  * in the background through the server's own request handling, at lower priority than
  * interactive requests.
  *
@@ -24,13 +25,21 @@ import {
   parseOpenAIBatchInput,
 } from "../batch/formats.ts";
 import type { BatchRunner } from "../batch/runner.ts";
-import { type BatchStore, StoreError, StoreFullError, windowSeconds } from "../batch/store.ts";
+import {
+  type BatchQueue,
+  StoreError,
+  StoreFullError,
+  StoreUnavailableError,
+  windowSeconds,
+} from "../batch/store_types.ts";
 import { ApiError, badRequest } from "./errors.ts";
 import { readJson } from "./openai.ts";
 
 /** What the batch routes need. */
 export interface BatchContext {
-  store: BatchStore;
+  store: BatchQueue;
+  /** sha256 of the server's model, recorded with each new batch. */
+  modelHash?: () => Promise<string>;
   /** Poked when a batch is created or cancelled. */
   runner?: BatchRunner;
 }
@@ -45,12 +54,15 @@ function notFound(what: string): ApiError {
   return new ApiError(404, "not_found_error", `No such ${what}`);
 }
 
-function storeCall<T>(f: () => T): T {
+async function storeCall<T>(f: () => T | Promise<T>): Promise<T> {
   try {
-    return f();
+    return await f();
   } catch (e) {
     if (e instanceof StoreFullError) {
       throw new ApiError(507, "server_error", e.message, { code: "insufficient_storage" });
+    }
+    if (e instanceof StoreUnavailableError) {
+      throw new ApiError(503, "server_error", e.message, { code: "store_unavailable" });
     }
     if (e instanceof StoreError) {
       throw e.code === "not_found"
@@ -112,29 +124,29 @@ export function batchRoutes(app: Hono, ctx: BatchContext): void {
       }
     }
     const name = (file as File).name || "upload";
-    return c.json(storeCall(() => store.createFile(purpose, name, bytes)));
+    return c.json(await storeCall(() => store.createFile(purpose, name, bytes)));
   });
 
-  app.get("/v1/files", (c) => {
-    const data = store.listFiles(c.req.query("purpose"));
+  app.get("/v1/files", async (c) => {
+    const data = await storeCall(() => store.listFiles(c.req.query("purpose")));
     return c.json({ object: "list", data, has_more: false });
   });
 
-  app.get("/v1/files/:id", (c) => {
-    const f = store.getFile(c.req.param("id"));
+  app.get("/v1/files/:id", async (c) => {
+    const f = await storeCall(() => store.getFile(c.req.param("id")));
     if (!f) throw notFound("file");
     return c.json(f);
   });
 
-  app.get("/v1/files/:id/content", (c) => {
-    const bytes = store.fileContent(c.req.param("id"));
+  app.get("/v1/files/:id/content", async (c) => {
+    const bytes = await storeCall(() => store.fileContent(c.req.param("id")));
     if (!bytes) throw notFound("file");
     return c.body(new Uint8Array(bytes), 200, { "content-type": "application/octet-stream" });
   });
 
-  app.delete("/v1/files/:id", (c) => {
+  app.delete("/v1/files/:id", async (c) => {
     const id = c.req.param("id");
-    if (!storeCall(() => store.deleteFile(id))) throw notFound("file");
+    if (!(await storeCall(() => store.deleteFile(id)))) throw notFound("file");
     return c.json({ id, object: "file", deleted: true });
   });
 
@@ -181,12 +193,14 @@ export function batchRoutes(app: Hono, ctx: BatchContext): void {
         );
       }
     }
-    const f = store.getFile(fileId);
+    const f = await storeCall(() => store.getFile(fileId));
     if (!f) throw badRequest(`No file ${fileId}`, "input_file_id");
     if (f.purpose !== "batch") {
       throw badRequest(`file ${fileId} has purpose "${f.purpose}", not "batch"`, "input_file_id");
     }
-    const r = parseOpenAIBatchInput(new TextDecoder().decode(store.fileContent(fileId)!), endpoint);
+    const content = await storeCall(() => store.fileContent(fileId));
+    if (!content) throw badRequest(`The content of file ${fileId} is missing`, "input_file_id");
+    const r = parseOpenAIBatchInput(new TextDecoder().decode(content), endpoint);
     if (r.errors.length > 0) {
       throw badRequest(
         `invalid batch file: ${describe(r.errors, "line")}`,
@@ -194,8 +208,10 @@ export function batchRoutes(app: Hono, ctx: BatchContext): void {
         "invalid_file",
       );
     }
-    const rec = storeCall(() =>
+    const modelHash = await ctx.modelHash?.();
+    const rec = await storeCall(() =>
       store.createBatch({
+        modelHash,
         kind: "openai",
         endpoint,
         inputFileId: fileId,
@@ -208,8 +224,8 @@ export function batchRoutes(app: Hono, ctx: BatchContext): void {
     return c.json(openaiBatchObject(rec));
   });
 
-  app.get("/v1/batches", (c) => {
-    const page = storeCall(() =>
+  app.get("/v1/batches", async (c) => {
+    const page = await storeCall(() =>
       store.listBatches("openai", { after: c.req.query("after"), limit: limitOf(c) })
     );
     const data = page.data.map(openaiBatchObject);
@@ -222,17 +238,17 @@ export function batchRoutes(app: Hono, ctx: BatchContext): void {
     });
   });
 
-  app.get("/v1/batches/:id", (c) => {
-    const b = store.getBatch(c.req.param("id"));
+  app.get("/v1/batches/:id", async (c) => {
+    const b = await storeCall(() => store.getBatch(c.req.param("id")));
     if (!b || b.kind !== "openai") throw notFound("batch");
     return c.json(openaiBatchObject(b));
   });
 
-  app.post("/v1/batches/:id/cancel", (c) => {
+  app.post("/v1/batches/:id/cancel", async (c) => {
     const id = c.req.param("id");
-    const b = store.getBatch(id);
+    const b = await storeCall(() => store.getBatch(id));
     if (!b || b.kind !== "openai") throw notFound("batch");
-    const r = storeCall(() => store.cancelBatch(id));
+    const r = await storeCall(() => store.cancelBatch(id));
     ctx.runner?.poke();
     return c.json(openaiBatchObject(r));
   });
@@ -243,15 +259,21 @@ export function batchRoutes(app: Hono, ctx: BatchContext): void {
     if (b === null || typeof b !== "object") throw badRequest("expected a JSON object");
     const r = parseAnthropicRequests(b.requests);
     if (r.errors.length > 0) throw badRequest(`invalid requests: ${describe(r.errors, "request")}`);
-    const rec = storeCall(() =>
-      store.createBatch({ kind: "anthropic", endpoint: "/v1/messages", requests: r.requests })
+    const modelHash = await ctx.modelHash?.();
+    const rec = await storeCall(() =>
+      store.createBatch({
+        kind: "anthropic",
+        endpoint: "/v1/messages",
+        requests: r.requests,
+        modelHash,
+      })
     );
     ctx.runner?.poke();
     return c.json(anthropicBatchObject(rec, base(c)));
   });
 
-  app.get("/v1/messages/batches", (c) => {
-    const page = storeCall(() =>
+  app.get("/v1/messages/batches", async (c) => {
+    const page = await storeCall(() =>
       store.listBatches("anthropic", {
         after: c.req.query("after_id") ?? c.req.query("before_id"),
         limit: limitOf(c, 1000),
@@ -266,38 +288,39 @@ export function batchRoutes(app: Hono, ctx: BatchContext): void {
     });
   });
 
-  const anthropicBatch = (c: Context) => {
-    const b = store.getBatch(c.req.param("id")!);
+  const anthropicBatch = async (c: Context) => {
+    const b = await storeCall(() => store.getBatch(c.req.param("id")!));
     if (!b || b.kind !== "anthropic") throw notFound("message batch");
     return b;
   };
 
   app.get(
     "/v1/messages/batches/:id",
-    (c) => c.json(anthropicBatchObject(anthropicBatch(c), base(c))),
+    async (c) => c.json(anthropicBatchObject(await anthropicBatch(c), base(c))),
   );
 
-  app.post("/v1/messages/batches/:id/cancel", (c) => {
-    const b = anthropicBatch(c);
-    const r = storeCall(() => store.cancelBatch(b.id));
+  app.post("/v1/messages/batches/:id/cancel", async (c) => {
+    const b = await anthropicBatch(c);
+    const r = await storeCall(() => store.cancelBatch(b.id));
     ctx.runner?.poke();
     return c.json(anthropicBatchObject(r, base(c)));
   });
 
-  app.delete("/v1/messages/batches/:id", (c) => {
-    const b = anthropicBatch(c);
-    storeCall(() => store.deleteBatch(b.id));
+  app.delete("/v1/messages/batches/:id", async (c) => {
+    const b = await anthropicBatch(c);
+    await storeCall(() => store.deleteBatch(b.id));
     return c.json({ id: b.id, type: "message_batch_deleted" });
   });
 
-  app.get("/v1/messages/batches/:id/results", (c) => {
-    const b = anthropicBatch(c);
+  app.get("/v1/messages/batches/:id/results", async (c) => {
+    const b = await anthropicBatch(c);
     if (["in_progress", "cancelling", "validating"].includes(b.status)) {
       throw badRequest(
         `message batch ${b.id} is still processing; results are available once it has ended`,
       );
     }
-    const text = store.results(b.id).map((r) => JSON.stringify(r.line)).join("\n") + "\n";
+    const rows = await storeCall(() => store.results(b.id));
+    const text = rows.map((r) => JSON.stringify(r.line)).join("\n") + "\n";
     return c.body(text, 200, { "content-type": "application/x-jsonl" });
   });
 }

@@ -17,11 +17,11 @@ import { Engine, type EngineOptions } from "../engine/engine.ts";
 import { createApp } from "./app.ts";
 import { Metrics } from "./metrics.ts";
 import { ModelFrontend } from "./prompt.ts";
-import { BatchStore } from "../batch/store.ts";
+import type { BatchQueue } from "../batch/store_types.ts";
+import { fileSha256, openBatchStore } from "../batch/open_store.ts";
 import { BatchRunner } from "../batch/runner.ts";
 import { appExecutor } from "../batch/local.ts";
-import { mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { homedir } from "node:os";
 import process from "node:process";
 
@@ -40,11 +40,15 @@ export interface ServerOptions extends EngineOptions {
   /** Milliseconds between keep-alives on quiet streams (default 15000). */
   heartbeatMs?: number;
   /**
-   * The batch store (SQLite) for the Files, Batches and Message Batches APIs: a path (the
-   * CLI passes {@link defaultBatchStorePath}), or false/undefined for no batch APIs.
-   * Batches found there at start-up resume where they stopped.
+   * The batch store for the Files, Batches and Message Batches APIs: a SQLite path (the
+   * CLI passes {@link defaultBatchStorePath}), a `postgres://` connection string (one store
+   * shared by several servers, each working on every batch made for its model), or
+   * false/undefined for no batch APIs. Batches found there at start-up resume where they
+   * stopped.
    */
   batchStore?: string | false;
+  /** Lease length of batch requests, seconds (PostgreSQL fleets; default 60). */
+  batchLeaseSeconds?: number;
 }
 
 /** Where `spool serve` keeps batches unless told otherwise. */
@@ -117,12 +121,11 @@ export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
   try {
     const name = opts.alias ?? basename(opts.path).replace(/\.gguf$/i, "");
     const frontend = await ModelFrontend.open(opts.path, name, engine.info);
-    let store: BatchStore | null = null;
-    if (opts.batchStore) {
-      const p = opts.batchStore;
-      mkdirSync(dirname(p), { recursive: true });
-      store = BatchStore.open(p);
-    }
+    let store: BatchQueue | null = null;
+    if (opts.batchStore) store = await openBatchStore(opts.batchStore, { appName: "spool serve" });
+    // the model's identity for batches, computed once, when first needed
+    let hash: Promise<string> | null = null;
+    const modelHash = () => (hash ??= fileSha256(opts.path));
     let runner: BatchRunner | null = null;
     const app = createApp({
       engine,
@@ -135,6 +138,7 @@ export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
       batches: store
         ? {
           store,
+          modelHash,
           get runner() {
             return runner ?? undefined;
           },
@@ -146,6 +150,8 @@ export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
       // batch work goes through the app itself, behind interactive requests
       runner = new BatchRunner(store, appExecutor(app, { apiKey: opts.apiKey, background: true }), {
         concurrency: Math.max(1, engine.info.parallel),
+        modelHash,
+        leaseSeconds: opts.batchLeaseSeconds,
       });
       loop = runner.loop((id, e) =>
         console.error(`spool serve: batch ${id}: ${(e as Error).message}`)
@@ -164,7 +170,7 @@ export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
         await loop;
         await l.stop();
         await engine.close();
-        store?.close();
+        await store?.close();
       },
     };
   } catch (e) {

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureSyntheticModel, sharedVocab } from "../../runtime/models/synth.ts";
+import { DatabaseSync } from "node:sqlite";
 import { BatchStore } from "../../runtime/batch/store.ts";
 
 const DIR = fileURLToPath(new URL("../fixtures/batch/", import.meta.url));
@@ -75,6 +76,22 @@ function spawn(inFile: string, out: string): Deno.ChildProcess {
   }).spawn();
 }
 
+/** Results saved in a store so far (read-only; the run may be writing). */
+function savedNow(db: string): number {
+  if (!existsSync(db)) return 0;
+  try {
+    const d = new DatabaseSync(db);
+    try {
+      const r = d.prepare("SELECT count(*) AS n FROM requests WHERE state = 'done'").get();
+      return Number((r as { n: number }).n);
+    } finally {
+      d.close();
+    }
+  } catch {
+    return 0; // not created yet
+  }
+}
+
 /** The parts of a result line that must not depend on interruptions. */
 function answer(line: string): unknown {
   const l = JSON.parse(line);
@@ -102,14 +119,20 @@ Deno.test({
       equal(ref.code, 0, new TextDecoder().decode(ref.stderr));
       const want = readFileSync(join(dir, "ref.jsonl"), "utf8").trim().split("\n");
       equal(want.length, N);
-      // five kills at pseudo-random points
+      // five kills at pseudo-random points, each after the run has saved something
       const out = join(dir, "out.jsonl");
       let x = 12345;
       const saved: number[] = [];
       for (let k = 0; k < 5; k++) {
         x = (x * 1103515245 + 12345) >>> 0;
         const child = spawn(inFile, out);
-        await new Promise((r) => setTimeout(r, 1200 + (x % 2500)));
+        // once this run has saved something (start-up time depends on the machine's load),
+        // at a pseudo-random point after that
+        const before = saved.at(-1) ?? 0;
+        for (let i = 0; i < 600 && savedNow(`${out}.db`) <= before; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await new Promise((r) => setTimeout(r, x % 1500));
         try {
           child.kill("SIGKILL");
         } catch { /* already finished */ }
