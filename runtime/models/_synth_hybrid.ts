@@ -59,10 +59,10 @@ const BASE = {
 };
 
 /**
- * Real-shaped hybrid presets with fewer layers (a whole number of 3:1 groups): Qwen3.5-35B-A3B
- * with 12 layers (+1 MTP), about 6 GB as Q4_K_M; Qwen3.5-397B-A17B with 4 layers (no MTP
- * block, which would be another 3.6 GB), about 15.5 GB; Qwen3-Next-80B-A3B with 4 layers
- * (+1 MTP), about 5 GB.
+ * Real-shaped hybrid presets with fewer layers (a whole number of 3:1 groups), as Q4_K_M with a
+ * 151936-token vocabulary: Qwen3.5-35B-A3B with 12 layers (+1 MTP block, 0.55 GB of it), 7.3 GB;
+ * Qwen3.5-397B-A17B with 4 layers (no MTP block, about 4 GB more), 17.9 GB;
+ * Qwen3-Next-80B-A3B with 4 layers (+1 MTP block, 1.1 GB of it), 5.8 GB.
  */
 export const HYBRID_PRESET_DIMS = {
   "qwen3.5-35b-a3b": {

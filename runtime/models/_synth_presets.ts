@@ -297,7 +297,8 @@ export const PRESETS: Record<SynthPreset, PresetDef> = {
   "glm-4.5-air": real("glm4moe", GLM45_AIR, "ggml-vocab-qwen2.gguf"),
   "minimax-m2": real("minimax-m2", MINIMAX_M2, "ggml-vocab-qwen2.gguf"),
   "deepseek-v3": real("deepseek2", DEEPSEEK_V3, "ggml-vocab-deepseek-llm.gguf"),
-  // Qwen3.5's own vocabulary (248k tokens; ggml-vocab-qwen35.gguf), Qwen3-Next's is Qwen2's
+  // llama.cpp's ggml-vocab-qwen35.gguf (151936 tokens with Qwen3.5's pre-tokenizer; the real
+  // vocabulary is larger) and, for Qwen3-Next, Qwen2's
   "qwen3.5-35b-a3b": real(
     "qwen35moe",
     { ...TINY, ...HYBRID_PRESET_DIMS["qwen3.5-35b-a3b"], ropeSections: [11, 11, 10, 0] },

@@ -4,10 +4,15 @@
  * sizes and per-sequence state sizes, the layer pattern (interval or explicit array), the
  * tensor tables (shapes by hand from llama.cpp's qwen35moe.cpp / qwen3next.cpp create_tensor
  * calls), the real-shaped presets, the IMROPE-is-NEOX rule, and one ModelConfigError naming the
- * key for each bad hyperparameter.
+ * key for each bad hyperparameter; through Model.load, every listed tensor binds and a missing or
+ * misshapen ssm_* tensor is a ModelLoadError naming it.
  */
 import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
 import { readGGUF } from "../gguf/reader.ts";
+import { encodeGGUF, kvEntriesOf, type TensorWithData } from "../gguf/writer.ts";
+import { Model } from "../engine/model.ts";
+import { ModelLoadError } from "./errors.ts";
 import { GGUFValueType } from "../gguf/types.ts";
 import type { GGUFValue } from "../gguf/types.ts";
 import {
@@ -221,7 +226,7 @@ Deno.test("hybrids round-trip through a file with llama.cpp's GGUF value types",
   }
 });
 
-Deno.test("the layer pattern: interval, explicit array, scalar, MTP blocks never recurrent", () => {
+Deno.test("the layer pattern: interval (default 4), explicit array, one number for all", () => {
   const spec = getArch("qwen35moe");
   const layers = (edit: (kv: Map<string, GGUFValue>) => void, dims: Partial<SynthDims> = {}) => {
     const kv = kvOf("qwen35moe", dims);
@@ -426,3 +431,67 @@ Deno.test("spool synth flags set the hybrid hyperparameters", () => {
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+/** Rewrite `src` into `dst` with its tensors and metadata edited. */
+function rewrite(
+  src: string,
+  dst: string,
+  edit: {
+    tensors?: (t: TensorWithData[]) => TensorWithData[];
+    kv?: (kv: ReturnType<typeof kvEntriesOf>) => ReturnType<typeof kvEntriesOf>;
+  },
+): void {
+  const g = readGGUF(src);
+  const bytes = readFileSync(src);
+  let tensors: TensorWithData[] = g.tensors.map((t) => ({
+    name: t.name,
+    type: t.type,
+    shape: t.shape,
+    data: bytes.subarray(t.absoluteOffset, t.absoluteOffset + t.nbytes),
+  }));
+  tensors = edit.tensors?.(tensors) ?? tensors;
+  writeFileSync(dst, encodeGGUF({ kv: edit.kv?.(kvEntriesOf(g)) ?? kvEntriesOf(g), tensors }));
+}
+
+for (const arch of ["qwen35moe", "qwen3next"]) {
+  Deno.test(`${arch}: Model.load binds every listed tensor; bad ssm_* tensors are named`, () => {
+    const dir = Deno.makeTempDirSync();
+    const load = (p: string) => Model.load(p, { threads: 1 }).close();
+    const fails = (p: string, ...parts: string[]) =>
+      assert.throws(() => load(p), (e: Error) => {
+        assert.ok(e instanceof ModelLoadError, String(e));
+        for (const s of parts) assert.ok(e.message.includes(s), e.message);
+        return true;
+      });
+    try {
+      const src = `${dir}/ok.gguf`, bad = `${dir}/bad.gguf`;
+      writeSyntheticModel(src, { arch, types: "Q8_0", seed: 2 });
+      load(src);
+      // missing: the output projection of a DeltaNet layer
+      rewrite(src, bad, { tensors: (ts) => ts.filter((t) => t.name !== "blk.1.ssm_out.weight") });
+      fails(bad, `"blk.1.ssm_out.weight"`, "missing");
+      // a conv kernel of 3 taps in the metadata, 4 in the file
+      const K = `${arch}.ssm.conv_kernel`;
+      rewrite(src, bad, {
+        kv: (kv) => kv.map((e) => e.key === K ? { ...e, value: 3 } : e),
+      });
+      fails(bad, `"blk.0.ssm_conv1d.weight"`, "expected shape [3, 512], got [4, 512]");
+      // ssm_a with half its heads
+      const a = "blk.2.ssm_a";
+      rewrite(src, bad, {
+        tensors: (ts) =>
+          ts.map((t) => t.name === a ? { ...t, shape: [2], data: t.data!.subarray(0, 8) } : t),
+      });
+      fails(bad, `"${a}"`);
+      // value heads narrower than key heads: a config error naming the key
+      const I = `${arch}.ssm.inner_size`;
+      rewrite(src, bad, { kv: (kv) => kv.map((e) => e.key === I ? { ...e, value: 128 } : e) });
+      assert.throws(
+        () => load(bad),
+        (e: Error) => e instanceof ModelConfigError && e.key === I,
+      );
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+}
