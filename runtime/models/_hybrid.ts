@@ -210,10 +210,8 @@ function deltaNetSizes(
  * Read and check a hybrid's config. @throws ModelConfigError naming the key
  */
 export function hybridConfig(kv: KVSource, arch: string, v: HybridVariant): ModelConfig {
-  const required = v.sections ? [...HYBRID_REQUIRED, "rope.dimension_sections" as const] : [
-    ...HYBRID_REQUIRED,
-  ];
-  const base = baseConfig(kv, arch, required.filter((k) => k !== "rope.dimension_sections"));
+  // rope.dimension_sections (required of qwen35moe) is an array: ropeSections reads it
+  const base = baseConfig(kv, arch, HYBRID_REQUIRED);
   const { layers, interval } = layerPattern(kv, arch, base.nLayer, base.nLayer + base.nLayerNextn);
   const rope = v.sections
     ? { ...base.rope, sections: ropeSections(kv, arch, base.rope.dim, base.headDim) }
