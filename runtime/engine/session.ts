@@ -9,7 +9,7 @@ import { KVCache } from "./kv.ts";
 import type { Model } from "./model.ts";
 import { Checkpoints, RecurrentState } from "./recurrent.ts";
 import { type Segment, StepRunner } from "./step.ts";
-import { kvLayers, kvLayout, type ModelConfig } from "../models/config.ts";
+import { kvLayers, kvLayout, type ModelConfig, recurrentLayout } from "../models/config.ts";
 
 /** Options of a {@link Session}. */
 export interface SessionOptions {
@@ -63,8 +63,8 @@ export class Session {
     this.nCtx = Math.max(1, opts.nCtx ?? Math.min(c.nCtxTrain || 4096, 4096));
     this.batch = Math.max(1, opts.batch ?? 64);
     const spec = model.arch;
-    this.kv = new KVCache(kvLayout(spec, c), c.nLayer, this.nCtx, kvLayers(spec, c));
-    const r = spec.recurrent?.(c);
+    this.kv = new KVCache(kvLayout(spec, c), c.nLayer, this.nCtx, kvLayers(c));
+    const r = recurrentLayout(c);
     this.rec = r ? new RecurrentState(r) : null;
     this.checkpoints = this.rec
       ? new Checkpoints(opts.checkpointBytes ?? 4 * this.rec.byteLength)

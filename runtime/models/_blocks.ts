@@ -18,7 +18,7 @@ function t(
 ): TensorSpec {
   const f32 = role === "norm" || role === "bias" || role === "sinks" || role === "router" ||
     role === "router_bias" || role === "expert_bias" || role === "shexp_gate" ||
-    role === "probs_bias";
+    role === "probs_bias" || role === "ssm_conv" || role === "ssm_a" || role === "ssm_dt";
   const expert = role === "expert" || role === "expert_down" || role === "expert_bias";
   return layer === undefined
     ? { name, shape, role, f32, expert }
@@ -97,6 +97,56 @@ export function attentionTensors(
   }
   if (o.sinks) out.push(t(blk(i, "attn_sinks"), [cfg.nHead], "sinks", i));
   return out;
+}
+
+/**
+ * Gated full attention of a hybrid layer `i` (qwen35moe, qwen3next; llama.cpp
+ * `create_tensor_qkv(..., n_embd_head_k * n_head * 2, ...)`): as {@link attentionTensors} with
+ * per-head q/k norms, but `attn_q [n_embd, 2*n_head*head_dim]`: per head, head_dim query rows
+ * then head_dim output-gate rows.
+ */
+export function gatedAttentionTensors(cfg: ModelConfig, i: number): TensorSpec[] {
+  const q = blk(i, "attn_q");
+  return attentionTensors(cfg, i, { qkNorm: "head" }).map((x) =>
+    x.name === q ? { ...x, shape: [cfg.nEmbd, 2 * cfg.nHead * cfg.headDim] } : x
+  );
+}
+
+/**
+ * A Gated DeltaNet (linear attention) layer `i` of a hybrid model, with `d = cfg.deltaNet`
+ * (llama.cpp qwen35moe.cpp / qwen3next.cpp `load_block_trunk`): `attn_norm [n_embd]`,
+ * `attn_qkv [n_embd, d.convChannels]` (q, k of every key head, then v of every value head),
+ * `attn_gate [n_embd, d.innerSize]` (z), `ssm_conv1d [d.convKernel, d.convChannels]` (F32),
+ * `ssm_dt.bias [n_v]`, `ssm_a [n_v]` (no suffix; -exp(A_log)), then beta/alpha: "split"
+ * (qwen35moe) `ssm_beta, ssm_alpha [n_embd, n_v]`, "fused" (qwen3next) `ssm_ba [n_embd, 2*n_v]`
+ * (per key head: its n_v/n_k betas, then its n_v/n_k alphas); `ssm_norm [head_v_dim]`,
+ * `ssm_out [d.innerSize, n_embd]`.
+ */
+export function deltaNetTensors(
+  cfg: ModelConfig,
+  i: number,
+  betaAlpha: "split" | "fused",
+): TensorSpec[] {
+  const d = cfg.deltaNet;
+  if (!d) throw new Error(`${cfg.arch}: deltaNetTensors needs cfg.deltaNet`);
+  const { nEmbd } = cfg;
+  const nV = d.nVHeads;
+  return [
+    t(blk(i, "attn_norm"), [nEmbd], "norm", i),
+    t(blk(i, "attn_qkv"), [nEmbd, d.convChannels], "attn_v", i),
+    t(blk(i, "attn_gate"), [nEmbd, d.innerSize], "attn", i),
+    t(blk(i, "ssm_conv1d"), [d.convKernel, d.convChannels], "ssm_conv", i),
+    t(blk(i, "ssm_dt", "bias"), [nV], "ssm_dt", i),
+    t(`blk.${i}.ssm_a`, [nV], "ssm_a", i),
+    ...(betaAlpha === "split"
+      ? [
+        t(blk(i, "ssm_beta"), [nEmbd, nV], "attn", i),
+        t(blk(i, "ssm_alpha"), [nEmbd, nV], "attn", i),
+      ]
+      : [t(blk(i, "ssm_ba"), [nEmbd, 2 * nV], "attn", i)]),
+    t(blk(i, "ssm_norm"), [d.headVDim], "norm", i),
+    t(blk(i, "ssm_out"), [d.innerSize, nEmbd], "attn_out", i),
+  ];
 }
 
 /** Options of {@link moeTensors}. */

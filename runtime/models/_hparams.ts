@@ -48,6 +48,8 @@ const U32 = { type: GGUFValueType.UINT32 } as const;
 const F32 = { type: GGUFValueType.FLOAT32 } as const;
 const STR = { type: GGUFValueType.STRING } as const;
 const BOOL = { type: GGUFValueType.BOOL } as const;
+const BOOL_ARRAY = { type: GGUFValueType.ARRAY, elementType: GGUFValueType.BOOL } as const;
+const I32_ARRAY = { type: GGUFValueType.ARRAY, elementType: GGUFValueType.INT32 } as const;
 
 /**
  * Every hyperparameter key spool reads: the suffix after `<arch>.` and its GGUF value type
@@ -87,6 +89,16 @@ export const HPARAMS = {
   "attention.key_length_mla": U32,
   "attention.value_length_mla": U32,
   "rope.scaling.yarn_log_multiplier": F32,
+  // hybrids (qwen35moe, qwen3next): llama.cpp also accepts INT32/UINT32 arrays, or one UINT32,
+  // for recurrent_layers, and UINT32/BOOL arrays (or one INT32) for the sections
+  full_attention_interval: U32,
+  "attention.recurrent_layers": BOOL_ARRAY,
+  "rope.dimension_sections": I32_ARRAY,
+  "ssm.conv_kernel": U32,
+  "ssm.inner_size": U32,
+  "ssm.state_size": U32,
+  "ssm.time_step_rank": U32,
+  "ssm.group_count": U32,
 } as const satisfies Record<string, GGUFTypeSpec>;
 
 /** A hyperparameter key of {@link HPARAMS}. */
@@ -330,10 +342,11 @@ export function checkConfig(
 ): ModelConfig {
   const g = cfg.nExpertGroups, gu = cfg.nExpertGroupUsed;
   const all: Array<readonly [boolean, string] | readonly [boolean, string, HParam]> = [
-    [cfg.nExpert > 0, `expert_count is ${cfg.nExpert}, expected > 0`],
+    [cfg.nExpert > 0, `expert_count is ${cfg.nExpert}, expected > 0`, "expert_count"],
     [
       cfg.nExpertUsed > 0 && cfg.nExpertUsed <= cfg.nExpert,
       `expert_used_count is ${cfg.nExpertUsed}, expected 1..${cfg.nExpert}`,
+      "expert_used_count",
     ],
     [cfg.nFfExp > 0, `expert FFN size is ${cfg.nFfExp}, expected > 0`],
     [
@@ -393,6 +406,25 @@ export function checkConfig(
   return cfg;
 }
 
+/** The `ssm.*` and layer-pattern keys of a hybrid config (none for other models). */
+function deltaNetValues(cfg: ModelConfig): Partial<Record<HParam, GGUFValue>> {
+  const d = cfg.deltaNet;
+  if (!d) return {};
+  return {
+    "ssm.conv_kernel": d.convKernel,
+    "ssm.inner_size": d.innerSize,
+    "ssm.state_size": d.headKDim,
+    "ssm.time_step_rank": d.nVHeads,
+    "ssm.group_count": d.nKHeads,
+    // the interval when the pattern came from one, else the explicit per-block array (NextN
+    // blocks are never recurrent)
+    full_attention_interval: d.fullAttnInterval || undefined,
+    "attention.recurrent_layers": d.fullAttnInterval
+      ? undefined
+      : [...d.layers, ...new Array<boolean>(cfg.nLayerNextn).fill(false)],
+  };
+}
+
 /**
  * The hyperparameter metadata of `cfg` for an architecture: every required key, plus each
  * optional key whose value differs from the default llama.cpp would assume (so a reader
@@ -432,6 +464,8 @@ export function hparamKV(spec: ArchSpec, cfg: ModelConfig): KVEntry[] {
     "attention.key_length_mla": cfg.mla?.headDimK,
     "attention.value_length_mla": cfg.mla?.headDimV,
     "rope.scaling.yarn_log_multiplier": cfg.rope.scaling?.yarnLogMul,
+    "rope.dimension_sections": cfg.rope.sections ? [...cfg.rope.sections] : undefined,
+    ...deltaNetValues(cfg),
   };
   const out: KVEntry[] = [];
   for (const k of new Set([...spec.required, ...spec.optional])) {

@@ -1,6 +1,7 @@
 /**
  * Random tensor data of synthetic models (synth.ts): a seeded PRNG, the value distribution of
  * each tensor role (DESIGN §5: 1/sqrt(fan_in), norms in [0.5, 1.5], router ×2, output ×3),
+ * Gated DeltaNet: decay rates ssm_a negative, time-step biases around 1; see distribution())
  * and the chunked filler that quantizes (or, in fast mode, assembles pre-quantized units).
  *
  * @module
@@ -126,6 +127,14 @@ function distribution(spec: TensorSpec): { center: number; half: number } {
       return { center: 0, half: 0.2 };
     case "sinks":
       return { center: 0, half: 1 };
+    case "ssm_a":
+      // -A with A in [0.05, 2.05]: per-token decay exp(-A·softplus(alpha + dt)) from ~0.97
+      // (long memory) to ~0.05, never above 1. HF initializes A ~ U(0, 16), where most heads
+      // forget within a token and a state bug would hardly show.
+      return { center: -1.05, half: 1 };
+    case "ssm_dt":
+      // around HF's initial dt_bias of 1, away from 0 so a forgotten bias shows
+      return { center: 1, half: 0.5 };
     default:
       return std(1 / Math.sqrt(fan));
   }

@@ -1,6 +1,6 @@
 /**
  * Command-line flags of `spool synth` that set {@link SynthDims}: the shape flags every family
- * takes and the hyperparameter flags of glm4moe, minimax-m2 and deepseek2. Each flag left out
+ * takes and the hyperparameter flags of glm4moe, minimax-m2, deepseek2 and the hybrids. Each flag left out
  * keeps the preset's (or the architecture's default) value.
  *
  * @module
@@ -8,7 +8,7 @@
 
 import type { SynthDims } from "./_synth_presets.ts";
 
-type Kind = "positive" | "count" | "number" | "gating" | "bool";
+type Kind = "positive" | "count" | "number" | "gating" | "bool" | "pattern" | "sections";
 
 /** flag → [SynthDims field, value kind]. */
 const FLAGS: Record<string, readonly [keyof SynthDims, Kind]> = {
@@ -43,6 +43,13 @@ const FLAGS: Record<string, readonly [keyof SynthDims, Kind]> = {
   "yarn-factor": ["yarnFactor", "number"],
   "yarn-orig-ctx": ["yarnOrigCtx", "count"],
   "yarn-log-mul": ["yarnLogMul", "number"],
+  "full-attn-interval": ["fullAttnInterval", "positive"],
+  "recurrent-layers": ["recurrentLayers", "pattern"],
+  "ssm-conv-kernel": ["ssmConvKernel", "positive"],
+  "ssm-state-size": ["ssmStateSize", "positive"],
+  "ssm-group-count": ["ssmGroupCount", "positive"],
+  "ssm-time-step-rank": ["ssmTimeStepRank", "positive"],
+  "rope-sections": ["ropeSections", "sections"],
 };
 
 /** Names of every dims flag (without `--`). */
@@ -59,9 +66,13 @@ export const HPARAM_FLAG_USAGE =
   [--expert-weights-norm true|false] [--expert-weights-scale X] [--n-expert-groups N]
   [--n-expert-groups-used N]; deepseek2 MLA: [--q-lora-rank N (0 = none)] [--kv-lora-rank N]
   [--qk-nope-dim N] [--v-head-dim N] [--rope-dim N] [--yarn-factor X (0 = none)]
-  [--yarn-orig-ctx N] [--yarn-log-mul X]`;
+  [--yarn-orig-ctx N] [--yarn-log-mul X]
+  qwen35moe, qwen3next (hybrids): [--full-attn-interval N] [--recurrent-layers PATTERN (r/a per
+  layer, e.g. rrra)] [--ssm-conv-kernel N] [--ssm-state-size N (key = value head size)]
+  [--ssm-group-count N (key heads)] [--ssm-time-step-rank N (value heads)] [--n-nextn N]
+  [--rope-dim N]; qwen35moe: [--rope-sections T,H,W,E]`;
 
-function parse(kind: Kind, v: string): number | boolean | string | undefined {
+function parse(kind: Kind, v: string): number | boolean | string | number[] | undefined {
   switch (kind) {
     case "positive":
     case "count": {
@@ -77,6 +88,12 @@ function parse(kind: Kind, v: string): number | boolean | string | undefined {
       return v === "softmax" || v === "sigmoid" ? v : undefined;
     case "bool":
       return v === "true" ? true : v === "false" ? false : undefined;
+    case "pattern":
+      return /^[ra]+$/.test(v) ? v : undefined;
+    case "sections": {
+      const a = v.split(",").map((x) => Number(x));
+      return a.length === 4 && a.every((x) => Number.isInteger(x) && x >= 0) ? a : undefined;
+    }
   }
 }
 
@@ -86,6 +103,8 @@ const EXPECT: Record<Kind, string> = {
   number: "a number >= 0",
   gating: "softmax or sigmoid",
   bool: "true or false",
+  pattern: `"r" (recurrent) and "a" (attention) per layer, e.g. rrra`,
+  sections: "four integers >= 0, e.g. 11,11,10,0",
 };
 
 /**

@@ -8,6 +8,12 @@
 
 import type { ModelConfig, TensorSpec } from "./config.ts";
 import { sharedVocab } from "./_synth_vocab.ts";
+import {
+  HYBRID_ARCHS,
+  HYBRID_PRESET_DIMS,
+  hybridDraft,
+  hybridGenericDims,
+} from "./_synth_hybrid.ts";
 
 /** Model dimensions and family hyperparameters of a synthetic model. */
 export interface SynthDims {
@@ -73,6 +79,23 @@ export interface SynthDims {
   yarnOrigCtx: number;
   /** `rope.scaling.yarn_log_multiplier` as stored (0.1 × mscale_all_dim; deepseek2). */
   yarnLogMul: number;
+  /** Hybrids: every this-many-th layer is full attention (`full_attention_interval`). */
+  fullAttnInterval: number;
+  /**
+   * Hybrids: the trunk's pattern as "r" (Gated DeltaNet) / "a" (attention) per layer, written as
+   * `attention.recurrent_layers`; "" = use `fullAttnInterval`.
+   */
+  recurrentLayers: string;
+  /** Hybrids: conv1d taps (`ssm.conv_kernel`). */
+  ssmConvKernel: number;
+  /** Hybrids: key = value head size (`ssm.state_size`). */
+  ssmStateSize: number;
+  /** Hybrids: key heads (`ssm.group_count`). */
+  ssmGroupCount: number;
+  /** Hybrids: value heads (`ssm.time_step_rank`), a multiple of the key heads. */
+  ssmTimeStepRank: number;
+  /** qwen35moe: `rope.dimension_sections` (4 values); [] = derived from ropeDim. */
+  ropeSections: number[];
 }
 
 /** Named size presets. */
@@ -82,7 +105,10 @@ export type SynthPreset =
   | "qwen3-30b-a3b"
   | "glm-4.5-air"
   | "minimax-m2"
-  | "deepseek-v3";
+  | "deepseek-v3"
+  | "qwen3.5-35b-a3b"
+  | "qwen3.5-397b-a17b"
+  | "qwen3-next-80b-a3b";
 
 const TINY: SynthDims = {
   nLayer: 2,
@@ -116,6 +142,13 @@ const TINY: SynthDims = {
   yarnFactor: 0,
   yarnOrigCtx: 0,
   yarnLogMul: 0,
+  fullAttnInterval: 4,
+  recurrentLayers: "",
+  ssmConvKernel: 4,
+  ssmStateSize: 64,
+  ssmGroupCount: 2,
+  ssmTimeStepRank: 4,
+  ropeSections: [],
 };
 
 // DESIGN §6 "small": the 30B-A3B shape with 8 layers × 512 hidden. The expert FFN is 256
@@ -264,6 +297,23 @@ export const PRESETS: Record<SynthPreset, PresetDef> = {
   "glm-4.5-air": real("glm4moe", GLM45_AIR, "ggml-vocab-qwen2.gguf"),
   "minimax-m2": real("minimax-m2", MINIMAX_M2, "ggml-vocab-qwen2.gguf"),
   "deepseek-v3": real("deepseek2", DEEPSEEK_V3, "ggml-vocab-deepseek-llm.gguf"),
+  // llama.cpp's ggml-vocab-qwen35.gguf (151936 tokens with Qwen3.5's pre-tokenizer; the real
+  // vocabulary is larger) and, for Qwen3-Next, Qwen2's
+  "qwen3.5-35b-a3b": real(
+    "qwen35moe",
+    { ...TINY, ...HYBRID_PRESET_DIMS["qwen3.5-35b-a3b"], ropeSections: [11, 11, 10, 0] },
+    "ggml-vocab-qwen35.gguf",
+  ),
+  "qwen3.5-397b-a17b": real(
+    "qwen35moe",
+    { ...TINY, ...HYBRID_PRESET_DIMS["qwen3.5-397b-a17b"], ropeSections: [11, 11, 10, 0] },
+    "ggml-vocab-qwen35.gguf",
+  ),
+  "qwen3-next-80b-a3b": real(
+    "qwen3next",
+    { ...TINY, ...HYBRID_PRESET_DIMS["qwen3-next-80b-a3b"], ropeSections: [] },
+    "ggml-vocab-qwen2.gguf",
+  ),
 };
 
 /** Names of the presets. */
@@ -355,6 +405,10 @@ function archDims(arch: string, d: SynthDims, explicit: Partial<SynthDims>): Syn
       set("yarnLogMul", 0.1);
       set("nCtx", 163840);
       break;
+    case "qwen35moe":
+    case "qwen3next":
+      hybridGenericDims(arch, out, set);
+      break;
   }
   return out;
 }
@@ -368,6 +422,7 @@ export function draftConfig(arch: string, d: SynthDims, nVocab: number): ModelCo
   const headDim = mla ? d.kvLoraRank + d.ropeDim : d.headDim;
   const dense = arch === "glm4moe" || arch === "deepseek2";
   const routed = dense || arch === "minimax-m2";
+  const hybrid = HYBRID_ARCHS.has(arch) ? hybridDraft(arch, d) : {};
   return {
     arch,
     nLayer: d.nLayer,
@@ -435,6 +490,7 @@ export function draftConfig(arch: string, d: SynthDims, nVocab: number): ModelCo
         },
       }
       : {}),
+    ...hybrid,
   };
 }
 

@@ -110,6 +110,14 @@ export interface ModelConfig {
        */
       readonly yarnLogMul?: number;
     };
+    /**
+     * `rope.dimension_sections` (qwen35moe: M-RoPE/IMROPE sections `[t, h, w, e]`, e.g.
+     * `[11, 11, 10, 0]`), absent otherwise. For text llama.cpp gives the t, h and w positions the
+     * token's position and e the position 0; the config reader accepts only sections under which
+     * every rotated pair takes t, h or w, so that IMROPE is then exactly NEOX rope over `dim`
+     * dims (see qwen35_moe.ts). Kept so a writer rebuilds the same file.
+     */
+    readonly sections?: readonly number[];
   };
   /** Sliding-window size (`attention.sliding_window`), 0 when every layer is global. */
   readonly slidingWindow: number;
@@ -181,6 +189,57 @@ export interface ModelConfig {
    * first `kvLoraRank` values of the same entry); `rope.dim = qkRopeDim`.
    */
   readonly mla?: MLAConfig;
+  /**
+   * Hybrid Gated DeltaNet / gated full attention (qwen35moe, qwen3next), absent otherwise. Its
+   * full-attention layers (`layers[i] === false`) are the only ones with a KV cache; they run
+   * gated attention: `attn_q` is `2·nHead·headDim` wide (per head the query, then its output
+   * gate), and the attention output is multiplied by `sigmoid(gate)` before `attn_output`.
+   */
+  readonly deltaNet?: DeltaNetConfig;
+}
+
+/**
+ * Sizes of the Gated DeltaNet (linear attention) layers of a hybrid model and the per-sequence
+ * state they keep, from llama.cpp's `ssm.*` keys: `head_k_dim = ssm.state_size`,
+ * `n_k_heads = ssm.group_count`, `n_v_heads = ssm.time_step_rank`,
+ * `head_v_dim = ssm.inner_size / n_v_heads` (llama.cpp requires `head_v_dim == head_k_dim`).
+ */
+export interface DeltaNetConfig {
+  /**
+   * One entry per trunk layer (`nLayer`): true = Gated DeltaNet (recurrent state, no KV),
+   * false = gated full attention (KV cache). From `attention.recurrent_layers` when present,
+   * else layer i is recurrent unless `(i + 1) % full_attention_interval == 0`.
+   */
+  readonly layers: readonly boolean[];
+  /**
+   * `full_attention_interval` (default 4) the pattern came from, or 0 when the file gave
+   * `attention.recurrent_layers` instead.
+   */
+  readonly fullAttnInterval: number;
+  /** Causal conv1d taps (`ssm.conv_kernel`, 4). */
+  readonly convKernel: number;
+  /** Key (and query) head size, the state's d_k (`ssm.state_size`, 128). */
+  readonly headKDim: number;
+  /** Value head size, the state's d_v (`ssm.inner_size / ssm.time_step_rank`, 128). */
+  readonly headVDim: number;
+  /** Query/key heads (`ssm.group_count`, 16). */
+  readonly nKHeads: number;
+  /** Value heads (`ssm.time_step_rank`, 32 or 64); a multiple of nKHeads. */
+  readonly nVHeads: number;
+  /** `ssm.inner_size` = nVHeads·headVDim: the width of v, z and the output. */
+  readonly innerSize: number;
+  /** Channels of the conv1d and of `attn_qkv`'s output: 2·nKHeads·headKDim + innerSize. */
+  readonly convChannels: number;
+  /**
+   * Which key head value head j reads: "tiled" (qwen35moe; the converter reorders the value
+   * heads) = `j % nKHeads`; "grouped" (qwen3next) = `floor(j / (nVHeads / nKHeads))`. The same
+   * order holds for z, beta, alpha, `ssm_dt`, `ssm_a` and `ssm_out`'s input.
+   */
+  readonly vHeadOrder: "tiled" | "grouped";
+  /** f32 values of one recurrent layer's conv state per sequence: (convKernel-1)·convChannels. */
+  readonly convStateFloats: number;
+  /** f32 values of one recurrent layer's delta-rule state per sequence: nVHeads·headKDim·headVDim. */
+  readonly ssmStateFloats: number;
 }
 
 /** Multi-head latent attention sizes (deepseek2). */
@@ -314,7 +373,13 @@ export type TensorRole =
   /** MLA low-rank projections (`attn_q_a`, `attn_q_b`, `attn_kv_a_mqa`, `attn_k_b`, `attn_v_b`) */
   | "attn_mla"
   /** NextN/MTP-only matrices (`nextn.eh_proj`, `nextn.embed_tokens`, `nextn.shared_head_head`) */
-  | "nextn";
+  | "nextn"
+  /** Gated DeltaNet conv1d kernel `ssm_conv1d [d_conv, channels]` (kept F32, as llama.cpp does) */
+  | "ssm_conv"
+  /** Gated DeltaNet decay rate `ssm_a [n_v_heads]` = -exp(A_log), negative (F32) */
+  | "ssm_a"
+  /** Gated DeltaNet time-step bias `ssm_dt.bias [n_v_heads]` (F32) */
+  | "ssm_dt";
 
 /** One tensor of a model: GGUF name, ggml shape, role. */
 export interface TensorSpec {
@@ -366,11 +431,6 @@ export interface ArchSpec {
   readonly forward: LayerForward;
   /** The KV cache row of a layer, when it is not nHeadKv × head size for K and V (MLA). */
   readonly kvLayout?: (cfg: ModelConfig) => KVLayout;
-  /**
-   * Which layers are recurrent (linear attention with a fixed-size state instead of a KV
-   * cache: Qwen3.5's Gated DeltaNet) and the state each keeps per sequence; absent: none.
-   */
-  readonly recurrent?: (cfg: ModelConfig) => RecurrentLayout;
 }
 
 /** The per-sequence state of a model's recurrent layers. */
@@ -400,21 +460,39 @@ export function kvLayout(spec: ArchSpec, cfg: ModelConfig): KVLayout {
     { k: cfg.nHeadKv * cfg.headDim, v: cfg.nHeadKv * cfg.headDimV, vInK: 0 };
 }
 
-/** Which layers keep a KV cache (all but the recurrent ones). */
-export function kvLayers(spec: ArchSpec, cfg: ModelConfig): boolean[] {
-  const r = spec.recurrent?.(cfg);
-  return Array.from({ length: cfg.nLayer }, (_, i) => !(r?.layers[i] ?? false));
-}
-
-/** KV cache bytes one token takes over all layers (f16 rows; what the budget plans for). */
+/**
+ * KV cache bytes one token takes over all layers (f16 rows; what the budget plans for). In a
+ * hybrid model ({@link ModelConfig.deltaNet}) only the full-attention layers hold KV.
+ */
 export function kvBytesPerToken(spec: ArchSpec, cfg: ModelConfig): number {
   const l = kvLayout(spec, cfg);
-  return kvLayers(spec, cfg).filter((x) => x).length * (l.k + l.v) * 2;
+  return kvLayerCount(cfg) * (l.k + l.v) * 2;
 }
 
-/** Bytes of one sequence's recurrent state over all recurrent layers (0 without any). */
-export function recurrentBytes(spec: ArchSpec, cfg: ModelConfig): number {
-  const r = spec.recurrent?.(cfg);
-  if (!r) return 0;
-  return r.layers.filter((x) => x).length * (r.convFloats + r.stateFloats) * 4;
+/** Layers with a KV cache: all trunk layers, or a hybrid's full-attention layers only. */
+export function kvLayerCount(cfg: ModelConfig): number {
+  return cfg.deltaNet ? cfg.deltaNet.layers.filter((r) => !r).length : cfg.nLayer;
+}
+
+/**
+ * f32 values of recurrent state one sequence holds over all layers of a hybrid model (conv
+ * plus delta-rule state of every Gated DeltaNet layer; fixed, whatever the length); 0 otherwise.
+ */
+export function recurrentStateFloats(cfg: ModelConfig): number {
+  const d = cfg.deltaNet;
+  if (!d) return 0;
+  return d.layers.filter((r) => r).length * (d.convStateFloats + d.ssmStateFloats);
+}
+
+/** Which layers keep a KV cache: all but a hybrid's recurrent (Gated DeltaNet) layers. */
+export function kvLayers(cfg: ModelConfig): boolean[] {
+  return Array.from({ length: cfg.nLayer }, (_, i) => !(cfg.deltaNet?.layers[i] ?? false));
+}
+
+/** The per-sequence state of a hybrid model's recurrent layers, or null for other models. */
+export function recurrentLayout(cfg: ModelConfig): RecurrentLayout | null {
+  const d = cfg.deltaNet;
+  return d
+    ? { layers: d.layers, convFloats: d.convStateFloats, stateFloats: d.ssmStateFloats }
+    : null;
 }

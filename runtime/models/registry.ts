@@ -16,9 +16,12 @@ import { mixtral } from "./mixtral.ts";
 import { olmoe } from "./olmoe.ts";
 import { qwen2Moe } from "./qwen2_moe.ts";
 import { qwen3Moe } from "./qwen3_moe.ts";
+import { qwen35Moe } from "./qwen35_moe.ts";
+import { qwen3Next } from "./qwen3_next.ts";
 
 export type {
   ArchSpec,
+  DeltaNetConfig,
   KVEntry,
   KVSource,
   MLAConfig,
@@ -29,6 +32,7 @@ export type {
   TensorSpec,
 } from "./config.ts";
 export { ModelConfigError, resolveRouting } from "./config.ts";
+export { UnsupportedForwardError } from "./errors.ts";
 
 /** Every supported architecture, keyed by GGUF architecture string. */
 export const ARCHS: Readonly<Record<string, ArchSpec>> = Object.freeze({
@@ -40,6 +44,8 @@ export const ARCHS: Readonly<Record<string, ArchSpec>> = Object.freeze({
   [glm4Moe.arch]: glm4Moe,
   [minimaxM2.arch]: minimaxM2,
   [deepseek2.arch]: deepseek2,
+  [qwen35Moe.arch]: qwen35Moe,
+  [qwen3Next.arch]: qwen3Next,
 });
 
 /** Module file (in runtime/models/) of each registered spec, for the registration test. */
@@ -52,6 +58,8 @@ export const ARCH_FILES: Readonly<Record<string, string>> = Object.freeze({
   "glm4_moe.ts": glm4Moe.arch,
   "minimax_m2.ts": minimaxM2.arch,
   "deepseek2.ts": deepseek2.arch,
+  "qwen35_moe.ts": qwen35Moe.arch,
+  "qwen3_next.ts": qwen3Next.arch,
 });
 
 /** GGUF architecture strings spool supports, sorted. */

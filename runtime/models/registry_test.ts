@@ -70,7 +70,9 @@ Deno.test("registry maps GGUF arch strings to specs", () => {
     "minimax-m2",
     "olmoe",
     "qwen2moe",
+    "qwen35moe",
     "qwen3moe",
+    "qwen3next",
   ]);
   for (const a of supportedArchs()) assertEquals(getArch(a).arch, a);
   const e = assertThrows(() => getArch("mamba"), UnsupportedArchError);
@@ -108,10 +110,17 @@ const REQUIRED: Record<string, number> = {
   // MLA attention 9 (norm, q_a_norm, q_a, q_b, kv_a_norm, kv_a_mqa, k_b, v_b, output);
   // dense layer 0 + 4; MoE layer 1 + 5 + 3 shared (exp_probs_b is optional)
   deepseek2: 2 + (9 + 4) + (9 + 5 + 3),
+  // hybrids: 3 Gated DeltaNet layers (attn_norm, attn_qkv, attn_gate, ssm_conv1d, ssm_dt, ssm_a,
+  // ssm_beta + ssm_alpha or ssm_ba, ssm_norm, ssm_out; + post_attention_norm, router, 3 experts,
+  // 4 shared), 1 gated attention layer (5 + q/k norms + 5 + 4), an MTP block (16 + 3 nextn)
+  qwen35moe: 2 + 3 * (10 + 5 + 4) + (7 + 5 + 4) + (16 + 3),
+  qwen3next: 2 + 3 * (9 + 5 + 4) + (7 + 5 + 4) + (16 + 3),
 };
 
-/** Blocks in the tiny fixture's file (block_count): the trunk's 2 plus NextN blocks. */
-const BLOCKS: Record<string, number> = { glm4moe: 3 };
+/** Blocks in the tiny fixture's file (block_count): the trunk plus NextN blocks. */
+const BLOCKS: Record<string, number> = { glm4moe: 3, qwen35moe: 5, qwen3next: 5 };
+/** Trunk layers of the tiny fixture (the hybrids need 4 for their 3:1 pattern). */
+const TRUNK: Record<string, number> = { qwen35moe: 4, qwen3next: 4 };
 
 for (const arch of supportedArchs()) {
   Deno.test(`${arch}: tiny fixture round-trips through the reader`, () => {
@@ -143,7 +152,7 @@ for (const arch of supportedArchs()) {
       const n = (k: string) => g.kv.get(`${spec.arch}.${k}`);
       assertEquals(g.kv.get("general.architecture"), spec.arch);
       assertEquals(n("block_count"), BLOCKS[arch] ?? 2);
-      assertEquals(cfg.nLayer, 2);
+      assertEquals(cfg.nLayer, TRUNK[arch] ?? 2);
       assertEquals(n("embedding_length"), 256);
       assertEquals(n("expert_count"), arch === "deepseek2" ? 8 : 4);
       assertEquals(n("expert_used_count"), 2);

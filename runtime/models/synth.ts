@@ -24,8 +24,11 @@
  *   hyperparameters ({@link SynthDims}: dense lead layers, NextN blocks, shared experts,
  *   partial rope, gating, weight norm and scale, expert groups, MLA ranks, YaRN); the sigmoid
  *   routers get a non-zero selection bias `exp_probs_b`. Real-shaped presets with fewer layers:
- *   qwen3-30b-a3b, glm-4.5-air, minimax-m2, deepseek-v3 (Q4_K_M, fast fill, a real vocabulary
- *   from ../shared/vocab unless `vocab` says otherwise).
+ *   qwen3-30b-a3b, glm-4.5-air, minimax-m2, deepseek-v3, qwen3.5-35b-a3b, qwen3.5-397b-a17b,
+ *   qwen3-next-80b-a3b (Q4_K_M, fast fill, a real vocabulary from ../shared/vocab unless
+ *   `vocab` says otherwise). The hybrids (qwen35moe, qwen3next) take their Gated DeltaNet sizes
+ *   and layer pattern (_synth_hybrid.ts); their DeltaNet decay rates are drawn so the
+ *   recurrence keeps memory and stays contracting (_synth_fill.ts).
  * - Modules: _synth_presets.ts (dims, presets, draft config), _synth_flags.ts (CLI dims
  *   flags), _synth_types.ts (stored types), _synth_fill.ts (PRNG, distributions, filler),
  *   _synth_vocab.ts (tokenizer metadata); this file plans, writes and holds the CLI.
@@ -72,7 +75,7 @@ export { byteVocabKV, sharedVocab, vocabKVFromGGUF } from "./_synth_vocab.ts";
 export interface SynthOptions {
   /**
    * GGUF architecture: qwen3moe, llama (Mixtral), olmoe, gpt-oss, qwen2moe, glm4moe,
-   * minimax-m2, deepseek2.
+   * minimax-m2, deepseek2, qwen35moe, qwen3next.
    */
   arch: string;
   /** Size preset (default "tiny"); `dims` override its fields. */
@@ -253,7 +256,8 @@ const USAGE = `Usage: synth --arch ARCH [--preset P] --out FILE.gguf
   [--output-type T] [--seed N] [--vocab bytes|VOCAB.gguf] [--fill exact|fast] [--name NAME]
   [--quiet]
 ${HPARAM_FLAG_USAGE}
-Archs: qwen3moe, llama (Mixtral), olmoe, gpt-oss, qwen2moe, glm4moe, minimax-m2, deepseek2
+Archs: qwen3moe, llama (Mixtral), olmoe, gpt-oss, qwen2moe, glm4moe, minimax-m2, deepseek2,
+  qwen35moe, qwen3next
 Presets: ${SYNTH_PRESETS.join(", ")} (the real-shaped ones belong to one arch each)`;
 
 /**

@@ -8,9 +8,11 @@
  *    seed (NMSE bound per type), which shows llama.cpp decodes spool's quantized bytes into
  *    the same weights.
  * The five original archs run every type spool writes; the newer families (glm4moe,
- * minimax-m2, deepseek2) run F32 (the reference), F16, Q8_0 and Q4_K_M, plus one variant each
- * (GLM-4.5-Air without q/k norms or NextN block, DeepSeek-V2-Lite-like MLA without q LoRA and
- * softmax routing, with a NextN block; MiniMax with group-limited routing). A NextN/MTP block in a file must be exactly what
+ * minimax-m2, deepseek2, qwen35moe, qwen3next) run F32 (the reference), F16, Q8_0 and Q4_K_M,
+ * plus one variant each (GLM-4.5-Air without q/k norms or NextN block, DeepSeek-V2-Lite-like MLA
+ * without q LoRA and softmax routing, with a NextN block; MiniMax with group-limited routing;
+ * Qwen3.5 with an irregular recurrent_layers pattern and 4 value heads per key head; Qwen3-Next
+ * with attention every 2nd layer and no MTP block). A NextN/MTP block in a file must be exactly what
  * llama.cpp leaves unused: its "unused tensor" warnings name the spec's `mtp` tensors, no more,
  * no fewer.
  * One more fixture carries the real Qwen2/3 vocabulary (151936 tokens) copied from
@@ -66,6 +68,10 @@ const VARIANTS: Record<string, Partial<SynthDims>> = {
     yarnFactor: 0,
   },
   "minimax-m2": { nExpert: 8, nExpertGroups: 4, nExpertGroupUsed: 2 },
+  // an irregular pattern given as attention.recurrent_layers, 4 value heads per key head
+  qwen35moe: { nLayer: 5, recurrentLayers: "rarra", ssmGroupCount: 1, ssmTimeStepRank: 4 },
+  // attention every 2nd layer, no MTP block, as many value heads as key heads
+  qwen3next: { fullAttnInterval: 2, nLayerNextn: 0, ssmGroupCount: 4, ssmTimeStepRank: 4 },
 };
 
 /** The written tensors the spec flags as a NextN/MTP block's. */
@@ -196,6 +202,10 @@ Deno.test({
     // the MTP check above checked something: the glm4moe files carry a NextN block
     assert.ok(jobs.some((j) => j.arch === "glm4moe" && j.mtp.length === 5 + 5 + 9 + 4));
     assert.ok(jobs.some((j) => j.arch === "deepseek2" && j.mtp.length === 7 + 5 + 3 + 4));
+    // the hybrids' MTP block: gated attention 7, MoE 5 + 4 shared, nextn 3 + shared_head_norm
+    for (const arch of ["qwen35moe", "qwen3next"]) {
+      assert.ok(jobs.some((j) => j.arch === arch && j.mtp.length === 7 + 9 + 4), arch);
+    }
     assert.ok(getArch("gpt-oss"));
   },
 });
