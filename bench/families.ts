@@ -10,8 +10,9 @@
  * its reps) alternate `--runs` times; the medians and the spread (min–max) of each side and
  * the ratio spool / llama.cpp are printed. Under `--cap` (root, cgroup v1, cold page cache
  * each run): the DeepSeek-V3 shape decodes with spool's defaults (the budget sees the cap)
- * against `llama-bench --no-repack` (mmap, paging by faults: its best setting there, since
- * repacking copies every weight into RAM and is killed).
+ * against `llama-batched-bench --no-repack` (mmap, paging by faults: its best setting there,
+ * since repacking copies every weight into RAM and is killed; this llama-bench has no
+ * switch for it).
  * Decode is greedy from a fixed pseudo-random prompt (random weights: a replayed chain).
  */
 import { parseArgs } from "node:util";
@@ -139,19 +140,21 @@ if (!a["no-cap"]) {
       (spool.peakBytes / 2 ** 30).toFixed(2)
     } GiB`,
   );
+  // llama-bench has no switch for repacking here; llama-batched-bench does
   const llama = await runCapped(cap, [
-    `${bin}/llama-bench`,
-    ...["-m", path, "-p", "0", "-n", "4", "-t", T, "-r", "1", "-o", "jsonl", "--no-repack", "1"],
+    `${bin}/llama-batched-bench`,
+    ...["-m", path, "-c", "64", "-npp", "16", "-ntg", "4", "-npl", "1", "-t", T],
+    ...["--no-repack", "--output-format", "jsonl"],
   ], 1800);
-  const ld = llama.ok ? "see below" : llama.error;
+  const ld = llama.ok ? JSON.stringify(llama.result) : llama.error;
   console.log(`  llama.cpp --no-repack: ${ld}, peak ${(llama.peakBytes / 2 ** 30).toFixed(2)} GiB`);
   if (spool.ok && llama.ok) {
-    // runCapped keeps the last JSON line: llama-bench's tg record
-    const dec = Number(llama.result!.avg_ts);
+    const dec = Number(llama.result!.speed_tg);
+    const ours = Number(spool.result!.dec);
     console.log(
-      `  decode spool ${Number(spool.result!.dec).toFixed(3)} vs llama.cpp ${
-        dec.toFixed(3)
-      } tok/s: ${(Number(spool.result!.dec) / dec).toFixed(1)}×`,
+      `  decode spool ${ours.toFixed(3)} vs llama.cpp ${dec.toFixed(3)} tok/s: ${
+        (ours / dec).toFixed(1)
+      }×`,
     );
   }
 }
