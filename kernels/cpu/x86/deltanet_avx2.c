@@ -53,7 +53,10 @@ void spool_avx2_conv_block(const float *x, const float *state, const float *wt, 
         const __m256 xv = _mm256_loadu_ps(spool_conv_win(x, state, ld, k, t + i) + c);
         s = _mm256_add_ps(s, _mm256_mul_ps(xv, _mm256_loadu_ps(wt + (size_t)i * nc + c)));
       }
-      if (silu) s = _mm256_div_ps(s, _mm256_add_ps(one, v_exp(_mm256_sub_ps(_mm256_setzero_ps(), s))));
+      if (silu) {
+        const __m256 e = v_exp(_mm256_sub_ps(_mm256_setzero_ps(), s));
+        s = _mm256_div_ps(s, _mm256_add_ps(one, e));
+      }
       _mm256_storeu_ps(yt + c, s);
     }
     for (; c < nc; c++) {
@@ -101,9 +104,12 @@ static inline float mad_dot(float *row, const float *k, const float *q, int32_t 
   int32_t i = 0;
   for (; i + 32 <= dk; i += 32) {
     const __m256 r0 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), vd, _mm256_loadu_ps(row + i));
-    const __m256 r1 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 8), vd, _mm256_loadu_ps(row + i + 8));
-    const __m256 r2 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 16), vd, _mm256_loadu_ps(row + i + 16));
-    const __m256 r3 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 24), vd, _mm256_loadu_ps(row + i + 24));
+    const __m256 r1 =
+        _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 8), vd, _mm256_loadu_ps(row + i + 8));
+    const __m256 r2 =
+        _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 16), vd, _mm256_loadu_ps(row + i + 16));
+    const __m256 r3 =
+        _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 24), vd, _mm256_loadu_ps(row + i + 24));
     _mm256_storeu_ps(row + i, r0);
     _mm256_storeu_ps(row + i + 8, r1);
     _mm256_storeu_ps(row + i + 16, r2);
