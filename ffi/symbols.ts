@@ -192,6 +192,60 @@ export const symbols = {
     "i32",
   ),
 
+  // gated DeltaNet (spool.h "gated DeltaNet")
+  spool_ssm_conv: fn(
+    [
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr", // pool x w state y
+      "i32",
+      "i32",
+      "i32",
+      "i32", // n_tok channels k flags
+    ],
+    "i32",
+  ),
+  spool_gdn_gates: fn(
+    [
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr", // alpha b dt_bias a g beta
+      "i32",
+      "i32", // n_tok n_head
+    ],
+    "i32",
+  ),
+  spool_gated_delta_net: fn(
+    [
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr",
+      "ptr", // pool q k v g beta state out
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32", // n_tok n_k_head n_v_head head_dim_k head_dim_v
+      "i32",
+      "i32",
+      "i32", // q_stride k_stride v_stride
+      "f32",
+      "f32",
+      "i32", // scale eps flags
+    ],
+    "i32",
+  ),
+  spool_gated_rmsnorm: fn(["ptr", "ptr", "ptr", "ptr", "i32", "i32", "f32"], "i32"),
+
   // expert pager (spool.h "expert pager"; runtime/experts/pager.ts)
   spool_pager_create: fn(["i32"], "ptr"),
   spool_pager_destroy: fn(["ptr"], "void"),

@@ -28,7 +28,7 @@ extern "C" {
 #define SPOOL_API __attribute__((visibility("default")))
 #endif
 
-#define SPOOL_ABI_VERSION 4
+#define SPOOL_ABI_VERSION 5
 
 /* ---- status codes ---------------------------------------------------------------- */
 typedef int32_t spool_status;
@@ -326,6 +326,91 @@ SPOOL_API spool_status spool_attention_ex(spool_pool *pool, const float *q, cons
                                           int32_t v_row_stride, int32_t n_kv, int32_t pos0,
                                           float scale, int32_t window, const float *sinks,
                                           int32_t flags);
+
+/* ---- gated DeltaNet (Qwen3.5 / Qwen3-Next linear attention) -----------------------------
+ * The ops of one linear-attention layer for n_tok tokens of ONE sequence (call once per
+ * sequence, as attention), with the sequence's fixed-size states updated in place, so that
+ * consecutive calls continue the sequence: a prompt in one call, in chunks, or token by token
+ * gives the same bits. Layer order (llama.cpp's qwen35moe / qwen3next graph):
+ *   qkv = in_proj(x) (n_tok, 2·n_k_head·dk + n_v_head·dv) → spool_ssm_conv(..SILU) →
+ *   q | k | v slices of each row → spool_gated_delta_net(..L2NORM) → spool_gated_rmsnorm
+ *   with z → out_proj; g, beta from spool_gdn_gates on the alpha/beta projections.
+ *
+ * spool_ssm_conv: causal depthwise conv1d with a rolling state (ggml_ssm_conv).
+ * x: (n_tok, channels) f32; w: (channels, k) f32 — GGUF `ssm_conv1d` ({k, channels} in ggml
+ * order: the k taps of a channel contiguous, oldest tap first); state: (k-1, channels) f32,
+ * the previous k-1 inputs of the sequence, oldest row first (zeros for a new sequence; NULL
+ * only when k == 1). With win = [state rows; x rows]:
+ *   y[t][c] = Σ_{i<k} win[t+i][c] · w[c][i]   (f32, tap 0 first, each product rounded then
+ *                                               added: ggml's order, the same bits on every
+ *                                               implementation)
+ * then, with SPOOL_CONV_SILU, y = y·sigmoid(y) (llama.cpp applies silu after ssm_conv).
+ * Afterwards state holds the last k-1 rows of win. y (n_tok, channels) may be x (in place);
+ * nothing else may overlap. Split over the pool by blocks of 64 channels; results do not
+ * depend on the pool. n_tok == 0 leaves everything unchanged.
+ * Statuses: SPOOL_E_INVALID (NULL, size < 1, unknown flag), SPOOL_E_RANGE (k > 16). */
+#define SPOOL_CONV_SILU 1
+SPOOL_API spool_status spool_ssm_conv(spool_pool *pool, const float *x, const float *w,
+                                      float *state, float *y, int32_t n_tok, int32_t channels,
+                                      int32_t k, int32_t flags);
+
+/* spool_gdn_gates: the per-head decay and write strength of the delta rule, as llama.cpp's
+ * graph computes them. alpha, b: (n_tok, n_head) outputs of `ssm_alpha` and `ssm_beta`;
+ * dt_bias: n_head (`ssm_dt.bias`); a: n_head (`ssm_a`, which the GGUF stores as
+ * -exp(A_log)). For each token t and head h:
+ *   g[t][h]    = softplus(alpha[t][h] + dt_bias[h]) · a[h]   (the log of the decay, <= 0)
+ *   beta[t][h] = 1 / (1 + expf(-b[t][h]))
+ * with ggml's softplus (x > 20 ? x : logf(1 + expf(x))) in f32. Scalar libm arithmetic on
+ * every implementation (n_tok·n_head values: ggml's bits). g may be alpha, beta may be b.
+ * Statuses: SPOOL_E_INVALID (NULL, n_head < 1, n_tok < 0). */
+SPOOL_API spool_status spool_gdn_gates(const float *alpha, const float *b, const float *dt_bias,
+                                       const float *a, float *g, float *beta, int32_t n_tok,
+                                       int32_t n_head);
+
+/* spool_gated_delta_net: the gated delta rule with its recurrent state (ggml_gated_delta_net,
+ * the fused op llama.cpp's CPU backend runs for decode AND prefill).
+ * q, k: token t, key head kh at q + t·q_stride + kh·dk (k likewise with k_stride), f32;
+ * v: token t, value head h at v + t·v_stride + h·dv; strides in floats (in the conv output
+ * the three are slices of one row: q_stride = k_stride = v_stride = conv channels).
+ * g, beta: (n_tok, n_v_head) from spool_gdn_gates. out: (n_tok, n_v_head, dv) contiguous.
+ * state: (n_v_head, dv, dk) f32 — head h's matrix S (dk × dv, key × value) stored
+ * transposed, row j = S[:, j] (llama.cpp's layout: s[h][j·dk + i] = S[i][j]); zeros for a
+ * new sequence; updated in place.
+ * Value head h reads key head kh = h / (n_v_head / n_k_head) (grouped: Qwen3-Next, whose
+ * graph repeat-interleaves q and k), or with SPOOL_GDN_TILED kh = h % n_k_head (Qwen3.5 /
+ * qwen35moe: the fused op broadcasts q and k that way, and the GGUF orders v heads to match).
+ * With SPOOL_GDN_L2NORM, q and k are L2-normalized per head inside the op as llama.cpp's
+ * build_gdn_l2_norm does: y = (x · (1/sqrtf(mean(x²) + eps/dk))) · (1/sqrtf(dk)), the sum of
+ * squares in double (eps: the model's rms_norm_eps); without it q and k are used as given.
+ * For each token t in order and each value head h, with e = expf(g[t][h]), b = beta[t][h]:
+ *   S ← S · e;  d = (v_t − Sᵀk_t) · b;  S ← S + k_t ⊗ d;  out_t = (Sᵀq_t) · scale
+ * (scale: llama.cpp uses 1/sqrt(dk)). The reference sums the dot products in double (ggml's
+ * scalar form); AVX2/NEON use f32 FMA accumulators.
+ * Prefill form: the rows of S (value dims) evolve independently, so the work is split over
+ * the pool by (value head, block of 32 rows), and each task runs its rows through all
+ * n_tok tokens in chunks of 16 (the chunk's normalized q and k on its stack, each row in L1
+ * across the chunk). Every row sees the same arithmetic whatever the split, so results do
+ * not depend on the pool, and one call of n tokens equals n calls of one token bit for bit.
+ * Statuses: SPOOL_E_INVALID (NULL, size < 1, n_v_head not a multiple of n_k_head, a stride
+ * below its row of heads, unknown flag, eps < 0 or NaN), SPOOL_E_RANGE (dk or dv > 512). */
+#define SPOOL_GDN_L2NORM 1
+#define SPOOL_GDN_TILED 2
+SPOOL_API spool_status spool_gated_delta_net(spool_pool *pool, const float *q, const float *k,
+                                             const float *v, const float *g, const float *beta,
+                                             float *state, float *out, int32_t n_tok,
+                                             int32_t n_k_head, int32_t n_v_head,
+                                             int32_t head_dim_k, int32_t head_dim_v,
+                                             int32_t q_stride, int32_t k_stride,
+                                             int32_t v_stride, float scale, float eps,
+                                             int32_t flags);
+
+/* spool_gated_rmsnorm: the output norm of a DeltaNet layer (Qwen3.5's build_norm_gated:
+ * norm first, then the gate). x, z, y: (n_rows, n) f32, one row per (token, value head);
+ * w: n (`ssm_norm`) or NULL. y = (rmsnorm(x) · w) · silu(z), with spool_rmsnorm's and
+ * spool_swiglu's arithmetic (silu(z) · that). y may be x, not z.
+ * Statuses: SPOOL_E_INVALID (NULL x, z or y, n < 1, n_rows < 0). */
+SPOOL_API spool_status spool_gated_rmsnorm(const float *x, const float *w, const float *z,
+                                           float *y, int32_t n_rows, int32_t n, float eps);
 
 /* ---- expert pager ----------------------------------------------------------------------
  * Explicit reads from SSD, many in flight (DESIGN.md §4; algorithm in cpu/pager.c).

@@ -136,6 +136,45 @@ export interface MoEFfnArgs {
 }
 
 /**
+ * One gated delta rule call ({@link Backend.gatedDeltaNet}) over `n` tokens of ONE sequence;
+ * see spool.h `spool_gated_delta_net` for the math and layouts.
+ */
+export interface GatedDeltaNetArgs {
+  /** Token t, key head kh at q + (t·qStride + kh·headDimK)·4 bytes (k likewise). */
+  readonly q: Ptr;
+  readonly k: Ptr;
+  /** Token t, value head h at v + (t·vStride + h·headDimV)·4 bytes. */
+  readonly v: Ptr;
+  /** (n, nVHead) log-decays and write strengths ({@link Backend.gdnGates}). */
+  readonly g: Ptr;
+  readonly beta: Ptr;
+  /** (nVHead, headDimV, headDimK) f32 recurrent state, updated in place (llama.cpp's layout). */
+  readonly state: Ptr;
+  /** (n, nVHead, headDimV) output. */
+  readonly out: Ptr;
+  readonly n: number;
+  readonly nKHead: number;
+  readonly nVHead: number;
+  readonly headDimK: number;
+  readonly headDimV: number;
+  /** Token strides in f32 elements (the conv row width when q, k, v are its slices). */
+  readonly qStride: number;
+  readonly kStride: number;
+  readonly vStride: number;
+  /** Output scale: 1/sqrt(headDimK) in llama.cpp. */
+  readonly scale: number;
+  /** The L2 norm's epsilon (the model's rms_norm_eps). */
+  readonly eps: number;
+  /** L2-normalize q and k per head inside the op (Qwen3.5 / Qwen3-Next do). */
+  readonly l2norm: boolean;
+  /**
+   * Value head h reads key head h % nKHead (qwen35 / qwen35moe); false: h / (nVHead / nKHead)
+   * (qwen3next).
+   */
+  readonly tiledHeads: boolean;
+}
+
+/**
  * The ops of the forward pass. All are synchronous and run to completion on the backend's
  * own worker threads. `scratch` arguments are buffers of at least the size the matching
  * `*ScratchBytes` reported.
@@ -234,6 +273,42 @@ export interface Backend {
    * rows of `n`.
    */
   addSigmoidGated(out: Buf, h: Buf, gate: Vector, d: Buf, m: number, n: number): void;
+  /**
+   * Gated DeltaNet's causal depthwise conv over n tokens of one sequence: x (n, channels),
+   * w (channels, kernel) as GGUF `ssm_conv1d`, state (kernel-1, channels) read and advanced
+   * in place; y (n, channels) may be x; silu applied after when asked.
+   */
+  ssmConv(
+    x: Ptr,
+    w: Ptr,
+    state: Ptr,
+    y: Ptr,
+    n: number,
+    channels: number,
+    kernel: number,
+    silu: boolean,
+  ): void;
+  /**
+   * Gated DeltaNet gates per (token, head) of (n, nHead) rows: g = softplus(alpha + dtBias) · a
+   * (a = GGUF `ssm_a` = -exp(A_log)), beta = sigmoid(b). g may be alpha, beta may be b.
+   */
+  gdnGates(
+    alpha: Ptr,
+    b: Ptr,
+    dtBias: Ptr,
+    a: Ptr,
+    g: Ptr,
+    beta: Ptr,
+    n: number,
+    nHead: number,
+  ): void;
+  /** The gated delta rule with its recurrent state, over a whole prompt or one token. */
+  gatedDeltaNet(a: GatedDeltaNetArgs): void;
+  /**
+   * y = rmsnorm(x) · w · silu(z) for `rows` rows of n (Gated DeltaNet's output norm, one row
+   * per token and value head); w may be null; y may be x, not z.
+   */
+  gatedRmsnorm(x: Ptr, w: Ptr, z: Ptr, y: Ptr, rows: number, n: number, eps: number): void;
   /** Release the worker threads (the backend is unusable after). */
   close(): void;
 }

@@ -14,6 +14,7 @@ import type {
   AttentionParams,
   Backend,
   Buf,
+  GatedDeltaNetArgs,
   Matrix,
   MoEFfnArgs,
   RopeParams,
@@ -24,6 +25,11 @@ const ACT_F32 = 0;
 const ACT_Q8 = 1;
 /** SPOOL_ATTN_GGML: llama.cpp's f16 roundings of q and the probabilities. */
 const ATTN_GGML = 1;
+
+/** SPOOL_CONV_SILU, SPOOL_GDN_L2NORM, SPOOL_GDN_TILED. */
+const CONV_SILU = 1;
+const GDN_L2NORM = 1;
+const GDN_TILED = 2;
 
 /** f32-family weights keep f32 activations; quantized ones quantize them to 8 bits. */
 function actFor(type: number): number {
@@ -331,6 +337,74 @@ export class CpuBackend implements Backend {
       const g = 1 / (1 + Math.exp(-dot));
       for (let i = 0; i < n; i++) o[t * n + i] += g * dv[t * n + i];
     }
+  }
+
+  ssmConv(
+    x: Ptr,
+    w: Ptr,
+    state: Ptr,
+    y: Ptr,
+    n: number,
+    channels: number,
+    kernel: number,
+    silu: boolean,
+  ): void {
+    const st = native().sym.spool_ssm_conv(
+      this.pool,
+      x,
+      w,
+      state,
+      y,
+      n,
+      channels,
+      kernel,
+      silu ? CONV_SILU : 0,
+    );
+    if (st !== 0) check(st, "spool_ssm_conv");
+  }
+
+  gdnGates(
+    alpha: Ptr,
+    b: Ptr,
+    dtBias: Ptr,
+    a: Ptr,
+    g: Ptr,
+    beta: Ptr,
+    n: number,
+    nHead: number,
+  ): void {
+    const st = native().sym.spool_gdn_gates(alpha, b, dtBias, a, g, beta, n, nHead);
+    if (st !== 0) check(st, "spool_gdn_gates");
+  }
+
+  gatedDeltaNet(a: GatedDeltaNetArgs): void {
+    const st = native().sym.spool_gated_delta_net(
+      this.pool,
+      a.q,
+      a.k,
+      a.v,
+      a.g,
+      a.beta,
+      a.state,
+      a.out,
+      a.n,
+      a.nKHead,
+      a.nVHead,
+      a.headDimK,
+      a.headDimV,
+      a.qStride,
+      a.kStride,
+      a.vStride,
+      a.scale,
+      a.eps,
+      (a.l2norm ? GDN_L2NORM : 0) | (a.tiledHeads ? GDN_TILED : 0),
+    );
+    if (st !== 0) check(st, "spool_gated_delta_net");
+  }
+
+  gatedRmsnorm(x: Ptr, w: Ptr, z: Ptr, y: Ptr, rows: number, n: number, eps: number): void {
+    const st = native().sym.spool_gated_rmsnorm(x, w, z, y, rows, n, eps);
+    if (st !== 0) check(st, "spool_gated_rmsnorm");
   }
 
   close(): void {

@@ -3,7 +3,7 @@
  * float64 reference written here (test/kernels/_ops_ref.ts), with stated NMSE bounds.
  * A new backend (CUDA, Metal) registers this suite with its own constructor.
  */
-import { deepStrictEqual, ok } from "node:assert/strict";
+import { deepStrictEqual, ok, throws } from "node:assert/strict";
 import { Gating, RopeMode } from "../../runtime/backend/backend.ts";
 import type { Backend, Buf, Matrix, Vector } from "../../runtime/backend/backend.ts";
 import { GGMLType } from "../../runtime/gguf/types.ts";
@@ -18,6 +18,8 @@ import {
   siluRef,
   toF16,
 } from "../kernels/_ops_ref.ts";
+import { deltaNetRef, gatedRmsnormRef, gdnGatesRef, ssmConvRef } from "../kernels/_deltanet_ref.ts";
+import { KernelError } from "../../ffi/mod.ts";
 
 /** f32 products and norms: f32 rounding of long sums only. */
 const F32_BOUND = 1e-10;
@@ -229,5 +231,91 @@ export function backendOpSuite(name: string, make: () => Backend): void {
         ok(Math.abs(xb.f32[t * w + i] - want) <= 1e-6 * Math.max(1, Math.abs(want)));
       }
     }
+  });
+
+  test("ssmConv (silu) and gdnGates: float64 references, state carried", (be, keep) => {
+    const ch = 72, k = 4, n = 7;
+    const x = rand(n * ch, 20), w = rand(ch * k, 21, 0.5), st = rand((k - 1) * ch, 22);
+    const xb = put(be, keep, x), wb = put(be, keep, w), sb = put(be, keep, st);
+    const y = keep(be.alloc(n * ch * 4));
+    be.ssmConv(xb.ptr, wb.ptr, sb.ptr, y.ptr, 3, ch, k, true); // 3 tokens, then 4
+    be.ssmConv(xb.ptrAt(3 * ch * 4), wb.ptr, sb.ptr, y.ptrAt(3 * ch * 4), n - 3, ch, k, true);
+    const ref = ssmConvRef(x, w, st, n, ch, k, true);
+    ok(nmse(y.f32.subarray(0, n * ch), ref.y) < 1e-12);
+    deepStrictEqual(Array.from(sb.f32.subarray(0, (k - 1) * ch)), Array.from(ref.state));
+    const nH = 8;
+    const al = rand(n * nH, 23, 2), b = rand(n * nH, 24, 2), dt = rand(nH, 25);
+    const a = Float32Array.from(rand(nH, 26), (v) => -Math.exp(v));
+    const alb = put(be, keep, al), bb = put(be, keep, b), dtb = put(be, keep, dt);
+    const ab = put(be, keep, a);
+    const g = keep(be.alloc(n * nH * 4)), beta = keep(be.alloc(n * nH * 4));
+    be.gdnGates(alb.ptr, bb.ptr, dtb.ptr, ab.ptr, g.ptr, beta.ptr, n, nH);
+    const gr = gdnGatesRef(al, b, dt, a, n, nH);
+    ok(nmse(g.f32.subarray(0, n * nH), gr.g) < 1e-12);
+    ok(nmse(beta.f32.subarray(0, n * nH), gr.beta) < 1e-12);
+  });
+
+  test("gatedDeltaNet over two calls (state carried) and gatedRmsnorm", (be, keep) => {
+    const n = 11, nK = 2, nV = 4, dk = 64, dv = 32, row = 2 * nK * dk + nV * dv;
+    const conv = rand(n * row, 27);
+    const r = rng(28);
+    const g = Float32Array.from({ length: n * nV }, () => -Math.exp(normal(r) - 2));
+    const beta = Float32Array.from({ length: n * nV }, () => 1 / (1 + Math.exp(-normal(r))));
+    const st0 = rand(nV * dv * dk, 29, 0.1);
+    const cb = put(be, keep, conv), gb = put(be, keep, g), bb = put(be, keep, beta);
+    const sb = put(be, keep, st0), out = keep(be.alloc(n * nV * dv * 4));
+    const args = (t0: number, m: number) => ({
+      q: cb.ptrAt(t0 * row * 4),
+      k: cb.ptrAt((t0 * row + nK * dk) * 4),
+      v: cb.ptrAt((t0 * row + 2 * nK * dk) * 4),
+      g: gb.ptrAt(t0 * nV * 4),
+      beta: bb.ptrAt(t0 * nV * 4),
+      state: sb.ptr,
+      out: out.ptrAt(t0 * nV * dv * 4),
+      n: m,
+      nKHead: nK,
+      nVHead: nV,
+      headDimK: dk,
+      headDimV: dv,
+      qStride: row,
+      kStride: row,
+      vStride: row,
+      scale: 1 / Math.sqrt(dk),
+      eps: 1e-6,
+      l2norm: true,
+      tiledHeads: true,
+    });
+    be.gatedDeltaNet(args(0, 5));
+    be.gatedDeltaNet(args(5, n - 5));
+    const ref = deltaNetRef(
+      conv,
+      conv.subarray(nK * dk),
+      conv.subarray(2 * nK * dk),
+      g,
+      beta,
+      st0,
+      {
+        nTok: n,
+        nKHead: nK,
+        nVHead: nV,
+        dk,
+        dv,
+        qStride: row,
+        kStride: row,
+        vStride: row,
+        scale: 1 / Math.sqrt(dk),
+        eps: 1e-6,
+        l2norm: true,
+        tiled: true,
+      },
+    );
+    ok(nmse(out.f32.subarray(0, n * nV * dv), ref.out) < 1e-12);
+    ok(nmse(sb.f32.subarray(0, nV * dv * dk), ref.state) < 1e-12);
+    const z = rand(n * nV * dv, 30), w = rand(dv, 31, 0.5);
+    const zb = put(be, keep, z), wb = put(be, keep, w), y = keep(be.alloc(n * nV * dv * 4));
+    const x = Float32Array.from(out.f32.subarray(0, n * nV * dv));
+    be.gatedRmsnorm(out.ptr, wb.ptr, zb.ptr, y.ptr, n * nV, dv, 1e-6);
+    ok(nmse(y.f32.subarray(0, n * nV * dv), gatedRmsnormRef(x, w, z, n * nV, dv, 1e-6)) < 1e-12);
+    throws(() => be.gatedDeltaNet({ ...args(0, 1), nVHead: 3 }), KernelError);
   });
 }
