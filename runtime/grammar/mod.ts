@@ -58,7 +58,6 @@ import {
   alt,
   ANY_OBJECT,
   chars,
-  compileSchema,
   END,
   type GNode,
   initialStacks,
@@ -71,8 +70,8 @@ import {
   stepAll,
   text,
   utf8,
-  xmlParams,
 } from "./automaton.ts";
+import { compileSchema, xmlParams } from "./schema.ts";
 import { GrammarError } from "./errors.ts";
 
 export { GrammarError, type GrammarErrorCode } from "./errors.ts";
