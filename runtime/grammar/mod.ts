@@ -98,6 +98,11 @@ export type ConstraintSpec =
      * call. Default false: the call starts at the first token.
      */
     thinking?: boolean;
+    /**
+     * Optional, with `auto`: a response format for a text answer. The output is then either
+     * a value of that format or the calls (constrained from the first token, not lazily).
+     */
+    response?: { kind: "json_object" } | { kind: "json_schema"; schema: Record<string, unknown> };
   };
 
 /** The vocabulary as the constraint sees it: token bytes and end-of-generation ids. */
@@ -621,6 +626,12 @@ export function compileConstraint(spec: ConstraintSpec, vocab: ConstraintVocab):
         }
       }
       const g = toolGrammar(spec.format, tools, spec.parallel, spec.chatTemplate);
+      if (spec.choice === "auto" && spec.response) {
+        const r = spec.response;
+        const text = r.kind === "json_schema" ? compileSchema(r.schema) : ANY_OBJECT;
+        const either = alt([text, g.calls]);
+        return active(spec.thinking && g.thinkEnd ? thinkThen(g.thinkEnd, either) : either);
+      }
       if (spec.choice === "auto") {
         const lazy = {
           trigger: utf8(g.trigger),

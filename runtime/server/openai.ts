@@ -10,11 +10,10 @@
 import type { Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { EngineEvent, EngineLogprob, EngineRequest } from "../engine/engine.ts";
-import type { FinishReason } from "../engine/generate.ts";
 import type { SeqUsage } from "../engine/scheduler.ts";
 import type { ChatMessage } from "../tokenizer/chat_template.ts";
 import type { ConstraintSpec, OutputEvent, ToolDef } from "./_tools.ts";
-import { badRequest, engineError, errorBody } from "./errors.ts";
+import { badRequest, engineError, errorBody, toApiError } from "./errors.ts";
 import type { ToolChoice } from "./prompt.ts";
 import {
   ChatCompletionRequest,
@@ -22,11 +21,12 @@ import {
   CompletionRequest,
   parseBody,
 } from "./schemas.ts";
+import { ChatRun } from "./run.ts";
 import {
   argumentsTail,
   heartbeat,
   newId,
-  OutputAccumulator,
+  type OutputAccumulator,
   type ServerContext,
   startRun,
 } from "./sse.ts";
@@ -147,6 +147,24 @@ function toolsOf(b: ChatBody): ToolDef[] {
   }));
 }
 
+/** Checks the chat body beyond its shape: the 400s OpenAI gives. */
+function checkChatBody(b: ChatBody): void {
+  for (const k of ["max_tokens", "max_completion_tokens"] as const) {
+    if (b[k] === 0) throw badRequest(`${k} must be at least 1`, k, "invalid_value");
+  }
+  if (b.top_logprobs !== undefined && b.top_logprobs !== null && !b.logprobs) {
+    throw badRequest("top_logprobs requires logprobs to be true", "top_logprobs");
+  }
+  b.messages.forEach((m, i) => {
+    if (m.role === "tool" && !m.tool_call_id) {
+      throw badRequest(
+        "A message with role 'tool' must have a tool_call_id",
+        `messages.${i}.tool_call_id`,
+      );
+    }
+  });
+}
+
 function toolChoiceOf(b: ChatBody): ToolChoice {
   const c = b.tool_choice;
   if (c === undefined || c === null) return "auto";
@@ -180,11 +198,6 @@ export function openaiUsage(u: SeqUsage) {
     total_tokens: u.promptTokens + u.completionTokens,
     prompt_tokens_details: { cached_tokens: u.cachedTokens },
   };
-}
-
-function finishOf(reason: FinishReason, toolCalls: boolean): string {
-  if (toolCalls) return "tool_calls";
-  return reason === "length" ? "length" : "stop";
 }
 
 /** A chat delta from parser events (content, reasoning_content, tool_calls). */
@@ -239,6 +252,7 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
 
   app.post("/v1/chat/completions", async (c) => {
     const body = parseBody(ChatCompletionRequest, await readJson(c));
+    checkChatBody(body);
     const tools = toolsOf(body);
     const topN = body.top_logprobs ?? 0;
     const params: EngineRequest["params"] = {
@@ -259,34 +273,19 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
     const id = newId("chatcmpl-");
     const created = Math.floor(Date.now() / 1000);
     const model = fe.name;
-    const acc = new OutputAccumulator();
-    const run = await startRun(
-      ctx,
-      { id, prompt: plan.prompt, params: plan.params },
-      c.req.raw.signal,
-    );
+    const run = await ChatRun.start(ctx, plan, id, c.req.raw.signal);
 
     if (!body.stream) {
       const logprobs: unknown[] = [];
-      let done: Extract<EngineEvent, { type: "done" }> | undefined;
-      try {
-        for await (const e of run.events) {
-          if (e.type === "token") {
-            acc.apply(plan.parser.push(e.text));
-            if (e.lp) logprobs.push(lpEntry(e.lp));
-          } else if (e.type === "done") done = e;
-          else if (e.type === "error") throw engineError(e.code, e.message);
-        }
-      } finally {
-        run.release();
-      }
-      acc.apply(plan.parser.end());
+      for await (const step of run.steps()) if (step.lp) logprobs.push(lpEntry(step.lp));
+      const done = run.done;
       if (!done) throw new Error("generation ended without a result");
-      ctx.metrics.usage(done.usage);
+      const { acc } = run;
       const calls = acc.toolCalls();
       const message: Record<string, unknown> = {
         role: "assistant",
         content: calls.length === 0 || acc.content.trim() !== "" ? acc.content : null,
+        refusal: null,
       };
       if (acc.reasoning) message.reasoning_content = message.reasoning = acc.reasoning;
       if (calls.length > 0) {
@@ -305,8 +304,8 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
         choices: [{
           index: 0,
           message,
-          logprobs: body.logprobs ? { content: logprobs } : null,
-          finish_reason: finishOf(done.finishReason, calls.length > 0),
+          logprobs: body.logprobs ? { content: logprobs, refusal: null } : null,
+          finish_reason: run.finish(),
         }],
         usage: openaiUsage(done.usage),
       });
@@ -330,38 +329,33 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
         choices: [{
           index: 0,
           delta,
-          logprobs: body.logprobs && logprobs.length > 0 ? { content: logprobs } : null,
+          logprobs: body.logprobs && logprobs.length > 0
+            ? { content: logprobs, refusal: null }
+            : null,
           finish_reason: finish,
         }],
+        ...(includeUsage ? { usage: null } : {}),
       });
-      await send(chunk({ role: "assistant", content: "" }));
+      await send(chunk({ role: "assistant", content: "", refusal: null }));
       let pendingLp: unknown[] = [];
-      let done: Extract<EngineEvent, { type: "done" }> | undefined;
       try {
-        for await (const e of run.events) {
-          if (e.type === "token") {
-            if (e.lp) pendingLp.push(lpEntry(e.lp));
-            const delta = deltaOf(acc.apply(plan.parser.push(e.text)), acc);
-            if (delta || pendingLp.length > 0) {
-              await send(chunk(delta ?? {}, null, pendingLp));
-              pendingLp = [];
-            }
-          } else if (e.type === "done") done = e;
-          else if (e.type === "error") {
-            await send(errorBody(engineError(e.code, e.message), "openai"));
-            return;
+        for await (const step of run.steps()) {
+          if (step.lp) pendingLp.push(lpEntry(step.lp));
+          const delta = deltaOf(step.events, run.acc);
+          if (delta || pendingLp.length > 0) {
+            await send(chunk(delta ?? {}, null, pendingLp));
+            pendingLp = [];
           }
         }
-        if (!done || done.finishReason === "abort") return;
-        const tail = deltaOf(acc.apply(plan.parser.end()), acc);
-        if (tail || pendingLp.length > 0) await send(chunk(tail ?? {}, null, pendingLp));
-        ctx.metrics.usage(done.usage);
-        await send(chunk({}, finishOf(done.finishReason, acc.calls.size > 0)));
-        if (includeUsage) await send({ ...base, choices: [], usage: openaiUsage(done.usage) });
-        await stream.writeSSE({ data: "[DONE]" });
-      } finally {
-        if (!done) run.cancel();
+      } catch (e) {
+        await send(errorBody(toApiError(e), "openai"));
+        return;
       }
+      const done = run.done;
+      if (!done || done.finishReason === "abort") return;
+      await send(chunk({}, run.finish()));
+      if (includeUsage) await send({ ...base, choices: [], usage: openaiUsage(done.usage) });
+      await stream.writeSSE({ data: "[DONE]" });
     });
   });
 

@@ -22,7 +22,10 @@ import {
   type ToolFormat,
   type ToolsModule,
 } from "./_tools.ts";
-import { ApiError, badRequest } from "./errors.ts";
+import { ApiError, type ApiFlavor, badRequest } from "./errors.ts";
+import { jsonDepth, MAX_SCHEMA_DEPTH } from "../grammar/schema.ts";
+import { GenericParser, genericToolPrompt, genericToolSchema } from "../tools/generic.ts";
+import { TokenAttr } from "../tokenizer/tokenizer.ts";
 
 /** How the model may use tools in one request. */
 export type ToolChoice = "none" | "auto" | "required" | { name: string };
@@ -43,6 +46,8 @@ export interface ChatInput {
   templateKwargs?: Record<string, unknown>;
   /** Sampling parameters, limits, stop strings, logprobs. */
   params: EngineRequest["params"];
+  /** The API asking (error wording; Anthropic continues a trailing assistant message). */
+  flavor?: ApiFlavor;
 }
 
 /** A planned chat request. */
@@ -71,6 +76,8 @@ export class ModelFrontend {
   readonly tools: ToolsModule;
   readonly #bos: string;
   readonly #eos: string;
+  /** Matches the text of any control token (for keeping it plain text in messages). */
+  readonly #controlRe: RegExp | null;
 
   private constructor(
     tokenizer: Tokenizer,
@@ -87,6 +94,15 @@ export class ModelFrontend {
     this.toolFormat = tools.detectToolFormat(template, info.arch);
     this.#bos = tokenizer.bosId !== undefined ? tokenizer.tokenText(tokenizer.bosId) : "";
     this.#eos = tokenizer.eosId !== undefined ? tokenizer.tokenText(tokenizer.eosId) : "";
+    const controls: string[] = [];
+    for (let id = 0; id < tokenizer.nVocab; id++) {
+      if (!(tokenizer.tokenAttr(id) & TokenAttr.CONTROL)) continue;
+      const t = tokenizer.tokenText(id);
+      if (t.length >= 2) controls.push(t);
+    }
+    controls.sort((a, b) => b.length - a.length);
+    const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    this.#controlRe = controls.length > 0 ? new RegExp(controls.map(esc).join("|"), "g") : null;
   }
 
   /** Reads the tokenizer and template of the GGUF at `path`. */
@@ -119,8 +135,16 @@ export class ModelFrontend {
     return this.tokenizer.encode(text, { addSpecial, parseSpecial });
   }
 
-  /** The rendered chat prompt. */
-  render(messages: ChatMessage[], tools: ToolDef[], kwargs?: Record<string, unknown>): string {
+  /**
+   * The rendered chat prompt. With `prefill`, the last (assistant) message is left open for
+   * the model to continue: rendered without a generation prompt, and cut right after its text.
+   */
+  render(
+    messages: ChatMessage[],
+    tools: ToolDef[],
+    kwargs?: Record<string, unknown>,
+    prefill = false,
+  ): string {
     if (!this.template) {
       throw badRequest("This model has no chat template; use /v1/completions", "messages");
     }
@@ -132,13 +156,60 @@ export class ModelFrontend {
         parameters: t.parameters,
       },
     }));
-    return applyChatTemplate(this.template, messages, {
+    const opts = {
       tools: chatTools.length > 0 ? chatTools : null,
-      addGenerationPrompt: true,
+      addGenerationPrompt: !prefill,
       bosToken: this.#bos,
       eosToken: this.#eos,
       extra: kwargs,
+    };
+    if (prefill) {
+      const last = String(messages[messages.length - 1].content ?? "").trimEnd();
+      const full = applyChatTemplate(this.template, messages, opts);
+      const at = last ? full.lastIndexOf(last) : -1;
+      if (at >= 0) return full.slice(0, at + last.length);
+      opts.addGenerationPrompt = true;
+    }
+    return applyChatTemplate(this.template, messages, opts);
+  }
+
+  /**
+   * Messages with the control-token texts in their content replaced by private-use
+   * placeholders, and the texts they stand for: {@link tokenizePrompt} tokenizes those as
+   * plain text, so `<|im_end|>` typed by a user cannot close a turn (prompt injection).
+   */
+  #shieldControls(messages: ChatMessage[]): { messages: ChatMessage[]; shielded: string[] } {
+    const re = this.#controlRe;
+    const shielded: string[] = [];
+    if (!re) return { messages, shielded };
+    const shield = (text: string) =>
+      text.replace(re, (m) => {
+        shielded.push(m);
+        return `\uE000${shielded.length - 1}\uE001`;
+      });
+    const out = messages.map((m) => {
+      if (typeof m.content === "string" && m.content.length > 0) {
+        re.lastIndex = 0;
+        if (re.test(m.content)) return { ...m, content: shield(m.content) };
+      }
+      return m;
     });
+    return { messages: out, shielded };
+  }
+
+  /** Tokens of a rendered prompt whose placeholders stand for shielded plain text. */
+  tokenizePrompt(text: string, shielded: string[]): number[] {
+    if (shielded.length === 0) return this.tokenize(text, false, true);
+    const out: number[] = [];
+    const re = /\uE000(\d+)\uE001/g;
+    let at = 0;
+    for (const m of text.matchAll(re)) {
+      if (m.index! > at) out.push(...this.tokenize(text.slice(at, m.index), false, true));
+      out.push(...this.tokenize(shielded[Number(m[1])], false, false));
+      at = m.index! + m[0].length;
+    }
+    if (at < text.length) out.push(...this.tokenize(text.slice(at), false, true));
+    return out;
   }
 
   /** Prompt token ids of a conversation. */
@@ -147,12 +218,22 @@ export class ModelFrontend {
     tools: ToolDef[],
     kwargs?: Record<string, unknown>,
   ): number[] {
-    return this.tokenize(this.render(messages, tools, kwargs), false, true);
+    const sh = this.#shieldControls(messages);
+    return this.tokenizePrompt(this.render(sh.messages, tools, kwargs), sh.shielded);
   }
 
   /** Throws the context-overflow 400 when `n` prompt tokens do not fit. */
-  checkFits(n: number, param = "messages"): void {
+  checkFits(n: number, param = "messages", flavor: ApiFlavor = "openai"): void {
     const nCtx = this.info.nCtx;
+    if (n > nCtx && flavor === "anthropic") {
+      // Claude Code compacts the conversation on this exact wording
+      throw new ApiError(
+        400,
+        "invalid_request_error",
+        `prompt is too long: ${n} tokens > ${nCtx} maximum`,
+        { param, code: "context_length_exceeded" },
+      );
+    }
     if (n > nCtx) {
       throw new ApiError(
         400,
@@ -174,61 +255,134 @@ export class ModelFrontend {
     if ((choice === "required" || typeof choice === "object") && input.tools.length === 0) {
       throw badRequest("tool_choice requires tools", "tool_choice");
     }
-    const text = this.render(input.messages, useTools, input.templateKwargs);
-    const prompt = this.tokenize(text, false, true);
-    this.checkFits(prompt.length);
+    checkSchemaDepths(input);
+    const mustCall = choice === "required" || typeof choice === "object";
+    const generic = useTools.length > 0 && this.toolFormat === "none";
+    let messages = input.messages;
+    if (generic) messages = genericMessages(messages, useTools, mustCall);
+    const last = messages[messages.length - 1];
+    const prefill = input.flavor === "anthropic" && last?.role === "assistant" &&
+      !last.tool_calls?.length && String(last.content ?? "").trim() !== "";
+    const sh = this.#shieldControls(messages);
+    const text = this.render(sh.messages, generic ? [] : useTools, input.templateKwargs, prefill);
+    const prompt = this.tokenizePrompt(text, sh.shielded);
+    this.checkFits(prompt.length, "messages", input.flavor);
     // the prompt opens a reasoning block itself (DeepSeek, Qwen3-2507 thinking templates)
     const forcedOpen = /<think>\s*$/.test(text);
     const thinking = this.thinkingBeforeCall(input.templateKwargs, forcedOpen);
-    let constraint: ConstraintSpec | undefined;
-    if (useTools.length > 0 && (choice === "required" || typeof choice === "object")) {
-      if (this.toolFormat === "none" || !this.info.constrained) {
+    const constraint = this.#constraint(input, useTools, generic, thinking);
+    const parser = generic ? new GenericParser(useTools) : this.tools.createOutputParser(
+      useTools.length > 0 ? this.toolFormat : "none",
+      { tools: useTools, thinking: forcedOpen },
+    );
+    const params = { ...input.params };
+    if (constraint) params.constraint = constraint;
+    return { prompt, params, parser };
+  }
+
+  #constraint(
+    input: ChatInput,
+    useTools: ToolDef[],
+    generic: boolean,
+    thinking: boolean,
+  ): ConstraintSpec | undefined {
+    const choice = input.toolChoice;
+    const rf = input.responseFormat;
+    if (!this.info.constrained) {
+      if (useTools.length > 0 && choice !== "auto") {
         throw badRequest(
-          `tool_choice ${JSON.stringify(choice)} cannot be enforced: ${
-            this.info.constrained
-              ? "no tool-call format is known for this model's template"
-              : "this build has no constrained decoding"
-          }`,
+          `tool_choice ${JSON.stringify(choice)} cannot be enforced: this build has no ` +
+            "constrained decoding",
           "tool_choice",
         );
       }
-      constraint = {
-        kind: "tools",
-        format: this.toolFormat,
-        tools: useTools,
-        choice: choice === "required" ? "required" : { name: choice.name },
-        parallel: input.parallelToolCalls,
-        chatTemplate: this.template,
-        thinking,
-      };
-    } else if (useTools.length > 0 && this.toolFormat !== "none" && this.info.constrained) {
-      // auto: free text until the family's call trigger, then the call is constrained
-      constraint = {
-        kind: "tools",
-        format: this.toolFormat,
-        tools: useTools,
-        choice: "auto",
-        parallel: input.parallelToolCalls,
-        chatTemplate: this.template,
-        thinking,
-      };
-    } else if (input.responseFormat) {
-      if (!this.info.constrained) {
+      if (rf) {
         throw badRequest(
           "response_format cannot be enforced: no constrained decoding",
           "response_format",
         );
       }
-      constraint = input.responseFormat;
+      return undefined;
     }
-    const parser = this.tools.createOutputParser(useTools.length > 0 ? this.toolFormat : "none", {
-      tools: useTools,
-      thinking: forcedOpen,
-    });
-    const params = { ...input.params };
-    if (constraint) params.constraint = constraint;
-    return { prompt, params, parser };
+    if (generic) {
+      const named = typeof choice === "object";
+      const tools = named ? useTools.filter((t) => t.name === choice.name) : useTools;
+      const response = choice === "auto"
+        ? rf?.kind === "json_schema" ? rf.schema : rf ? { type: "object" } : { type: "string" }
+        : null;
+      const schema = genericToolSchema(tools, input.parallelToolCalls && !named, response);
+      return { kind: "json_schema", schema };
+    }
+    if (useTools.length > 0) {
+      return {
+        kind: "tools",
+        format: this.toolFormat,
+        tools: useTools,
+        choice: choice === "required"
+          ? "required"
+          : typeof choice === "object"
+          ? { name: choice.name }
+          : "auto",
+        parallel: input.parallelToolCalls,
+        chatTemplate: this.template,
+        thinking,
+        ...(rf && choice === "auto" ? { response: rf } : {}),
+      } as ConstraintSpec;
+    }
+    return rf;
   }
+}
+
+/** Refuses schemas nested deeper than the grammar accepts, before anything recurses on them. */
+function checkSchemaDepths(input: ChatInput): void {
+  const max = MAX_SCHEMA_DEPTH * 2; // a schema level is often two JSON levels (properties)
+  input.tools.forEach((t, i) => {
+    if (jsonDepth(t.parameters, max) > max) {
+      throw badRequest(
+        `The parameters schema of tool "${t.name}" is nested too deeply (over ${max} levels)`,
+        `tools.${i}`,
+      );
+    }
+  });
+  const rf = input.responseFormat;
+  if (rf?.kind === "json_schema" && jsonDepth(rf.schema, max) > max) {
+    throw badRequest(
+      `The response schema is nested too deeply (over ${max} levels)`,
+      "response_format",
+    );
+  }
+}
+
+/**
+ * The conversation for the generic tool convention: a system message that describes the
+ * tools (merged into the first system message), and earlier calls written as the JSON the
+ * model is asked to produce.
+ */
+function genericMessages(
+  messages: ChatMessage[],
+  tools: ToolDef[],
+  mustCall: boolean,
+): ChatMessage[] {
+  const prompt = genericToolPrompt(tools, mustCall);
+  const out = messages.map((m): ChatMessage => {
+    if (m.role !== "assistant" || !m.tool_calls?.length) return m;
+    const calls = m.tool_calls.map((c) => {
+      let args: unknown = c.function.arguments;
+      if (typeof args === "string") {
+        try {
+          args = JSON.parse(args);
+        } catch { /* keep the text */ }
+      }
+      return { name: c.function.name, arguments: args };
+    });
+    const copy: ChatMessage = { ...m, content: JSON.stringify({ tool_calls: calls }) };
+    delete copy.tool_calls;
+    return copy;
+  });
+  if (out[0]?.role === "system") {
+    out[0] = { ...out[0], content: `${contentText(out[0].content)}\n\n${prompt}` };
+  } else out.unshift({ role: "system", content: prompt });
+  return out;
 }
 
 /** Text of OpenAI/Anthropic content (string, or text parts joined with "\n"). */
