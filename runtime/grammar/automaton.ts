@@ -554,18 +554,45 @@ class StrF extends Frame {
   #push(f: StrF | null, st: Stack, out: Stack[]): void {
     if (f !== null) out.push({ f, up: st.up });
   }
+  /** The code points a character still being read (UTF-8 or an escape) can turn out to be. */
+  #range(): [number, number] {
+    if (this.cont > 0) {
+      const k = 6 * this.cont;
+      // right after E0 or F0 the shortest forms start at U+0800 and U+10000
+      const min = this.cp !== 0 ? 0 : this.cont === 2 ? 0x800 : this.cont === 3 ? 0x10000 : 0;
+      return [Math.max(min, this.cp * 2 ** k), this.cp * 2 ** k + 2 ** k - 1];
+    }
+    if (this.esc === 1) return [0, 0xffff];
+    const k = 4 * (this.esc - 1); // hex digits left
+    return [this.cp * 2 ** k, this.cp * 2 ** k + 2 ** k - 1];
+  }
+  /** Pushes `f` (mid-character) only if the pattern can still take some character it may be. */
+  #partial(f: StrF, st: Stack, out: Stack[]): void {
+    if (f.re !== null) {
+      const [lo, hi] = f.#range();
+      if (!this.node.re!.takesAny(f.re, lo, hi)) return;
+    }
+    out.push({ f, up: st.up });
+  }
   step(st: Stack, b: number, sp: boolean, out: Stack[]): void {
     if (sp) return;
     const { node, n, re } = this;
     if (this.cont > 0) {
       if (b < 0x80 || b > 0xbf) return;
+      // well-formed UTF-8 only: no overlong forms (E0 80, F0 80), no surrogates (ED A0), no
+      // code points past U+10FFFF (F4 90)
+      const c = this.cont, p = this.cp;
+      if (c === 2 && p === 0 && b < 0xa0) return;
+      if (c === 2 && p === 0xd && b > 0x9f) return;
+      if (c === 3 && p === 0 && b < 0x90) return;
+      if (c === 3 && p === 4 && b > 0x8f) return;
       const cp = (this.cp << 6) | (b & 0x3f);
-      if (this.cont > 1) out.push({ f: new StrF(node, n, 0, this.cont - 1, cp, re), up: st.up });
+      if (this.cont > 1) this.#partial(new StrF(node, n, 0, this.cont - 1, cp, re), st, out);
       else this.#push(this.#char(n, cp), st, out);
       return;
     }
     if (this.esc === 1) {
-      if (b === 0x75) out.push({ f: new StrF(node, n, 5, 0, 0, re), up: st.up });
+      if (b === 0x75) this.#partial(new StrF(node, n, 5, 0, 0, re), st, out);
       else if (ESCAPES.has(b)) this.#push(this.#char(n, ESCAPES.get(b)!), st, out);
       return;
     }
@@ -580,7 +607,7 @@ class StrF extends Frame {
       if (h < 0) return;
       const cp = this.cp * 16 + h;
       if (this.esc === 2) this.#push(this.#char(n, cp), st, out);
-      else out.push({ f: new StrF(node, n, this.esc - 1, 0, cp, re), up: st.up });
+      else this.#partial(new StrF(node, n, this.esc - 1, 0, cp, re), st, out);
       return;
     }
     if (b === 0x22) {
@@ -588,14 +615,14 @@ class StrF extends Frame {
       return;
     }
     if (b < 0x20 || n >= node.max) return;
-    if (b === 0x5c) out.push({ f: new StrF(node, n + 1, 1, 0, 0, re), up: st.up });
+    if (b === 0x5c) this.#partial(new StrF(node, n + 1, 1, 0, 0, re), st, out);
     else if (b < 0x80) this.#push(this.#char(n + 1, b), st, out);
     else if (b >= 0xc2 && b <= 0xdf) {
-      out.push({ f: new StrF(node, n + 1, 0, 1, b & 0x1f, re), up: st.up });
+      this.#partial(new StrF(node, n + 1, 0, 1, b & 0x1f, re), st, out);
     } else if (b >= 0xe0 && b <= 0xef) {
-      out.push({ f: new StrF(node, n + 1, 0, 2, b & 0x0f, re), up: st.up });
+      this.#partial(new StrF(node, n + 1, 0, 2, b & 0x0f, re), st, out);
     } else if (b >= 0xf0 && b <= 0xf4) {
-      out.push({ f: new StrF(node, n + 1, 0, 3, b & 0x07, re), up: st.up });
+      this.#partial(new StrF(node, n + 1, 0, 3, b & 0x07, re), st, out);
     }
   }
 }
@@ -644,6 +671,7 @@ function numberFits(n: NumNode, t: string, done: boolean): boolean {
   if (dot >= 0) {
     const a = Number(body.endsWith(".") ? body.slice(0, -1) : body);
     const frac = body.length - dot - 1;
+    if (frac >= MAX_FRAC_DIGITS) return sign(a, a, true, true); // no digit can follow
     return sign(a, a + 10 ** -frac, true, false);
   }
   const v = Number(body);

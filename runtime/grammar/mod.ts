@@ -649,6 +649,22 @@ export function compileConstraint(spec: ConstraintSpec, vocab: ConstraintVocab):
   }
 }
 
+/**
+ * Checks that `spec` compiles (schemas, tool grammars) without a vocabulary: cheap, so a
+ * server can refuse a bad schema with a 400 before it queues the request. Throws
+ * {@link GrammarError} as {@link compileConstraint} would.
+ */
+export function validateConstraint(spec: ConstraintSpec): void {
+  if (spec.kind === "json_schema") compileSchema(spec.schema);
+  else if (spec.kind === "tools") {
+    const tools = typeof spec.choice === "object"
+      ? spec.tools.filter((t) => t.name === (spec.choice as { name: string }).name)
+      : spec.tools;
+    toolGrammar(spec.format, tools, spec.parallel, spec.chatTemplate);
+    if (spec.response?.kind === "json_schema") compileSchema(spec.response.schema);
+  }
+}
+
 /** `...</think>` then up to two newlines, then the calls. */
 function thinkThen(end: string, calls: GNode): GNode {
   return seq([text(end), alt([seq([lit(["\n\n", "\n"]), calls]), calls])]);

@@ -371,6 +371,16 @@ export class Regex {
     return [...out].sort((a, b) => a - b);
   }
 
+  /** Whether some code point in [lo, hi] can be taken from `states`. */
+  takesAny(states: readonly number[], lo: number, hi: number): boolean {
+    for (const s of states) {
+      for (const { r } of this.edges[s]) {
+        for (let i = 0; i < r.length; i += 2) if (r[i] <= hi && r[i + 1] >= lo) return true;
+      }
+    }
+    return false;
+  }
+
   /** Whether `states` includes the accepting state. */
   accepts(states: readonly number[]): boolean {
     return states.includes(this.accept);

@@ -58,6 +58,17 @@ Deno.test("pattern: compiled into the grammar, anchored or searched, on decoded 
   check({ type: "string", pattern: "^a\\nb$" }, ['"a\\nb"', '"a\\u000ab"'], ['"anb"']);
   check({ type: "string", pattern: '^"$' }, ['"\\""', '"\\u0022"'], ['"x"']);
   check({ type: "string", pattern: "^é+$" }, ['"éé"', '"\\u00e9"'], ['"e"']);
+  // an overlong UTF-8 form of "-" (E0 80 AD) is no "-": only well-formed UTF-8 is accepted
+  const c = compileConstraint(
+    { kind: "json_schema", schema: { type: "string", pattern: "^-$" } },
+    BYTES,
+  );
+  c.advance(0x22);
+  assert.ok(!c.accepts(0xe0) && !c.accepts(0xf0) && c.accepts(0x2d));
+  const plain = compileConstraint({ kind: "json_schema", schema: { type: "string" } }, BYTES);
+  plain.advance(0x22);
+  plain.advance(0xe0);
+  assert.ok(!plain.accepts(0x80) && plain.accepts(0xa0)); // E0 80 would be overlong
   // with lengths
   check(
     { type: "string", pattern: "^[a-z]+$", minLength: 2, maxLength: 3 },

@@ -32,7 +32,7 @@ import {
   parseBody,
 } from "./schemas.ts";
 import { type ChatFinish, ChatRun } from "./run.ts";
-import { heartbeat, newId, type ServerContext } from "./sse.ts";
+import { checkQueue, heartbeat, newId, type ServerContext } from "./sse.ts";
 
 type Block = Record<string, unknown> & { type: string };
 
@@ -237,9 +237,8 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
     });
     const id = newId("msg_");
     const model = body.model ?? fe.name;
-    const run = await ChatRun.start(ctx, plan, id, c.req.raw.signal);
-
     if (!body.stream) {
+      const run = await ChatRun.start(ctx, plan, id, c.req.raw.signal);
       // content blocks in order of appearance
       const blocks: Block[] = [];
       for await (const step of run.steps()) {
@@ -276,9 +275,15 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
       });
     }
 
-    run.release();
+    // a stream answers at once, pings included, while the request waits for a slot
+    checkQueue(ctx);
     return streamSSE(c, async (stream) => {
-      stream.onAbort(() => run.cancel());
+      let run: ChatRun | null = null;
+      let aborted = false;
+      stream.onAbort(() => {
+        aborted = true;
+        run?.cancel();
+      });
       const send = (event: string, data: Record<string, unknown>) =>
         stream.writeSSE({ event, data: JSON.stringify({ type: event, ...data }) });
       heartbeat(stream, () => send("ping", {}), ctx.heartbeatMs);
@@ -291,7 +296,7 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
           content: [],
           stop_reason: null,
           stop_sequence: null,
-          usage: anthropicUsage(run.run, 1),
+          usage: anthropicUsage({ promptTokens: plan.prompt.length, cachedTokens: 0 }, 1),
         },
       });
       let index = -1;
@@ -337,6 +342,8 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
         }
       };
       try {
+        run = await ChatRun.start(ctx, plan, id);
+        if (aborted) run.cancel();
         for await (const step of run.steps()) await emit(step.events);
       } catch (e) {
         await stream.writeSSE({
@@ -345,8 +352,8 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
         });
         return;
       }
-      const done = run.done;
-      if (!done || done.finishReason === "abort") return;
+      const done = run?.done;
+      if (!run || !done || done.finishReason === "abort") return;
       if (index < 0) await start({ type: "text", text: "" });
       await send("content_block_stop", { index });
       const u: SeqUsage = done.usage;

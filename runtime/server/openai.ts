@@ -13,7 +13,7 @@ import type { EngineEvent, EngineLogprob, EngineRequest } from "../engine/engine
 import type { SeqUsage } from "../engine/scheduler.ts";
 import type { ChatMessage } from "../tokenizer/chat_template.ts";
 import type { ConstraintSpec, OutputEvent, ToolDef } from "./_tools.ts";
-import { badRequest, engineError, errorBody, toApiError } from "./errors.ts";
+import { ApiError, badRequest, engineError, errorBody, toApiError } from "./errors.ts";
 import type { ToolChoice } from "./prompt.ts";
 import {
   ChatCompletionRequest,
@@ -24,6 +24,7 @@ import {
 import { ChatRun } from "./run.ts";
 import {
   argumentsTail,
+  checkQueue,
   heartbeat,
   newId,
   type OutputAccumulator,
@@ -31,12 +32,39 @@ import {
   startRun,
 } from "./sse.ts";
 
-/** Parses the JSON body or throws a 400. */
-export async function readJson(c: Context): Promise<unknown> {
+/** Milliseconds to wait for a request body: SPOOL_BODY_TIMEOUT_MS, else 60 s. */
+export function bodyTimeoutMs(): number {
+  return Number(
+    (globalThis as { process?: { env?: Record<string, string> } }).process?.env
+      ?.SPOOL_BODY_TIMEOUT_MS,
+  ) || 60_000;
+}
+
+/**
+ * Parses the JSON body or throws a 400; a body that does not arrive within `timeoutMs` (a
+ * client sending slowly) is a 408, and the connection is closed.
+ */
+export async function readJson(c: Context, timeoutMs = bodyTimeoutMs()): Promise<unknown> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new ApiError(408, "invalid_request_error", "The request body did not arrive in time", {
+          code: "request_timeout",
+        }),
+      );
+    }, timeoutMs);
+  });
   try {
-    return await c.req.json();
+    return await Promise.race([c.req.json(), late]);
   } catch (e) {
+    if (e instanceof ApiError) {
+      c.header("connection", "close");
+      throw e;
+    }
     throw badRequest(`The body is not valid JSON: ${(e as Error).message}`);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -273,9 +301,8 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
     const id = newId("chatcmpl-");
     const created = Math.floor(Date.now() / 1000);
     const model = fe.name;
-    const run = await ChatRun.start(ctx, plan, id, c.req.raw.signal);
-
     if (!body.stream) {
+      const run = await ChatRun.start(ctx, plan, id, c.req.raw.signal);
       const logprobs: unknown[] = [];
       for await (const step of run.steps()) if (step.lp) logprobs.push(lpEntry(step.lp));
       const done = run.done;
@@ -311,7 +338,8 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
       });
     }
 
-    run.release();
+    // a stream answers at once, keep-alives included, while the request waits for a slot
+    checkQueue(ctx);
     const includeUsage = body.stream_options?.include_usage === true;
     const base = {
       id,
@@ -321,7 +349,12 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
       system_fingerprint: "spool",
     };
     return streamSSE(c, async (stream) => {
-      stream.onAbort(() => run.cancel());
+      let run: ChatRun | null = null;
+      let aborted = false;
+      stream.onAbort(() => {
+        aborted = true;
+        run?.cancel();
+      });
       heartbeat(stream, () => stream.write(": keep-alive\n\n"), ctx.heartbeatMs);
       const send = (x: unknown) => stream.writeSSE({ data: JSON.stringify(x) });
       const chunk = (delta: unknown, finish: string | null = null, logprobs: unknown[] = []) => ({
@@ -339,6 +372,8 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
       await send(chunk({ role: "assistant", content: "", refusal: null }));
       let pendingLp: unknown[] = [];
       try {
+        run = await ChatRun.start(ctx, plan, id);
+        if (aborted) run.cancel();
         for await (const step of run.steps()) {
           if (step.lp) pendingLp.push(lpEntry(step.lp));
           const delta = deltaOf(step.events, run.acc);
@@ -351,8 +386,8 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
         await send(errorBody(toApiError(e), "openai"));
         return;
       }
-      const done = run.done;
-      if (!done || done.finishReason === "abort") return;
+      const done = run?.done;
+      if (!run || !done || done.finishReason === "abort") return;
       await send(chunk({}, run.finish()));
       if (includeUsage) await send({ ...base, choices: [], usage: openaiUsage(done.usage) });
       await stream.writeSSE({ data: "[DONE]" });

@@ -24,6 +24,7 @@ import {
 } from "./_tools.ts";
 import { ApiError, type ApiFlavor, badRequest } from "./errors.ts";
 import { jsonDepth, MAX_SCHEMA_DEPTH } from "../grammar/schema.ts";
+import { GrammarError, validateConstraint } from "../grammar/mod.ts";
 import { GenericParser, genericToolPrompt, genericToolSchema } from "../tools/generic.ts";
 import { TokenAttr } from "../tokenizer/tokenizer.ts";
 
@@ -271,6 +272,21 @@ export class ModelFrontend {
     const forcedOpen = /<think>\s*$/.test(text);
     const thinking = this.thinkingBeforeCall(input.templateKwargs, forcedOpen);
     const constraint = this.#constraint(input, useTools, generic, thinking);
+    if (constraint) {
+      try {
+        validateConstraint(constraint);
+      } catch (e) {
+        if (!(e instanceof GrammarError)) throw e;
+        const param = input.responseFormat && constraint.kind !== "tools"
+          ? (input.flavor === "anthropic" ? "output_config.format" : "response_format")
+          : "tools";
+        throw new ApiError(400, "invalid_request_error", e.message, {
+          param,
+          code: e.code,
+          cause: e,
+        });
+      }
+    }
     const parser = generic ? new GenericParser(useTools) : this.tools.createOutputParser(
       useTools.length > 0 ? this.toolFormat : "none",
       { tools: useTools, thinking: forcedOpen },
