@@ -21,6 +21,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { randomBytes } from "node:crypto";
+import { chmodSync, closeSync, openSync } from "node:fs";
 
 /** Which API a batch belongs to. */
 export type BatchKind = "openai" | "anthropic";
@@ -186,6 +187,12 @@ export class BatchStore {
 
   /** Open (or create) the store at `path` (":memory:" for a throwaway one). */
   static open(path: string): BatchStore {
+    // it holds users' prompts and results: owner-only, created so before SQLite opens it (its
+    // -wal and -shm files take the database file's mode)
+    if (path !== ":memory:") {
+      closeSync(openSync(path, "a", 0o600));
+      chmodSync(path, 0o600);
+    }
     const db = new DatabaseSync(path);
     return wrap("open the batch store", () => {
       db.exec("PRAGMA journal_mode = WAL");
