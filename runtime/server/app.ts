@@ -13,6 +13,7 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Engine, EngineStats } from "../engine/engine.ts";
 import { anthropicRoutes } from "./anthropic.ts";
+import { completionRoutes } from "./completions.ts";
 import { ApiError, type ApiFlavor, errorBody, toApiError } from "./errors.ts";
 import { Metrics } from "./metrics.ts";
 import { openaiRoutes, readJson } from "./openai.ts";
@@ -270,6 +271,7 @@ export function createApp(opts: AppOptions): Hono {
 
   if (opts.batches) batchRoutes(app, opts.batches);
   openaiRoutes(app, ctx);
+  completionRoutes(app, ctx);
   anthropicRoutes(app, ctx);
   return app;
 }

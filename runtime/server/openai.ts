@@ -9,19 +9,19 @@
  */
 import type { Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { EngineEvent, EngineLogprob, EngineRequest } from "../engine/engine.ts";
+import type { EngineLogprob, EngineRequest } from "../engine/engine.ts";
 import type { SeqUsage } from "../engine/scheduler.ts";
 import type { ChatMessage } from "../tokenizer/chat_template.ts";
 import type { ConstraintSpec, OutputEvent, ToolDef } from "./_tools.ts";
-import { ApiError, badRequest, engineError, errorBody, toApiError } from "./errors.ts";
+import { ApiError, badRequest, errorBody, toApiError } from "./errors.ts";
 import type { ToolChoice } from "./prompt.ts";
 import {
   ChatCompletionRequest,
   type ChatCompletionRequest as ChatBody,
-  CompletionRequest,
   parseBody,
 } from "./schemas.ts";
 import { ChatRun } from "./run.ts";
+import type { ChatPlan } from "./prompt.ts";
 import {
   argumentsTail,
   checkQueue,
@@ -29,7 +29,6 @@ import {
   newId,
   type OutputAccumulator,
   type ServerContext,
-  startRun,
 } from "./sse.ts";
 
 /** Milliseconds to wait for a request body: SPOOL_BODY_TIMEOUT_MS, else 60 s. */
@@ -102,9 +101,6 @@ export function openaiSampling(
     n?: number | null;
   },
 ): Sampling {
-  if (b.n !== undefined && b.n !== null && b.n !== 1) {
-    throw badRequest("Only n=1 is supported", "n", "unsupported_value");
-  }
   const p: Sampling = {};
   const set = <K extends keyof Sampling>(k: K, v: Sampling[K] | null | undefined) => {
     if (v !== undefined && v !== null) p[k] = v;
@@ -175,8 +171,14 @@ function toolsOf(b: ChatBody): ToolDef[] {
   }));
 }
 
+/** Most choices per request. */
+const MAX_N = 8;
+
 /** Checks the chat body beyond its shape: the 400s OpenAI gives. */
 function checkChatBody(b: ChatBody): void {
+  if (b.n !== undefined && b.n !== null && b.n > MAX_N) {
+    throw badRequest(`n must be at most ${MAX_N}`, "n", "unsupported_value");
+  }
   for (const k of ["max_tokens", "max_completion_tokens"] as const) {
     if (b[k] === 0) throw badRequest(`${k} must be at least 1`, k, "invalid_value");
   }
@@ -271,12 +273,18 @@ function deltaOf(events: OutputEvent[], acc: OutputAccumulator): Record<string, 
 export function openaiRoutes(app: Hono, ctx: ServerContext): void {
   const { fe } = ctx;
 
-  app.get("/v1/models", (c) =>
-    c.json({
-      object: "list",
-      data: [modelCard(ctx)],
-    }));
-  app.get("/v1/models/:id{.+}", (c) => c.json(modelCard(ctx)));
+  // with `anthropic-version` (the Anthropic SDKs send it), Anthropic's shape
+  app.get("/v1/models", (c) => {
+    if (c.req.header("anthropic-version")) {
+      const m = anthropicModel(ctx);
+      return c.json({ data: [m], has_more: false, first_id: m.id, last_id: m.id });
+    }
+    return c.json({ object: "list", data: [modelCard(ctx)] });
+  });
+  app.get(
+    "/v1/models/:id{.+}",
+    (c) => c.json(c.req.header("anthropic-version") ? anthropicModel(ctx) : modelCard(ctx)),
+  );
 
   app.post("/v1/chat/completions", async (c) => {
     const body = parseBody(ChatCompletionRequest, await readJson(c));
@@ -301,26 +309,36 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
     const id = newId("chatcmpl-");
     const created = Math.floor(Date.now() / 1000);
     const model = fe.name;
-    if (!body.stream) {
-      const run = await ChatRun.start(ctx, plan, id, c.req.raw.signal);
-      const logprobs: unknown[] = [];
-      for await (const step of run.steps()) if (step.lp) logprobs.push(lpEntry(step.lp));
-      const done = run.done;
-      if (!done) throw new Error("generation ended without a result");
-      const { acc } = run;
-      const calls = acc.toolCalls();
-      const message: Record<string, unknown> = {
-        role: "assistant",
-        content: calls.length === 0 || acc.content.trim() !== "" ? acc.content : null,
-        refusal: null,
+    const n = body.n ?? 1;
+    // choice i samples with seed + i (when seeded), each with its own parser
+    const planFor = (i: number): ChatPlan =>
+      i === 0 ? plan : {
+        ...plan,
+        params: {
+          ...plan.params,
+          ...(plan.params.seed !== undefined ? { seed: Number(plan.params.seed) + i } : {}),
+        },
+        parser: plan.newParser(),
       };
-      if (acc.reasoning) message.reasoning_content = message.reasoning = acc.reasoning;
-      if (calls.length > 0) {
-        message.tool_calls = calls.map((t) => ({
-          id: t.id,
-          type: "function",
-          function: { name: t.name, arguments: t.arguments },
-        }));
+
+    if (!body.stream) {
+      const runs = await Promise.all(
+        Array.from(
+          { length: n },
+          (_, i) => ChatRun.start(ctx, planFor(i), newId("chatcmpl-"), c.req.raw.signal),
+        ),
+      );
+      const choices = [];
+      for (const [index, run] of runs.entries()) {
+        const logprobs: unknown[] = [];
+        for await (const step of run.steps()) if (step.lp) logprobs.push(lpEntry(step.lp));
+        if (!run.done) throw new Error("generation ended without a result");
+        choices.push({
+          index,
+          message: chatMessage(run),
+          logprobs: body.logprobs ? { content: logprobs, refusal: null } : null,
+          finish_reason: run.finish(),
+        });
       }
       return c.json({
         id,
@@ -328,13 +346,8 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
         created,
         model,
         system_fingerprint: "spool",
-        choices: [{
-          index: 0,
-          message,
-          logprobs: body.logprobs ? { content: logprobs, refusal: null } : null,
-          finish_reason: run.finish(),
-        }],
-        usage: openaiUsage(done.usage),
+        choices,
+        usage: openaiUsage(choicesUsage(runs.map((r) => r.done!.usage))),
       });
     }
 
@@ -349,18 +362,23 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
       system_fingerprint: "spool",
     };
     return streamSSE(c, async (stream) => {
-      let run: ChatRun | null = null;
+      const runs: ChatRun[] = [];
       let aborted = false;
       stream.onAbort(() => {
         aborted = true;
-        run?.cancel();
+        for (const r of runs) r.cancel();
       });
       heartbeat(stream, () => stream.write(": keep-alive\n\n"), ctx.heartbeatMs);
       const send = (x: unknown) => stream.writeSSE({ data: JSON.stringify(x) });
-      const chunk = (delta: unknown, finish: string | null = null, logprobs: unknown[] = []) => ({
+      const chunk = (
+        index: number,
+        delta: unknown,
+        finish: string | null = null,
+        logprobs: unknown[] = [],
+      ) => ({
         ...base,
         choices: [{
-          index: 0,
+          index,
           delta,
           logprobs: body.logprobs && logprobs.length > 0
             ? { content: logprobs, refusal: null }
@@ -369,156 +387,81 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
         }],
         ...(includeUsage ? { usage: null } : {}),
       });
-      await send(chunk({ role: "assistant", content: "", refusal: null }));
-      let pendingLp: unknown[] = [];
-      try {
-        run = await ChatRun.start(ctx, plan, id);
+      const choice = async (index: number): Promise<SeqUsage | null> => {
+        await send(chunk(index, { role: "assistant", content: "", refusal: null }));
+        const run = await ChatRun.start(ctx, planFor(index), newId("chatcmpl-"));
+        runs.push(run);
         if (aborted) run.cancel();
+        let pendingLp: unknown[] = [];
         for await (const step of run.steps()) {
           if (step.lp) pendingLp.push(lpEntry(step.lp));
           const delta = deltaOf(step.events, run.acc);
           if (delta || pendingLp.length > 0) {
-            await send(chunk(delta ?? {}, null, pendingLp));
+            await send(chunk(index, delta ?? {}, null, pendingLp));
             pendingLp = [];
           }
         }
+        const done = run.done;
+        if (!done || done.finishReason === "abort") return null;
+        await send(chunk(index, {}, run.finish()));
+        return done.usage;
+      };
+      let usages: (SeqUsage | null)[];
+      try {
+        usages = await Promise.all(Array.from({ length: n }, (_, i) => choice(i)));
       } catch (e) {
+        for (const r of runs) r.cancel();
         await send(errorBody(toApiError(e), "openai"));
         return;
       }
-      const done = run?.done;
-      if (!run || !done || done.finishReason === "abort") return;
-      await send(chunk({}, run.finish()));
-      if (includeUsage) await send({ ...base, choices: [], usage: openaiUsage(done.usage) });
+      if (usages.some((u) => u === null)) return;
+      if (includeUsage) {
+        await send({
+          ...base,
+          choices: [],
+          usage: openaiUsage(choicesUsage(usages as SeqUsage[])),
+        });
+      }
       await stream.writeSSE({ data: "[DONE]" });
     });
   });
+}
 
-  app.post("/v1/completions", async (c) => {
-    const body = parseBody(CompletionRequest, await readJson(c));
-    const prompt = typeof body.prompt === "string"
-      ? fe.tokenize(body.prompt)
-      : typeof body.prompt[0] === "string"
-      ? fe.tokenize(body.prompt[0] as string)
-      : body.prompt as number[];
-    for (const t of prompt) {
-      if (t >= fe.info.nVocab) {
-        throw badRequest(`token id ${t} is outside the vocabulary`, "prompt");
-      }
-    }
-    if (prompt.length === 0) throw badRequest("The prompt is empty", "prompt");
-    fe.checkFits(prompt.length, "prompt");
-    const topN = body.logprobs ?? undefined;
-    const params: EngineRequest["params"] = {
-      ...openaiSampling(body),
-      affinity: affinityOf(c),
-      priority: priorityOf(c),
-      ...(topN !== undefined ? { wantLogprobs: true, logprobs: topN } : {}),
-    };
-    const id = newId("cmpl-");
-    const created = Math.floor(Date.now() / 1000);
-    const model = fe.name;
-    const echo = body.echo ? fe.tokenizer.decode(prompt) : "";
-    const run = await startRun(ctx, { id, prompt, params }, c.req.raw.signal);
-    const legacyLp = () => ({
-      tokens: [] as string[],
-      token_logprobs: [] as number[],
-      top_logprobs: [] as Record<string, number>[],
-      text_offset: [] as number[],
-    });
-    const addLp = (
-      lp: ReturnType<typeof legacyLp>,
-      e: Extract<EngineEvent, { type: "token" }>,
-      offset: number,
-    ) => {
-      if (!e.lp) return;
-      lp.tokens.push(e.lp.chosen.token);
-      lp.token_logprobs.push(e.lp.chosen.logprob);
-      lp.top_logprobs.push(Object.fromEntries(e.lp.top.map((t) => [t.token, t.logprob])));
-      lp.text_offset.push(offset);
-    };
-    if (!body.stream) {
-      let text = echo;
-      const lp = legacyLp();
-      let done: Extract<EngineEvent, { type: "done" }> | undefined;
-      try {
-        for await (const e of run.events) {
-          if (e.type === "token") {
-            addLp(lp, e, text.length);
-            text += e.text;
-          } else if (e.type === "done") done = e;
-          else if (e.type === "error") throw engineError(e.code, e.message);
-        }
-      } finally {
-        run.release();
-      }
-      if (!done) throw new Error("generation ended without a result");
-      ctx.metrics.usage(done.usage);
-      return c.json({
-        id,
-        object: "text_completion",
-        created,
-        model,
-        choices: [{
-          text,
-          index: 0,
-          logprobs: topN !== undefined ? lp : null,
-          finish_reason: done.finishReason === "length" ? "length" : "stop",
-        }],
-        usage: openaiUsage(done.usage),
-      });
-    }
-    run.release();
-    const includeUsage = body.stream_options?.include_usage === true;
-    return streamSSE(c, async (stream) => {
-      stream.onAbort(() => run.cancel());
-      heartbeat(stream, () => stream.write(": keep-alive\n\n"), ctx.heartbeatMs);
-      const send = (x: unknown) => stream.writeSSE({ data: JSON.stringify(x) });
-      const chunk = (text: string, finish: string | null, lp: unknown = null) => ({
-        id,
-        object: "text_completion",
-        created,
-        model,
-        choices: [{ text, index: 0, logprobs: lp, finish_reason: finish }],
-      });
-      let done: Extract<EngineEvent, { type: "done" }> | undefined;
-      let offset = 0;
-      try {
-        if (echo) {
-          await send(chunk(echo, null));
-          offset = echo.length;
-        }
-        for await (const e of run.events) {
-          if (e.type === "token") {
-            const lp = legacyLp();
-            addLp(lp, e, offset);
-            offset += e.text.length;
-            if (e.text || e.lp) await send(chunk(e.text, null, e.lp ? lp : null));
-          } else if (e.type === "done") done = e;
-          else if (e.type === "error") {
-            await send(errorBody(engineError(e.code, e.message), "openai"));
-            return;
-          }
-        }
-        if (!done || done.finishReason === "abort") return;
-        ctx.metrics.usage(done.usage);
-        await send(chunk("", done.finishReason === "length" ? "length" : "stop"));
-        if (includeUsage) {
-          await send({
-            id,
-            object: "text_completion",
-            created,
-            model,
-            choices: [],
-            usage: openaiUsage(done.usage),
-          });
-        }
-        await stream.writeSSE({ data: "[DONE]" });
-      } finally {
-        if (!done) run.cancel();
-      }
-    });
-  });
+/** The assistant message of a finished chat run. */
+function chatMessage(run: ChatRun): Record<string, unknown> {
+  const { acc } = run;
+  const calls = acc.toolCalls();
+  const message: Record<string, unknown> = {
+    role: "assistant",
+    content: calls.length === 0 || acc.content.trim() !== "" ? acc.content : null,
+    refusal: null,
+  };
+  if (acc.reasoning) message.reasoning_content = message.reasoning = acc.reasoning;
+  if (calls.length > 0) {
+    message.tool_calls = calls.map((t) => ({
+      id: t.id,
+      type: "function",
+      function: { name: t.name, arguments: t.arguments },
+    }));
+  }
+  return message;
+}
+
+/** Usage of n choices of one prompt: the prompt once, every choice's completion. */
+function choicesUsage(us: SeqUsage[]): SeqUsage {
+  return {
+    ...us[0],
+    completionTokens: us.reduce((a, u) => a + u.completionTokens, 0),
+  };
+}
+
+function anthropicModel(ctx: ServerContext) {
+  return {
+    type: "model",
+    id: ctx.fe.name,
+    display_name: ctx.fe.name,
+    created_at: new Date(ctx.metrics.started).toISOString(),
+  };
 }
 
 function modelCard(ctx: ServerContext) {

@@ -59,6 +59,8 @@ export interface ChatPlan {
   params: EngineRequest["params"];
   /** Parses the generated text into content, reasoning and tool calls. */
   parser: OutputParser;
+  /** A fresh parser of the same kind (for more choices of one request). */
+  newParser: () => OutputParser;
 }
 
 /** Tokenizer, template and tool conventions of the served model. */
@@ -287,13 +289,14 @@ export class ModelFrontend {
         });
       }
     }
-    const parser = generic ? new GenericParser(useTools) : this.tools.createOutputParser(
-      useTools.length > 0 ? this.toolFormat : "none",
-      { tools: useTools, thinking: forcedOpen },
-    );
+    const newParser = () =>
+      generic ? new GenericParser(useTools) : this.tools.createOutputParser(
+        useTools.length > 0 ? this.toolFormat : "none",
+        { tools: useTools, thinking: forcedOpen },
+      );
     const params = { ...input.params };
     if (constraint) params.constraint = constraint;
-    return { prompt, params, parser };
+    return { prompt, params, parser: newParser(), newParser };
   }
 
   #constraint(

@@ -108,8 +108,8 @@ export const CompletionRequest = z.looseObject({
   ...samplingFields,
   prompt: z.union([
     z.string(),
-    z.array(z.string()).length(1),
     z.array(z.number().int().min(0)).min(1),
+    z.array(z.union([z.string(), z.array(z.number().int().min(0)).min(1)])).min(1).max(16),
   ]),
   logprobs: z.number().int().min(0).max(20).nullish(),
   echo: z.boolean().nullish(),

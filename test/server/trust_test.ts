@@ -132,10 +132,10 @@ Deno.test({
           // a complete call still is one, with a toolu_ id and a real input
           const full = await anthropic.messages.create({
             model: "m",
-            max_tokens: 120,
+            max_tokens: 300,
             messages: USER,
             tools: AN_TOOLS as Anthropic.Tool[],
-            tool_choice: { type: "tool", name: "get_weather" },
+            tool_choice: { type: "tool", name: "get_weather", disable_parallel_tool_use: true },
           });
           equal(full.stop_reason, "tool_use", JSON.stringify(full));
           const tu = full.content.find((b) => b.type === "tool_use")!;
@@ -317,6 +317,54 @@ Deno.test({
         ok(chunks.length > 0 && chunks.every((c) => c.usage === null));
         equal(typeof last.usage.total_tokens, "number");
       });
+
+      await t.step(
+        "openai: n choices; completions with several prompts; models shapes",
+        async () => {
+          const r = await openai.chat.completions.create({
+            model: "m",
+            messages: USER,
+            max_tokens: 4,
+            n: 3,
+            seed: 7,
+          });
+          deepEqual(r.choices.map((c) => c.index), [0, 1, 2]);
+          ok(r.choices.every((c) => c.finish_reason === "length"));
+          equal(r.usage!.completion_tokens, 12);
+          const s = await openai.chat.completions.create({
+            model: "m",
+            messages: USER,
+            max_tokens: 3,
+            n: 2,
+            stream: true,
+            stream_options: { include_usage: true },
+          });
+          const finished = new Set<number>();
+          let usage = 0;
+          for await (const ch of s) {
+            for (const c of ch.choices) if (c.finish_reason) finished.add(c.index);
+            if (ch.usage) usage = ch.usage.completion_tokens;
+          }
+          deepEqual([...finished].sort(), [0, 1]);
+          equal(usage, 6);
+          const cp = await openai.completions.create({
+            model: "m",
+            prompt: ["Once upon", "The weather"],
+            max_tokens: 3,
+          });
+          deepEqual(cp.choices.map((c) => c.index), [0, 1]);
+          equal(cp.usage!.completion_tokens, 6);
+          const am = await fetch(`${url}/v1/models`, {
+            headers: { "anthropic-version": "2023-06-01" },
+          });
+          const list = await am.json();
+          equal(list.data[0].type, "model");
+          equal(list.has_more, false);
+          equal(list.first_id, list.data[0].id);
+          const models = await anthropic.models.list();
+          equal(models.data[0].id, "spool-test");
+        },
+      );
 
       await t.step("anthropic protocol: 400s, prompt too long, prefill, request-id", async () => {
         const base = { model: "m", max_tokens: 5 };
