@@ -209,7 +209,7 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
     const body = parseBody(CountTokensRequest, await readJson(c));
     const choice = toolChoiceOf(body);
     const tools = choice === "none" ? [] : toolsOf(body);
-    const n = fe.chatTokens(anthropicMessages(body), tools, kwargsOf(body)).length;
+    const n = (await fe.chatTokens(anthropicMessages(body), tools, kwargsOf(body))).length;
     return c.json({ input_tokens: n });
   });
 
@@ -225,7 +225,7 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
     if (body.top_p !== undefined) params.topP = body.top_p;
     if (body.top_k !== undefined) params.topK = body.top_k;
     if (body.stop_sequences) params.stop = body.stop_sequences;
-    const plan = fe.planChat({
+    const plan = await fe.planChat({
       messages: anthropicMessages(body),
       tools: toolsOf(body),
       toolChoice: toolChoiceOf(body),

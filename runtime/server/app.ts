@@ -240,7 +240,11 @@ export function createApp(opts: AppOptions): Hono {
 
   app.post("/tokenize", async (c) => {
     const b = parseBody(TokenizeRequest, await readJson(c));
-    const ids = ctx.fe.tokenize(b.content, b.add_special ?? false, b.parse_special ?? true);
+    const ids = await ctx.fe.tokenizeAsync(
+      b.content,
+      b.add_special ?? false,
+      b.parse_special ?? true,
+    );
     if (!b.with_pieces) return c.json({ tokens: ids });
     const dec = new TextDecoder();
     return c.json({

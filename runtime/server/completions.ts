@@ -60,8 +60,8 @@ export function completionRoutes(app: Hono, ctx: ServerContext): void {
       : raw.every((p) => typeof p === "number")
       ? [raw as number[]]
       : raw as (string | number[])[];
-    const prompts = list.map((p, i) => {
-      const ids = typeof p === "string" ? fe.tokenize(p) : p;
+    const prompts = await Promise.all(list.map(async (p, i) => {
+      const ids = typeof p === "string" ? await fe.tokenizeAsync(p) : p;
       const param = list.length > 1 ? `prompt.${i}` : "prompt";
       for (const t of ids) {
         if (t >= fe.info.nVocab) throw badRequest(`token id ${t} is outside the vocabulary`, param);
@@ -69,7 +69,7 @@ export function completionRoutes(app: Hono, ctx: ServerContext): void {
       if (ids.length === 0) throw badRequest("The prompt is empty", param);
       fe.checkFits(ids.length, param);
       return ids;
-    });
+    }));
     if (body.max_tokens === 0) throw badRequest("max_tokens must be at least 1", "max_tokens");
     if (body.n !== undefined && body.n !== null && body.n !== 1) {
       throw badRequest("Only n=1 is supported here; send several prompts instead", "n");

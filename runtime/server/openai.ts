@@ -297,7 +297,7 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
       priority: priorityOf(c),
       ...(body.logprobs ? { wantLogprobs: true, logprobs: topN } : {}),
     };
-    const plan = fe.planChat({
+    const plan = await fe.planChat({
       messages: openaiMessages(body.messages),
       tools,
       toolChoice: toolChoiceOf(body),

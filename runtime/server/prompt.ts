@@ -7,12 +7,7 @@
  */
 import type { EngineInfo, EngineRequest } from "../engine/engine.ts";
 import { readGGUF } from "../gguf/reader.ts";
-import {
-  applyChatTemplate,
-  type ChatMessage,
-  chatTemplateFromGGUF,
-  type ChatTool,
-} from "../tokenizer/chat_template.ts";
+import { type ChatMessage, chatTemplateFromGGUF } from "../tokenizer/chat_template.ts";
 import { type Tokenizer, tokenizerFromGGUF } from "../tokenizer/tokenizer.ts";
 import {
   type ConstraintSpec,
@@ -26,7 +21,13 @@ import { ApiError, type ApiFlavor, badRequest } from "./errors.ts";
 import { jsonDepth, MAX_SCHEMA_DEPTH } from "../grammar/schema.ts";
 import { GrammarError, validateConstraint } from "../grammar/mod.ts";
 import { GenericParser, genericToolPrompt, genericToolSchema } from "../tools/generic.ts";
-import { TokenAttr } from "../tokenizer/tokenizer.ts";
+import {
+  conversationChars,
+  OFFLOAD_CHARS,
+  PromptRenderer,
+  type RenderedPrompt,
+  RenderPool,
+} from "./render.ts";
 
 /** How the model may use tools in one request. */
 export type ToolChoice = "none" | "auto" | "required" | { name: string };
@@ -77,41 +78,34 @@ export class ModelFrontend {
   readonly toolFormat: ToolFormat;
   /** The tool-call module (or its plain stand-in). */
   readonly tools: ToolsModule;
-  readonly #bos: string;
-  readonly #eos: string;
-  /** Matches the text of any control token (for keeping it plain text in messages). */
-  readonly #controlRe: RegExp | null;
+  /** The GGUF file (the render worker reads its tokenizer and template). */
+  readonly path: string;
+  readonly #renderer: PromptRenderer;
+  #workers: RenderPool | null = null;
 
   private constructor(
+    path: string,
     tokenizer: Tokenizer,
     template: string | undefined,
     name: string,
     info: EngineInfo,
     tools: ToolsModule,
   ) {
+    this.path = path;
     this.tokenizer = tokenizer;
     this.template = template;
     this.name = name;
     this.info = info;
     this.tools = tools;
     this.toolFormat = tools.detectToolFormat(template, info.arch);
-    this.#bos = tokenizer.bosId !== undefined ? tokenizer.tokenText(tokenizer.bosId) : "";
-    this.#eos = tokenizer.eosId !== undefined ? tokenizer.tokenText(tokenizer.eosId) : "";
-    const controls: string[] = [];
-    for (let id = 0; id < tokenizer.nVocab; id++) {
-      if (!(tokenizer.tokenAttr(id) & TokenAttr.CONTROL)) continue;
-      const t = tokenizer.tokenText(id);
-      if (t.length >= 2) controls.push(t);
-    }
-    controls.sort((a, b) => b.length - a.length);
-    const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    this.#controlRe = controls.length > 0 ? new RegExp(controls.map(esc).join("|"), "g") : null;
+    this.#renderer = new PromptRenderer(tokenizer, template);
   }
 
   /** Reads the tokenizer and template of the GGUF at `path`. */
   static async open(path: string, name: string, info: EngineInfo): Promise<ModelFrontend> {
     const gguf = readGGUF(path);
     return new ModelFrontend(
+      path,
       tokenizerFromGGUF(gguf),
       chatTemplateFromGGUF(gguf.kv) ?? undefined,
       name,
@@ -135,94 +129,62 @@ export class ModelFrontend {
 
   /** Token ids of `text` (special-token text parsed, BOS as the vocab asks). */
   tokenize(text: string, addSpecial = true, parseSpecial = true): number[] {
-    return this.tokenizer.encode(text, { addSpecial, parseSpecial });
+    return this.#renderer.tokenize(text, addSpecial, parseSpecial);
   }
 
   /**
-   * The rendered chat prompt. With `prefill`, the last (assistant) message is left open for
-   * the model to continue: rendered without a generation prompt, and cut right after its text.
+   * Token ids of `text`, off the main thread when the text is large (see {@link RenderPool}),
+   * so one huge prompt cannot stall the requests of others.
    */
+  async tokenizeAsync(text: string, addSpecial = true, parseSpecial = true): Promise<number[]> {
+    if (text.length < OFFLOAD_CHARS) return this.tokenize(text, addSpecial, parseSpecial);
+    return await this.#pool().run({ op: "tokenize", text, addSpecial, parseSpecial }) as number[];
+  }
+
+  /** The rendered chat prompt (see {@link PromptRenderer.render}). */
   render(
     messages: ChatMessage[],
     tools: ToolDef[],
     kwargs?: Record<string, unknown>,
     prefill = false,
   ): string {
-    if (!this.template) {
-      throw badRequest("This model has no chat template; use /v1/completions", "messages");
-    }
-    const chatTools: ChatTool[] = tools.map((t) => ({
-      type: "function",
-      function: {
-        name: t.name,
-        ...(t.description !== undefined ? { description: t.description } : {}),
-        parameters: t.parameters,
-      },
-    }));
-    const opts = {
-      tools: chatTools.length > 0 ? chatTools : null,
-      addGenerationPrompt: !prefill,
-      bosToken: this.#bos,
-      eosToken: this.#eos,
-      extra: kwargs,
-    };
-    if (prefill) {
-      const last = String(messages[messages.length - 1].content ?? "").trimEnd();
-      const full = applyChatTemplate(this.template, messages, opts);
-      const at = last ? full.lastIndexOf(last) : -1;
-      if (at >= 0) return full.slice(0, at + last.length);
-      opts.addGenerationPrompt = true;
-    }
-    return applyChatTemplate(this.template, messages, opts);
+    return this.#renderer.render(messages, tools, kwargs, prefill);
   }
 
   /**
-   * Messages with the control-token texts in their content replaced by private-use
-   * placeholders, and the texts they stand for: {@link tokenizePrompt} tokenizes those as
-   * plain text, so `<|im_end|>` typed by a user cannot close a turn (prompt injection).
+   * Prompt token ids of a conversation (control-token text in messages kept plain), rendered
+   * and tokenized off the main thread when the conversation is large.
    */
-  #shieldControls(messages: ChatMessage[]): { messages: ChatMessage[]; shielded: string[] } {
-    const re = this.#controlRe;
-    const shielded: string[] = [];
-    if (!re) return { messages, shielded };
-    const shield = (text: string) =>
-      text.replace(re, (m) => {
-        shielded.push(m);
-        return `\uE000${shielded.length - 1}\uE001`;
-      });
-    const out = messages.map((m) => {
-      if (typeof m.content === "string" && m.content.length > 0) {
-        re.lastIndex = 0;
-        if (re.test(m.content)) return { ...m, content: shield(m.content) };
-      }
-      return m;
-    });
-    return { messages: out, shielded };
-  }
-
-  /** Tokens of a rendered prompt whose placeholders stand for shielded plain text. */
-  tokenizePrompt(text: string, shielded: string[]): number[] {
-    if (shielded.length === 0) return this.tokenize(text, false, true);
-    const out: number[] = [];
-    const re = /\uE000(\d+)\uE001/g;
-    let at = 0;
-    for (const m of text.matchAll(re)) {
-      if (m.index! > at) out.push(...this.tokenize(text.slice(at, m.index), false, true));
-      out.push(...this.tokenize(shielded[Number(m[1])], false, false));
-      at = m.index! + m[0].length;
-    }
-    if (at < text.length) out.push(...this.tokenize(text.slice(at), false, true));
-    return out;
-  }
-
-  /** Prompt token ids of a conversation. */
-  chatTokens(
+  async prompt(
     messages: ChatMessage[],
     tools: ToolDef[],
     kwargs?: Record<string, unknown>,
-  ): number[] {
-    const sh = this.#shieldControls(messages);
-    return this.tokenizePrompt(this.render(sh.messages, tools, kwargs), sh.shielded);
+    prefill = false,
+  ): Promise<RenderedPrompt> {
+    if (conversationChars(messages) < OFFLOAD_CHARS) {
+      return this.#renderer.prompt(messages, tools, kwargs, prefill);
+    }
+    const job = { op: "prompt" as const, messages, tools, kwargs, prefill };
+    return await this.#pool().run(job) as RenderedPrompt;
+  }
+
+  /** Prompt token ids of a conversation. */
+  async chatTokens(
+    messages: ChatMessage[],
+    tools: ToolDef[],
+    kwargs?: Record<string, unknown>,
+  ): Promise<number[]> {
+    return (await this.prompt(messages, tools, kwargs)).prompt;
+  }
+
+  #pool(): RenderPool {
+    return this.#workers ??= new RenderPool(this.path);
+  }
+
+  /** Ends the render worker, if one started. */
+  close(): void {
+    this.#workers?.close();
+    this.#workers = null;
   }
 
   /** Throws the context-overflow 400 when `n` prompt tokens do not fit. */
@@ -249,7 +211,7 @@ export class ModelFrontend {
   }
 
   /** Plans a chat request: prompt, constraint, parser, limits. */
-  planChat(input: ChatInput): ChatPlan {
+  async planChat(input: ChatInput): Promise<ChatPlan> {
     const choice = input.toolChoice;
     const useTools = choice !== "none" ? input.tools : [];
     if (typeof choice === "object" && !input.tools.some((t) => t.name === choice.name)) {
@@ -266,12 +228,13 @@ export class ModelFrontend {
     const last = messages[messages.length - 1];
     const prefill = input.flavor === "anthropic" && last?.role === "assistant" &&
       !last.tool_calls?.length && String(last.content ?? "").trim() !== "";
-    const sh = this.#shieldControls(messages);
-    const text = this.render(sh.messages, generic ? [] : useTools, input.templateKwargs, prefill);
-    const prompt = this.tokenizePrompt(text, sh.shielded);
+    const { prompt, forcedOpen } = await this.prompt(
+      messages,
+      generic ? [] : useTools,
+      input.templateKwargs,
+      prefill,
+    );
     this.checkFits(prompt.length, "messages", input.flavor);
-    // the prompt opens a reasoning block itself (DeepSeek, Qwen3-2507 thinking templates)
-    const forcedOpen = /<think>\s*$/.test(text);
     const thinking = this.thinkingBeforeCall(input.templateKwargs, forcedOpen);
     const constraint = this.#constraint(input, useTools, generic, thinking);
     if (constraint) {

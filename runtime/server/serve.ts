@@ -197,6 +197,7 @@ export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
         runner?.stop();
         await loop;
         await l.stop();
+        frontend.close();
         await engine.close();
         store?.close();
       },
