@@ -238,20 +238,17 @@ function numberNode(s: Schema, int: boolean, path: string): Num {
   return { k: "num", id: newNodeId(), int, nonneg, lo, hi, loEx, hiEx };
 }
 
-/** A string node with length bounds, `pattern` and `format`. */
+/**
+ * A string node with length bounds, `pattern` and `format`. With both (zod writes a pattern
+ * beside `format: "email"`), the pattern is used when it compiles, else the format's own.
+ */
 function stringNode(s: Schema, path: string): GNode {
   const min = typeof s.minLength === "number" ? s.minLength : 0;
   const max = typeof s.maxLength === "number" ? s.maxLength : Infinity;
-  let re: Regex | null = null;
-  if (s.pattern !== undefined) {
-    if (typeof s.pattern !== "string") {
-      throw new GrammarError("unsupported_schema", `"pattern" at ${path || "#"} is not a string`);
-    }
-    re = new Regex(s.pattern);
-  }
+  let fmt: string | undefined;
   if (s.format !== undefined) {
-    const f = FORMAT_PATTERNS[String(s.format)];
-    if (f === undefined) {
+    fmt = FORMAT_PATTERNS[String(s.format)];
+    if (fmt === undefined) {
       throw new GrammarError(
         "unsupported_schema",
         `Unsupported "format": ${JSON.stringify(s.format)} at ${path || "#"} (spool enforces ${
@@ -259,14 +256,21 @@ function stringNode(s: Schema, path: string): GNode {
         })`,
       );
     }
-    if (re) {
-      throw new GrammarError(
-        "unsupported_schema",
-        `Unsupported: both "pattern" and "format" at ${path || "#"}`,
-      );
-    }
-    re = new Regex(f);
   }
+  let re: Regex | null = null;
+  if (s.pattern !== undefined) {
+    if (typeof s.pattern !== "string") {
+      throw new GrammarError("unsupported_schema", `"pattern" at ${path || "#"} is not a string`);
+    }
+    try {
+      re = new Regex(s.pattern);
+    } catch (e) {
+      if (fmt === undefined || !(e instanceof GrammarError) || e.code !== "unsupported_schema") {
+        throw e;
+      }
+    }
+  }
+  if (re === null && fmt !== undefined) re = new Regex(fmt);
   return { k: "str", id: newNodeId(), min, max, re };
 }
 

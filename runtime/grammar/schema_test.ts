@@ -215,3 +215,22 @@ Deno.test("limits: deep nesting and huge schemas are too_large, quickly", () => 
   refused({ type: "object", properties: wide }, "too_large", /grammar nodes/);
   refused({ enum: ["x".repeat(1 << 20)] }, "too_large", /1 MiB/);
 });
+
+Deno.test("zod-style strings: a pattern beside a format; a lookahead pattern falls back", () => {
+  // what zod writes for z.string().email(): an ECMA pattern with lookaheads beside the format
+  const email = {
+    type: "string",
+    format: "email",
+    pattern:
+      "^(?!\\.)(?!.*\\.\\.)([A-Za-z0-9_'+\\-\\.]*)[A-Za-z0-9_+-]@([A-Za-z0-9][A-Za-z0-9\\-]*\\.)+[A-Za-z]{2,}$",
+  };
+  check(email, ['"a.b@example.org"'], ['"nope"']);
+  // a pattern that compiles wins over the format
+  check({ type: "string", format: "uuid", pattern: "^x+$" }, ['"xx"'], ['"y"']);
+  // safe-integer bounds (zod's z.number().int()) still generate
+  check(
+    { type: "integer", minimum: -9007199254740991, maximum: 9007199254740991 },
+    ["0", "-12", "123456789012345"],
+    ["1e3", "1.5"],
+  );
+});
