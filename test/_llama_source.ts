@@ -62,3 +62,25 @@ export function llamaTemplate(name: string): string {
 export function llamaVocab(name: string): string {
   return llamaFile(`models/ggml-vocab-${name}.gguf`);
 }
+
+/** Checks out every vocab file and template (for runners that point env vars at them). */
+export function prepareLlamaSource(): { vocabDir: string; templateDir: string } {
+  ensureClone();
+  execFileSync("git", [
+    "-C",
+    DIR,
+    "checkout",
+    "-q",
+    "HEAD",
+    "--",
+    "models/ggml-vocab-*",
+    "models/templates",
+  ], { stdio: "ignore" });
+  return { vocabDir: `${DIR}/models`, templateDir: `${DIR}/models/templates` };
+}
+
+if (import.meta.main) {
+  // `deno run -A test/_llama_source.ts`: prints the two folders as shell assignments
+  const d = prepareLlamaSource();
+  console.log(`SPOOL_VOCAB_DIR=${d.vocabDir}\nSPOOL_TEMPLATE_DIR=${d.templateDir}`);
+}
