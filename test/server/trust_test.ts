@@ -268,6 +268,40 @@ Deno.test({
           });
           equal(tl.status, 400, JSON.stringify(tl.body).slice(0, 300));
         }
+        // deep nesting elsewhere in a request is a 400 too, never a stack overflow
+        // built as text: the client's own JSON.stringify would overflow first
+        const arg = "__DEEP__";
+        const deepJson = '{"a":'.repeat(20000) + "1" + "}".repeat(20000);
+        for (
+          const [path, body] of [
+            ["/v1/chat/completions", {
+              max_tokens: 2,
+              messages: [...USER, {
+                role: "assistant",
+                content: null,
+                tool_calls: [{
+                  id: "c",
+                  type: "function",
+                  function: { name: "f", arguments: arg },
+                }],
+              }, { role: "tool", tool_call_id: "c", content: "x" }],
+            }],
+            ["/v1/messages", {
+              max_tokens: 2,
+              messages: [...USER, {
+                role: "assistant",
+                content: [{ type: "tool_use", id: "t", name: "f", input: arg }],
+              }, {
+                role: "user",
+                content: [{ type: "tool_result", tool_use_id: "t", content: "x" }],
+              }],
+            }],
+          ] as const
+        ) {
+          const text = JSON.stringify(body).replace('"__DEEP__"', deepJson);
+          const r = await postJSON(`${url}${path}`, text);
+          equal(r.status, 400, `${path}: ${JSON.stringify(r.body).slice(0, 300)}`);
+        }
         // satisfiable left recursion and recursive schemas generate
         const r = await postJSON(`${url}/v1/chat/completions`, {
           messages: USER,
