@@ -118,6 +118,11 @@ const UNSUPPORTED = new Set([
 
 /** Keyword values that are no constraint at all (allowed despite being "unsupported"). */
 function isNoop(key: string, v: unknown): boolean {
+  // zod's z.record(z.string(), ...) writes propertyNames: {type: "string"}: every key is one
+  if (key === "propertyNames") {
+    return v === true || (isObj(v) &&
+      Object.entries(v).every(([k, x]) => (k === "type" && x === "string") || ANNOTATIONS.has(k)));
+  }
   return (key === "uniqueItems" && v === false) ||
     ((key === "unevaluatedProperties" || key === "unevaluatedItems") && v === true) ||
     ((key === "minProperties" || key === "minContains") && v === 0);
@@ -240,23 +245,20 @@ function numberNode(s: Schema, int: boolean, path: string): Num {
 
 /**
  * A string node with length bounds, `pattern` and `format`. With both (zod writes a pattern
- * beside `format: "email"`), the pattern is used when it compiles, else the format's own.
+ * beside `format: "email"` or `"cuid"`), the pattern is used when it compiles, else the
+ * format's own; a format spool does not know is accepted only with a pattern that compiles.
  */
 function stringNode(s: Schema, path: string): GNode {
   const min = typeof s.minLength === "number" ? s.minLength : 0;
   const max = typeof s.maxLength === "number" ? s.maxLength : Infinity;
-  let fmt: string | undefined;
-  if (s.format !== undefined) {
-    fmt = FORMAT_PATTERNS[String(s.format)];
-    if (fmt === undefined) {
-      throw new GrammarError(
-        "unsupported_schema",
-        `Unsupported "format": ${JSON.stringify(s.format)} at ${path || "#"} (spool enforces ${
-          Object.keys(FORMAT_PATTERNS).join(", ")
-        })`,
-      );
-    }
-  }
+  const fmt = s.format === undefined ? undefined : FORMAT_PATTERNS[String(s.format)];
+  const unknownFormat = () =>
+    new GrammarError(
+      "unsupported_schema",
+      `Unsupported "format": ${JSON.stringify(s.format)} at ${path || "#"} (spool enforces ${
+        Object.keys(FORMAT_PATTERNS).join(", ")
+      })`,
+    );
   let re: Regex | null = null;
   if (s.pattern !== undefined) {
     if (typeof s.pattern !== "string") {
@@ -265,11 +267,11 @@ function stringNode(s: Schema, path: string): GNode {
     try {
       re = new Regex(s.pattern);
     } catch (e) {
-      if (fmt === undefined || !(e instanceof GrammarError) || e.code !== "unsupported_schema") {
-        throw e;
-      }
+      if (!(e instanceof GrammarError) || e.code !== "unsupported_schema") throw e;
+      if (s.format === undefined) throw e;
+      if (fmt === undefined) throw unknownFormat();
     }
-  }
+  } else if (s.format !== undefined && fmt === undefined) throw unknownFormat();
   if (re === null && fmt !== undefined) re = new Regex(fmt);
   return { k: "str", id: newNodeId(), min, max, re };
 }

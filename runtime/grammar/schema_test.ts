@@ -225,8 +225,23 @@ Deno.test("zod-style strings: a pattern beside a format; a lookahead pattern fal
       "^(?!\\.)(?!.*\\.\\.)([A-Za-z0-9_'+\\-\\.]*)[A-Za-z0-9_+-]@([A-Za-z0-9][A-Za-z0-9\\-]*\\.)+[A-Za-z]{2,}$",
   };
   check(email, ['"a.b@example.org"'], ['"nope"']);
+  // an unknown format with a pattern that compiles (zod's cuid) is the pattern
+  check({ type: "string", format: "cuid", pattern: "^[cC][^\\s-]{8,}$" }, ['"c12345678"'], [
+    '"x12345678"',
+  ]);
   // a pattern that compiles wins over the format
   check({ type: "string", format: "uuid", pattern: "^x+$" }, ['"xx"'], ['"y"']);
+  // z.record(z.string(), ...): propertyNames {type: "string"} says nothing
+  check(
+    { type: "object", propertyNames: { type: "string" }, additionalProperties: { type: "number" } },
+    ['{"a": 1}'],
+    ['{"a": "x"}'],
+  );
+  refused(
+    { type: "object", propertyNames: { pattern: "^x" } },
+    "unsupported_schema",
+    /"propertyNames"/,
+  );
   // safe-integer bounds (zod's z.number().int()) still generate
   check(
     { type: "integer", minimum: -9007199254740991, maximum: 9007199254740991 },
