@@ -56,6 +56,9 @@ async function serveCommand(args: string[]): Promise<number> {
       "batch-lease": { type: "string" },
       prefetch: { type: "string" },
       "expert-profile": { type: "string" },
+      "allow-host": { type: "string", multiple: true },
+      cors: { type: "string", multiple: true },
+      "body-timeout": { type: "string" },
     },
   });
   if (positionals.length !== 1) usage("serve takes exactly one MODEL");
@@ -64,6 +67,9 @@ async function serveCommand(args: string[]): Promise<number> {
   const sizes = configSizes(cfg);
   const apiKey = v["api-key"] ?? process.env.SPOOL_API_KEY ?? readApiKey(cfg);
   const bs = v["batch-store"] ?? defaultBatchStorePath();
+  const bodyTimeout = int(v["body-timeout"], "body-timeout", 1);
+  // seconds; read by the server's body reader
+  if (bodyTimeout !== undefined) process.env.SPOOL_BODY_TIMEOUT_MS = String(bodyTimeout * 1000);
   const server = await createServer({
     path: resolveModelPath(positionals[0], modelsDir(cfg)),
     host: v.host ?? cfg.host ?? "127.0.0.1",
@@ -80,6 +86,8 @@ async function serveCommand(args: string[]): Promise<number> {
     batchLeaseSeconds: int(v["batch-lease"], "batch-lease", 1),
     prefetch: prefetchMode(v.prefetch),
     expertProfile: v["expert-profile"],
+    allowedHosts: v["allow-host"]?.flatMap((h) => h.split(",")),
+    corsOrigins: v.cors?.flatMap((h) => h.split(",")),
   });
   const i = server.engine.info;
   // never print the key itself
@@ -102,7 +110,7 @@ async function serveCommand(args: string[]): Promise<number> {
 export const serveCommands: Record<string, Command> = {
   serve: {
     usage:
-      "spool serve MODEL [--host H] [--port N] [--api-key K] [--ctx N] [--parallel N] [--batch-store PATH|postgres://…|off]",
+      "spool serve MODEL [--host H] [--port N] [--api-key K] [--ctx N] [--parallel N] [--batch-store PATH|postgres://…|off] [--allow-host H] [--cors ORIGIN] [--body-timeout S]",
     summary: "OpenAI- and Anthropic-compatible HTTP API (--ram-budget, --expert-cache, -t)",
     run: serveCommand,
   },

@@ -7,6 +7,15 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export PATH="$root/node_modules/.bin:$PATH"
 log=$(mktemp -d)
+# Test data from a plain clone: llama.cpp's vocab files and templates come from the source
+# node-llama-cpp ships (test/_llama_source.ts), unless ../shared or the env vars provide them.
+if [ -z "${SPOOL_VOCAB_DIR:-}" ] && [ ! -d "$root/../shared/vocab" ]; then
+  if dirs=$(deno run -A test/_llama_source.ts 2>/dev/null); then
+    export $dirs
+  else
+    echo "test: llama.cpp's source bundle is unavailable; tests that need its vocab files skip or fail"
+  fi
+fi
 deno test -A "$@" 2>&1 | tee "$log/deno.txt"
 deno_rc=${PIPESTATUS[0]}
 bun_rc=0

@@ -66,7 +66,15 @@ export async function openLocalExecutor(
     const name = opts.alias ?? basename(opts.path).replace(/\.gguf$/i, "");
     const frontend = await ModelFrontend.open(opts.path, name, engine.info);
     const app = createApp({ engine, frontend, maxQueue: 1 << 20 });
-    return { exec: appExecutor(app), engine, app, close: () => engine.close() };
+    return {
+      exec: appExecutor(app),
+      engine,
+      app,
+      close: async () => {
+        frontend.close();
+        await engine.close();
+      },
+    };
   } catch (e) {
     await engine.close();
     throw e;

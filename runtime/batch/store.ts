@@ -39,6 +39,7 @@ import {
   type WorkerProgress,
   type WorkerReport,
 } from "./store_types.ts";
+import { chmodSync, closeSync, openSync } from "node:fs";
 
 export * from "./store_types.ts";
 
@@ -112,6 +113,12 @@ export class BatchStore implements BatchQueue {
 
   /** Open (or create) the store at `path` (":memory:" for a throwaway one). */
   static open(path: string): BatchStore {
+    // it holds users' prompts and results: owner-only, created so before SQLite opens it (its
+    // -wal and -shm files take the database file's mode)
+    if (path !== ":memory:") {
+      closeSync(openSync(path, "a", 0o600));
+      chmodSync(path, 0o600);
+    }
     const db = new DatabaseSync(path);
     return wrap("open the batch store", () => {
       db.exec("PRAGMA journal_mode = WAL");

@@ -9,7 +9,7 @@
  * model and kill -9 is test/batch/crash_test.ts.
  */
 import { deepStrictEqual, equal, ok, rejects, throws } from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -276,6 +276,25 @@ Deno.test("batch store: a full disk fails the batch, keeps what was saved, resum
       Array.from({ length: 40 }, (_, i) => `c${i}`),
     );
     store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("the store and its WAL files are created owner-only (0600): they hold prompts", () => {
+  const { dir, db } = tmp();
+  try {
+    const s = BatchStore.open(db);
+    s.close();
+    for (const f of [db, `${db}-wal`, `${db}-shm`]) {
+      let mode: number;
+      try {
+        mode = statSync(f).mode & 0o777;
+      } catch {
+        continue; // WAL files are removed on a clean close
+      }
+      equal(mode, 0o600, f);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

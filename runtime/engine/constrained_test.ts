@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { loadModel } from "../api.ts";
-import { ensureSyntheticModel, sharedVocab } from "../models/synth.ts";
+import { ensureSyntheticModel } from "../models/synth.ts";
+import { llamaTemplate, llamaVocab } from "../../test/_llama_source.ts";
 import {
   compileConstraint,
   type ConstraintSpec,
@@ -23,10 +24,7 @@ import { OPENAI_DEFAULTS, Sampler } from "./sampling.ts";
 
 const DIR = fileURLToPath(new URL("../../test/fixtures/engine/", import.meta.url));
 const MODEL = `${DIR}qwen3moe-q8-qwenvocab-constrained.gguf`;
-const TEMPLATE = readFileSync(
-  fileURLToPath(new URL("../../../shared/templates/Qwen-Qwen3-0.6B.jinja", import.meta.url)),
-  "utf8",
-);
+const TEMPLATE = readFileSync(llamaTemplate("Qwen-Qwen3-0.6B.jinja"), "utf8");
 
 function fixture(): string {
   return ensureSyntheticModel(MODEL, {
@@ -34,7 +32,7 @@ function fixture(): string {
     preset: "tiny",
     types: "Q8_0",
     seed: 5,
-    vocab: sharedVocab("ggml-vocab-qwen2.gguf"),
+    vocab: llamaVocab("qwen2"),
     chatTemplate: TEMPLATE,
   });
 }

@@ -21,17 +21,8 @@
 import type { ToolDef, ToolFormat } from "../tools/mod.ts";
 import { glmCompact } from "../tools/glm.ts";
 import { KIMI } from "../tools/kimi.ts";
-import {
-  alt,
-  chars,
-  compileSchema,
-  type GNode,
-  lit,
-  rep,
-  seq,
-  xmlParams,
-  type XmlStyle,
-} from "./automaton.ts";
+import { alt, chars, type GNode, lit, rep, seq, type XmlStyle } from "./automaton.ts";
+import { compileSchema, xmlParams } from "./schema.ts";
 import type { ToolGrammar } from "./mod.ts";
 
 /** GLM-4.5/4.6's argument tags (a newline after each value). */

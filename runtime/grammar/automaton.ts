@@ -21,11 +21,17 @@
  */
 
 import { GrammarError } from "./errors.ts";
+import type { Regex } from "./regex.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Grammar nodes
 
 let nextNodeId = 1;
+
+/** A fresh node id (ids key the automaton's state caches). */
+export function newNodeId(): number {
+  return nextNodeId++;
+}
 
 /** A grammar node: what a frame is started from. */
 export type GNode =
@@ -41,8 +47,18 @@ export type GNode =
     additional: GNode | null;
   }
   | { k: "arr"; id: number; items: GNode; min: number; max: number }
-  | { k: "str"; id: number; min: number; max: number }
-  | { k: "num"; id: number; int: boolean; nonneg: boolean }
+  | { k: "str"; id: number; min: number; max: number; re: Regex | null }
+  | {
+    k: "num";
+    id: number;
+    int: boolean;
+    nonneg: boolean;
+    /** Bounds (±Infinity when absent); integers' are inclusive. */
+    lo: number;
+    hi: number;
+    loEx: boolean;
+    hiEx: boolean;
+  }
   | { k: "lit"; id: number; alts: Uint8Array[]; special: boolean }
   | { k: "alt"; id: number; alts: GNode[] }
   | { k: "seq"; id: number; items: GNode[] }
@@ -67,6 +83,8 @@ export type GNode =
     names: string[];
     required: string[];
     style: XmlStyle;
+    /** The tag literals per set of names still allowed (built as needed). */
+    tags: Map<string, Extract<GNode, { k: "lit" }>>;
   };
 
 /** The tags of a tag-per-parameter call format (Qwen3-Coder, GLM, MiniMax-M2). */
@@ -155,213 +173,19 @@ export const ANY_OBJECT: GNode = {
   additional: ANY,
 };
 const ANY_ARRAY: GNode = { k: "arr", id: nextNodeId++, items: ANY, min: 0, max: Infinity };
-const ANY_STRING: GNode = { k: "str", id: nextNodeId++, min: 0, max: Infinity };
-const ANY_NUMBER: GNode = { k: "num", id: nextNodeId++, int: false, nonneg: false };
+const ANY_STRING: GNode = { k: "str", id: nextNodeId++, min: 0, max: Infinity, re: null };
+const ANY_NUMBER: GNode = {
+  k: "num",
+  id: nextNodeId++,
+  int: false,
+  nonneg: false,
+  lo: -Infinity,
+  hi: Infinity,
+  loEx: false,
+  hiEx: false,
+};
 const ANY_LITERAL: GNode = lit(["true", "false", "null"]);
 const ANY_ALTS = [ANY_OBJECT, ANY_ARRAY, ANY_STRING, ANY_NUMBER, ANY_LITERAL];
-
-// ---------------------------------------------------------------------------------------------
-// JSON Schema -> nodes
-
-type Schema = Record<string, unknown>;
-
-function isObj(v: unknown): v is Schema {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** Latin1 string of the UTF-8 bytes of a JSON-escaped property name (without quotes). */
-function rawName(name: string): string {
-  const b = utf8(JSON.stringify(name).slice(1, -1));
-  let s = "";
-  for (const x of b) s += String.fromCharCode(x);
-  return s;
-}
-
-/**
- * Compiles a JSON Schema (2020-12 subset; see `mod.ts`) into a grammar node. `$ref`s are
- * resolved against `root` (`#`, `#/$defs/...`, `#/definitions/...`, any JSON pointer into the
- * root), lazily, so recursive schemas work.
- */
-export function compileSchema(schema: unknown, root: unknown = schema): GNode {
-  const refs = new Map<string, GNode>();
-  const resolve = (ref: string): GNode => {
-    let node = refs.get(ref);
-    if (node) return node;
-    if (!ref.startsWith("#")) {
-      throw new GrammarError("unsupported_schema", `Cannot resolve $ref "${ref}": only local refs`);
-    }
-    let target: unknown = root;
-    for (const part of ref.slice(1).split("/").filter((p) => p !== "")) {
-      const key = decodeURIComponent(part).replaceAll("~1", "/").replaceAll("~0", "~");
-      if (!isObj(target) && !Array.isArray(target)) target = undefined;
-      else target = (target as Record<string, unknown>)[key];
-      if (target === undefined) {
-        throw new GrammarError("unsupported_schema", `Cannot resolve $ref "${ref}": not found`);
-      }
-    }
-    let compiled: GNode | undefined;
-    node = { k: "ref", id: nextNodeId++, get: () => compiled ??= build(target) };
-    refs.set(ref, node);
-    return node;
-  };
-
-  const build = (s: unknown): GNode => {
-    if (s === true || s === undefined) return ANY;
-    if (s === false) return { k: "alt", id: nextNodeId++, alts: [] };
-    if (!isObj(s)) throw new GrammarError("unsupported_schema", `Invalid schema: ${String(s)}`);
-    if (typeof s.$ref === "string") {
-      // siblings of $ref are ignored (draft-7 semantics; an approximation for 2020-12)
-      return resolve(s.$ref);
-    }
-    if ("const" in s) return lit([JSON.stringify(s.const)]);
-    if (Array.isArray(s.enum)) return lit(s.enum.map((v) => JSON.stringify(v)));
-    const union = (Array.isArray(s.anyOf) ? s.anyOf : Array.isArray(s.oneOf) ? s.oneOf : null) as
-      | unknown[]
-      | null;
-    if (union) {
-      const rest = { ...s };
-      delete rest.anyOf;
-      delete rest.oneOf;
-      return alt(union.map((a) => build(isObj(a) ? mergeSchemas(rest, a) : a)));
-    }
-    if (Array.isArray(s.allOf)) {
-      const rest = { ...s };
-      delete rest.allOf;
-      let m: Schema = rest;
-      for (const a of s.allOf) if (isObj(a)) m = mergeSchemas(m, a);
-      return build(m);
-    }
-    let type = s.type;
-    if (Array.isArray(type)) {
-      if (type.length === 1) type = type[0];
-      else return alt(type.map((t) => build({ ...s, type: t })));
-    }
-    if (type === undefined) {
-      if (isObj(s.properties) || s.additionalProperties !== undefined || s.required) {
-        type = "object";
-      } else if (s.items !== undefined || s.prefixItems !== undefined) type = "array";
-      else return ANY;
-    }
-    switch (type) {
-      case "object": {
-        const propsIn = isObj(s.properties) ? s.properties : {};
-        const props = new Map<string, GNode | (() => GNode)>();
-        const names: { name: string; raw: string }[] = [];
-        for (const [name, sub] of Object.entries(propsIn)) {
-          let c: GNode | undefined;
-          props.set(name, () => c ??= build(sub));
-          names.push({ name, raw: rawName(name) });
-        }
-        const required = Array.isArray(s.required)
-          ? (s.required as unknown[]).filter((r): r is string =>
-            typeof r === "string" && props.has(r)
-          )
-          : [];
-        // additionalProperties: false -> none; a schema -> that; true -> any; absent -> any
-        // key only when the schema has no `properties` keyword at all: `properties: {}` is
-        // how tools say "no arguments" (documented in mod.ts).
-        const ap = s.additionalProperties;
-        const additional = ap === false
-          ? null
-          : isObj(ap)
-          ? build(ap)
-          : ap === true || !isObj(s.properties)
-          ? ANY
-          : null;
-        return { k: "obj", id: nextNodeId++, props, names, required, additional };
-      }
-      case "array": {
-        const items = s.items === undefined || s.items === true ? ANY : build(s.items);
-        const min = typeof s.minItems === "number" ? s.minItems : 0;
-        const max = typeof s.maxItems === "number" ? s.maxItems : Infinity;
-        return { k: "arr", id: nextNodeId++, items, min, max };
-      }
-      case "string": {
-        const min = typeof s.minLength === "number" ? s.minLength : 0;
-        const max = typeof s.maxLength === "number" ? s.maxLength : Infinity;
-        return { k: "str", id: nextNodeId++, min, max };
-      }
-      case "integer":
-      case "number": {
-        const nonneg = (typeof s.minimum === "number" && s.minimum >= 0) ||
-          (typeof s.exclusiveMinimum === "number" && s.exclusiveMinimum >= 0);
-        return { k: "num", id: nextNodeId++, int: type === "integer", nonneg };
-      }
-      case "boolean":
-        return lit(["true", "false"]);
-      case "null":
-        return lit(["null"]);
-      default:
-        throw new GrammarError("unsupported_schema", `Unsupported schema type "${String(type)}"`);
-    }
-  };
-  return build(schema);
-}
-
-/** Shallow merge for anyOf/allOf siblings: `required` lists are concatenated, props merged. */
-function mergeSchemas(a: Schema, b: Schema): Schema {
-  const out: Schema = { ...a, ...b };
-  if (isObj(a.properties) && isObj(b.properties)) {
-    out.properties = { ...a.properties, ...b.properties };
-  }
-  if (Array.isArray(a.required) && Array.isArray(b.required)) {
-    out.required = [...a.required, ...b.required];
-  }
-  return out;
-}
-
-/**
- * The schema of a tag-per-parameter list (Qwen3-Coder by default, or another `style`): the
- * tool's object schema as an XML node. String parameters are raw text, others JSON; each
- * parameter at most once, in any order; the end tag only once the required ones are there.
- */
-export function xmlParams(schema: unknown, style: XmlStyle = CODER_XML): GNode {
-  const s = isObj(schema) ? schema : {};
-  const propsIn = isObj(s.properties) ? s.properties : {};
-  const props = new Map<string, GNode>();
-  const { close, special } = style;
-  for (const [name, sub] of Object.entries(propsIn)) {
-    props.set(
-      name,
-      rawString(sub, close, special) ?? seq([compileSchema(sub, s), lit([close], special)]),
-    );
-  }
-  const required = Array.isArray(s.required)
-    ? (s.required as unknown[]).filter((r): r is string => typeof r === "string" && props.has(r))
-    : [];
-  return { k: "xml", id: nextNodeId++, props, names: [...props.keys()], required, style };
-}
-
-/**
- * A string parameter as the templates write it (`v if v is string else v | tojson`): raw text,
- * or one of its `enum`/`const` strings, unquoted; then the closing tag. Null: not a string.
- */
-function rawString(sub: unknown, close: string, special: boolean): GNode | null {
-  if (!isObj(sub)) return null;
-  // a value that may be a string (`["string", "null"]`) is raw text too, as llama.cpp takes it:
-  // the template writes strings raw and the rest as JSON, which the parser tells apart
-  if (Array.isArray(sub.type) && sub.type.includes("string") && sub.enum === undefined) {
-    return text(close, special, true, maxLength(sub));
-  }
-  if (sub.type !== "string") return null;
-  const vals = typeof sub.const === "string" ? [sub.const] : sub.enum;
-  if (vals === undefined) return text(close, special, true, maxLength(sub));
-  const strs = Array.isArray(vals) ? vals.filter((v): v is string => typeof v === "string") : [];
-  return strs.length > 0 ? seq([lit(strs), lit([close], special)]) : null;
-}
-
-/** A string schema's `maxLength` (Infinity when absent). */
-function maxLength(s: unknown): number {
-  const m = isObj(s) ? s.maxLength : undefined;
-  return typeof m === "number" && m >= 0 ? Math.floor(m) : Infinity;
-}
-
-/** Whether a (sub)schema is a plain string (rendered raw in Qwen3-Coder's XML). */
-export function isStringSchema(s: unknown): boolean {
-  if (!isObj(s)) return false;
-  if (s.type === "string") return !("enum" in s) && !("const" in s);
-  return false;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Frames and stacks
@@ -421,24 +245,36 @@ function popInto(up: Stack | null, child: Frame): Stack {
   return END;
 }
 
-/** Starts `node` under `up` and feeds it byte `b`. */
-function enter(node: GNode, up: Stack | null, b: number, sp: boolean, out: Stack[]): void {
+/**
+ * Starts `node` under `up` and feeds it byte `b`. `refs` holds the refs entered since the last
+ * byte-consuming frame: entering one again is left recursion (`anyOf: [{"$ref": "#"}, ...]`),
+ * which can never consume a byte, so that branch is dropped instead of recursing forever.
+ */
+function enter(
+  node: GNode,
+  up: Stack | null,
+  b: number,
+  sp: boolean,
+  out: Stack[],
+  refs: readonly GNode[] = NO_REFS,
+): void {
   switch (node.k) {
     case "ref":
-      return enter(node.get(), up, b, sp, out);
+      if (refs.includes(node) || refs.length >= MAX_REF_CHAIN) return;
+      return enter(node.get(), up, b, sp, out, [...refs, node]);
     case "alt":
-      for (const a of node.alts) enter(a, up, b, sp, out);
+      for (const a of node.alts) enter(a, up, b, sp, out, refs);
       return;
     case "any":
       for (const a of ANY_ALTS) enter(a, up, b, sp, out);
       return;
     case "seq": {
       const f = new SeqF(node, 0);
-      return enter(node.items[0], { f, up }, b, sp, out);
+      return enter(node.items[0], { f, up }, b, sp, out, refs);
     }
     case "rep": {
       const f = new RepF(node, 0, 2);
-      return enter(node.item, { f, up }, b, sp, out);
+      return enter(node.item, { f, up }, b, sp, out, refs);
     }
     default: {
       const f = startFrame(node);
@@ -457,7 +293,7 @@ function startFrame(node: GNode): Frame {
     case "str":
       return new ValueF(node);
     case "num":
-      return new NumF(node, 0, 0);
+      return new NumF(node, 0, 0, "");
     case "lit":
       return new LitF(node, 0, null);
     case "text":
@@ -469,6 +305,20 @@ function startFrame(node: GNode): Frame {
     default:
       throw new GrammarError("internal", `No frame for node ${node.k}`);
   }
+}
+
+const NO_REFS: readonly GNode[] = [];
+/** Most refs entered in a row without a byte consumed (a ref-to-ref chain). */
+const MAX_REF_CHAIN = 256;
+
+/** Deepest nesting of objects and arrays generated (recursive schemas stop opening more). */
+export const MAX_JSON_DEPTH = 32;
+
+/** Objects and arrays open in a stack. */
+function jsonDepthOf(st: Stack | null): number {
+  let n = 0;
+  for (let p = st; p !== null; p = p.up) if (p.f instanceof ObjF || p.f instanceof ArrF) n++;
+  return n;
 }
 
 /** Feeds byte `b` to one stack. */
@@ -546,9 +396,12 @@ class ValueF extends Frame {
   step(st: Stack, b: number, sp: boolean, out: Stack[]): void {
     if (sp) return;
     const n = this.node;
+    if ((b === 0x7b || b === 0x5b) && jsonDepthOf(st.up) >= MAX_JSON_DEPTH) return;
     if (n.k === "obj" && b === 0x7b) out.push({ f: new ObjF(n, 0, false, [], ""), up: st.up });
     else if (n.k === "arr" && b === 0x5b) out.push({ f: new ArrF(n, 0, false, 0), up: st.up });
-    else if (n.k === "str" && b === 0x22) out.push({ f: new StrF(n, 0, 0, 0), up: st.up });
+    else if (n.k === "str" && b === 0x22) {
+      out.push({ f: new StrF(n, 0, 0, 0, 0, n.re ? n.re.start : null), up: st.up });
+    }
   }
 }
 
@@ -715,70 +568,193 @@ class StrF extends Frame {
     readonly n: number, // characters so far
     readonly esc: number, // 0 none, 1 after '\', 2..5 = hex digits left + 1
     readonly cont: number, // UTF-8 continuation bytes left
+    readonly cp: number, // the code point being read (UTF-8 or \uXXXX)
+    readonly re: readonly number[] | null, // pattern states (null: no pattern)
   ) {
     super();
   }
   protected makeKey(): string {
     const { min, max } = this.node;
     const n = max === Infinity ? Math.min(this.n, min) : this.n;
-    return `s${this.node.id}:${n}:${this.esc}:${this.cont}`;
+    const re = this.re === null ? "" : `:${this.cp}:${this.re.join(",")}`;
+    return `s${this.node.id}:${n}:${this.esc}:${this.cont}${re}`;
+  }
+  /** This frame after a character ends (the pattern steps on it); null if rejected. */
+  #char(n: number, cp: number): StrF | null {
+    if (this.re === null) return new StrF(this.node, n, 0, 0, 0, null);
+    const next = this.node.re!.step(this.re, cp);
+    return next.length === 0 ? null : new StrF(this.node, n, 0, 0, 0, next);
+  }
+  #push(f: StrF | null, st: Stack, out: Stack[]): void {
+    if (f !== null) out.push({ f, up: st.up });
+  }
+  /** The code points a character still being read (UTF-8 or an escape) can turn out to be. */
+  #range(): [number, number] {
+    if (this.cont > 0) {
+      const k = 6 * this.cont;
+      // right after E0 or F0 the shortest forms start at U+0800 and U+10000
+      const min = this.cp !== 0 ? 0 : this.cont === 2 ? 0x800 : this.cont === 3 ? 0x10000 : 0;
+      return [Math.max(min, this.cp * 2 ** k), this.cp * 2 ** k + 2 ** k - 1];
+    }
+    if (this.esc === 1) return [0, 0xffff];
+    const k = 4 * (this.esc - 1); // hex digits left
+    return [this.cp * 2 ** k, this.cp * 2 ** k + 2 ** k - 1];
+  }
+  /** Pushes `f` (mid-character) only if the pattern can still take some character it may be. */
+  #partial(f: StrF, st: Stack, out: Stack[]): void {
+    if (f.re !== null) {
+      const [lo, hi] = f.#range();
+      if (!this.node.re!.takesAny(f.re, lo, hi)) return;
+    }
+    out.push({ f, up: st.up });
   }
   step(st: Stack, b: number, sp: boolean, out: Stack[]): void {
     if (sp) return;
-    const { node, n } = this;
+    const { node, n, re } = this;
     if (this.cont > 0) {
-      if (b >= 0x80 && b <= 0xbf) out.push({ f: new StrF(node, n, 0, this.cont - 1), up: st.up });
+      if (b < 0x80 || b > 0xbf) return;
+      // well-formed UTF-8 only: no overlong forms (E0 80, F0 80), no surrogates (ED A0), no
+      // code points past U+10FFFF (F4 90)
+      const c = this.cont, p = this.cp;
+      if (c === 2 && p === 0 && b < 0xa0) return;
+      if (c === 2 && p === 0xd && b > 0x9f) return;
+      if (c === 3 && p === 0 && b < 0x90) return;
+      if (c === 3 && p === 4 && b > 0x8f) return;
+      const cp = (this.cp << 6) | (b & 0x3f);
+      if (this.cont > 1) this.#partial(new StrF(node, n, 0, this.cont - 1, cp, re), st, out);
+      else this.#push(this.#char(n, cp), st, out);
       return;
     }
     if (this.esc === 1) {
-      if (b === 0x75) out.push({ f: new StrF(node, n, 5, 0), up: st.up });
-      else if (ESCAPES.has(b)) out.push({ f: new StrF(node, n, 0, 0), up: st.up });
+      if (b === 0x75) this.#partial(new StrF(node, n, 5, 0, 0, re), st, out);
+      else if (ESCAPES.has(b)) this.#push(this.#char(n, ESCAPES.get(b)!), st, out);
       return;
     }
     if (this.esc > 1) {
-      const hex = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66);
-      if (hex) out.push({ f: new StrF(node, n, this.esc === 2 ? 0 : this.esc - 1, 0), up: st.up });
+      const h = b >= 0x30 && b <= 0x39
+        ? b - 0x30
+        : b >= 0x41 && b <= 0x46
+        ? b - 0x37
+        : b >= 0x61 && b <= 0x66
+        ? b - 0x57
+        : -1;
+      if (h < 0) return;
+      const cp = this.cp * 16 + h;
+      if (this.esc === 2) this.#push(this.#char(n, cp), st, out);
+      else this.#partial(new StrF(node, n, this.esc - 1, 0, cp, re), st, out);
       return;
     }
     if (b === 0x22) {
-      if (n >= node.min) out.push(popInto(st.up, this));
+      if (n >= node.min && (re === null || node.re!.accepts(re))) out.push(popInto(st.up, this));
       return;
     }
     if (b < 0x20 || n >= node.max) return;
-    if (b === 0x5c) out.push({ f: new StrF(node, n + 1, 1, 0), up: st.up });
-    else if (b < 0x80) out.push({ f: new StrF(node, n + 1, 0, 0), up: st.up });
-    else if (b >= 0xc2 && b <= 0xdf) out.push({ f: new StrF(node, n + 1, 0, 1), up: st.up });
-    else if (b >= 0xe0 && b <= 0xef) out.push({ f: new StrF(node, n + 1, 0, 2), up: st.up });
-    else if (b >= 0xf0 && b <= 0xf4) out.push({ f: new StrF(node, n + 1, 0, 3), up: st.up });
+    if (b === 0x5c) this.#partial(new StrF(node, n + 1, 1, 0, 0, re), st, out);
+    else if (b < 0x80) this.#push(this.#char(n + 1, b), st, out);
+    else if (b >= 0xc2 && b <= 0xdf) {
+      this.#partial(new StrF(node, n + 1, 0, 1, b & 0x1f, re), st, out);
+    } else if (b >= 0xe0 && b <= 0xef) {
+      this.#partial(new StrF(node, n + 1, 0, 2, b & 0x0f, re), st, out);
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      this.#partial(new StrF(node, n + 1, 0, 3, b & 0x07, re), st, out);
+    }
   }
 }
-const ESCAPES = new Set([0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74]);
+/** JSON's one-character escapes and the characters they stand for. */
+const ESCAPES = new Map([
+  [0x22, 0x22],
+  [0x5c, 0x5c],
+  [0x2f, 0x2f],
+  [0x62, 0x08],
+  [0x66, 0x0c],
+  [0x6e, 0x0a],
+  [0x72, 0x0d],
+  [0x74, 0x09],
+]);
 
 /** Most digits in the integer part, the fraction and the exponent (stops runaway numbers). */
 export const MAX_INT_DIGITS = 15;
 const MAX_FRAC_DIGITS = 15;
 const MAX_EXP_DIGITS = 3;
 
+type NumNode = Extract<GNode, { k: "num" }>;
+
+/** Whether some value in [a, b] (ends closed or not) lies within the node's bounds. */
+function overlaps(n: NumNode, a: number, b: number, aIn: boolean, bIn: boolean): boolean {
+  let L = a, Lin = aIn, H = b, Hin = bIn;
+  if (n.lo > L || (n.lo === L && n.loEx)) [L, Lin] = [n.lo, !n.loEx];
+  if (n.hi < H || (n.hi === H && n.hiEx)) [H, Hin] = [n.hi, !n.hiEx];
+  return L < H || (L === H && Lin && Hin);
+}
+
+/**
+ * Whether the number text `t` (a prefix: sign, digits, maybe "." and digits; no exponent)
+ * can still be completed to a value within the node's bounds, or, with `done`, is one.
+ */
+function numberFits(n: NumNode, t: string, done: boolean): boolean {
+  if (done) {
+    const v = Number(t);
+    return overlaps(n, v, v, true, true);
+  }
+  const neg = t.startsWith("-");
+  const body = neg ? t.slice(1) : t;
+  const sign = (a: number, b: number, aIn: boolean, bIn: boolean) =>
+    neg ? overlaps(n, -b, -a, bIn, aIn) : overlaps(n, a, b, aIn, bIn);
+  if (body === "") return neg ? overlaps(n, -Infinity, 0, false, true) : true;
+  const dot = body.indexOf(".");
+  if (dot >= 0) {
+    const a = Number(body.endsWith(".") ? body.slice(0, -1) : body);
+    const frac = body.length - dot - 1;
+    if (frac >= MAX_FRAC_DIGITS) return sign(a, a, true, true); // no digit can follow
+    return sign(a, a + 10 ** -frac, true, false);
+  }
+  const v = Number(body);
+  if (body === "0") return n.int ? sign(0, 0, true, true) : sign(0, 1, true, false);
+  for (let j = 0; j + body.length <= MAX_INT_DIGITS; j++) {
+    const a = v * 10 ** j, w = 10 ** j;
+    if (n.int ? sign(a, a + w - 1, true, true) : sign(a, a + w, true, false)) return true;
+  }
+  return false;
+}
+
 // Number states: 0 start, 1 after '-', 2 after leading 0, 3 int digits, 4 after '.',
 // 5 fraction digits, 6 after e/E, 7 after exponent sign, 8 exponent digits.
 class NumF extends Frame {
   constructor(
-    readonly node: Extract<GNode, { k: "num" }>,
+    readonly node: NumNode,
     readonly s: number,
     readonly d: number,
+    readonly t: string, // the text so far, when the node has bounds
   ) {
     super();
   }
   protected makeKey(): string {
-    return `N${this.node.int ? "i" : "f"}${this.node.nonneg ? "+" : ""}:${this.s}:${this.d}`;
+    return `N${this.node.int ? "i" : "f"}${this.node.nonneg ? "+" : ""}:${this.s}:${this.d}:${
+      this.t === "" ? "" : `${this.node.id}:${this.t}`
+    }`;
+  }
+  #bounded(): boolean {
+    return this.node.lo !== -Infinity || this.node.hi !== Infinity;
   }
   override canEnd(): boolean {
-    return this.s === 2 || this.s === 3 || this.s === 5 || this.s === 8;
+    const ends = this.s === 2 || this.s === 3 || this.s === 5 || this.s === 8;
+    return ends && (!this.#bounded() || numberFits(this.node, this.t, true));
   }
   step(st: Stack, b: number, sp: boolean, out: Stack[]): void {
     if (sp) return;
     const digit = b >= 0x30 && b <= 0x39;
-    const go = (s: number, d: number) => out.push({ f: new NumF(this.node, s, d), up: st.up });
+    const bounded = this.#bounded();
+    const go = (s: number, d: number): void => {
+      if (!bounded) {
+        out.push({ f: new NumF(this.node, s, d, ""), up: st.up });
+        return;
+      }
+      if (s >= 6) return; // no exponents when there are bounds
+      const t = this.t + String.fromCharCode(b);
+      if (numberFits(this.node, t, false)) {
+        out.push({ f: new NumF(this.node, s, d, t), up: st.up });
+      }
+    };
     switch (this.s) {
       case 0:
         if (b === 0x2d && !this.node.nonneg) go(1, 0);
@@ -1003,8 +979,9 @@ class XmlF extends Frame {
       names.push("");
     }
     const key = (style.special ? "S" : "") + alts.join("\u0000");
-    let node = TAG_CACHE.get(key);
-    if (!node) TAG_CACHE.set(key, node = lit(alts, style.special) as Extract<GNode, { k: "lit" }>);
+    const cache = this.node.tags;
+    let node = cache.get(key);
+    if (!node) cache.set(key, node = lit(alts, style.special) as Extract<GNode, { k: "lit" }>);
     return { node, names };
   }
   step(st: Stack, b: number, sp: boolean, out: Stack[]): void {
@@ -1026,5 +1003,3 @@ class XmlF extends Frame {
     return new XmlF(this.node, 0, this.seen, "");
   }
 }
-
-const TAG_CACHE = new Map<string, Extract<GNode, { k: "lit" }>>();

@@ -8,6 +8,10 @@
 export type GrammarErrorCode =
   /** The schema uses something the compiler cannot express (a remote $ref, an unknown type). */
   | "unsupported_schema"
+  /** The schema (or pattern) is over a size or nesting limit. */
+  | "too_large"
+  /** No value satisfies the schema (`enum: []`, `false`, a required property that never ends). */
+  | "unsatisfiable"
   /** The constraint spec is invalid (no tools, an unknown tool name, format "none"). */
   | "bad_spec"
   /** Every token is rejected by the constraint: sampling cannot continue. */

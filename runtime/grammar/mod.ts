@@ -59,7 +59,6 @@ import {
   alt,
   ANY_OBJECT,
   chars,
-  compileSchema,
   END,
   type GNode,
   initialStacks,
@@ -72,8 +71,8 @@ import {
   stepAll,
   text,
   utf8,
-  xmlParams,
 } from "./automaton.ts";
+import { compileSchema, xmlParams } from "./schema.ts";
 import { GrammarError } from "./errors.ts";
 import { familyToolGrammar } from "./_families.ts";
 
@@ -101,6 +100,11 @@ export type ConstraintSpec =
      * call. Default false: the call starts at the first token.
      */
     thinking?: boolean;
+    /**
+     * Optional, with `auto`: a response format for a text answer. The output is then either
+     * a value of that format or the calls (constrained from the first token, not lazily).
+     */
+    response?: { kind: "json_object" } | { kind: "json_schema"; schema: Record<string, unknown> };
   };
 
 /** The vocabulary as the constraint sees it: token bytes and end-of-generation ids. */
@@ -628,6 +632,12 @@ export function compileConstraint(spec: ConstraintSpec, vocab: ConstraintVocab):
         }
       }
       const g = toolGrammar(spec.format, tools, spec.parallel, spec.chatTemplate);
+      if (spec.choice === "auto" && spec.response) {
+        const r = spec.response;
+        const text = r.kind === "json_schema" ? compileSchema(r.schema) : ANY_OBJECT;
+        const either = alt([text, g.calls]);
+        return active(spec.thinking && g.thinkEnd ? thinkThen(g.thinkEnd, either) : either);
+      }
       if (spec.choice === "auto") {
         const lazy = {
           trigger: utf8(g.trigger),
@@ -642,6 +652,22 @@ export function compileConstraint(spec: ConstraintSpec, vocab: ConstraintVocab):
       }
       return active(spec.thinking && g.thinkEnd ? thinkThen(g.thinkEnd, g.calls) : g.calls);
     }
+  }
+}
+
+/**
+ * Checks that `spec` compiles (schemas, tool grammars) without a vocabulary: cheap, so a
+ * server can refuse a bad schema with a 400 before it queues the request. Throws
+ * {@link GrammarError} as {@link compileConstraint} would.
+ */
+export function validateConstraint(spec: ConstraintSpec): void {
+  if (spec.kind === "json_schema") compileSchema(spec.schema);
+  else if (spec.kind === "tools") {
+    const tools = typeof spec.choice === "object"
+      ? spec.tools.filter((t) => t.name === (spec.choice as { name: string }).name)
+      : spec.tools;
+    toolGrammar(spec.format, tools, spec.parallel, spec.chatTemplate);
+    if (spec.response?.kind === "json_schema") compileSchema(spec.response.schema);
   }
 }
 

@@ -6,9 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { readGGUF } from "../gguf/reader.ts";
-import { sharedVocab } from "../models/synth.ts";
+import { llamaTemplate, llamaVocab } from "../../test/_llama_source.ts";
 import { applyChatTemplate } from "../tokenizer/chat_template.ts";
 import { tokenizerFromGGUF } from "../tokenizer/tokenizer.ts";
 import { createOutputParser, type ToolDef, type ToolFormat } from "../tools/mod.ts";
@@ -91,24 +90,25 @@ Deno.test("json_schema: properties, required, additionalProperties, types, enum,
   for (
     const ok of [
       '{"path": "/a"}',
-      '{"mode": "w", "path": "ééééé"}',
-      '{"path": "a", "n": 12, "x": null, "tags": ["q"], "v": {"a":[1]}, "flag": true}',
-      '{"path": "a", "x": -0.5e-3, "mode": 3}',
+      '{"mode": "w", "path": "/éééé"}',
+      '{"path": "/", "n": 12, "x": null, "tags": ["q"], "v": {"a":[1]}, "flag": true}',
+      '{"path": "/a", "x": -0.5e-3, "mode": 3}',
     ]
   ) assert.ok(matches(s, ok), ok);
   for (
     const bad of [
       "{}", // required missing
       '{"path": ""}', // minLength
-      '{"path": "abcdef"}', // maxLength (code points)
-      '{"path": "a", "other": 1}', // additionalProperties false
-      '{"path": "a", "path": "b"}', // duplicate
-      '{"path": "a", "mode": "x"}', // enum
-      '{"path": "a", "n": -1}', // minimum 0
-      '{"path": "a", "n": 1.5}', // integer
-      '{"path": "a", "tags": []}', // minItems
-      '{"path": "a", "tags": ["a", "b", "c"]}', // maxItems
-      '{"path": "a", "v": {"a":[2]}}', // const
+      '{"path": "a/"}', // pattern ^/
+      '{"path": "/abcde"}', // maxLength (code points)
+      '{"path": "/a", "other": 1}', // additionalProperties false
+      '{"path": "/a", "path": "b"}', // duplicate
+      '{"path": "/a", "mode": "x"}', // enum
+      '{"path": "/a", "n": -1}', // minimum 0
+      '{"path": "/a", "n": 1.5}', // integer
+      '{"path": "/a", "tags": []}', // minItems
+      '{"path": "/a", "tags": ["a", "b", "c"]}', // maxItems
+      '{"path": "/a", "v": {"a":[2]}}', // const
       '{"path": 1}', // type
     ]
   ) assert.ok(!matches(s, bad), bad);
@@ -167,7 +167,6 @@ Deno.test("numbers are bounded: at most 15 integer digits", () => {
 // -------------------------------------------------------------------------------------------
 // Tool grammars against the real templates
 
-const TEMPLATES = fileURLToPath(new URL("../../../shared/templates/", import.meta.url));
 const TOOLS: ToolDef[] = [
   {
     name: "get_weather",
@@ -201,7 +200,7 @@ const CALLS = [
 ];
 
 function rendered(tpl: string, calls: typeof CALLS, eot: string): string {
-  const t = readFileSync(TEMPLATES + tpl, "utf8");
+  const t = readFileSync(llamaTemplate(tpl), "utf8");
   const tools = TOOLS.map((x) => ({ type: "function" as const, function: { ...x } }));
   const user = { role: "user", content: "Hi" };
   const asst = {
@@ -232,7 +231,7 @@ const TOOL_CASES: [string, ToolFormat, string, boolean][] = [
 
 for (const [tpl, format, eot, parallel] of TOOL_CASES) {
   Deno.test(`tools grammar (${format}) accepts exactly what ${tpl} renders`, () => {
-    const chatTemplate = readFileSync(TEMPLATES + tpl, "utf8");
+    const chatTemplate = readFileSync(llamaTemplate(tpl), "utf8");
     const text = rendered(tpl, CALLS, eot);
     const spec = (
       choice: "required" | "auto" | { name: string },
@@ -310,7 +309,7 @@ Deno.test("tools grammar with thinking: free reasoning up to </think>, then the 
 // -------------------------------------------------------------------------------------------
 // The real Qwen vocabulary
 
-const tok = tokenizerFromGGUF(readGGUF(sharedVocab("ggml-vocab-qwen2.gguf")));
+const tok = tokenizerFromGGUF(readGGUF(llamaVocab("qwen2")));
 const QV = constraintVocab(tok);
 const EOG = [...tok.eogIds][0];
 

@@ -18,12 +18,11 @@
  */
 import type { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { EngineEvent, EngineRequest } from "../engine/engine.ts";
-import type { FinishReason } from "../engine/generate.ts";
+import type { EngineRequest } from "../engine/engine.ts";
 import type { SeqUsage } from "../engine/scheduler.ts";
 import type { ChatMessage } from "../tokenizer/chat_template.ts";
-import type { OutputEvent, ToolDef } from "./_tools.ts";
-import { badRequest, engineError, errorBody } from "./errors.ts";
+import type { ConstraintSpec, OutputEvent, ToolDef } from "./_tools.ts";
+import { badRequest, errorBody, toApiError } from "./errors.ts";
 import { affinityOf, priorityOf, readJson } from "./openai.ts";
 import { contentText, type ToolChoice } from "./prompt.ts";
 import {
@@ -32,7 +31,8 @@ import {
   MessagesRequest,
   parseBody,
 } from "./schemas.ts";
-import { heartbeat, newId, OutputAccumulator, type ServerContext, startRun } from "./sse.ts";
+import { type ChatFinish, ChatRun } from "./run.ts";
+import { checkQueue, heartbeat, newId, type ServerContext } from "./sse.ts";
 
 type Block = Record<string, unknown> & { type: string };
 
@@ -133,6 +133,54 @@ function toolChoiceOf(b: CountBody): ToolChoice {
   }
 }
 
+/** The structured output a request asks for (`output_config.format`, or `output_format`). */
+function outputFormatOf(b: MessagesRequest): ConstraintSpec | undefined {
+  const f = b.output_config?.format ?? b.output_format;
+  if (!f) return undefined;
+  if (f.type !== "json_schema") {
+    throw badRequest(`Unsupported output format type "${f.type}"`, "output_config.format.type");
+  }
+  if (!f.schema) throw badRequest("output_config.format.schema is required", "output_config");
+  return { kind: "json_schema", schema: f.schema };
+}
+
+/** Checks the body beyond its shape: the 400s Anthropic gives. */
+function checkMessagesBody(b: MessagesRequest): void {
+  b.messages.forEach((m, i) => {
+    const last = i === b.messages.length - 1 && m.role === "assistant";
+    const empty = typeof m.content === "string" ? m.content === "" : m.content.length === 0;
+    if (empty && !last) {
+      throw badRequest(
+        `messages.${i}: all messages must have non-empty content except for the optional ` +
+          "final assistant message",
+        `messages.${i}.content`,
+      );
+    }
+  });
+  (b.tools ?? []).forEach((t, i) => {
+    const typed = (t as { type?: unknown }).type;
+    if (t.input_schema === undefined && (typed === undefined || typed === "custom")) {
+      throw badRequest(`tools.${i}.input_schema: Field required`, `tools.${i}.input_schema`);
+    }
+  });
+  const th = b.thinking;
+  if (th && th.type === "enabled") {
+    const budget = th.budget_tokens;
+    if (typeof budget !== "number" || budget < 1024) {
+      throw badRequest(
+        "thinking.budget_tokens: must be at least 1024",
+        "thinking.budget_tokens",
+      );
+    }
+    if (budget >= b.max_tokens) {
+      throw badRequest(
+        "`max_tokens` must be greater than `thinking.budget_tokens`",
+        "thinking.budget_tokens",
+      );
+    }
+  }
+}
+
 function kwargsOf(b: CountBody): Record<string, unknown> {
   const on = b.thinking && b.thinking.type !== "disabled";
   return { enable_thinking: Boolean(on) };
@@ -147,9 +195,9 @@ function anthropicUsage(u: { promptTokens: number; cachedTokens: number }, outpu
   };
 }
 
-function stopReason(reason: FinishReason, stop: string | undefined, toolUse: boolean): string {
-  if (toolUse) return "tool_use";
-  if (reason === "length") return "max_tokens";
+function stopReason(finish: ChatFinish, stop: string | undefined): string {
+  if (finish === "length") return "max_tokens";
+  if (finish === "tool_calls") return "tool_use";
   return stop !== undefined ? "stop_sequence" : "end_turn";
 }
 
@@ -161,12 +209,13 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
     const body = parseBody(CountTokensRequest, await readJson(c));
     const choice = toolChoiceOf(body);
     const tools = choice === "none" ? [] : toolsOf(body);
-    const n = fe.chatTokens(anthropicMessages(body), tools, kwargsOf(body)).length;
+    const n = (await fe.chatTokens(anthropicMessages(body), tools, kwargsOf(body))).length;
     return c.json({ input_tokens: n });
   });
 
   app.post("/v1/messages", async (c) => {
     const body = parseBody(MessagesRequest, await readJson(c));
+    checkMessagesBody(body);
     const params: EngineRequest["params"] = {
       maxTokens: body.max_tokens,
       affinity: affinityOf(c),
@@ -176,29 +225,24 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
     if (body.top_p !== undefined) params.topP = body.top_p;
     if (body.top_k !== undefined) params.topK = body.top_k;
     if (body.stop_sequences) params.stop = body.stop_sequences;
-    const plan = fe.planChat({
+    const plan = await fe.planChat({
       messages: anthropicMessages(body),
       tools: toolsOf(body),
       toolChoice: toolChoiceOf(body),
       parallelToolCalls: !(body.tool_choice?.disable_parallel_tool_use ?? false),
+      responseFormat: outputFormatOf(body),
       templateKwargs: kwargsOf(body),
       params,
+      flavor: "anthropic",
     });
     const id = newId("msg_");
     const model = body.model ?? fe.name;
-    const acc = new OutputAccumulator();
-    const run = await startRun(
-      ctx,
-      { id, prompt: plan.prompt, params: plan.params },
-      c.req.raw.signal,
-    );
-
     if (!body.stream) {
-      let done: Extract<EngineEvent, { type: "done" }> | undefined;
+      const run = await ChatRun.start(ctx, plan, id, c.req.raw.signal);
       // content blocks in order of appearance
       const blocks: Block[] = [];
-      const collect = (events: OutputEvent[]) => {
-        for (const e of acc.apply(events)) {
+      for await (const step of run.steps()) {
+        for (const e of step.events) {
           const last = blocks[blocks.length - 1];
           if (e.type === "content" && e.text) {
             if (last?.type === "text") last.text += e.text;
@@ -206,45 +250,40 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
           } else if (e.type === "reasoning" && e.text) {
             if (last?.type === "thinking") last.thinking += e.text;
             else blocks.push({ type: "thinking", thinking: e.text, signature: "" });
-          } else if (e.type === "tool_call_start") {
-            blocks.push({ type: "tool_use", id: e.id, name: e.name, input: {}, _index: e.index });
+          } else if (e.type === "tool_call_end") {
+            const call = run.acc.calls.get(e.index)!;
+            blocks.push({
+              type: "tool_use",
+              id: toolUseId(call.id),
+              name: call.name,
+              input: JSON.parse(e.arguments),
+            });
           }
         }
-      };
-      try {
-        for await (const e of run.events) {
-          if (e.type === "token") collect(plan.parser.push(e.text));
-          else if (e.type === "done") done = e;
-          else if (e.type === "error") throw engineError(e.code, e.message);
-        }
-      } finally {
-        run.release();
       }
-      collect(plan.parser.end());
+      const done = run.done;
       if (!done) throw new Error("generation ended without a result");
-      ctx.metrics.usage(done.usage);
-      const calls = acc.toolCalls();
-      for (const b of blocks) {
-        if (b.type !== "tool_use") continue;
-        const call = calls.find((t) => t.index === b._index);
-        delete b._index;
-        b.input = parseArgs(call?.arguments ?? "{}");
-      }
       return c.json({
         id,
         type: "message",
         role: "assistant",
         model,
         content: blocks,
-        stop_reason: stopReason(done.finishReason, done.stop, calls.length > 0),
+        stop_reason: stopReason(run.finish(), done.stop),
         stop_sequence: done.stop ?? null,
         usage: anthropicUsage(done.usage, done.usage.completionTokens),
       });
     }
 
-    run.release();
+    // a stream answers at once, pings included, while the request waits for a slot
+    checkQueue(ctx);
     return streamSSE(c, async (stream) => {
-      stream.onAbort(() => run.cancel());
+      let run: ChatRun | null = null;
+      let aborted = false;
+      stream.onAbort(() => {
+        aborted = true;
+        run?.cancel();
+      });
       const send = (event: string, data: Record<string, unknown>) =>
         stream.writeSSE({ event, data: JSON.stringify({ type: event, ...data }) });
       heartbeat(stream, () => send("ping", {}), ctx.heartbeatMs);
@@ -257,12 +296,11 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
           content: [],
           stop_reason: null,
           stop_sequence: null,
-          usage: anthropicUsage(run, 1),
+          usage: anthropicUsage({ promptTokens: plan.prompt.length, cachedTokens: 0 }, 1),
         },
       });
       let index = -1;
       let open: "text" | "thinking" | "tool_use" | null = null;
-      let openCall = -1;
       let pinged = false;
       const start = async (block: Record<string, unknown>) => {
         if (open) await send("content_block_stop", { index });
@@ -274,94 +312,64 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
           await send("ping", {});
         }
       };
+      const delta = (d: Record<string, unknown>) =>
+        send("content_block_delta", { index, delta: d });
       const emit = async (events: OutputEvent[]) => {
-        for (const e of acc.apply(events)) {
+        for (const e of events) {
           switch (e.type) {
             case "content":
               if (!e.text) break;
               if (open !== "text") await start({ type: "text", text: "" });
-              await send("content_block_delta", {
-                index,
-                delta: { type: "text_delta", text: e.text },
-              });
+              await delta({ type: "text_delta", text: e.text });
               break;
             case "reasoning":
               if (!e.text) break;
               if (open !== "thinking") {
                 await start({ type: "thinking", thinking: "", signature: "" });
               }
-              await send("content_block_delta", {
-                index,
-                delta: { type: "thinking_delta", thinking: e.text },
-              });
+              await delta({ type: "thinking_delta", thinking: e.text });
               break;
             case "tool_call_start":
-              await start({ type: "tool_use", id: e.id, name: e.name, input: {} });
-              openCall = e.index;
+              await start({ type: "tool_use", id: toolUseId(e.id), name: e.name, input: {} });
               break;
             case "tool_call_args":
-              if (open === "tool_use" && openCall === e.index && e.text) {
-                await send("content_block_delta", {
-                  index,
-                  delta: { type: "input_json_delta", partial_json: e.text },
-                });
+              // the gate releases a call whole: its arguments in one delta
+              if (open === "tool_use" && e.text) {
+                await delta({ type: "input_json_delta", partial_json: e.text });
               }
               break;
-            case "tool_call_end": {
-              const c = acc.calls.get(e.index);
-              const streamed = c ? c.streamed : "";
-              if (open === "tool_use" && openCall === e.index && e.arguments.startsWith(streamed)) {
-                const tail = e.arguments.slice(streamed.length);
-                if (tail) {
-                  await send("content_block_delta", {
-                    index,
-                    delta: { type: "input_json_delta", partial_json: tail },
-                  });
-                }
-              }
-              break;
-            }
           }
         }
       };
-      let done: Extract<EngineEvent, { type: "done" }> | undefined;
       try {
-        for await (const e of run.events) {
-          if (e.type === "token") await emit(plan.parser.push(e.text));
-          else if (e.type === "done") done = e;
-          else if (e.type === "error") {
-            await stream.writeSSE({
-              event: "error",
-              data: JSON.stringify(errorBody(engineError(e.code, e.message), "anthropic")),
-            });
-            return;
-          }
-        }
-        if (!done || done.finishReason === "abort") return;
-        await emit(plan.parser.end());
-        if (index < 0) await start({ type: "text", text: "" });
-        await send("content_block_stop", { index });
-        ctx.metrics.usage(done.usage);
-        const u: SeqUsage = done.usage;
-        await send("message_delta", {
-          delta: {
-            stop_reason: stopReason(done.finishReason, done.stop, acc.calls.size > 0),
-            stop_sequence: done.stop ?? null,
-          },
-          usage: { ...anthropicUsage(u, u.completionTokens) },
+        run = await ChatRun.start(ctx, plan, id);
+        if (aborted) run.cancel();
+        for await (const step of run.steps()) await emit(step.events);
+      } catch (e) {
+        await stream.writeSSE({
+          event: "error",
+          data: JSON.stringify(errorBody(toApiError(e), "anthropic")),
         });
-        await send("message_stop", {});
-      } finally {
-        if (!done) run.cancel();
+        return;
       }
+      const done = run?.done;
+      if (!run || !done || done.finishReason === "abort") return;
+      if (index < 0) await start({ type: "text", text: "" });
+      await send("content_block_stop", { index });
+      const u: SeqUsage = done.usage;
+      await send("message_delta", {
+        delta: {
+          stop_reason: stopReason(run.finish(), done.stop),
+          stop_sequence: done.stop ?? null,
+        },
+        usage: { ...anthropicUsage(u, u.completionTokens) },
+      });
+      await send("message_stop", {});
     });
   });
 }
 
-function parseArgs(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return {};
-  }
+/** Anthropic's tool_use ids start with `toolu_`. */
+function toolUseId(id: string): string {
+  return id.startsWith("toolu_") ? id : `toolu_${id.replace(/^call_/, "")}`;
 }

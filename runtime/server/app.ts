@@ -13,12 +13,13 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Engine, EngineStats } from "../engine/engine.ts";
 import { anthropicRoutes } from "./anthropic.ts";
+import { completionRoutes } from "./completions.ts";
 import { ApiError, type ApiFlavor, errorBody, toApiError } from "./errors.ts";
 import { Metrics } from "./metrics.ts";
 import { openaiRoutes, readJson } from "./openai.ts";
 import type { ModelFrontend } from "./prompt.ts";
 import { DetokenizeRequest, parseBody, TokenizeRequest } from "./schemas.ts";
-import type { ServerContext } from "./sse.ts";
+import { newId, type ServerContext } from "./sse.ts";
 import { type BatchContext, batchRoutes } from "./batches.ts";
 
 /** Options of {@link createApp}. */
@@ -39,6 +40,11 @@ export interface AppOptions {
   heartbeatMs?: number;
   /** The batch store (and runner) for the Files, Batches and Message Batches APIs. */
   batches?: BatchContext;
+  /**
+   * Origins allowed to call from a browser (CORS). Default none: no CORS headers, and a
+   * request that carries another site's `Origin` is refused. `["*"]` allows any.
+   */
+  corsOrigins?: string[];
 }
 
 const ENDPOINTS = new Set([
@@ -63,8 +69,31 @@ function errorResponse(c: Context, e: unknown): Response {
   if (err.status >= 500 && err.type === "server_error") console.error("spool serve:", e);
   const headers: Record<string, string> = {};
   if (err.retryAfter !== undefined) headers["retry-after"] = String(err.retryAfter);
-  const status = err.status === 499 ? 400 : err.status;
-  return c.json(errorBody(err, flavorOf(c.req.path)), status as 400, headers);
+  const flavor = flavorOf(c.req.path);
+  let status = err.status === 499 ? 400 : err.status;
+  if (flavor === "anthropic" && err.type === "overloaded_error") status = 529;
+  return c.json(errorBody(err, flavor), status as 400, headers);
+}
+
+/** Whether `origin` is in the configured list (or the list allows any). */
+function originAllowed(origin: string, list: string[]): boolean {
+  return list.includes("*") || list.includes(origin);
+}
+
+/** A page served from this machine itself (same trust as the local user). */
+function isLoopbackOrigin(origin: string): boolean {
+  try {
+    return isLoopbackHost(new URL(origin).hostname);
+  } catch {
+    return false;
+  }
+}
+
+/** localhost, *.localhost, 127.0.0.0/8, ::1. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h.endsWith(".localhost") || h === "::1" ||
+    /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 
 function timingSafeEqual(a: string, b: string): boolean {
@@ -95,6 +124,58 @@ export function createApp(opts: AppOptions): Hono {
       const p = c.req.path;
       metrics.request(ENDPOINTS.has(p) ? p : "other", c.res.status);
     }
+  });
+
+  // request ids: `x-request-id` (OpenAI) and `request-id` (Anthropic) on every response
+  app.use("*", async (c, next) => {
+    const rid = newId("req_");
+    c.header("x-request-id", rid);
+    if (flavorOf(c.req.path) === "anthropic" || c.req.header("anthropic-version")) {
+      c.header("request-id", rid);
+    }
+    await next();
+  });
+
+  // browsers: CORS only when configured; another site's Origin, or a form-style body (which a
+  // page can send cross-site without a preflight), cannot drive the server
+  app.use("*", async (c, next) => {
+    const origin = c.req.header("origin");
+    const allowed = origin !== undefined && originAllowed(origin, opts.corsOrigins ?? []);
+    if (origin !== undefined && !allowed && !isLoopbackOrigin(origin)) {
+      return errorResponse(
+        c,
+        new ApiError(403, "authentication_error", `Origin ${origin} is not allowed`, {
+          code: "origin_not_allowed",
+        }),
+      );
+    }
+    if (allowed) {
+      c.header("access-control-allow-origin", origin!);
+      c.header("vary", "Origin");
+      if (c.req.method === "OPTIONS") {
+        c.header("access-control-allow-methods", "GET, POST, DELETE, OPTIONS");
+        c.header(
+          "access-control-allow-headers",
+          c.req.header("access-control-request-headers") ?? "content-type, authorization",
+        );
+        return c.body(null, 204);
+      }
+    }
+    if (c.req.method === "POST" && !c.req.path.startsWith("/v1/files")) {
+      const type = (c.req.header("content-type") ?? "").toLowerCase();
+      if (/^(text\/plain|application\/x-www-form-urlencoded|multipart\/form-data)/.test(type)) {
+        return errorResponse(
+          c,
+          new ApiError(
+            415,
+            "invalid_request_error",
+            `Content-Type ${type.split(";")[0]} is not accepted: send application/json`,
+            { code: "unsupported_media_type" },
+          ),
+        );
+      }
+    }
+    return await next();
   });
 
   app.use("*", async (c, next) => {
@@ -159,7 +240,11 @@ export function createApp(opts: AppOptions): Hono {
 
   app.post("/tokenize", async (c) => {
     const b = parseBody(TokenizeRequest, await readJson(c));
-    const ids = ctx.fe.tokenize(b.content, b.add_special ?? false, b.parse_special ?? true);
+    const ids = await ctx.fe.tokenizeAsync(
+      b.content,
+      b.add_special ?? false,
+      b.parse_special ?? true,
+    );
     if (!b.with_pieces) return c.json({ tokens: ids });
     const dec = new TextDecoder();
     return c.json({
@@ -190,6 +275,7 @@ export function createApp(opts: AppOptions): Hono {
 
   if (opts.batches) batchRoutes(app, opts.batches);
   openaiRoutes(app, ctx);
+  completionRoutes(app, ctx);
   anthropicRoutes(app, ctx);
   return app;
 }

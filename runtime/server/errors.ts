@@ -99,6 +99,15 @@ export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   const err = e as Error;
   if (err?.name === "ContextOverflowError") return engineError("context_overflow", err.message);
+  if (err?.name === "GrammarError") {
+    return new ApiError(400, "invalid_request_error", err.message, { cause: e });
+  }
+  if (err instanceof RangeError && /call stack/i.test(err.message)) {
+    // a structure nested beyond what any part of the server handles: the request's fault
+    return new ApiError(400, "invalid_request_error", "The request is nested too deeply", {
+      cause: e,
+    });
+  }
   if (err?.name === "ChatTemplateError") {
     return new ApiError(400, "invalid_request_error", `Chat template: ${err.message}`, {
       param: "messages",

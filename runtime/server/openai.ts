@@ -9,34 +9,61 @@
  */
 import type { Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { EngineEvent, EngineLogprob, EngineRequest } from "../engine/engine.ts";
-import type { FinishReason } from "../engine/generate.ts";
+import type { EngineLogprob, EngineRequest } from "../engine/engine.ts";
 import type { SeqUsage } from "../engine/scheduler.ts";
 import type { ChatMessage } from "../tokenizer/chat_template.ts";
 import type { ConstraintSpec, OutputEvent, ToolDef } from "./_tools.ts";
-import { badRequest, engineError, errorBody } from "./errors.ts";
+import { ApiError, badRequest, errorBody, toApiError } from "./errors.ts";
 import type { ToolChoice } from "./prompt.ts";
 import {
   ChatCompletionRequest,
   type ChatCompletionRequest as ChatBody,
-  CompletionRequest,
   parseBody,
 } from "./schemas.ts";
+import { ChatRun } from "./run.ts";
+import type { ChatPlan } from "./prompt.ts";
 import {
   argumentsTail,
+  checkQueue,
   heartbeat,
   newId,
-  OutputAccumulator,
+  type OutputAccumulator,
   type ServerContext,
-  startRun,
 } from "./sse.ts";
 
-/** Parses the JSON body or throws a 400. */
-export async function readJson(c: Context): Promise<unknown> {
+/** Milliseconds to wait for a request body: SPOOL_BODY_TIMEOUT_MS, else 60 s. */
+export function bodyTimeoutMs(): number {
+  return Number(
+    (globalThis as { process?: { env?: Record<string, string> } }).process?.env
+      ?.SPOOL_BODY_TIMEOUT_MS,
+  ) || 60_000;
+}
+
+/**
+ * Parses the JSON body or throws a 400; a body that does not arrive within `timeoutMs` (a
+ * client sending slowly) is a 408, and the connection is closed.
+ */
+export async function readJson(c: Context, timeoutMs = bodyTimeoutMs()): Promise<unknown> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new ApiError(408, "invalid_request_error", "The request body did not arrive in time", {
+          code: "request_timeout",
+        }),
+      );
+    }, timeoutMs);
+  });
   try {
-    return await c.req.json();
+    return await Promise.race([c.req.json(), late]);
   } catch (e) {
+    if (e instanceof ApiError) {
+      c.header("connection", "close");
+      throw e;
+    }
     throw badRequest(`The body is not valid JSON: ${(e as Error).message}`);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -74,9 +101,6 @@ export function openaiSampling(
     n?: number | null;
   },
 ): Sampling {
-  if (b.n !== undefined && b.n !== null && b.n !== 1) {
-    throw badRequest("Only n=1 is supported", "n", "unsupported_value");
-  }
   const p: Sampling = {};
   const set = <K extends keyof Sampling>(k: K, v: Sampling[K] | null | undefined) => {
     if (v !== undefined && v !== null) p[k] = v;
@@ -147,6 +171,30 @@ function toolsOf(b: ChatBody): ToolDef[] {
   }));
 }
 
+/** Most choices per request. */
+const MAX_N = 8;
+
+/** Checks the chat body beyond its shape: the 400s OpenAI gives. */
+function checkChatBody(b: ChatBody): void {
+  if (b.n !== undefined && b.n !== null && b.n > MAX_N) {
+    throw badRequest(`n must be at most ${MAX_N}`, "n", "unsupported_value");
+  }
+  for (const k of ["max_tokens", "max_completion_tokens"] as const) {
+    if (b[k] === 0) throw badRequest(`${k} must be at least 1`, k, "invalid_value");
+  }
+  if (b.top_logprobs !== undefined && b.top_logprobs !== null && !b.logprobs) {
+    throw badRequest("top_logprobs requires logprobs to be true", "top_logprobs");
+  }
+  b.messages.forEach((m, i) => {
+    if (m.role === "tool" && !m.tool_call_id) {
+      throw badRequest(
+        "A message with role 'tool' must have a tool_call_id",
+        `messages.${i}.tool_call_id`,
+      );
+    }
+  });
+}
+
 function toolChoiceOf(b: ChatBody): ToolChoice {
   const c = b.tool_choice;
   if (c === undefined || c === null) return "auto";
@@ -180,11 +228,6 @@ export function openaiUsage(u: SeqUsage) {
     total_tokens: u.promptTokens + u.completionTokens,
     prompt_tokens_details: { cached_tokens: u.cachedTokens },
   };
-}
-
-function finishOf(reason: FinishReason, toolCalls: boolean): string {
-  if (toolCalls) return "tool_calls";
-  return reason === "length" ? "length" : "stop";
 }
 
 /** A chat delta from parser events (content, reasoning_content, tool_calls). */
@@ -230,15 +273,22 @@ function deltaOf(events: OutputEvent[], acc: OutputAccumulator): Record<string, 
 export function openaiRoutes(app: Hono, ctx: ServerContext): void {
   const { fe } = ctx;
 
-  app.get("/v1/models", (c) =>
-    c.json({
-      object: "list",
-      data: [modelCard(ctx)],
-    }));
-  app.get("/v1/models/:id{.+}", (c) => c.json(modelCard(ctx)));
+  // with `anthropic-version` (the Anthropic SDKs send it), Anthropic's shape
+  app.get("/v1/models", (c) => {
+    if (c.req.header("anthropic-version")) {
+      const m = anthropicModel(ctx);
+      return c.json({ data: [m], has_more: false, first_id: m.id, last_id: m.id });
+    }
+    return c.json({ object: "list", data: [modelCard(ctx)] });
+  });
+  app.get(
+    "/v1/models/:id{.+}",
+    (c) => c.json(c.req.header("anthropic-version") ? anthropicModel(ctx) : modelCard(ctx)),
+  );
 
   app.post("/v1/chat/completions", async (c) => {
     const body = parseBody(ChatCompletionRequest, await readJson(c));
+    checkChatBody(body);
     const tools = toolsOf(body);
     const topN = body.top_logprobs ?? 0;
     const params: EngineRequest["params"] = {
@@ -247,7 +297,7 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
       priority: priorityOf(c),
       ...(body.logprobs ? { wantLogprobs: true, logprobs: topN } : {}),
     };
-    const plan = fe.planChat({
+    const plan = await fe.planChat({
       messages: openaiMessages(body.messages),
       tools,
       toolChoice: toolChoiceOf(body),
@@ -259,42 +309,36 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
     const id = newId("chatcmpl-");
     const created = Math.floor(Date.now() / 1000);
     const model = fe.name;
-    const acc = new OutputAccumulator();
-    const run = await startRun(
-      ctx,
-      { id, prompt: plan.prompt, params: plan.params },
-      c.req.raw.signal,
-    );
+    const n = body.n ?? 1;
+    // choice i samples with seed + i (when seeded), each with its own parser
+    const planFor = (i: number): ChatPlan =>
+      i === 0 ? plan : {
+        ...plan,
+        params: {
+          ...plan.params,
+          ...(plan.params.seed !== undefined ? { seed: Number(plan.params.seed) + i } : {}),
+        },
+        parser: plan.newParser(),
+      };
 
     if (!body.stream) {
-      const logprobs: unknown[] = [];
-      let done: Extract<EngineEvent, { type: "done" }> | undefined;
-      try {
-        for await (const e of run.events) {
-          if (e.type === "token") {
-            acc.apply(plan.parser.push(e.text));
-            if (e.lp) logprobs.push(lpEntry(e.lp));
-          } else if (e.type === "done") done = e;
-          else if (e.type === "error") throw engineError(e.code, e.message);
-        }
-      } finally {
-        run.release();
-      }
-      acc.apply(plan.parser.end());
-      if (!done) throw new Error("generation ended without a result");
-      ctx.metrics.usage(done.usage);
-      const calls = acc.toolCalls();
-      const message: Record<string, unknown> = {
-        role: "assistant",
-        content: calls.length === 0 || acc.content.trim() !== "" ? acc.content : null,
-      };
-      if (acc.reasoning) message.reasoning_content = message.reasoning = acc.reasoning;
-      if (calls.length > 0) {
-        message.tool_calls = calls.map((t) => ({
-          id: t.id,
-          type: "function",
-          function: { name: t.name, arguments: t.arguments },
-        }));
+      const runs = await Promise.all(
+        Array.from(
+          { length: n },
+          (_, i) => ChatRun.start(ctx, planFor(i), newId("chatcmpl-"), c.req.raw.signal),
+        ),
+      );
+      const choices = [];
+      for (const [index, run] of runs.entries()) {
+        const logprobs: unknown[] = [];
+        for await (const step of run.steps()) if (step.lp) logprobs.push(lpEntry(step.lp));
+        if (!run.done) throw new Error("generation ended without a result");
+        choices.push({
+          index,
+          message: chatMessage(run),
+          logprobs: body.logprobs ? { content: logprobs, refusal: null } : null,
+          finish_reason: run.finish(),
+        });
       }
       return c.json({
         id,
@@ -302,17 +346,13 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
         created,
         model,
         system_fingerprint: "spool",
-        choices: [{
-          index: 0,
-          message,
-          logprobs: body.logprobs ? { content: logprobs } : null,
-          finish_reason: finishOf(done.finishReason, calls.length > 0),
-        }],
-        usage: openaiUsage(done.usage),
+        choices,
+        usage: openaiUsage(choicesUsage(runs.map((r) => r.done!.usage))),
       });
     }
 
-    run.release();
+    // a stream answers at once, keep-alives included, while the request waits for a slot
+    checkQueue(ctx);
     const includeUsage = body.stream_options?.include_usage === true;
     const base = {
       id,
@@ -322,174 +362,106 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
       system_fingerprint: "spool",
     };
     return streamSSE(c, async (stream) => {
-      stream.onAbort(() => run.cancel());
+      const runs: ChatRun[] = [];
+      let aborted = false;
+      stream.onAbort(() => {
+        aborted = true;
+        for (const r of runs) r.cancel();
+      });
       heartbeat(stream, () => stream.write(": keep-alive\n\n"), ctx.heartbeatMs);
       const send = (x: unknown) => stream.writeSSE({ data: JSON.stringify(x) });
-      const chunk = (delta: unknown, finish: string | null = null, logprobs: unknown[] = []) => ({
+      const chunk = (
+        index: number,
+        delta: unknown,
+        finish: string | null = null,
+        logprobs: unknown[] = [],
+      ) => ({
         ...base,
         choices: [{
-          index: 0,
+          index,
           delta,
-          logprobs: body.logprobs && logprobs.length > 0 ? { content: logprobs } : null,
+          logprobs: body.logprobs && logprobs.length > 0
+            ? { content: logprobs, refusal: null }
+            : null,
           finish_reason: finish,
         }],
+        ...(includeUsage ? { usage: null } : {}),
       });
-      await send(chunk({ role: "assistant", content: "" }));
-      let pendingLp: unknown[] = [];
-      let done: Extract<EngineEvent, { type: "done" }> | undefined;
-      try {
-        for await (const e of run.events) {
-          if (e.type === "token") {
-            if (e.lp) pendingLp.push(lpEntry(e.lp));
-            const delta = deltaOf(acc.apply(plan.parser.push(e.text)), acc);
-            if (delta || pendingLp.length > 0) {
-              await send(chunk(delta ?? {}, null, pendingLp));
-              pendingLp = [];
-            }
-          } else if (e.type === "done") done = e;
-          else if (e.type === "error") {
-            await send(errorBody(engineError(e.code, e.message), "openai"));
-            return;
+      const choice = async (index: number): Promise<SeqUsage | null> => {
+        await send(chunk(index, { role: "assistant", content: "", refusal: null }));
+        const run = await ChatRun.start(ctx, planFor(index), newId("chatcmpl-"));
+        runs.push(run);
+        if (aborted) run.cancel();
+        let pendingLp: unknown[] = [];
+        for await (const step of run.steps()) {
+          if (step.lp) pendingLp.push(lpEntry(step.lp));
+          const delta = deltaOf(step.events, run.acc);
+          if (delta || pendingLp.length > 0) {
+            await send(chunk(index, delta ?? {}, null, pendingLp));
+            pendingLp = [];
           }
         }
-        if (!done || done.finishReason === "abort") return;
-        const tail = deltaOf(acc.apply(plan.parser.end()), acc);
-        if (tail || pendingLp.length > 0) await send(chunk(tail ?? {}, null, pendingLp));
-        ctx.metrics.usage(done.usage);
-        await send(chunk({}, finishOf(done.finishReason, acc.calls.size > 0)));
-        if (includeUsage) await send({ ...base, choices: [], usage: openaiUsage(done.usage) });
-        await stream.writeSSE({ data: "[DONE]" });
-      } finally {
-        if (!done) run.cancel();
+        const done = run.done;
+        if (!done || done.finishReason === "abort") return null;
+        await send(chunk(index, {}, run.finish()));
+        return done.usage;
+      };
+      let usages: (SeqUsage | null)[];
+      try {
+        usages = await Promise.all(Array.from({ length: n }, (_, i) => choice(i)));
+      } catch (e) {
+        for (const r of runs) r.cancel();
+        await send(errorBody(toApiError(e), "openai"));
+        return;
       }
+      if (usages.some((u) => u === null)) return;
+      if (includeUsage) {
+        await send({
+          ...base,
+          choices: [],
+          usage: openaiUsage(choicesUsage(usages as SeqUsage[])),
+        });
+      }
+      await stream.writeSSE({ data: "[DONE]" });
     });
   });
+}
 
-  app.post("/v1/completions", async (c) => {
-    const body = parseBody(CompletionRequest, await readJson(c));
-    const prompt = typeof body.prompt === "string"
-      ? fe.tokenize(body.prompt)
-      : typeof body.prompt[0] === "string"
-      ? fe.tokenize(body.prompt[0] as string)
-      : body.prompt as number[];
-    for (const t of prompt) {
-      if (t >= fe.info.nVocab) {
-        throw badRequest(`token id ${t} is outside the vocabulary`, "prompt");
-      }
-    }
-    if (prompt.length === 0) throw badRequest("The prompt is empty", "prompt");
-    fe.checkFits(prompt.length, "prompt");
-    const topN = body.logprobs ?? undefined;
-    const params: EngineRequest["params"] = {
-      ...openaiSampling(body),
-      affinity: affinityOf(c),
-      priority: priorityOf(c),
-      ...(topN !== undefined ? { wantLogprobs: true, logprobs: topN } : {}),
-    };
-    const id = newId("cmpl-");
-    const created = Math.floor(Date.now() / 1000);
-    const model = fe.name;
-    const echo = body.echo ? fe.tokenizer.decode(prompt) : "";
-    const run = await startRun(ctx, { id, prompt, params }, c.req.raw.signal);
-    const legacyLp = () => ({
-      tokens: [] as string[],
-      token_logprobs: [] as number[],
-      top_logprobs: [] as Record<string, number>[],
-      text_offset: [] as number[],
-    });
-    const addLp = (
-      lp: ReturnType<typeof legacyLp>,
-      e: Extract<EngineEvent, { type: "token" }>,
-      offset: number,
-    ) => {
-      if (!e.lp) return;
-      lp.tokens.push(e.lp.chosen.token);
-      lp.token_logprobs.push(e.lp.chosen.logprob);
-      lp.top_logprobs.push(Object.fromEntries(e.lp.top.map((t) => [t.token, t.logprob])));
-      lp.text_offset.push(offset);
-    };
-    if (!body.stream) {
-      let text = echo;
-      const lp = legacyLp();
-      let done: Extract<EngineEvent, { type: "done" }> | undefined;
-      try {
-        for await (const e of run.events) {
-          if (e.type === "token") {
-            addLp(lp, e, text.length);
-            text += e.text;
-          } else if (e.type === "done") done = e;
-          else if (e.type === "error") throw engineError(e.code, e.message);
-        }
-      } finally {
-        run.release();
-      }
-      if (!done) throw new Error("generation ended without a result");
-      ctx.metrics.usage(done.usage);
-      return c.json({
-        id,
-        object: "text_completion",
-        created,
-        model,
-        choices: [{
-          text,
-          index: 0,
-          logprobs: topN !== undefined ? lp : null,
-          finish_reason: done.finishReason === "length" ? "length" : "stop",
-        }],
-        usage: openaiUsage(done.usage),
-      });
-    }
-    run.release();
-    const includeUsage = body.stream_options?.include_usage === true;
-    return streamSSE(c, async (stream) => {
-      stream.onAbort(() => run.cancel());
-      heartbeat(stream, () => stream.write(": keep-alive\n\n"), ctx.heartbeatMs);
-      const send = (x: unknown) => stream.writeSSE({ data: JSON.stringify(x) });
-      const chunk = (text: string, finish: string | null, lp: unknown = null) => ({
-        id,
-        object: "text_completion",
-        created,
-        model,
-        choices: [{ text, index: 0, logprobs: lp, finish_reason: finish }],
-      });
-      let done: Extract<EngineEvent, { type: "done" }> | undefined;
-      let offset = 0;
-      try {
-        if (echo) {
-          await send(chunk(echo, null));
-          offset = echo.length;
-        }
-        for await (const e of run.events) {
-          if (e.type === "token") {
-            const lp = legacyLp();
-            addLp(lp, e, offset);
-            offset += e.text.length;
-            if (e.text || e.lp) await send(chunk(e.text, null, e.lp ? lp : null));
-          } else if (e.type === "done") done = e;
-          else if (e.type === "error") {
-            await send(errorBody(engineError(e.code, e.message), "openai"));
-            return;
-          }
-        }
-        if (!done || done.finishReason === "abort") return;
-        ctx.metrics.usage(done.usage);
-        await send(chunk("", done.finishReason === "length" ? "length" : "stop"));
-        if (includeUsage) {
-          await send({
-            id,
-            object: "text_completion",
-            created,
-            model,
-            choices: [],
-            usage: openaiUsage(done.usage),
-          });
-        }
-        await stream.writeSSE({ data: "[DONE]" });
-      } finally {
-        if (!done) run.cancel();
-      }
-    });
-  });
+/** The assistant message of a finished chat run. */
+function chatMessage(run: ChatRun): Record<string, unknown> {
+  const { acc } = run;
+  const calls = acc.toolCalls();
+  const message: Record<string, unknown> = {
+    role: "assistant",
+    content: calls.length === 0 || acc.content.trim() !== "" ? acc.content : null,
+    refusal: null,
+  };
+  if (acc.reasoning) message.reasoning_content = message.reasoning = acc.reasoning;
+  if (calls.length > 0) {
+    message.tool_calls = calls.map((t) => ({
+      id: t.id,
+      type: "function",
+      function: { name: t.name, arguments: t.arguments },
+    }));
+  }
+  return message;
+}
+
+/** Usage of n choices of one prompt: the prompt once, every choice's completion. */
+function choicesUsage(us: SeqUsage[]): SeqUsage {
+  return {
+    ...us[0],
+    completionTokens: us.reduce((a, u) => a + u.completionTokens, 0),
+  };
+}
+
+function anthropicModel(ctx: ServerContext) {
+  return {
+    type: "model",
+    id: ctx.fe.name,
+    display_name: ctx.fe.name,
+    created_at: new Date(ctx.metrics.started).toISOString(),
+  };
 }
 
 function modelCard(ctx: ServerContext) {

@@ -108,8 +108,8 @@ export const CompletionRequest = z.looseObject({
   ...samplingFields,
   prompt: z.union([
     z.string(),
-    z.array(z.string()).length(1),
     z.array(z.number().int().min(0)).min(1),
+    z.array(z.union([z.string(), z.array(z.number().int().min(0)).min(1)])).min(1).max(16),
   ]),
   logprobs: z.number().int().min(0).max(20).nullish(),
   echo: z.boolean().nullish(),
@@ -146,9 +146,14 @@ const anthropicFields = {
   thinking: z.looseObject({ type: z.string(), budget_tokens: z.number().optional() }).optional(),
 };
 
+/** Anthropic structured output: `{type: "json_schema", schema}`. */
+const OutputFormat = z.looseObject({ type: z.string(), schema: record.optional() });
+
 /** POST /v1/messages. */
 export const MessagesRequest = z.looseObject({
   ...anthropicFields,
+  output_format: OutputFormat.nullish(),
+  output_config: z.looseObject({ format: OutputFormat.nullish() }).nullish(),
   max_tokens: z.number().int().min(1),
   stop_sequences: z.array(z.string()).optional(),
   temperature: num.min(0).max(1).optional(),

@@ -14,7 +14,8 @@
 import { basename } from "node:path";
 import type { Hono } from "hono";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
-import { createApp } from "./app.ts";
+import { createApp, isLoopbackHost } from "./app.ts";
+import { ApiError, errorBody } from "./errors.ts";
 import { Metrics } from "./metrics.ts";
 import { ModelFrontend } from "./prompt.ts";
 import type { BatchQueue } from "../batch/store_types.ts";
@@ -49,6 +50,38 @@ export interface ServerOptions extends EngineOptions {
   batchStore?: string | false;
   /** Lease length of batch requests, seconds (PostgreSQL fleets; default 60). */
   batchLeaseSeconds?: number;
+  /**
+   * Host names accepted in the `Host` header besides loopback names and the bound address
+   * (DNS rebinding protection, as llama-server and Ollama do); `["*"]` accepts any. Only
+   * enforced when bound to a loopback address.
+   */
+  allowedHosts?: string[];
+  /** Origins allowed to call from a browser (CORS; default none). */
+  corsOrigins?: string[];
+}
+
+/**
+ * Wraps `fetch` so that a request whose `Host` is not a loopback name, the bound address or
+ * an allowed host is refused with a 403: a web page on another site that resolves its name
+ * to 127.0.0.1 (DNS rebinding) cannot reach the server.
+ */
+export function guardHost(
+  fetch: (r: Request) => Response | Promise<Response>,
+  bound: string,
+  allowed: string[] = [],
+): (r: Request) => Response | Promise<Response> {
+  if (!isLoopbackHost(bound) || allowed.includes("*")) return fetch;
+  const ok = new Set([...allowed.map((h) => h.toLowerCase()), bound.toLowerCase()]);
+  return (r: Request) => {
+    const raw = r.headers.get("host") ?? "";
+    const name = raw.startsWith("[") ? raw.slice(0, raw.indexOf("]") + 1) : raw.split(":")[0];
+    if (isLoopbackHost(name) || ok.has(name.toLowerCase())) return fetch(r);
+    const flavor = new URL(r.url).pathname.startsWith("/v1/messages") ? "anthropic" : "openai";
+    const err = new ApiError(403, "authentication_error", `Host "${raw}" is not allowed`, {
+      code: "host_not_allowed",
+    });
+    return Response.json(errorBody(err, flavor), { status: 403 });
+  };
 }
 
 /** Where `spool serve` keeps batches unless told otherwise. */
@@ -134,6 +167,7 @@ export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
       maxBodyBytes: opts.maxBodyBytes,
       maxQueue: opts.maxQueue,
       heartbeatMs: opts.heartbeatMs,
+      corsOrigins: opts.corsOrigins,
       metrics: new Metrics(),
       batches: store
         ? {
@@ -158,7 +192,7 @@ export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
       );
     }
     const host = opts.host ?? "127.0.0.1";
-    const l = await listen(app.fetch, host, opts.port ?? 8080);
+    const l = await listen(guardHost(app.fetch, host, opts.allowedHosts), host, opts.port ?? 8080);
     const urlHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
     return {
       url: `http://${urlHost}:${l.port}`,
@@ -169,6 +203,7 @@ export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
         runner?.stop();
         await loop;
         await l.stop();
+        frontend.close();
         await engine.close();
         await store?.close();
       },

@@ -78,6 +78,17 @@ export interface Run {
   release(): void;
 }
 
+/** Throws the 503 (Anthropic: 529) of a full queue, before a stream starts. */
+export function checkQueue(ctx: ServerContext): void {
+  const { engine } = ctx;
+  if (engine.inFlight >= engine.info.parallel + ctx.maxQueue) {
+    throw new ApiError(503, "overloaded_error", "The server is busy: the queue is full", {
+      code: "queue_full",
+      retryAfter: 1,
+    });
+  }
+}
+
 /**
  * Start `req` and wait for admission. Throws {@link ApiError} for a full queue (503 with
  * retry-after), a prompt that does not fit (400), or another engine error.
@@ -88,12 +99,7 @@ export async function startRun(
   signal?: AbortSignal,
 ): Promise<Run> {
   const { engine } = ctx;
-  if (engine.inFlight >= engine.info.parallel + ctx.maxQueue) {
-    throw new ApiError(503, "overloaded_error", "The server is busy: the queue is full", {
-      code: "queue_full",
-      retryAfter: 1,
-    });
-  }
+  checkQueue(ctx);
   const events = engine.run(req);
   const cancel = () => engine.cancel(req.id);
   signal?.addEventListener("abort", cancel, { once: true });

@@ -39,9 +39,10 @@ test.skipIf(!existsSync(MODEL))("Bun.serve: streaming chat, health during genera
       text += dec.decode(value);
     }
     expect(text).toContain("data: [DONE]");
+    // every chunk carries `usage` (null until the last, as OpenAI sends it)
     const usage = text.split("\n").filter((l) => l.includes('"usage"')).map((l) =>
       JSON.parse(l.slice(6)).usage
-    );
+    ).filter((u) => u !== null);
     expect(usage[0].completion_tokens).toBe(24);
     const plain = await fetch(`${server.url}/v1/chat/completions`, {
       method: "POST",

@@ -194,7 +194,10 @@ Deno.test({
           messages: [{ role: "user", content: long }],
         }, { "x-api-key": KEY });
         equal(o.status, 400);
-        match(String((o.body.error as Record<string, unknown>).message), /context length/);
+        match(
+          String((o.body.error as Record<string, unknown>).message),
+          /^prompt is too long: \d+ tokens > \d+ maximum$/,
+        );
       });
     } finally {
       await server.close();
