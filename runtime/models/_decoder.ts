@@ -7,6 +7,8 @@
 import { gqaAttention } from "./_attention.ts";
 import { ffnBlock } from "./_ffn.ts";
 import { mlaAttention } from "./_mla.ts";
+import { gatedDeltaNet } from "./_deltanet.ts";
+import { gatedAttention } from "./_gated_attention.ts";
 import type { LayerForward, StepContext } from "./step.ts";
 import type { LayerWeights } from "./weights.ts";
 
@@ -35,3 +37,15 @@ export const moeDecoderLayer: LayerForward = decoderLayer(gqaAttention, ffnBlock
 
 /** Multi-head latent attention and a MoE FFN (dense in the leading layers): deepseek2. */
 export const mlaDecoderLayer: LayerForward = decoderLayer(mlaAttention, ffnBlock);
+
+/** A hybrid's mixer: Gated DeltaNet in its recurrent layers, gated attention in the others. */
+function hybridMixer(ctx: StepContext, L: LayerWeights, li: number): void {
+  if (ctx.cfg.deltaNet!.layers[li]) gatedDeltaNet(ctx, L, li);
+  else gatedAttention(ctx, L, li);
+}
+
+/**
+ * Qwen3.5 / Qwen3-Next: Gated DeltaNet or gated attention, then the MoE with its
+ * sigmoid-gated shared expert.
+ */
+export const hybridDecoderLayer: LayerForward = decoderLayer(hybridMixer, ffnBlock);

@@ -17,19 +17,3 @@ export class ModelLoadError extends Error {
     this.name = "ModelLoadError";
   }
 }
-
-/**
- * An architecture whose config and tensors spool reads but whose forward pass is not
- * implemented yet (a placeholder in the arch's spec; the real forward replaces it).
- */
-export class UnsupportedForwardError extends Error {
-  /** The architecture. */
-  readonly arch: string;
-
-  /** @param arch GGUF architecture */
-  constructor(arch: string) {
-    super(`Model architecture "${arch}": forward pass not implemented yet`);
-    this.name = "UnsupportedForwardError";
-    this.arch = arch;
-  }
-}

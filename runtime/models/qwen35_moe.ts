@@ -22,7 +22,7 @@
 
 import type { ArchSpec } from "./config.ts";
 import { HYBRID_OPTIONAL, HYBRID_REQUIRED, hybridConfig, hybridTensors } from "./_hybrid.ts";
-import { forwardPending } from "./_pending.ts";
+import { hybridDecoderLayer } from "./_decoder.ts";
 
 const ARCH = "qwen35moe";
 
@@ -40,5 +40,5 @@ export const qwen35Moe: ArchSpec = {
     sharedExpert: { gate: "sigmoid" },
   },
   tensors: (cfg) => hybridTensors(cfg, "split"),
-  forward: forwardPending(ARCH),
+  forward: hybridDecoderLayer,
 };

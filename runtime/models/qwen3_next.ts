@@ -18,7 +18,7 @@
 
 import type { ArchSpec } from "./config.ts";
 import { HYBRID_OPTIONAL, HYBRID_REQUIRED, hybridConfig, hybridTensors } from "./_hybrid.ts";
-import { forwardPending } from "./_pending.ts";
+import { hybridDecoderLayer } from "./_decoder.ts";
 
 const ARCH = "qwen3next";
 
@@ -36,5 +36,5 @@ export const qwen3Next: ArchSpec = {
     sharedExpert: { gate: "sigmoid" },
   },
   tensors: (cfg) => hybridTensors(cfg, "fused"),
-  forward: forwardPending(ARCH),
+  forward: hybridDecoderLayer,
 };

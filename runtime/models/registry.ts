@@ -32,7 +32,6 @@ export type {
   TensorSpec,
 } from "./config.ts";
 export { ModelConfigError, resolveRouting } from "./config.ts";
-export { UnsupportedForwardError } from "./errors.ts";
 
 /** Every supported architecture, keyed by GGUF architecture string. */
 export const ARCHS: Readonly<Record<string, ArchSpec>> = Object.freeze({

@@ -54,14 +54,8 @@ interface Case {
   vocab?: string;
 }
 
-/**
- * Archs whose spec is registered before their forward pass exists (their `forward` throws
- * UnsupportedForwardError); TEMPORARY, removed when the hybrids' forward lands.
- */
-const FORWARD_PENDING = new Set(["qwen35moe", "qwen3next"]);
-
 const CASES: Case[] = [];
-for (const arch of supportedArchs().filter((a) => !FORWARD_PENDING.has(a))) {
+for (const arch of supportedArchs()) {
   for (const type of ["F32", "F16", "Q8_0", "Q4_K"]) CASES.push({ arch, type });
 }
 CASES.push({ arch: "gpt-oss", type: "MXFP4" });
