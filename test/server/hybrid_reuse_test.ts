@@ -1,0 +1,90 @@
+/**
+ * Prefix reuse for a hybrid model (Qwen3.5-style Gated DeltaNet + attention) through the
+ * real `openai` client: the second turn of a conversation resumes from the recurrent-state
+ * checkpoint the first left (cached_tokens reports it) and answers exactly what a fresh
+ * server answers with no cache.
+ */
+import { equal, ok } from "node:assert/strict";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import OpenAI from "openai";
+import { writeSyntheticModel } from "../../runtime/models/synth.ts";
+import { createServer } from "../../runtime/server/serve.ts";
+import { llamaVocab } from "../_llama_source.ts";
+import { CHATML } from "./_fixture.ts";
+
+const DIR = fileURLToPath(new URL("../fixtures/server/", import.meta.url));
+
+function model(): string {
+  const path = `${DIR}qwen35moe-tiny-q8-chatml.gguf`;
+  if (!existsSync(path)) {
+    mkdirSync(DIR, { recursive: true });
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeSyntheticModel(tmp, {
+      arch: "qwen35moe",
+      preset: "tiny",
+      types: "Q8_0",
+      seed: 3,
+      vocab: llamaVocab("qwen35"),
+      chatTemplate: CHATML,
+      name: "spool-hybrid",
+    });
+    renameSync(tmp, path);
+  }
+  return path;
+}
+
+async function chat(base: string, messages: OpenAI.ChatCompletionMessageParam[]) {
+  const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "none" });
+  return await client.chat.completions.create({
+    model: "spool-hybrid",
+    messages,
+    max_tokens: 8,
+    temperature: 0,
+  });
+}
+
+Deno.test({
+  name: "hybrid model: a second turn resumes from a checkpoint, cached_tokens says so",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const opts = { path: model(), port: 0, nCtx: 256, threads: 2, alias: "spool-hybrid" };
+    const first: OpenAI.ChatCompletionMessageParam[] = [
+      { role: "user", content: "Tell me about the sea and the ships on it, please." },
+    ];
+    const server = await createServer({ ...opts, parallel: 1 });
+    let second: OpenAI.ChatCompletionMessageParam[];
+    let reused: OpenAI.ChatCompletion;
+    try {
+      const base = `http://127.0.0.1:${server.port}`;
+      const a = await chat(base, first);
+      equal(a.usage?.prompt_tokens_details?.cached_tokens ?? 0, 0);
+      second = [
+        ...first,
+        { role: "assistant", content: a.choices[0].message.content ?? "" },
+        { role: "user", content: "And the harbours?" },
+      ];
+      reused = await chat(base, second);
+      const cached = reused.usage?.prompt_tokens_details?.cached_tokens ?? 0;
+      ok(
+        cached >= a.usage!.prompt_tokens,
+        `cached ${cached} of ${reused.usage?.prompt_tokens}; the first prompt had ${
+          a.usage!.prompt_tokens
+        }`,
+      );
+      ok(cached < reused.usage!.prompt_tokens);
+    } finally {
+      await server.close();
+    }
+    const fresh = await createServer({ ...opts, parallel: 1 });
+    try {
+      const b = await chat(`http://127.0.0.1:${fresh.port}`, second);
+      equal(b.usage?.prompt_tokens_details?.cached_tokens ?? 0, 0);
+      equal(b.choices[0].message.content, reused.choices[0].message.content);
+    } finally {
+      await fresh.close();
+    }
+  },
+});
