@@ -210,7 +210,9 @@ SPOOL_API spool_status spool_moe_ffn(spool_pool *pool, const float *x, int32_t n
                                      int32_t act, float *y, void *scratch);
 
 /* ---- elementwise and normalization ---------------------------------------------------- */
-/** y[r,:] = x[r,:] / sqrt(mean(x[r,:]^2) + eps) * w  (w may be NULL: no scale). In place ok. */
+/** y[r,:] = x[r,:] / sqrt(mean(x[r,:]^2) + eps) * w  (w may be NULL: no scale). In place ok.
+ * As ggml: each x*x rounded to f32 and summed in double, the mean rounded to f32,
+ * scale = 1/sqrtf(mean + eps), y = (x * scale) * w. */
 SPOOL_API spool_status spool_rmsnorm(const float *x, const float *w, float *y, int32_t n_rows,
                                      int32_t n, float eps);
 /** In-place softmax over each of n_rows rows of n. */
@@ -284,12 +286,18 @@ SPOOL_API spool_status spool_topk_route_groups(const float *logits, const float 
  * sinks: NULL or n_head f32 logits that join each head's softmax denominator only (gpt-oss).
  * flags: 0 or SPOOL_ATTN_GGML (other bits: SPOOL_E_INVALID).
  *  0: q and the probabilities stay f32; one pass of online (flash-style) softmax.
- *  SPOOL_ATTN_GGML: the roundings of ggml's non-flash CPU attention (llama.cpp without
- *   flash attention), which converts the right-hand operand of its f16 matmuls to f16:
- *   q is rounded to f16 before q·k; scores s = (q16·k) * scale; m = max(s, sink);
- *   sum = Σ exp(s - m) (+ exp(sink - m)) accumulated in double; each probability
- *   p = f16(exp(s - m) * (float)(1/sum)) is rounded to f16 before p·v (f32 accumulation);
- *   out = Σ p·v with no final division. Scores are kept on the stack while a head attends
+ *  SPOOL_ATTN_GGML: the arithmetic of ggml's non-flash CPU attention (llama.cpp without
+ *   flash attention) as its x86 AVX-512 build evaluates a batch of two or more tokens, bit
+ *   for bit on every implementation (REF, AVX2, NEON): q is rounded to f16 before q·k
+ *   (ggml converts the right-hand operand of its f16 matmuls); scores s = dot16(q16, k) *
+ *   scale, where dot16 is tinyBLAS's: element i accumulates by FMA into lane i % 16 and the
+ *   16 lanes are reduced in _mm512_reduce_add_ps's tree; m = max(s, sink); e = exp(s - m)
+ *   by ggml_v_expf's AVX-512 algorithm; sum = Σ over blocks of 16 keys (counted from key 0)
+ *   of the block's 16-lane reduction, in double, + expf(sink - m); each probability
+ *   p = f16(e * (float)(1/sum)); out[d] = dot16 over the keys of p and v[d] (key j in lane
+ *   j % 16, in key order) with no final division. llama.cpp's AVX2-only and aarch64 builds,
+ *   and its one-token path (ggml_vec_dot_f16), sum in other orders: against them the results
+ *   agree to the last bits only. Scores are kept on the stack while a head attends
  *   to at most 32768 keys; beyond that q·k is recomputed for the max, the sum and p·v.
  * Work is split over the pool by (token, kv head): one task runs every query head that
  * shares a kv head, so each K/V row is read once per group. Results do not depend on the
@@ -314,9 +322,9 @@ SPOOL_API spool_status spool_attention(spool_pool *pool, const float *q, const u
  * DeepSeek-V3), n_head_kv = 1, head_dim_k = k_row_stride = v_row_stride = kv_lora_rank +
  * n_rot, head_dim_v = kv_lora_rank, v = k (the latent prefix of the same rows); q holds per
  * head wk_b·q_nope then the roped q_pe; out is the per-head latent output before wv_b.
- * SPOOL_ATTN_GGML then reproduces llama.cpp's plain CPU path for it (kq = k·q with q rounded
- * to f16; soft_max_ext with kq_scale; kqv = v·kq with the probabilities rounded to f16 and v
- * the f16 latent, f32 accumulation).
+ * SPOOL_ATTN_GGML then reproduces llama.cpp's plain CPU path for it as spool_attention's
+ * (kq = k·q with q rounded to f16; soft_max_ext with kq_scale; kqv = v·kq with the
+ * probabilities rounded to f16 and v the f16 latent, both products in tinyBLAS's 16 lanes).
  * Head sizes up to 1024 each (SPOOL_E_RANGE beyond). Statuses as spool_attention, plus
  * SPOOL_E_INVALID for a row stride below the row's heads. */
 SPOOL_API spool_status spool_attention_ex(spool_pool *pool, const float *q, const uint16_t *k,

@@ -147,8 +147,8 @@ static void test_route(void) {
 }
 
 /* flags 0: SIMD vs REF <= 1e-11 (1e-10 beyond 10,000 keys: f32 sums of that many rows).
- * SPOOL_ATTN_GGML: <= 1e-8 (a probability whose f16 rounding flips on a last-bit difference in
- * exp or a score moves by 2^-11 relative). */
+ * SPOOL_ATTN_GGML: bit for bit (every implementation performs ggml's AVX-512 operations in
+ * ggml's order: the 16-lane dots and reductions, exp, the f16 roundings). */
 static void test_attention(int32_t n_tok, int32_t n_head, int32_t n_head_kv, int32_t head_dim,
                            int32_t n_kv, int32_t pos0, int32_t window, int sinks, int32_t flags,
                            spool_pool *pool) {
@@ -173,6 +173,11 @@ static void test_attention(int32_t n_tok, int32_t n_head, int32_t n_head_kv, int
            flags ? " ggml" : "", n_tok, n_head, n_head_kv, head_dim, n_kv, pos0, window, sinks);
   check(what, ok);
   report(what, nmse(b, a, qn), flags ? 1e-8 : n_kv > 10000 ? 1e-10 : 1e-11);
+  if (flags) {
+    snprintf(what, sizeof what, "attention ggml SIMD == REF bits (d%d kv%d p%d w%d)", head_dim,
+             n_kv, pos0, window);
+    check(what, memcmp(a, b, qn * 4) == 0);
+  }
   snprintf(what, sizeof what, "attention%s pool == single thread (d%d kv%d)", flags ? " ggml" : "",
            head_dim, n_kv);
   check(what, memcmp(b, c, qn * 4) == 0);
@@ -205,6 +210,10 @@ static void test_attention_mla(int32_t n_tok, int32_t n_head, int32_t n_kv, int3
            n_tok, n_head, n_kv, pos0);
   check(what, ok);
   report(what, nmse(b, a, on), flags ? 1e-8 : n_kv > 10000 ? 1e-10 : 1e-11);
+  if (flags) {
+    snprintf(what, sizeof what, "attention_ex mla ggml SIMD == REF bits (h%d kv%d)", n_head, n_kv);
+    check(what, memcmp(a, b, on * 4) == 0);
+  }
   snprintf(what, sizeof what, "attention_ex mla%s pool == single thread (kv%d)",
            flags ? " ggml" : "", n_kv);
   check(what, memcmp(b, c, on * 4) == 0);
@@ -263,6 +272,7 @@ int main(void) {
     test_attention(7, 16, 2, 64, 200, 150, 0, 1, flags, pool);
     test_attention(5, 8, 1, 128, 400, 300, 64, 1, flags, pool);
     test_attention(3, 4, 2, 36, 50, 10, 0, 0, flags, pool);
+    test_attention(4, 6, 3, 48, 90, 70, 21, 0, flags, pool); /* 16 | d, not 32 | d; window */
     test_attention(1, 8, 2, 64, 12000, 11999, 0, 1, flags, pool); /* ggml: 2 heads at a time */
     test_attention(2, 4, 1, 64, 33000, 32998, 0, 1, flags, pool); /* > SPOOL_ATTN_GGML_SCORES */
   }

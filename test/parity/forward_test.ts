@@ -45,6 +45,14 @@ const BOUND: Record<string, number> = {
 };
 /** Worst single position (a router flip, see the module doc). */
 const WORST = 5e-2;
+/**
+ * Near-tie disagreements allowed over the 47 checked positions. Q4_K: llama.cpp repacks 2-D
+ * Q4_K weights into its interleaved q4_K_8x8 kernels, whose f32 sums run in another order
+ * than ggml's plain Q4_K dot; nudging spool's attention projections by one ulp reproduces the
+ * same deviations against itself, and they flip top-1 only inside the tie margin (seen:
+ * gaps 0.023–0.057 on minimax-m2).
+ */
+const MAX_TIES: Record<string, number> = { F32: 2, F16: 2, Q8_0: 2, Q4_K: 4, MXFP4: 2 };
 /** Logit margin below which two tokens count as tied. */
 const TIE: Record<string, number> = { F32: 0.01, F16: 0.01, Q8_0: 0.5, Q4_K: 0.5, MXFP4: 0.5 };
 
@@ -147,7 +155,10 @@ function compare(c: Case, spool: ReturnType<typeof runSpool>, ref: OracleResult,
     `${label}: median NMSE ${median.toExponential(2)} > ${BOUND[c.type]}`,
   );
   ok(worst <= WORST, `${label}: worst NMSE ${worst.toExponential(2)} > ${WORST}`);
-  ok(ties <= 2, `${label}: ${ties} near-tie disagreements; expected at most 2`);
+  ok(
+    ties <= MAX_TIES[c.type],
+    `${label}: ${ties} near-tie disagreements; expected at most ${MAX_TIES[c.type]}`,
+  );
   if (Deno.env.get("SPOOL_TEST_VERBOSE")) {
     console.log(
       `${label}: NMSE median ${median.toExponential(2)} worst ${worst.toExponential(2)}, ` +

@@ -5,7 +5,8 @@
  * reference: contiguous f32 rows, f16 KV rows):
  *  - exp: Cody-Waite reduction, cephes' polynomial, 2^n applied as two exponent-field
  *    multiplies (gradual underflow and +inf overflow without blends), NaN propagates.
- *  - rmsnorm / softmax: 4-wide partial sums reduced in double; softmax subtracts the max.
+ *  - rmsnorm: ggml's sum of squares (x*x rounded to f32, summed in double lanes); softmax:
+ *    4-wide partial sums reduced in double, the max subtracted.
  *  - f32 <-> f16: FCVTN / FCVTL (round to nearest even under the default FPCR); NaN lanes
  *    canonicalised (f32 -> f16) or patched back to the unquieted pattern (f16 -> f32) so
  *    results equal the scalar helpers of internal.h bit for bit.
@@ -16,12 +17,12 @@
  *  - attention (flags 0): blocks of SPOOL_ATTN_BLOCK keys, each block applied to every query
  *    head of the GQA group in turn (K/V rows fetched once per group): FMA dot products against
  *    f16 rows, one max-rescale per block (online softmax), vector exp, V accumulated 16 dims
- *    at a time in registers.
- *  - attention (SPOOL_ATTN_GGML): the three passes of the AVX2 version with 4 lanes — q
- *    rounded to f16 (FCVTN), stored scores and max; exp summed as ggml's aarch64
- *    ggml_vec_soft_max_f32 (vaddvq_f32 per 4 keys counted from key 0, into a double; sink's
- *    expf last), p = f16(e * (float)(1/sum)); p·v accumulated, stored undivided. Beyond
- *    SPOOL_ATTN_GGML_SCORES keys the scores are recomputed block by block (same bits).
+ *    at a time in registers. head_dim not a multiple of 4 uses the reference.
+ *  - attention (SPOOL_ATTN_GGML): the three passes of the AVX2 version, bit for bit the
+ *    reference (llama.cpp's AVX-512 batch path, not its aarch64 one), each 16-lane vector
+ *    held as four float32x4 (lanes 0-3 ... 12-15) and reduced in _mm512_reduce_add_ps's
+ *    tree; exp is ggml_v_expf's AVX-512 algorithm with FMLA/FMLS. head_dim_k not a multiple
+ *    of 16 uses the reference.
  */
 #include <arm_neon.h>
 #include "../ref/ops_ref.h"
@@ -49,22 +50,19 @@ static inline float32x4_t v_exp(float32x4_t x) {
 }
 
 void spool_neon_rmsnorm_row(const float *x, const float *w, float *y, int32_t n, float eps) {
-  float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+  /* ggml: each x*x rounded to f32, summed in double (2 double lanes x 2 here: the same sum
+   * wherever the double partial sums are exact, i.e. but for a 2^-53-relative rounding) */
+  float64x2_t a0 = vdupq_n_f64(0.0), a1 = a0;
   int32_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const float32x4_t x0 = vld1q_f32(x + i), x1 = vld1q_f32(x + i + 4);
-    const float32x4_t x2 = vld1q_f32(x + i + 8), x3 = vld1q_f32(x + i + 12);
-    a0 = vfmaq_f32(a0, x0, x0);
-    a1 = vfmaq_f32(a1, x1, x1);
-    a2 = vfmaq_f32(a2, x2, x2);
-    a3 = vfmaq_f32(a3, x3, x3);
-  }
   for (; i + 4 <= n; i += 4) {
     const float32x4_t x0 = vld1q_f32(x + i);
-    a0 = vfmaq_f32(a0, x0, x0);
+    const float32x4_t sq = vmulq_f32(x0, x0);
+    a0 = vaddq_f64(a0, vcvt_f64_f32(vget_low_f32(sq)));
+    a1 = vaddq_f64(a1, vcvt_high_f64_f32(sq));
   }
-  double sum = (double)vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
-  for (; i < n; i++) sum += (double)x[i] * (double)x[i];
+  const float64x2_t a = vaddq_f64(a0, a1);
+  double sum = vgetq_lane_f64(a, 0) + vgetq_lane_f64(a, 1);
+  for (; i < n; i++) sum += (double)(x[i] * x[i]);
   const float mean = (float)(sum / n);
   const float scale = 1.0f / sqrtf(mean + eps);
   i = 0;
@@ -266,68 +264,129 @@ static inline void attn_block(const float *q, const uint16_t *kb, const uint16_t
   *l_io = l;
 }
 
-/* ---- SPOOL_ATTN_GGML ---- */
+/* ---- SPOOL_ATTN_GGML: 16 lanes as llama.cpp's AVX-512 build, held as 4 vectors ---- */
 
 /* x rounded to f16 and back (FCVTN / FCVTL, round to nearest even; finite values only here). */
 static inline float32x4_t round_f16x4(float32x4_t x) {
   return vcvt_f32_f16(vcvt_f16_f32(x));
 }
 
-/* s[i] = score of key jb + i for i < n4 (a multiple of 4), -inf outside [j0, j1] (ggml's
- * mask); returns their max. score = dot(q16, k) * scale, as ggml scales kq before the max. */
+/* _mm512_reduce_add_ps of lanes a0 (0..3), a1 (4..7), a2 (8..11), a3 (12..15): lane i + i+8,
+ * then + i+4, then (0 + 2) + (1 + 3). */
+static inline float sum16(float32x4_t a0, float32x4_t a1, float32x4_t a2, float32x4_t a3) {
+  const float32x4_t t = vaddq_f32(vaddq_f32(a3, a1), vaddq_f32(a2, a0));
+  const float32x2_t u = vadd_f32(vget_low_f32(t), vget_high_f32(t));
+  return vget_lane_f32(u, 0) + vget_lane_f32(u, 1);
+}
+
+/* ggml_v_expf's AVX-512 algorithm, bit for bit the reference's exp_ggml (see x86). */
+static inline float32x4_t v_exp_ggml(float32x4_t x) {
+  const float32x4_t r = vdupq_n_f32(0x1.8p23f);
+  const float32x4_t z = vfmaq_f32(r, x, vdupq_n_f32(0x1.715476p+0f));
+  const float32x4_t n = vsubq_f32(z, r);
+  const float32x4_t b = vfmsq_f32(vfmsq_f32(x, n, vdupq_n_f32(0x1.62e4p-1f)), n,
+                                  vdupq_n_f32(0x1.7f7d1cp-20f));
+  const float32x4_t u = vmulq_f32(b, b);
+  const float32x4_t j = vfmaq_f32(
+      vfmaq_f32(vdupq_n_f32(1.0f), vdupq_n_f32(0x1.ffffecp-1f), b),
+      vfmaq_f32(vfmaq_f32(vdupq_n_f32(0x1.fffdb6p-2f), vdupq_n_f32(0x1.555e66p-3f), b),
+                vfmaq_f32(vdupq_n_f32(0x1.573e2ep-5f), vdupq_n_f32(0x1.0e4020p-7f), b), u),
+      u);
+  const int32x4_t ni = vcvtq_s32_f32(n);
+  const int32x4_t n1 = vshrq_n_s32(ni, 1), n2 = vsubq_s32(ni, n1);
+  const int32x4_t bias = vdupq_n_s32(127);
+  const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, bias), 23));
+  const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, bias), 23));
+  const float32x4_t res = vmulq_f32(vmulq_f32(j, s1), s2);
+  const uint32x4_t big = vcagtq_f32(n, vdupq_n_f32(192.0f));
+  const float32x4_t alt = vreinterpretq_f32_u32(
+      vbicq_u32(vreinterpretq_u32_f32(vdupq_n_f32(INFINITY)), vclezq_f32(n)));
+  return vbslq_f32(big, alt, res);
+}
+
+/* tinyBLAS's f16 dot (hd a multiple of 16): dimension i accumulates into lane i % 16. */
+static inline float dot16_f16(const float *q, const uint16_t *k, int32_t hd) {
+  float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+  for (int32_t d = 0; d < hd; d += 16) {
+    a0 = vfmaq_f32(a0, f16x4_to_f32(k + d), vld1q_f32(q + d));
+    a1 = vfmaq_f32(a1, f16x4_to_f32(k + d + 4), vld1q_f32(q + d + 4));
+    a2 = vfmaq_f32(a2, f16x4_to_f32(k + d + 8), vld1q_f32(q + d + 8));
+    a3 = vfmaq_f32(a3, f16x4_to_f32(k + d + 12), vld1q_f32(q + d + 12));
+  }
+  return sum16(a0, a1, a2, a3);
+}
+
+/* s[i] = score of key jb + i for i < n16 (a multiple of 16), -inf outside [j0, j1] (ggml's
+ * mask); returns their max. score = dot16(q16, k) * scale, as ggml scales kq before the max. */
 static inline float ggml_scores(const float *q16, const uint16_t *k, size_t kv_stride,
-                                int32_t hd, int32_t jb, int32_t n4, int32_t j0, int32_t j1,
+                                int32_t hd, int32_t jb, int32_t n16, int32_t j0, int32_t j1,
                                 float scale, float *s) {
   float m = -INFINITY;
-  for (int32_t i = 0; i < n4; i++) {
+  for (int32_t i = 0; i < n16; i++) {
     const int32_t j = jb + i;
     float si = -INFINITY;
-    if (j >= j0 && j <= j1) si = dot_f16(q16, k + (size_t)j * kv_stride, hd) * scale;
+    if (j >= j0 && j <= j1) si = dot16_f16(q16, k + (size_t)j * kv_stride, hd) * scale;
     s[i] = si;
     m = si > m ? si : m;
   }
   return m;
 }
 
-/* s[i] = exp(s[i] - m) for n4 scores (exactly 0 where s is -inf), and *sum += their sum the
- * way ggml_vec_soft_max_f32 forms it on aarch64: vaddvq_f32 per 4 lanes, added to a double. */
-static inline void ggml_exp(float *s, int32_t n4, float m, double *sum) {
-  const float32x4_t vm = vdupq_n_f32(m), ninf = vdupq_n_f32(-INFINITY);
+/* s[i] = exp_ggml(s[i] - m) for n16 scores (0 where s is -inf), and *sum += one 16-lane
+ * reduction per 16 keys, in double (ggml_vec_soft_max_f32 on AVX-512). */
+static inline void ggml_exp(float *s, int32_t n16, float m, double *sum) {
+  const float32x4_t vm = vdupq_n_f32(m);
   double acc = *sum;
-  for (int32_t i = 0; i < n4; i += 4) {
-    const float32x4_t x = vld1q_f32(s + i);
-    const uint32x4_t masked = vceqq_f32(x, ninf);
-    const float32x4_t e = vreinterpretq_f32_u32(
-        vbicq_u32(vreinterpretq_u32_f32(v_exp(vsubq_f32(x, vm))), masked));
-    vst1q_f32(s + i, e);
-    acc += (double)vaddvq_f32(e);
+  for (int32_t i = 0; i < n16; i += 16) {
+    float32x4_t e[4];
+    for (int32_t t = 0; t < 4; t++) {
+      e[t] = v_exp_ggml(vsubq_f32(vld1q_f32(s + i + 4 * t), vm));
+      vst1q_f32(s + i + 4 * t, e[t]);
+    }
+    acc += (double)sum16(e[0], e[1], e[2], e[3]);
   }
   *sum = acc;
 }
 
 /* s[i] = f16(s[i] * inv): ggml scales by 1/sum in f32, then its f16 matmul rounds. */
-static inline void ggml_probs(float *s, int32_t n4, float inv) {
-  for (int32_t i = 0; i < n4; i += 4)
+static inline void ggml_probs(float *s, int32_t n16, float inv) {
+  for (int32_t i = 0; i < n16; i += 4)
     vst1q_f32(s + i, round_f16x4(vmulq_n_f32(vld1q_f32(s + i), inv)));
 }
 
-/* out_h += p·v over the block of n4 keys from jb, skipping keys outside [j0, j1]. */
-static inline void ggml_accum(float *oh, const uint16_t *v, size_t kv_stride, int32_t hd,
-                              int32_t jb, int32_t n4, int32_t j0, int32_t j1, const float *p) {
+/* acc16[(j % 16) * hd + d] += v_j[d] · p_j (FMA) for the keys j of the block of n16 from jb
+ * inside [j0, j1], in order: tinyBLAS's lanes of the p·v dot over the keys. */
+static inline void ggml_accum16(float *acc16, const uint16_t *v, size_t kv_stride, int32_t hd,
+                                int32_t jb, int32_t n16, int32_t j0, int32_t j1,
+                                const float *p) {
   const int32_t i0 = j0 > jb ? j0 - jb : 0;
-  const int32_t i1 = j1 - jb + 1 < n4 ? j1 - jb + 1 : n4;
-  if (i1 > i0) accum_v(oh, v + (size_t)(jb + i0) * kv_stride, kv_stride, hd, i1 - i0, p + i0);
+  const int32_t i1 = j1 - jb + 1 < n16 ? j1 - jb + 1 : n16;
+  for (int32_t i = i0; i < i1; i++) {
+    const int32_t j = jb + i;
+    const float32x4_t pj = vdupq_n_f32(p[i]);
+    const uint16_t *vr = v + (size_t)j * kv_stride;
+    float *a = acc16 + (size_t)(j & 15) * hd;
+    for (int32_t d = 0; d < hd; d += 4)
+      vst1q_f32(a + d, vfmaq_f32(vld1q_f32(a + d), f16x4_to_f32(vr + d), pj));
+  }
 }
 
-/* As x86/ops_avx2.c with 4 lanes: keys from j0 rounded down to 4 (ggml's 4-lane sum groups);
- * as many heads as have their scores fit SPOOL_ATTN_GGML_SCORES together (scores and p·v
- * blocks outer, heads inner; exp, sum and probabilities per head); when one head's range does
- * not fit, all three passes blocks outer, heads inner, each block's scores recomputed. */
+/* out[d] = the 16 lanes acc16[l * hd + d] reduced in _mm512_reduce_add_ps's tree. */
+static inline void ggml_combine16(const float *acc16, int32_t hd, float *out) {
+  for (int32_t d = 0; d < hd; d += 4) {
+    float32x4_t t8[8], t4[4];
+    for (int32_t l = 0; l < 8; l++)
+      t8[l] = vaddq_f32(vld1q_f32(acc16 + (size_t)(l + 8) * hd + d),
+                        vld1q_f32(acc16 + (size_t)l * hd + d));
+    for (int32_t l = 0; l < 4; l++) t4[l] = vaddq_f32(t8[l + 4], t8[l]);
+    vst1q_f32(out + d, vaddq_f32(vaddq_f32(t4[0], t4[2]), vaddq_f32(t4[1], t4[3])));
+  }
+}
+
 static inline void round_q16(const float *q, float *q16, int32_t n) {
   for (int32_t i = 0; i < n; i += 4) vst1q_f32(q16 + i, round_f16x4(vld1q_f32(q + i)));
 }
 
-#define ATTN_LANES 4
 #define ATTN_ALIGN 16
 #include "../_attn_ggml_driver.h"
 
@@ -340,6 +399,11 @@ void spool_neon_attn_heads(const float *q, int32_t nh, const uint16_t *k, const 
     return;
   }
   if (flags & SPOOL_ATTN_GGML) {
+    if (hdk % 16 != 0) { /* the 16-lane dot needs whole groups: the reference's bits */
+      spool_ref_attn_heads(q, nh, k, v, k_stride, v_stride, hdk, hdv, j0, j1, scale, sinks,
+                           flags, out);
+      return;
+    }
     attn_heads_ggml(q, nh, k, v, k_stride, v_stride, hdk, hdv, j0, j1, scale, sinks, out);
     return;
   }

@@ -3,8 +3,8 @@
  * attention ops. Every SIMD implementation is tested against these functions.
  *
  * Algorithms follow ggml's CPU backend so that spool and llama.cpp agree closely:
- *  - rmsnorm: sum of squares in double, mean rounded to f32, scale = 1/sqrtf(mean + eps),
- *    y = (x * scale) * w.
+ *  - rmsnorm: ggml's sum of squares: each x*x rounded to f32, summed in double in order;
+ *    mean rounded to f32, scale = 1/sqrtf(mean + eps), y = (x * scale) * w.
  *  - softmax: subtract the row max, e = expf(x - max), sum in double, multiply by 1/sum.
  *  - silu: x / (1 + expf(-x)); swiglu: silu(gate) * up.
  *  - f32 <-> f16: the exact helpers of internal.h (round to nearest even, NaN -> quiet NaN
@@ -19,12 +19,17 @@
  *  - attention (flags 0): one query head at a time, online softmax over the kv rows with a
  *    running max m, denominator l and f32 accumulator acc[head_dim] on the stack; the sink
  *    logit (if any) joins max and denominator at the end.
- *  - attention (SPOOL_ATTN_GGML), as ggml's non-flash path (mul_mat f16 · soft_max_ext ·
- *    mul_mat f16): q rounded to f16; pass 1: s_j = (q16·k_j) * scale and m = max(s_j, sink);
- *    pass 2: sum = Σ expf(s_j - m) + expf(sink - m) in double, one element at a time (ggml's
- *    scalar loop); pass 3: p_j = f16(expf(s_j - m) * (float)(1/sum)), out = Σ p_j·v_j in
- *    f32, no final division. Scores live on the stack (SPOOL_ATTN_GGML_SCORES), or are
- *    recomputed in each pass when the range is longer.
+ *  - attention (SPOOL_ATTN_GGML): bit for bit llama.cpp's non-flash CPU path as its AVX-512
+ *    build runs a batch (mul_mat f16 through llamafile's tinyBLAS · soft_max_ext · mul_mat
+ *    f16 through tinyBLAS): q rounded to f16; pass 1: s_j = dot16(q16, k_j) * scale, where
+ *    dot16 accumulates element i into lane i % 16 by FMA and reduces the 16 lanes with
+ *    _mm512_reduce_add_ps's tree (sum16_ggml); m = max(s_j, sink); pass 2: e_j =
+ *    exp_ggml(s_j - m) (ggml_v_expf's AVX-512 algorithm), sum = Σ over blocks of 16 keys
+ *    counted from key 0 of sum16_ggml(block) in double, + expf(sink - m); pass 3:
+ *    p_j = f16(e_j * (float)(1/sum)), out[d] = sum16_ggml of 16 lanes where lane l
+ *    accumulates v_j[d]·p_j by FMA over the keys j = l (mod 16) in order; no final division.
+ *    Scores live on the stack (SPOOL_ATTN_GGML_SCORES), or are recomputed in each pass when
+ *    the range is longer.
  *  - routing: probabilities as ggml (softmax with a double sum, sigmoid 1/(1+expf(-x))), the
  *    selection bias added in f32, insertion top-k (ties: lower id); with groups, the group
  *    score is the f32 of the double sum of the group's two best selection scores, the best
@@ -39,7 +44,7 @@
 
 void spool_ref_rmsnorm_row(const float *x, const float *w, float *y, int32_t n, float eps) {
   double sum = 0.0;
-  for (int32_t i = 0; i < n; i++) sum += (double)x[i] * (double)x[i];
+  for (int32_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
   const float mean = (float)(sum / n);
   const float scale = 1.0f / sqrtf(mean + eps);
   if (w) {
@@ -184,10 +189,60 @@ static void attn_head(const float *q, const uint16_t *k, const uint16_t *v, size
 
 static inline float round_f16(float x) { return spool_f16_to_f32_1(spool_f32_to_f16_1(x)); }
 
+/* _mm512_reduce_add_ps's tree over 16 lanes: (a[i] + a[i+8]), then + [i+4], + [i+2], + [i+1]. */
+static inline float sum16_ggml(const float *a) {
+  float t8[8], t4[4];
+  for (int i = 0; i < 8; i++) t8[i] = a[i + 8] + a[i];
+  for (int i = 0; i < 4; i++) t4[i] = t8[i + 4] + t8[i];
+  return (t4[0] + t4[2]) + (t4[1] + t4[3]);
+}
+
+/* ggml_v_expf's AVX-512 algorithm in scalar form: n = round(x/ln2) by the 1.5·2^23 trick,
+ * b = x - n·ln2 in two FMAs, a degree-5 polynomial in b, then scalef(j, n) = j·2^n rounded
+ * once; |n| > 192 gives 0 (n <= 0, also x = -inf) or +inf. */
+static inline float spool_ref_exp_ggml(float x) {
+  const float r = 0x1.8p23f;
+  const float z = fmaf(x, 0x1.715476p+0f, r);
+  const float n = z - r; /* round(x / ln2) */
+  const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+  const float u = b * b;
+  const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                            fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                       u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+  if (n != n) return n;
+  if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY; /* -inf (masked) -> 0 */
+  return ldexpf(j, (int)n);
+}
+
+/* tinyBLAS's f16 dot: lane i % 16 accumulates k_i·q_i by FMA in order of i, then the lanes are
+ * reduced by sum16_ggml. hdk % 16 == 0. */
 static inline float score_ggml(const float *q16, const uint16_t *kr, int32_t hdk, float scale) {
-  float s = 0.0f;
-  for (int32_t d = 0; d < hdk; d++) s += q16[d] * spool_f16_to_f32_1(kr[d]);
-  return s * scale;
+  float acc[16] = {0};
+  for (int32_t d = 0; d < hdk; d++)
+    acc[d & 15] = fmaf(spool_f16_to_f32_1(kr[d]), q16[d], acc[d & 15]);
+  return sum16_ggml(acc) * scale;
+}
+
+/* e_j = exp_ggml(s_j - m) for the keys of [jb0, jend) (0 outside [j0, j1]), sc holding s_j
+ * (at j - jb0) on entry and e_j on return when `keep`; returns the double sum of one
+ * sum16_ggml per 16 keys counted from jb0 (a multiple of 16). */
+static double exp_sum_ggml(float *sc, int keep, const float *q16, const uint16_t *k,
+                           size_t k_stride, int32_t hdk, int32_t jb0, int32_t jend, int32_t j0,
+                           int32_t j1, float scale, float m) {
+  double sum = 0.0;
+  for (int32_t jb = jb0; jb < jend; jb += 16) {
+    float e[16];
+    for (int32_t i = 0; i < 16; i++) {
+      const int32_t j = jb + i;
+      e[i] = 0.0f;
+      if (j < j0 || j > j1) continue;
+      const float s = keep ? sc[j - jb0] : score_ggml(q16, k + (size_t)j * k_stride, hdk, scale);
+      e[i] = spool_ref_exp_ggml(s - m);
+      if (keep) sc[j - jb0] = e[i];
+    }
+    sum += (double)sum16_ggml(e);
+  }
+  return sum;
 }
 
 static void attn_head_ggml(const float *q, const uint16_t *k, const uint16_t *v, size_t k_stride,
@@ -195,31 +250,34 @@ static void attn_head_ggml(const float *q, const uint16_t *k, const uint16_t *v,
                            float scale, const float *sink, float *out) {
   float q16[SPOOL_ATTN_MAX_HEAD_DIM];
   float sc[SPOOL_ATTN_GGML_SCORES];
+  float acc[16 * SPOOL_ATTN_MAX_HEAD_DIM]; /* lane l of out[d] at acc[l * hdv + d] */
   for (int32_t d = 0; d < hdk; d++) q16[d] = round_f16(q[d]);
-  const int keep = j1 - j0 + 1 <= SPOOL_ATTN_GGML_SCORES;
+  const int32_t jb0 = j0 & ~15, jend = (j1 + 16) & ~15;
+  const int keep = jend - jb0 <= SPOOL_ATTN_GGML_SCORES;
   float m = -INFINITY;
   for (int32_t j = j0; j <= j1; j++) {
     const float s = score_ggml(q16, k + (size_t)j * k_stride, hdk, scale);
-    if (keep) sc[j - j0] = s;
+    if (keep) sc[j - jb0] = s;
     m = s > m ? s : m;
   }
   if (sink) m = *sink > m ? *sink : m;
-  double sum = 0.0;
-  for (int32_t j = j0; j <= j1; j++) {
-    const float s = keep ? sc[j - j0] : score_ggml(q16, k + (size_t)j * k_stride, hdk, scale);
-    const float e = expf(s - m);
-    if (keep) sc[j - j0] = e;
-    sum += (double)e;
-  }
+  double sum = exp_sum_ggml(sc, keep, q16, k, k_stride, hdk, jb0, jend, j0, j1, scale, m);
   if (sink) sum += (double)expf(*sink - m);
   const float inv = (float)(1.0 / sum);
-  for (int32_t d = 0; d < hdv; d++) out[d] = 0.0f;
+  for (int32_t i = 0; i < 16 * hdv; i++) acc[i] = 0.0f;
   for (int32_t j = j0; j <= j1; j++) {
-    const float e = keep ? sc[j - j0]
-                         : expf(score_ggml(q16, k + (size_t)j * k_stride, hdk, scale) - m);
+    const float e = keep ? sc[j - jb0]
+                         : spool_ref_exp_ggml(score_ggml(q16, k + (size_t)j * k_stride, hdk,
+                                                         scale) - m);
     const float p = round_f16(e * inv);
     const uint16_t *vr = v + (size_t)j * v_stride;
-    for (int32_t d = 0; d < hdv; d++) out[d] += p * spool_f16_to_f32_1(vr[d]);
+    float *a = acc + (size_t)(j & 15) * hdv;
+    for (int32_t d = 0; d < hdv; d++) a[d] = fmaf(spool_f16_to_f32_1(vr[d]), p, a[d]);
+  }
+  for (int32_t d = 0; d < hdv; d++) {
+    float lanes[16];
+    for (int32_t l = 0; l < 16; l++) lanes[l] = acc[(size_t)l * hdv + d];
+    out[d] = sum16_ggml(lanes);
   }
 }
 

@@ -29,7 +29,7 @@
 /* Accumulator floats one attention task keeps on the stack (nh * head_dim <= this). */
 #define SPOOL_ATTN_MAX_ACC 8192
 /* SPOOL_ATTN_GGML: scores one task keeps on the stack (128 KiB). As many heads as fit keep
- * their scores from the one q·k pass; a head whose key range (rounded out to the SIMD width)
+ * their scores from the one q·k pass; a head whose key range (rounded out to 16 keys)
  * does not fit recomputes q·k in each of the three passes, in blocks of SPOOL_ATTN_BLOCK (the
  * same bits either way, at about twice the cost). */
 #define SPOOL_ATTN_GGML_SCORES 32768

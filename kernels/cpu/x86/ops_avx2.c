@@ -6,8 +6,9 @@
  *    polynomial for e^r, then 2^n applied as two exponent-field multiplies (2^(n/2)·2^(n-n/2))
  *    so that gradual underflow and overflow to +inf come out right without blends; NaN
  *    propagates. About 1-2 ulp, so results differ from libm's expf in the last bits.
- *  - rmsnorm / softmax: 8-wide f32 partial sums (4 accumulators for rmsnorm), reduced in
- *    double; softmax subtracts the row max before exp.
+ *  - rmsnorm: ggml's sum of squares — each x*x rounded to f32, summed in double (in 8 double
+ *    lanes); softmax: 8-wide f32 partial sums reduced in double, the row max subtracted
+ *    before exp.
  *  - f32 -> f16: VCVTPS2PH with round to nearest even; NaN lanes are first replaced by the
  *    canonical quiet NaN with the same sign so the result matches spool_f32_to_f16_1
  *    bit for bit (F16C would keep payload bits). f16 -> f32: VCVTPH2PS, with signalling
@@ -20,14 +21,19 @@
  *    head of the GQA group in turn (so the block's f16 K/V rows come from memory once and from
  *    L1 after): scores by FMA dot products against rows converted with F16C, one max-rescale
  *    per block (flash-style online softmax), vector exp, then V accumulated 32 dims at a time
- *    in registers over the block's rows.
- *  - attention (SPOOL_ATTN_GGML): q rounded to f16 (VCVTPS2PH); pass 1 stores the scores
- *    (same dot products, times scale) and their max, blocks outer and heads inner; pass 2 per
- *    head: the sink joins the max, vector exp of s - m summed as ggml_vec_soft_max_f32 does
- *    (one horizontal f32 sum per 8 keys, counted from key 0, into a double; sink's expf
- *    added last), p = f16(e * (float)(1/sum)); pass 3 accumulates p·v like the flags-0 path
- *    and stores the sum undivided. Beyond SPOOL_ATTN_GGML_SCORES keys the passes recompute
- *    the scores block by block instead (same bits).
+ *    in registers over the block's rows. head_dim not a multiple of 8 uses the reference.
+ *  - attention (SPOOL_ATTN_GGML): the reference's arithmetic bit for bit (llama.cpp's AVX-512
+ *    batch path), each 16-lane vector held as two __m256 (lanes 0-7, 8-15): q rounded to f16
+ *    (VCVTPS2PH); pass 1 stores the scores (16-lane FMA dot, reduced as
+ *    _mm512_reduce_add_ps does: hi + lo, then hsum's tree) times scale and their max, blocks
+ *    outer and heads inner; pass 2 per head: the sink joins the max, ggml_v_expf's AVX-512
+ *    algorithm on s - m, one 16-lane reduction per 16 keys (from a multiple of 16) into a
+ *    double, p = f16(e * (float)(1/sum)); pass 3: key j's p·v (FMA over 8 dims at a time) into
+ *    lane row j % 16 of the head's 16 x head_dim accumulator, blocks outer and heads inner
+ *    over as many heads as 256 KiB of accumulators hold, the rows reduced in the same tree,
+ *    stored undivided. Beyond SPOOL_ATTN_GGML_SCORES keys the passes recompute the
+ *    scores block by block instead (same bits). head_dim_k not a multiple of 16 uses the
+ *    reference.
  */
 #include <immintrin.h>
 #include "../ref/ops_ref.h"
@@ -71,22 +77,20 @@ static inline float hmax(__m256 v) {
 }
 
 void spool_avx2_rmsnorm_row(const float *x, const float *w, float *y, int32_t n, float eps) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  /* ggml: each x*x rounded to f32, summed in double (4 double lanes x 2 here: the same sum
+   * wherever the double partial sums are exact, i.e. but for a 2^-53-relative rounding) */
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0;
   int32_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
-    const __m256 x2 = _mm256_loadu_ps(x + i + 16), x3 = _mm256_loadu_ps(x + i + 24);
-    a0 = _mm256_fmadd_ps(x0, x0, a0);
-    a1 = _mm256_fmadd_ps(x1, x1, a1);
-    a2 = _mm256_fmadd_ps(x2, x2, a2);
-    a3 = _mm256_fmadd_ps(x3, x3, a3);
-  }
   for (; i + 8 <= n; i += 8) {
     const __m256 x0 = _mm256_loadu_ps(x + i);
-    a0 = _mm256_fmadd_ps(x0, x0, a0);
+    const __m256 sq = _mm256_mul_ps(x0, x0);
+    a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
+    a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
   }
-  double sum = (double)hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  for (; i < n; i++) sum += (double)x[i] * (double)x[i];
+  double lanes[4];
+  _mm256_storeu_pd(lanes, _mm256_add_pd(a0, a1));
+  double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; i < n; i++) sum += (double)(x[i] * x[i]);
   const float mean = (float)(sum / n);
   const float scale = 1.0f / sqrtf(mean + eps);
   const __m256 vs = _mm256_set1_ps(scale);
@@ -302,70 +306,131 @@ static inline void attn_block(const float *q, const uint16_t *kb, const uint16_t
   *l_io = l;
 }
 
-/* ---- SPOOL_ATTN_GGML ---- */
+/* ---- SPOOL_ATTN_GGML: 16 lanes as llama.cpp's AVX-512 build, held as (lo, hi) pairs ---- */
 
 /* x rounded to f16 and back (VCVTPS2PH, round to nearest even; finite values only here). */
 static inline __m256 round_f16x8(__m256 x) {
   return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
 }
 
-/* s[i] = score of key jb + i for i < n8 (a multiple of 8), -inf outside [j0, j1] (ggml's
- * mask); returns their max. score = dot(q16, k) * scale, as ggml scales kq before the max. */
+/* _mm512_reduce_add_ps of the 16 lanes (lo = lanes 0..7, hi = 8..15): hsum's tree on hi + lo. */
+static inline float sum16(__m256 lo, __m256 hi) { return hsum(_mm256_add_ps(hi, lo)); }
+
+/* ggml_v_expf's AVX-512 algorithm: n = round(x/ln2), b = x - n·ln2 (two FNMAs), degree-5
+ * polynomial, scalef(j, n) done as two exact-or-once-rounded power-of-two multiplies;
+ * |n| > 192 gives 0 (n <= 0, also for -inf) or +inf. Bit for bit the reference's exp_ggml. */
+static inline __m256 v_exp_ggml(__m256 x) {
+  const __m256 r = _mm256_set1_ps(0x1.8p23f);
+  const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+  const __m256 n = _mm256_sub_ps(z, r);
+  const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                    _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+  const __m256 u = _mm256_mul_ps(b, b);
+  const __m256 j = _mm256_fmadd_ps(
+      _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b,
+                                      _mm256_set1_ps(0x1.573e2ep-5f)),
+                      u,
+                      _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b,
+                                      _mm256_set1_ps(0x1.fffdb6p-2f))),
+      u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  const __m256 res = _mm256_mul_ps(_mm256_mul_ps(j, s1), s2);
+  const __m256 an = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+  const __m256 big = _mm256_cmp_ps(an, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+  const __m256 alt = _mm256_andnot_ps(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ),
+                                      _mm256_set1_ps(INFINITY));
+  return _mm256_blendv_ps(res, alt, big);
+}
+
+/* tinyBLAS's f16 dot (hd a multiple of 16): dimension i accumulates into lane i % 16. */
+static inline float dot16_f16(const float *q, const uint16_t *k, int32_t hd) {
+  __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+  for (int32_t d = 0; d < hd; d += 16) {
+    lo = _mm256_fmadd_ps(f16x8_to_f32(_mm_loadu_si128((const __m128i *)(k + d))),
+                         _mm256_loadu_ps(q + d), lo);
+    hi = _mm256_fmadd_ps(f16x8_to_f32(_mm_loadu_si128((const __m128i *)(k + d + 8))),
+                         _mm256_loadu_ps(q + d + 8), hi);
+  }
+  return sum16(lo, hi);
+}
+
+/* s[i] = score of key jb + i for i < n16 (a multiple of 16), -inf outside [j0, j1] (ggml's
+ * mask); returns their max. score = dot16(q16, k) * scale, as ggml scales kq before the max. */
 static inline float ggml_scores(const float *q16, const uint16_t *k, size_t kv_stride,
-                                int32_t hd, int32_t jb, int32_t n8, int32_t j0, int32_t j1,
+                                int32_t hd, int32_t jb, int32_t n16, int32_t j0, int32_t j1,
                                 float scale, float *s) {
   float m = -INFINITY;
-  for (int32_t i = 0; i < n8; i++) {
+  for (int32_t i = 0; i < n16; i++) {
     const int32_t j = jb + i;
     float si = -INFINITY;
-    if (j >= j0 && j <= j1) si = dot_f16(q16, k + (size_t)j * kv_stride, hd) * scale;
+    if (j >= j0 && j <= j1) si = dot16_f16(q16, k + (size_t)j * kv_stride, hd) * scale;
     s[i] = si;
     m = si > m ? si : m;
   }
   return m;
 }
 
-/* s[i] = exp(s[i] - m) for n8 scores (exactly 0 where s is -inf), and *sum += their sum the
- * way ggml_vec_soft_max_f32 forms it: one horizontal f32 sum per 8 lanes, added to a double. */
-static inline void ggml_exp(float *s, int32_t n8, float m, double *sum) {
-  const __m256 vm = _mm256_set1_ps(m), ninf = _mm256_set1_ps(-INFINITY);
+/* s[i] = exp_ggml(s[i] - m) for n16 scores (0 where s is -inf), and *sum += their sum the way
+ * ggml_vec_soft_max_f32 forms it on AVX-512: one 16-lane reduction per 16 keys, in double. */
+static inline void ggml_exp(float *s, int32_t n16, float m, double *sum) {
+  const __m256 vm = _mm256_set1_ps(m);
   double acc = *sum;
-  for (int32_t i = 0; i < n8; i += 8) {
-    const __m256 x = _mm256_load_ps(s + i);
-    const __m256 e =
-        _mm256_and_ps(v_exp(_mm256_sub_ps(x, vm)), _mm256_cmp_ps(x, ninf, _CMP_NEQ_OQ));
-    _mm256_store_ps(s + i, e);
-    acc += (double)hsum(e);
+  for (int32_t i = 0; i < n16; i += 16) {
+    const __m256 lo = v_exp_ggml(_mm256_sub_ps(_mm256_load_ps(s + i), vm));
+    const __m256 hi = v_exp_ggml(_mm256_sub_ps(_mm256_load_ps(s + i + 8), vm));
+    _mm256_store_ps(s + i, lo);
+    _mm256_store_ps(s + i + 8, hi);
+    acc += (double)sum16(lo, hi);
   }
   *sum = acc;
 }
 
 /* s[i] = f16(s[i] * inv): ggml scales by 1/sum in f32, then its f16 matmul rounds. */
-static inline void ggml_probs(float *s, int32_t n8, float inv) {
+static inline void ggml_probs(float *s, int32_t n16, float inv) {
   const __m256 vi = _mm256_set1_ps(inv);
-  for (int32_t i = 0; i < n8; i += 8)
+  for (int32_t i = 0; i < n16; i += 8)
     _mm256_store_ps(s + i, round_f16x8(_mm256_mul_ps(_mm256_load_ps(s + i), vi)));
 }
 
-/* out_h += p·v over the block of n8 keys from jb, skipping keys outside [j0, j1]. */
-static inline void ggml_accum(float *oh, const uint16_t *v, size_t kv_stride, int32_t hd,
-                              int32_t jb, int32_t n8, int32_t j0, int32_t j1, const float *p) {
+/* acc16[(j % 16) * hd + d] += v_j[d] · p_j (FMA) for the keys j of the block of n16 from jb
+ * inside [j0, j1], in order: tinyBLAS's lanes of the p·v dot over the keys. */
+static inline void ggml_accum16(float *acc16, const uint16_t *v, size_t kv_stride, int32_t hd,
+                                int32_t jb, int32_t n16, int32_t j0, int32_t j1,
+                                const float *p) {
   const int32_t i0 = j0 > jb ? j0 - jb : 0;
-  const int32_t i1 = j1 - jb + 1 < n8 ? j1 - jb + 1 : n8;
-  if (i1 > i0) accum_v(oh, v + (size_t)(jb + i0) * kv_stride, kv_stride, hd, i1 - i0, p + i0);
+  const int32_t i1 = j1 - jb + 1 < n16 ? j1 - jb + 1 : n16;
+  for (int32_t i = i0; i < i1; i++) {
+    const int32_t j = jb + i;
+    const __m256 pj = _mm256_set1_ps(p[i]);
+    const uint16_t *vr = v + (size_t)j * kv_stride;
+    float *a = acc16 + (size_t)(j & 15) * hd;
+    for (int32_t d = 0; d < hd; d += 8)
+      _mm256_store_ps(a + d, _mm256_fmadd_ps(f16x8_to_f32(_mm_loadu_si128((const __m128i *)(vr + d))),
+                                             pj, _mm256_load_ps(a + d)));
+  }
 }
 
-/* The keys are taken from jb0 = j0 rounded down to 8, so the 8-lane groups of the sum are
- * those ggml forms over its full (masked) row. As many heads as have their scores fit
- * SPOOL_ATTN_GGML_SCORES go together: pass 1 (scores, max) and pass 3 (p·v) run blocks outer,
- * heads inner, so a block's K or V rows come from memory once; pass 2 (exp, sum,
- * probabilities) runs per head. When one head's range does not fit, all three passes run
- * blocks outer, heads inner, and recompute each block's scores. */
+/* out[d] = the 16 lanes acc16[l * hd + d] reduced in _mm512_reduce_add_ps's tree. */
+static inline void ggml_combine16(const float *acc16, int32_t hd, float *out) {
+  for (int32_t d = 0; d < hd; d += 8) {
+    __m256 t8[8], t4[4];
+    for (int32_t l = 0; l < 8; l++)
+      t8[l] = _mm256_add_ps(_mm256_load_ps(acc16 + (size_t)(l + 8) * hd + d),
+                            _mm256_load_ps(acc16 + (size_t)l * hd + d));
+    for (int32_t l = 0; l < 4; l++) t4[l] = _mm256_add_ps(t8[l + 4], t8[l]);
+    _mm256_storeu_ps(out + d, _mm256_add_ps(_mm256_add_ps(t4[0], t4[2]),
+                                            _mm256_add_ps(t4[1], t4[3])));
+  }
+}
+
 static inline void round_q16(const float *q, float *q16, int32_t n) {
   for (int32_t i = 0; i < n; i += 8) _mm256_storeu_ps(q16 + i, round_f16x8(_mm256_loadu_ps(q + i)));
 }
 
-#define ATTN_LANES 8
 #define ATTN_ALIGN 32
 #include "../_attn_ggml_driver.h"
 
@@ -378,6 +443,11 @@ void spool_avx2_attn_heads(const float *q, int32_t nh, const uint16_t *k, const 
     return;
   }
   if (flags & SPOOL_ATTN_GGML) {
+    if (hdk % 16 != 0) { /* the 16-lane dot needs whole groups: the reference's bits */
+      spool_ref_attn_heads(q, nh, k, v, k_stride, v_stride, hdk, hdv, j0, j1, scale, sinks,
+                           flags, out);
+      return;
+    }
     attn_heads_ggml(q, nh, k, v, k_stride, v_stride, hdk, hdv, j0, j1, scale, sinks, out);
     return;
   }
