@@ -8,12 +8,15 @@
  *
  * **bun**: `bun build --compile` (Bun's runtimes for other targets come from the npm
  * registry, `@oven/bun-<os>-<arch>`). For each target it builds the kernels for that target
- * (kernels/build.ts; linux-arm64 with aarch64-linux-gnu-gcc), writes an entry file under
+ * (kernels/build.ts; linux-arm64 with aarch64-linux-gnu-gcc, darwin-arm64 off a Mac with
+ * `zig cc -target aarch64-macos.11.0`, zig fetched once from PyPI by kernels/zig.ts), writes
+ * an entry file under
  * `dist/.build/` that embeds the library (`with { type: "file" }`) and calls
  * cli/compiled_entry.ts, and compiles `dist/spool-<target>`. At start-up the binary extracts
  * the library to `~/.cache/spool/kernels/<sha256>/` and dlopens it. A target whose kernels
- * cannot be built here (darwin-arm64 off a Mac: no macOS SDK/linker) gets a binary without
- * them, which says so when a command needs them; the script reports it.
+ * cannot be built here (no aarch64-linux-gnu-gcc; no zig: no pip, or PyPI unreachable) gets
+ * a binary without them, which says so when a command needs them; the script reports it and
+ * does not fail for that reason.
  *
  * **deno**: `deno compile -A --include kernels/dist/<target>/libspool.* --output dist/spool
  * cli/main.ts` (ffi/mod.ts extracts the included library the same way). `deno compile` needs
@@ -29,7 +32,12 @@ import { dirname, join, relative } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { buildKernels, hostTarget, type Target } from "../kernels/build.ts";
+import {
+  buildKernels,
+  hostTarget,
+  type Target,
+  ToolchainUnavailableError,
+} from "../kernels/build.ts";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 
@@ -65,12 +73,6 @@ function has(cmd: string): boolean {
 export function kernelsFor(t: Target, quiet = true): { path?: string; why?: string } {
   const host = hostTarget();
   if (t !== host) {
-    if (t.startsWith("darwin") && !host.startsWith("darwin")) {
-      return {
-        why: "macOS kernels cannot be cross-compiled here: that needs clang with a macOS SDK " +
-          "and a Mach-O linker, and this machine has neither",
-      };
-    }
     if (t === "linux-arm64" && !process.env.CC && !has("aarch64-linux-gnu-gcc")) {
       return {
         why: "aarch64-linux-gnu-gcc is not installed (apt-get install gcc-aarch64-linux-gnu)",
@@ -80,6 +82,7 @@ export function kernelsFor(t: Target, quiet = true): { path?: string; why?: stri
   try {
     return { path: buildKernels({ target: t, quiet }) };
   } catch (e) {
+    if (e instanceof ToolchainUnavailableError) return { why: e.message };
     return { why: `the kernel build for ${t} failed: ${(e as Error).message}` };
   }
 }

@@ -5,10 +5,12 @@
  * HOME in a fresh folder, so the kernels are extracted to `~/.cache/spool/kernels/<sha256>/`:
  * it pulls a model from a local fake hub, lists it, and generates from it by name, then runs
  * `spool run` on the demo model, and serves a chat completion (its engine Worker included). The arm64 binary runs under qemu-aarch64 when installed;
- * the darwin-arm64 binary is checked to be an arm64 Mach-O. `deno compile` must either work
- * or fail at once with a clear message.
+ * the darwin-arm64 binary (kernels cross-compiled with zig cc) is read as Mach-O, with its
+ * embedded dylib: see checkDarwinDylib (nothing runs on macOS here). `deno compile` must
+ * either work or fail at once with a clear message.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import {
   copyFileSync,
@@ -24,6 +26,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeSyntheticModel } from "../../runtime/models/synth.ts";
 import { compileBun } from "../../scripts/compile.ts";
+import { symbols } from "../../ffi/symbols.ts";
+import { fileOffset, LC, parseMachO } from "./_macho.ts";
 import { startHub } from "./_hub.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -181,15 +185,62 @@ Deno.test({
   },
 });
 
-Deno.test("compiled binary (darwin-arm64): an arm64 Mach-O; it says whether kernels are in it", () => {
-  const b = compileBun("darwin-arm64", outdir);
-  const head = new DataView(readFileSync(b.path).buffer, 0, 8);
-  equal(head.getUint32(0, true), 0xfeedfacf); // MH_MAGIC_64
-  equal(head.getUint32(4, true), 0x0100000c); // CPU_TYPE_ARM64
-  if (Deno.build.os !== "darwin") {
-    equal(b.kernels, undefined);
-    match(b.missingKernels!, /cannot be cross-compiled here/);
+const SPOOL_H = readFileSync(join(ROOT, "kernels", "include", "spool.h"), "utf8");
+const ABI = Number(/#define SPOOL_ABI_VERSION (\d+)/.exec(SPOOL_H)![1]);
+
+/**
+ * Nothing here runs macOS: the library is read as a file. It must be an arm64 Mach-O dylib
+ * for macOS 11+, signed (arm64 macOS runs no unsigned code), linking libSystem alone, with
+ * no Linux-only import, exporting (export trie, what dlsym reads) exactly the functions of
+ * ffi/symbols.ts, and spool_abi_version must be `mov w0, #ABI; ret`.
+ */
+function checkDarwinDylib(bytes: Uint8Array): void {
+  const m = parseMachO(bytes);
+  equal(m.cputype, 0x0100000c); // CPU_TYPE_ARM64
+  equal(m.filetype, 6); // MH_DYLIB
+  equal(m.flags & 0x1, 0x1, "MH_NOUNDEFS"); // every import bound to a library
+  equal(m.flags & 0x80, 0x80, "MH_TWOLEVEL");
+  equal(m.installName, "@rpath/libspool.dylib");
+  deepEqual(m.dylibs, ["/usr/lib/libSystem.B.dylib"]);
+  deepEqual(m.build, { platform: 1, minos: "11.0" }); // PLATFORM_MACOS
+  ok(m.commands.includes(LC.CODE_SIGNATURE), "ad-hoc code signature");
+  const want = Object.keys(symbols).map((n) => `_${n}`).sort();
+  const names = [...m.exports.keys()].sort();
+  deepEqual(names.filter((n) => n.startsWith("_spool_")), want);
+  // besides the ABI, only the two symbols zig's linker itself defines in every dylib
+  deepEqual(names.filter((n) => !n.startsWith("_spool_")), ["___dso_handle", "__mh_dylib_header"]);
+  for (const f of ["_fcntl", "_pread", "_mmap", "_madvise", "_pthread_create", "_sysctlbyname"]) {
+    ok(m.imports.includes(f), `imports ${f}`);
   }
+  for (const linuxOnly of ["_getauxval", "___errno_location", "_posix_fadvise", "_readahead"]) {
+    ok(!m.imports.includes(linuxOnly), `imports the Linux-only ${linuxOnly}`);
+  }
+  const text = m.segments.find((s) => s.name === "__TEXT")!;
+  const at = fileOffset(m, text.vmaddr + m.exports.get("_spool_abi_version")!);
+  const code = new DataView(bytes.buffer, bytes.byteOffset + at, 8);
+  equal(code.getUint32(0, true), (0x52800000 | (ABI << 5)) >>> 0, "mov w0, #ABI"); // MOVZ W0
+  equal(code.getUint32(4, true), 0xd65f03c0, "ret");
+}
+
+Deno.test("compiled binary (darwin-arm64): arm64 Mach-O embedding a macOS kernel dylib", () => {
+  const b = compileBun("darwin-arm64", outdir);
+  const bin = new Uint8Array(readFileSync(b.path));
+  const head = parseMachO(bin);
+  equal(head.cputype, 0x0100000c); // CPU_TYPE_ARM64
+  equal(head.filetype, 2); // MH_EXECUTE
+  ok(head.commands.includes(LC.CODE_SIGNATURE), "the binary is signed");
+  if (!b.kernels) {
+    // Only a missing cross-compiler (no pip, PyPI unreachable) may leave the kernels out.
+    match(b.missingKernels!, /zig \(the macOS cross-compiler\) is unavailable/);
+    console.warn(`darwin-arm64 kernels skipped: ${b.missingKernels}`);
+    return;
+  }
+  match(b.kernels, /libspool\.dylib$/);
+  const lib = new Uint8Array(readFileSync(b.kernels));
+  checkDarwinDylib(lib);
+  ok(Buffer.from(bin).indexOf(Buffer.from(lib)) > 0, "the dylib's bytes are in the binary");
+  const entry = readFileSync(join(outdir, ".build", "entry-darwin-arm64.ts"), "utf8");
+  match(entry, /import kernels from ".*libspool\.dylib" with \{ type: "file" \}/);
 });
 
 Deno.test("deno task compile: builds, or fails at once with a clear message", async () => {
