@@ -7,7 +7,7 @@
  * `spool run` on the demo model, and serves a chat completion (its engine Worker included). The arm64 binary runs under qemu-aarch64 when installed;
  * the darwin-arm64 binary (kernels cross-compiled with zig cc) is read as Mach-O, with its
  * embedded dylib: see checkDarwinDylib (nothing runs on macOS here). `deno compile` must
- * either work or fail at once with a clear message.
+ * either work or fail at once with a clear message, and use `DENORT_BIN` where it is set.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { Buffer } from "node:buffer";
@@ -96,7 +96,12 @@ Deno.test("compiled binary (linux-x64): pull, list and run with nothing else on 
   match(demo.out, /RANDOM weights/);
   match(demo.out, /tokens: (\d+ ){31}\d+\n/);
   const demoPath = join(home, ".cache", "spool", "demo", "spool-demo-qwen3moe-q4k.gguf");
-  const r2 = await run("spool", ["run", demoPath, "-p", "Once upon a time", "-n", "8"], env);
+  // greedy: sampled at the default temperature, random weights may pick an end token early
+  const r2 = await run(
+    "spool",
+    ["run", demoPath, "-p", "Once upon a time", "-n", "8", "--temp", "0"],
+    env,
+  );
   equal(r2.code, 0, r2.err);
   match(r2.err, /generated 8 at [\d.]+ tok\/s/);
 
@@ -243,22 +248,70 @@ Deno.test("compiled binary (darwin-arm64): arm64 Mach-O embedding a macOS kernel
   match(entry, /import kernels from ".*libspool\.dylib" with \{ type: "file" \}/);
 });
 
-Deno.test("deno task compile: builds, or fails at once with a clear message", async () => {
+/** This process's environment without DENORT_BIN, plus `extra`. */
+function envWith(extra: Record<string, string> = {}): Record<string, string> {
+  const env = Deno.env.toObject();
+  delete env.DENORT_BIN;
+  return { ...env, ...extra };
+}
+
+async function compileDenoCli(env: Record<string, string>, output: string, cwd = ROOT) {
   const t0 = performance.now();
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "scripts/compile.ts", "deno", "--output", join(work, "spool-deno")],
-    cwd: ROOT,
-    signal: AbortSignal.timeout(120_000),
+    args: ["run", "-A", join(ROOT, "scripts", "compile.ts"), "deno", "--output", output],
+    cwd,
+    env,
+    clearEnv: true,
+    signal: AbortSignal.timeout(300_000),
   }).output();
-  const s = (performance.now() - t0) / 1000;
-  const err = dec.decode(r.stderr);
+  return {
+    code: r.code,
+    out: dec.decode(r.stdout),
+    err: dec.decode(r.stderr),
+    s: (performance.now() - t0) / 1000,
+  };
+}
+
+Deno.test("deno task compile: builds, or fails at once with a clear message", async () => {
+  const r = await compileDenoCli(envWith(), join(work, "spool-deno"));
   if (r.code === 0) {
     ok(existsSync(join(work, "spool-deno")));
     return;
   }
-  match(err, /deno compile needs its runtime \(denort .*\), downloaded from dl\.deno\.land/);
-  match(err, /deno task compile:bun/);
-  ok(s < 30, `took ${s.toFixed(1)} s to fail`);
+  match(r.err, /deno compile needs its runtime \(denort .*\), downloaded from dl\.deno\.land/);
+  match(r.err, /deno task compile:bun/);
+  match(r.err, /set DENORT_BIN to a denort binary/);
+  ok(r.s < 30, `took ${r.s.toFixed(1)} s to fail`);
+});
+
+Deno.test("deno task compile: DENORT_BIN naming no file fails at once and says so", async () => {
+  const r = await compileDenoCli(envWith({ DENORT_BIN: "/nonexistent/denort" }), join(work, "x"));
+  equal(r.code, 1);
+  match(r.err, /DENORT_BIN=\/nonexistent\/denort is not a file/);
+  match(r.err, /deno task compile:bun/);
+  ok(r.s < 30, `took ${r.s.toFixed(1)} s to fail`);
+  ok(!existsSync(join(work, "x")));
+});
+
+Deno.test({
+  name: "deno task compile: DENORT_BIN (relative to the caller) is the base deno compile uses",
+  ignore: !existsSync("/bin/true"),
+  async fn() {
+    // No denort can be had here, so /bin/true stands in as the base executable: deno compile
+    // appends spool to whatever DENORT_BIN names, and the result then runs as that program.
+    // It proves the variable reached deno (a downloaded denort would run spool instead).
+    const dir = join(work, "denort");
+    mkdirSync(dir);
+    copyFileSync("/bin/true", join(dir, "base"));
+    const out = join(work, "spool-deno-base");
+    const r = await compileDenoCli(envWith({ DENORT_BIN: "denort/base" }), out, work);
+    equal(r.code, 0, r.err);
+    match(r.out, /spool-deno-base: [\d.]+ MiB/);
+    const size = Deno.statSync(out).size;
+    ok(size < 64 * 2 ** 20, `${size} bytes: dev-only node_modules must stay out of the binary`);
+    const run = await new Deno.Command(out, { args: ["--version"] }).output();
+    match(dec.decode(run.stdout), /true \(GNU coreutils\)/);
+  },
 });
 
 Deno.test("compiled binary: cleanup", () => rmSync(work, { recursive: true, force: true }));
