@@ -155,6 +155,7 @@ export function buildKernels(opts: BuildOptions = {}): string {
       hash.update(readFileSync(join(dir, f)));
     }
   }
+  hash.update(readFileSync(fileURLToPath(import.meta.url))); // this script: flags, link steps
   const stamp = hash.digest("hex");
   const stampFile = out + ".stamp";
   if (
@@ -174,7 +175,8 @@ export function buildKernels(opts: BuildOptions = {}): string {
     });
     objs.push(obj);
   }
-  const tmp = out + ".tmp";
+  // linked under its own name in obj/ (a Mach-O's code signature records the file name)
+  const tmp = join(outDir, "obj", libName(target));
   // macOS: the install name is the file name under @rpath, not this build's path.
   const linkFlags = darwin
     ? ["-dynamiclib", "-Wl,-install_name,@rpath/libspool.dylib"]

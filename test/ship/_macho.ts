@@ -180,3 +180,63 @@ export function fileOffset(m: MachO, addr: bigint): number {
   }
   throw new MachOError(`address 0x${addr.toString(16)} is in no segment's file range`);
 }
+
+/** What {@link verifyCodeSignature} found. */
+export interface CodeSignature {
+  /** CodeDirectory flags (0x2 = adhoc). */
+  flags: number;
+  /** The signing identifier. */
+  ident: string;
+  pages: number;
+  pageSize: number;
+}
+
+/**
+ * Check the embedded code signature the way the macOS kernel checks a page before running
+ * it: the CodeDirectory (in the LC_CODE_SIGNATURE SuperBlob, big-endian) holds a SHA-256 per
+ * page of the file up to codeLimit; every one must match. Throws a {@link MachOError} naming
+ * the first page that does not.
+ */
+export function verifyCodeSignature(
+  bytes: Uint8Array,
+  sha256: (b: Uint8Array) => Uint8Array,
+): CodeSignature {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const ncmds = v.getUint32(16, true);
+  let at = 32, sig: [number, number] | undefined;
+  for (let i = 0; i < ncmds; i++) {
+    if (v.getUint32(at, true) === LC.CODE_SIGNATURE) {
+      sig = [v.getUint32(at + 8, true), v.getUint32(at + 12, true)];
+    }
+    at += v.getUint32(at + 4, true);
+  }
+  if (!sig) throw new MachOError("no LC_CODE_SIGNATURE");
+  const [off] = sig;
+  if (v.getUint32(off) !== 0xfade0cc0) throw new MachOError("signature is not a SuperBlob");
+  const count = v.getUint32(off + 8);
+  let cd = -1;
+  for (let i = 0; i < count; i++) {
+    const type = v.getUint32(off + 12 + 8 * i);
+    if (type === 0) cd = off + v.getUint32(off + 12 + 8 * i + 4); // CSSLOT_CODEDIRECTORY
+  }
+  if (cd < 0 || v.getUint32(cd) !== 0xfade0c02) throw new MachOError("no CodeDirectory");
+  const flags = v.getUint32(cd + 12);
+  const hashOffset = v.getUint32(cd + 16);
+  const ident = cstr(bytes, cd + v.getUint32(cd + 20));
+  const nCodeSlots = v.getUint32(cd + 28);
+  const codeLimit = v.getUint32(cd + 32);
+  const hashSize = bytes[cd + 36], hashType = bytes[cd + 37], pageSize = 1 << bytes[cd + 39];
+  if (hashType !== 2 || hashSize !== 32) throw new MachOError(`hash type ${hashType} not SHA-256`);
+  if (nCodeSlots !== Math.ceil(codeLimit / pageSize)) {
+    throw new MachOError(`${nCodeSlots} code slots for ${codeLimit} bytes`);
+  }
+  for (let p = 0; p < nCodeSlots; p++) {
+    const page = bytes.subarray(p * pageSize, Math.min((p + 1) * pageSize, codeLimit));
+    const want = bytes.subarray(cd + hashOffset + 32 * p, cd + hashOffset + 32 * (p + 1));
+    const got = sha256(page);
+    if (!got.every((b, i) => b === want[i])) {
+      throw new MachOError(`page ${p} (at ${p * pageSize}) does not match its signed hash`);
+    }
+  }
+  return { flags, ident, pages: nCodeSlots, pageSize };
+}

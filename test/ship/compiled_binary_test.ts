@@ -9,7 +9,7 @@
  * embedded dylib: see checkDarwinDylib (nothing runs on macOS here). `deno compile` must
  * either work or fail at once with a clear message, and use `DENORT_BIN` where it is set.
  */
-import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import {
@@ -27,7 +27,7 @@ import { fileURLToPath } from "node:url";
 import { writeSyntheticModel } from "../../runtime/models/synth.ts";
 import { compileBun } from "../../scripts/compile.ts";
 import { symbols } from "../../ffi/symbols.ts";
-import { fileOffset, LC, parseMachO } from "./_macho.ts";
+import { fileOffset, parseMachO, verifyCodeSignature } from "./_macho.ts";
 import { startHub } from "./_hub.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -40,6 +40,8 @@ async function run(cmd: string, args: string[], env: Record<string, string>, cwd
   const r = await new Deno.Command(cmd, { args, env, clearEnv: true, cwd }).output();
   return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
 }
+
+const sha256 = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
 
 function sha32(path: string): string {
   return createHash("sha256").update(readFileSync(path)).digest("hex").slice(0, 32);
@@ -195,7 +197,8 @@ const ABI = Number(/#define SPOOL_ABI_VERSION (\d+)/.exec(SPOOL_H)![1]);
 
 /**
  * Nothing here runs macOS: the library is read as a file. It must be an arm64 Mach-O dylib
- * for macOS 11+, signed (arm64 macOS runs no unsigned code), linking libSystem alone, with
+ * for macOS 11+, signed ad hoc with every page's hash right (arm64 macOS runs no unsigned
+ * code), linking libSystem alone, with
  * no Linux-only import, exporting (export trie, what dlsym reads) exactly the functions of
  * ffi/symbols.ts, and spool_abi_version must be `mov w0, #ABI; ret`.
  */
@@ -208,7 +211,9 @@ function checkDarwinDylib(bytes: Uint8Array): void {
   equal(m.installName, "@rpath/libspool.dylib");
   deepEqual(m.dylibs, ["/usr/lib/libSystem.B.dylib"]);
   deepEqual(m.build, { platform: 1, minos: "11.0" }); // PLATFORM_MACOS
-  ok(m.commands.includes(LC.CODE_SIGNATURE), "ad-hoc code signature");
+  const sig = verifyCodeSignature(bytes, sha256);
+  equal(sig.flags & 0x2, 0x2, "CS_ADHOC");
+  equal(sig.ident, "libspool.dylib");
   const want = Object.keys(symbols).map((n) => `_${n}`).sort();
   const names = [...m.exports.keys()].sort();
   deepEqual(names.filter((n) => n.startsWith("_spool_")), want);
@@ -225,6 +230,9 @@ function checkDarwinDylib(bytes: Uint8Array): void {
   const code = new DataView(bytes.buffer, bytes.byteOffset + at, 8);
   equal(code.getUint32(0, true), (0x52800000 | (ABI << 5)) >>> 0, "mov w0, #ABI"); // MOVZ W0
   equal(code.getUint32(4, true), 0xd65f03c0, "ret");
+  const patched = bytes.slice(); // as macOS would: one changed instruction breaks the signature
+  patched[at] ^= 1;
+  throws(() => verifyCodeSignature(patched, sha256), /page \d+ \(at \d+\) does not match/);
 }
 
 Deno.test("compiled binary (darwin-arm64): arm64 Mach-O embedding a macOS kernel dylib", () => {
@@ -233,7 +241,7 @@ Deno.test("compiled binary (darwin-arm64): arm64 Mach-O embedding a macOS kernel
   const head = parseMachO(bin);
   equal(head.cputype, 0x0100000c); // CPU_TYPE_ARM64
   equal(head.filetype, 2); // MH_EXECUTE
-  ok(head.commands.includes(LC.CODE_SIGNATURE), "the binary is signed");
+  verifyCodeSignature(bin, sha256); // Bun signs it ad hoc after adding spool to it
   if (!b.kernels) {
     // Only a missing cross-compiler (no pip, PyPI unreachable) may leave the kernels out.
     match(b.missingKernels!, /zig \(the macOS cross-compiler\) is unavailable/);
