@@ -89,9 +89,15 @@ function install(home: string): string | undefined {
     if (unzip.status !== 0) return `unpacking ${wheel} failed: ${unzip.stderr}`;
     rmSync(join(tmp, wheel));
     chmodSync(join(tmp, "ziglang", "zig"), 0o755); // zip entries lose the mode bit
-    if (existsSync(home)) rmSync(home, { recursive: true, force: true });
-    renameSync(tmp, home);
+    try {
+      renameSync(tmp, home);
+    } catch (e) {
+      // another process put it there first: use theirs (never remove a zig in use)
+      if (!existsSync(join(home, "ziglang", "zig"))) throw e;
+    }
     return undefined;
+  } catch (e) {
+    return `installing zig ${ZIG_VERSION} into ${home} failed: ${(e as Error).message}`;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
