@@ -7,7 +7,10 @@ import type { NativeType } from "./symbols.ts";
 import { symbols } from "./symbols.ts";
 import type { Native, NativeSymbols, Ptr } from "./types.ts";
 
-const BUN_TYPE: Record<NativeType, string> = {
+/** bun:ffi's names for the runtime-neutral types (each one of bun-types' `FFITypeOrString`). */
+type BunTypeName = "i32" | "u32" | "f32" | "f64" | "ptr" | "void";
+
+const BUN_TYPE: Record<NativeType, BunTypeName> = {
   i32: "i32",
   u32: "u32",
   f32: "f32",
@@ -16,12 +19,28 @@ const BUN_TYPE: Record<NativeType, string> = {
   void: "void",
 };
 
-interface BunFFI {
+/** The views bun:ffi's `ptr` takes (any ArrayBufferView at run time: these are all there are). */
+type BunView =
+  | DataView
+  | Int8Array
+  | Uint8Array
+  | Uint8ClampedArray
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array;
+
+/** The part of `bun:ffi` the adapter uses (test/bun/_ffi_types.ts checks it against bun-types). */
+export interface BunFFI {
   dlopen(
     path: string,
-    defs: Record<string, { args: string[]; returns: string }>,
+    defs: Record<string, { args: BunTypeName[]; returns: BunTypeName }>,
   ): { symbols: Record<string, unknown>; close(): void };
-  ptr(view: ArrayBufferView): number;
+  ptr(view: BunView): number;
   toArrayBuffer(p: number, byteOffset: number, byteLength: number): ArrayBuffer;
 }
 
@@ -29,7 +48,7 @@ interface BunFFI {
 export function openBun(path: string): Native {
   const { dlopen, ptr: bunPtr, toArrayBuffer } =
     (import.meta as unknown as { require(id: string): BunFFI }).require("bun:ffi");
-  const defs: Record<string, { args: string[]; returns: string }> = {};
+  const defs: Record<string, { args: BunTypeName[]; returns: BunTypeName }> = {};
   for (const [name, def] of Object.entries(symbols)) {
     defs[name] = { args: def.parameters.map((t) => BUN_TYPE[t]), returns: BUN_TYPE[def.result] };
   }
@@ -42,7 +61,7 @@ export function openBun(path: string): Native {
     ptr(view: ArrayBufferView): Ptr {
       let p = cache.get(view);
       if (p === undefined) {
-        p = bunPtr(view) as unknown as Ptr;
+        p = bunPtr(view as BunView) as unknown as Ptr;
         cache.set(view, p);
       }
       return p;

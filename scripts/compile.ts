@@ -8,12 +8,15 @@
  *
  * **bun**: `bun build --compile` (Bun's runtimes for other targets come from the npm
  * registry, `@oven/bun-<os>-<arch>`). For each target it builds the kernels for that target
- * (kernels/build.ts; linux-arm64 with aarch64-linux-gnu-gcc), writes an entry file under
+ * (kernels/build.ts; linux-arm64 with aarch64-linux-gnu-gcc, darwin-arm64 off a Mac with
+ * `zig cc -target aarch64-macos.11.0`, zig fetched once from PyPI by kernels/zig.ts), writes
+ * an entry file under
  * `dist/.build/` that embeds the library (`with { type: "file" }`) and calls
  * cli/compiled_entry.ts, and compiles `dist/spool-<target>`. At start-up the binary extracts
  * the library to `~/.cache/spool/kernels/<sha256>/` and dlopens it. A target whose kernels
- * cannot be built here (darwin-arm64 off a Mac: no macOS SDK/linker) gets a binary without
- * them, which says so when a command needs them; the script reports it.
+ * cannot be built here (no aarch64-linux-gnu-gcc; no zig: no pip, or PyPI unreachable) gets
+ * a binary without them, which says so when a command needs them; the script reports it and
+ * does not fail for that reason.
  *
  * **deno**: `deno compile -A --include kernels/dist/<target>/libspool.* --output dist/spool
  * cli/main.ts` (ffi/mod.ts extracts the included library the same way). `deno compile` needs
@@ -25,11 +28,16 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { buildKernels, hostTarget, type Target } from "../kernels/build.ts";
+import {
+  buildKernels,
+  hostTarget,
+  type Target,
+  ToolchainUnavailableError,
+} from "../kernels/build.ts";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 
@@ -65,12 +73,6 @@ function has(cmd: string): boolean {
 export function kernelsFor(t: Target, quiet = true): { path?: string; why?: string } {
   const host = hostTarget();
   if (t !== host) {
-    if (t.startsWith("darwin") && !host.startsWith("darwin")) {
-      return {
-        why: "macOS kernels cannot be cross-compiled here: that needs clang with a macOS SDK " +
-          "and a Mach-O linker, and this machine has neither",
-      };
-    }
     if (t === "linux-arm64" && !process.env.CC && !has("aarch64-linux-gnu-gcc")) {
       return {
         why: "aarch64-linux-gnu-gcc is not installed (apt-get install gcc-aarch64-linux-gnu)",
@@ -80,6 +82,7 @@ export function kernelsFor(t: Target, quiet = true): { path?: string; why?: stri
   try {
     return { path: buildKernels({ target: t, quiet }) };
   } catch (e) {
+    if (e instanceof ToolchainUnavailableError) return { why: e.message };
     return { why: `the kernel build for ${t} failed: ${(e as Error).message}` };
   }
 }
@@ -200,12 +203,19 @@ function denoBin(): string {
     : join(ROOT, "node_modules", ".bin", "deno");
 }
 
+/** `DENORT_BIN` as an absolute path (deno compile runs from the repository root), if set. */
+export function denortBin(): string | undefined {
+  const v = process.env.DENORT_BIN;
+  return v ? resolve(v) : undefined;
+}
+
 /** Why `deno compile` cannot get its runtime, or undefined when it can (or may). */
 export async function denortUnavailable(t: Target, probeMs = 5000): Promise<string | undefined> {
-  if (process.env.DENORT_BIN) {
-    return existsSync(process.env.DENORT_BIN)
+  const local = denortBin();
+  if (local) {
+    return existsSync(local) && statSync(local).isFile()
       ? undefined
-      : `DENORT_BIN=${process.env.DENORT_BIN} does not exist`;
+      : `DENORT_BIN=${process.env.DENORT_BIN} is not a file`;
   }
   const deno = denoBin();
   let version = "";
@@ -231,6 +241,56 @@ export async function denortUnavailable(t: Target, probeMs = 5000): Promise<stri
   }
 }
 
+/**
+ * Top-level node_modules entries that are not runtime dependencies (package.json
+ * `dependencies`): `deno compile` would otherwise embed all of node_modules (the deno and
+ * bun executables, node-llama-cpp's builds: about 1 GB).
+ */
+export function devOnlyModules(): string[] {
+  const nm = join(ROOT, "node_modules");
+  if (!existsSync(nm)) return [];
+  const deps = Object.keys(
+    JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).dependencies ?? {},
+  );
+  const keep = new Set(deps);
+  const out: string[] = [];
+  for (const e of readdirSync(nm)) {
+    if (e.startsWith("@") && statSync(join(nm, e)).isDirectory()) {
+      const inside = readdirSync(join(nm, e)).map((x) => `${e}/${x}`);
+      if (inside.some((x) => keep.has(x))) {
+        for (const x of inside) if (!keep.has(x)) out.push(`node_modules/${x}`);
+        continue;
+      }
+    }
+    if (!keep.has(e)) out.push(`node_modules/${e}`);
+  }
+  return out.sort();
+}
+
+/** The `deno compile` command line and environment (DENORT_BIN passed on, absolute). */
+export function denoCompileCommand(
+  t: Target,
+  output: string,
+  kernels: string,
+): { cmd: string; args: string[]; env: Record<string, string> } {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  const local = denortBin();
+  if (local) env.DENORT_BIN = local;
+  const args = [
+    "compile",
+    "-A",
+    "--include",
+    relative(ROOT, kernels),
+    ...devOnlyModules().flatMap((m) => ["--exclude", m]),
+    "--output",
+    output,
+    ...(t === hostTarget() ? [] : ["--target", denoTriple(t)]),
+    "cli/main.ts",
+  ];
+  return { cmd: denoBin(), args, env };
+}
+
 /** Build `dist/spool` (or `--output`) with `deno compile`. */
 export async function compileDeno(
   t: Target = hostTarget(),
@@ -247,20 +307,15 @@ export async function compileDeno(
   const t0 = performance.now();
   const k = kernelsFor(t, false);
   if (!k.path) throw new CompileError(`no kernels for ${t}: ${k.why}`);
+  output = resolve(output);
   mkdirSync(dirname(output), { recursive: true });
-  const args = [
-    "compile",
-    "-A",
-    "--include",
-    relative(ROOT, k.path),
-    "--output",
-    output,
-    ...(t === hostTarget() ? [] : ["--target", denoTriple(t)]),
-    "cli/main.ts",
-  ];
-  const r = spawnSync(denoBin(), args, { cwd: ROOT, stdio: "inherit", timeout: 600_000 });
+  const c = denoCompileCommand(t, output, k.path);
+  const r = spawnSync(c.cmd, c.args, { cwd: ROOT, env: c.env, stdio: "inherit", timeout: 600_000 });
   if (r.status !== 0) {
-    throw new CompileError(`deno ${args.join(" ")} failed (exit ${r.status ?? r.signal})`);
+    throw new CompileError(
+      `deno ${c.args.slice(0, 4).join(" ")} ... failed (exit ${r.status ?? r.signal})` +
+        (c.env.DENORT_BIN ? ` with DENORT_BIN=${c.env.DENORT_BIN}` : ""),
+    );
   }
   return {
     target: t,

@@ -92,7 +92,7 @@ test("GGUFWriter writes every tensor type, in chunks, readable back", () => {
     });
     w.close();
     const g = readGGUF(path);
-    const file = new Uint8Array(readFileSync(path));
+    const file: Uint8Array = new Uint8Array(readFileSync(path)); // compared with datas[i]
     expect(g.alignment).toBe(64);
     expect(g.tensors.length).toBe(32);
     g.tensors.forEach((t, i) => {

@@ -80,9 +80,7 @@ describe("byte identity with llama.cpp", () => {
       src[3000] = 40; // an outlier
       const ours = quantize(Number(type), src, rows, cols);
       const theirs = new Uint8Array(ours.length);
-      const fn = (ggml!.symbols as Record<string, (a: number, b: number, k: number) => void>)[
-        `quantize_row_${name}_ref`
-      ];
+      const fn = ggml!.symbols[`quantize_row_${name}_ref`];
       fn(ptr(src), ptr(theirs), rows * cols);
       expect(Buffer.compare(Buffer.from(ours), Buffer.from(theirs))).toBe(0);
     });
