@@ -86,7 +86,7 @@ Deno.test({
     if (!real.ok || "reason" in group) return;
     const path = real.moe(16, 4, 7);
     const m = loadModel(path, { threads: 1 });
-    const L = m.model.layers[0];
+    const L = m.model.expertLayers[0]!;
     const perExpert = L.gateExps.expertBytes + L.upExps.expertBytes + L.downExps.expertBytes;
     const experts = perExpert * m.config.nExpert * m.config.nLayer;
     m.close();

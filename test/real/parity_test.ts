@@ -172,7 +172,7 @@ Deno.test({
     if (!real.ok) return;
     const moe = real.moe(8);
     const mapped = loadModel(moe, { threads: 2 });
-    const L = mapped.model.layers[0];
+    const L = mapped.model.expertLayers[0]!;
     const perExpert = L.gateExps.expertBytes + L.upExps.expertBytes + L.downExps.expertBytes;
     const all = perExpert * mapped.config.nExpert * mapped.config.nLayer;
     const cached = loadModel(moe, { threads: 2, expertCache: Math.floor(all / 3) });
