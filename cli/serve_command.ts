@@ -52,6 +52,7 @@ async function serveCommand(args: string[]): Promise<number> {
       threads: { type: "string", short: "t" },
       alias: { type: "string" },
       "max-queue": { type: "string" },
+      checkpoints: { type: "string" },
       "batch-store": { type: "string" },
       "batch-lease": { type: "string" },
       prefetch: { type: "string" },
@@ -82,6 +83,7 @@ async function serveCommand(args: string[]): Promise<number> {
     expertCache: size(v["expert-cache"], "expert-cache") ?? sizes.expertCache,
     alias: v.alias,
     maxQueue: int(v["max-queue"], "max-queue", 0),
+    checkpoints: int(v.checkpoints, "checkpoints", 0),
     batchStore: bs === "off" ? false : bs,
     batchLeaseSeconds: int(v["batch-lease"], "batch-lease", 1),
     prefetch: prefetchMode(v.prefetch),
@@ -110,7 +112,7 @@ async function serveCommand(args: string[]): Promise<number> {
 export const serveCommands: Record<string, Command> = {
   serve: {
     usage:
-      "spool serve MODEL [--host H] [--port N] [--api-key K] [--ctx N] [--parallel N] [--batch-store PATH|postgres://…|off] [--allow-host H] [--cors ORIGIN] [--body-timeout S]",
+      "spool serve MODEL [--host H] [--port N] [--api-key K] [--ctx N] [--parallel N] [--batch-store PATH|postgres://…|off] [--allow-host H] [--cors ORIGIN] [--body-timeout S] [--checkpoints N]",
     summary: "OpenAI- and Anthropic-compatible HTTP API (--ram-budget, --expert-cache, -t)",
     run: serveCommand,
   },

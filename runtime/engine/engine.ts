@@ -57,6 +57,11 @@ export interface EngineOptions {
   maxQueue?: number;
   /** Prompt tokens per sequence per step (default 128). */
   chunk?: number;
+  /**
+   * Recurrent-state checkpoints kept per slot for prefix reuse (hybrid models; default 4;
+   * 0: every request reads its whole prompt).
+   */
+  checkpoints?: number;
 }
 
 /** What the worker reports once the model is loaded. */
@@ -210,6 +215,7 @@ export function serveEngine(port: EnginePort): void {
               nCtx: m.nCtx,
               chunk: o.chunk,
               maxQueue: o.maxQueue,
+              checkpoints: o.checkpoints,
               compileConstraint: grammar?.compileConstraint,
               sampleConstrained: grammar?.sampleConstrained,
               onEvent: (ev) => {

@@ -115,7 +115,7 @@ export type SeqEvent =
 /** What the scheduler needs from a model. */
 export interface SchedulerModel {
   /** A new session with its own KV cache. */
-  createSession(opts: { nCtx: number }): Session;
+  createSession(opts: { nCtx: number; checkpoints?: number }): Session;
   /** The tokenizer (detokenization and end-of-generation tokens). */
   readonly tokenizer: Tokenizer;
 }
@@ -130,6 +130,8 @@ export interface SchedulerOptions {
   chunk?: number;
   /** Most waiting requests before `queue_full` (default 64). */
   maxQueue?: number;
+  /** Recurrent-state checkpoints per slot (hybrid models; default 4, 0 = no prefix reuse). */
+  checkpoints?: number;
   /** Receives every event, in order per sequence. */
   onEvent(e: SeqEvent): void;
   /** Compiles a constraint spec to per-request state (needed for `params.constraint`). */
@@ -254,7 +256,7 @@ export class Scheduler {
     for (let i = 0; i < this.parallel; i++) {
       this.#slots.push({
         index: i,
-        session: model.createSession({ nCtx: opts.nCtx }),
+        session: model.createSession({ nCtx: opts.nCtx, checkpoints: opts.checkpoints }),
         busy: false,
         lastUsed: 0,
       });

@@ -18,10 +18,10 @@ export interface SessionOptions {
   /** Most tokens per forward step (prefill chunk); default 64. */
   batch?: number;
   /**
-   * Bytes of recurrent-state checkpoints the session may keep (hybrid models only; default
-   * four copies of its state). See {@link Session.checkpoint}.
+   * Recurrent-state checkpoints the session may keep (hybrid models only; default 4; 0: no
+   * prefix reuse, every prompt is read from the start). See {@link Session.checkpoint}.
    */
-  checkpointBytes?: number;
+  checkpoints?: number;
 }
 
 /** Which logits {@link Session.eval} returns. */
@@ -67,7 +67,7 @@ export class Session {
     const r = recurrentLayout(c);
     this.rec = r ? new RecurrentState(r) : null;
     this.checkpoints = this.rec
-      ? new Checkpoints(opts.checkpointBytes ?? 4 * this.rec.byteLength)
+      ? new Checkpoints((opts.checkpoints ?? 4) * this.rec.byteLength)
       : null;
   }
 
