@@ -270,6 +270,8 @@ async function runCommand(args: string[]): Promise<number> {
       }, 2000);
       const runner = new BatchRunner(store, local.exec, {
         concurrency: plan.B,
+        // the bar needs a few counts a second, not a count query after every commit
+        progressMs: 250,
         leaseSeconds: lease,
         modelHash,
         onWarn: (m) => log(`spool batch run: ${m}`),
@@ -307,7 +309,7 @@ async function runCommand(args: string[]): Promise<number> {
             writeRunStats(v.stats!, {
               workerId: runner.workerId,
               B: plan.B,
-              completionTokens: tokens,
+              completionTokens: runner.completionTokens,
               wallMs: performance.now() - t0,
               store: timed.timing,
               engine: await local.engine.stats(),
@@ -319,6 +321,7 @@ async function runCommand(args: string[]): Promise<number> {
         await local.close();
       }
       const secs = (performance.now() - t0) / 1000;
+      tokens = runner.completionTokens; // progress reports are coalesced: the exact count
       log(
         `${tokens} tokens generated in ${secs.toFixed(1)} s (${
           (tokens / secs).toFixed(2)

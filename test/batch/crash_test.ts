@@ -104,6 +104,29 @@ function answer(line: string): unknown {
   };
 }
 
+/**
+ * Which answers differ from the uninterrupted run's, where their text parts, and whether a
+ * differing answer is another request's (results attributed to the wrong custom_id) rather
+ * than a numeric divergence of its own.
+ */
+function diverged(got: string[], want: string[]): string {
+  const text = (l: string) => JSON.parse(l).response.body.choices[0].message.content as string;
+  const wanted = want.map(text);
+  const out: string[] = [];
+  for (let i = 0; i < got.length; i++) {
+    const g = text(got[i]), w = wanted[i];
+    if (g === w) continue;
+    let at = 0;
+    while (at < g.length && g[at] === w[at]) at++;
+    const other = wanted.findIndex((x, j) => j !== i && x === g);
+    out.push(
+      `job-${i}: differs from character ${at}` +
+        (other >= 0 ? `; it is job-${other}'s answer` : ""),
+    );
+  }
+  return `answers differ from the uninterrupted run's:\n${out.join("\n")}`;
+}
+
 Deno.test({
   name: "batch run: killed with SIGKILL five times, resumed, output complete and exact",
   sanitizeResources: false,
@@ -154,7 +177,7 @@ Deno.test({
         got.map((l) => JSON.parse(l).custom_id),
         Array.from({ length: N }, (_, i) => `job-${i}`),
       );
-      deepStrictEqual(got.map(answer), want.map(answer));
+      deepStrictEqual(got.map(answer), want.map(answer), diverged(got, want));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
