@@ -48,6 +48,8 @@ import {
   writeBatchOutput,
 } from "./batch_store_commands.ts";
 import { openLocalExecutor } from "../runtime/batch/local.ts";
+import { type StoreTiming, timedStore } from "../runtime/batch/timed_store.ts";
+import type { EngineStats } from "../runtime/engine/engine.ts";
 import type { Command } from "./main.ts";
 import { loadConfig } from "../runtime/config/config.ts";
 import { modelsDir, resolveModelPath } from "../runtime/pull/models_dir.ts";
@@ -127,6 +129,25 @@ function measureRequests(
   return { maxPrompt: Math.ceil(maxPrompt * 1.1) + 8, maxNew: maxNew || 512 };
 }
 
+/** What `spool batch run --stats FILE` writes (one JSON object) when its run ends. */
+interface RunStats {
+  workerId: string;
+  /** Sequences per step this worker planned. */
+  B: number;
+  /** Completion tokens of the results this worker committed. */
+  completionTokens: number;
+  /** Milliseconds from the start of the run to its end. */
+  wallMs: number;
+  /** Calls into the batch store and the time inside them. */
+  store: StoreTiming;
+  /** The engine's scheduler counters (steps, step time) and expert cache snapshot. */
+  engine: EngineStats;
+}
+
+function writeRunStats(path: string, s: RunStats): void {
+  writeFileSync(path, JSON.stringify(s) + "\n", { mode: 0o600 });
+}
+
 function printInputErrors(file: string, errors: InputError[]): void {
   for (const e of errors) console.error(`${file}:${e.line}: ${e.message}`);
 }
@@ -144,6 +165,7 @@ async function runCommand(args: string[]): Promise<number> {
       threads: { type: "string", short: "t" },
       "ram-budget": { type: "string" },
       "expert-cache": { type: "string" },
+      stats: { type: "string" },
       verbose: { type: "boolean", short: "v" },
       quiet: { type: "boolean", short: "q" },
     },
@@ -164,7 +186,10 @@ async function runCommand(args: string[]): Promise<number> {
   const lease = v.lease !== undefined ? Number(v.lease) : 60;
   if (!(lease > 0)) usage(`--lease must be a positive number of seconds, got "${v.lease}"`);
   const modelHash = await fileSha256(model);
-  const store = await openBatchStore(v.store ?? `${v.out}.db`, { appName: "spool batch run" });
+  const opened = await openBatchStore(v.store ?? `${v.out}.db`, { appName: "spool batch run" });
+  // --stats FILE: time the store calls and write them with the engine's step counters
+  const timed = v.stats !== undefined ? timedStore(opened) : null;
+  const store = timed ? timed.store : opened;
   const log = (s: string) => {
     if (!v.quiet) console.error(s);
   };
@@ -245,6 +270,8 @@ async function runCommand(args: string[]): Promise<number> {
       }, 2000);
       const runner = new BatchRunner(store, local.exec, {
         concurrency: plan.B,
+        // the bar needs a few counts a second, not a count query after every commit
+        progressMs: 250,
         leaseSeconds: lease,
         modelHash,
         onWarn: (m) => log(`spool batch run: ${m}`),
@@ -277,9 +304,24 @@ async function runCommand(args: string[]): Promise<number> {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
         bar.finish();
+        if (timed) {
+          try {
+            writeRunStats(v.stats!, {
+              workerId: runner.workerId,
+              B: plan.B,
+              completionTokens: runner.completionTokens,
+              wallMs: performance.now() - t0,
+              store: timed.timing,
+              engine: await local.engine.stats(),
+            });
+          } catch (e) {
+            log(`spool batch run: --stats: ${(e as Error).message}`);
+          }
+        }
         await local.close();
       }
       const secs = (performance.now() - t0) / 1000;
+      tokens = runner.completionTokens; // progress reports are coalesced: the exact count
       log(
         `${tokens} tokens generated in ${secs.toFixed(1)} s (${
           (tokens / secs).toFixed(2)
@@ -522,7 +564,7 @@ const SUB: Record<string, (a: string[]) => Promise<number>> = {
 export const batchCommands: Record<string, Command> = {
   batch: {
     usage:
-      "spool batch run FILE.jsonl --model M --out OUT [--store PATH|postgres://…] [--lease S] | " +
+      "spool batch run FILE.jsonl --model M --out OUT [--store PATH|postgres://…] [--lease S] [--stats FILE] | " +
       "submit FILE | " +
       "status ID [--store S] | results ID [--store S] | cancel ID [--store S] | list",
     summary: "overnight batch jobs: run to completion locally (resumable), or on a server",

@@ -63,8 +63,13 @@ export interface BatchProgress {
 export interface RunnerOptions {
   /** Requests in flight at once (the batch size B the scheduler sees). */
   concurrency: number;
-  /** Called after each committed result. */
+  /** Called after each committed result (at most once per `progressMs`). */
   onProgress?(p: BatchProgress): void;
+  /**
+   * Least milliseconds between two progress reports (default 0: one after every commit).
+   * Each report reads the batch's counts from the store; a progress bar needs far fewer.
+   */
+  progressMs?: number;
   /** Longest wait between checks for cancellation and expiry, ms (default 500). */
   pollMs?: number;
   /** This worker's id (default: host:pid:random). */
@@ -117,6 +122,10 @@ class Run {
   beating = false;
   reporting = false;
   reportAgain = false;
+  /** performance.now() of the latest progress report. */
+  reportedAt = -Infinity;
+  /** A deferred report (progressMs), cleared when the run ends. */
+  reportTimer: ReturnType<typeof setTimeout> | null = null;
   constructor(readonly id: string, readonly kind: "openai" | "anthropic") {}
 
   async abortAll(): Promise<void> {
@@ -136,12 +145,18 @@ export class BatchRunner {
   #poked = false;
   #wake: (() => void) | null = null;
   #hash: string | null = null;
+  #tokens = 0;
 
   constructor(store: BatchQueue, exec: Executor, opts: RunnerOptions) {
     this.store = store;
     this.exec = exec;
     this.opts = opts;
     this.workerId = opts.workerId ?? newWorkerId();
+  }
+
+  /** Completion tokens of the results this worker committed, over all its runs. */
+  get completionTokens(): number {
+    return this.#tokens;
   }
 
   get #lease(): number {
@@ -203,6 +218,16 @@ export class BatchRunner {
 
   async #report(run: Run): Promise<void> {
     if (!this.opts.onProgress) return;
+    const wait = run.reportedAt + (this.opts.progressMs ?? 0) - performance.now();
+    if (wait > 0) {
+      // too soon after the last one: one report later covers every commit until then
+      run.reportTimer ??= setTimeout(() => {
+        run.reportTimer = null;
+        this.#report(run).catch(() => {});
+      }, wait);
+      return;
+    }
+    run.reportedAt = performance.now();
     // one count query at a time: commits during one are covered by one more after it
     if (run.reporting) {
       run.reportAgain = true;
@@ -240,7 +265,11 @@ export class BatchRunner {
     ).then(async (res) => {
       if (ac.signal.aborted || run.full) return; // stays pending
       const l = resultLine(run.kind, r.customId, res.status, res.body);
-      if (await this.#commit(run, r, l.ok, l.line)) run.tokens += completionTokens(res.body);
+      if (await this.#commit(run, r, l.ok, l.line)) {
+        const n = completionTokens(res.body);
+        run.tokens += n;
+        this.#tokens += n;
+      }
       await this.#report(run).catch(() => {});
     }).catch((e) => {
       if (e instanceof StoreFullError) run.full = e;
@@ -373,6 +402,8 @@ export class BatchRunner {
       }
     } finally {
       clearInterval(hb);
+      if (run.reportTimer) clearTimeout(run.reportTimer);
+      run.reportTimer = null;
       await run.abortAll();
       await unwatch?.().catch(() => {});
       try {

@@ -299,3 +299,25 @@ Deno.test("the store and its WAL files are created owner-only (0600): they hold 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+Deno.test("batch runner: progressMs coalesces count queries; completionTokens stays exact", async () => {
+  const { dir, db } = tmp();
+  try {
+    const store = BatchStore.open(db);
+    const input = parseOpenAIBatchInput(lines(6));
+    const b = store.createBatch({ kind: "openai", endpoint: input.url!, requests: input.requests });
+    const progress: number[] = [];
+    const runner = new BatchRunner(store, echo(2), {
+      concurrency: 2,
+      progressMs: 60_000,
+      onProgress: (p) => progress.push(p.done),
+    });
+    const done = await runner.runBatch(b.id);
+    equal(done.request_counts.completed, 6);
+    deepStrictEqual(progress, [1]); // the first commit reports; the rest fall in the interval
+    equal(runner.completionTokens, 12); // 2 per answer, counted without the reports
+    store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
