@@ -1,6 +1,7 @@
 /**
- * The newer families against llama.cpp in the same run (issue 11): GLM-4.5-Air, MiniMax-M2
- * and DeepSeek-V3 shapes with fewer layers (random weights, `spool synth` presets).
+ * The newer families against llama.cpp in the same run (issues 11 and 12): GLM-4.5-Air,
+ * MiniMax-M2, DeepSeek-V3 and Qwen3.5-35B-A3B shapes with fewer layers (random weights,
+ * `spool synth` presets; `--presets` picks them).
  *
  *   deno run -A bench/families.ts [--presets glm-4.5-air,minimax-m2,deepseek-v3]
  *        [--runs 5] [--prefill 64] [--decode 16] [--threads 2] [--cap 4G] [--no-cap]
@@ -42,9 +43,12 @@ async function model(preset: string): Promise<string> {
   const path = `${OUT}${preset}.gguf`;
   if (existsSync(path)) return path;
   mkdirSync(OUT, { recursive: true });
-  const arch = { "glm-4.5-air": "glm4moe", "minimax-m2": "minimax-m2", "deepseek-v3": "deepseek2" }[
-    preset
-  ]!;
+  const arch = {
+    "glm-4.5-air": "glm4moe",
+    "minimax-m2": "minimax-m2",
+    "deepseek-v3": "deepseek2",
+    "qwen3.5-35b-a3b": "qwen35moe",
+  }[preset]!;
   console.log(`making ${path} (random weights, ${arch})...`);
   const { writeSyntheticModel } = await import("../runtime/models/synth.ts");
   writeSyntheticModel(path, {
@@ -143,7 +147,7 @@ if (!a["no-cap"]) {
   // llama-bench has no switch for repacking here; llama-batched-bench does
   const llama = await runCapped(cap, [
     `${bin}/llama-batched-bench`,
-    ...["-m", path, "-c", "64", "-npp", "16", "-ntg", "4", "-npl", "1", "-t", T],
+    ...["-m", path, "-c", "64", "-npp", "8", "-ntg", "4", "-npl", "1", "-t", T],
     ...["--no-repack", "--output-format", "jsonl"],
   ], 1800);
   const ld = llama.ok ? JSON.stringify(llama.result) : llama.error;

@@ -81,6 +81,22 @@ export async function q<T>(what: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * {@link q} for a read, which is safe to repeat: a lost connection (a terminated backend, a
+ * restart) is retried a few times with backoff before it surfaces as StoreUnavailableError,
+ * so a worker's bookkeeping reads ride out what its commits already ride out.
+ */
+export async function qRead<T>(what: string, f: () => Promise<T>, tries = 6): Promise<T> {
+  for (let k = 0;; k++) {
+    try {
+      return await q(what, f);
+    } catch (e) {
+      if (!(e instanceof StoreUnavailableError) || k + 1 >= tries) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** k)));
+    }
+  }
+}
+
 /** Check a connection string; returns it without the password (for messages and logs). */
 export function describePgUrl(url: string): string {
   let u: URL;

@@ -32,6 +32,7 @@ import {
   PG_CHANNEL,
   PG_SCHEMA_VERSION,
   q,
+  qRead,
   SCHEMA,
   writeOutputFiles,
 } from "./_pg.ts";
@@ -148,7 +149,7 @@ export class PgBatchStore implements BatchQueue {
 
   /** A file's record, or null. */
   async getFile(id: string): Promise<FileRecord | null> {
-    const r = await q(
+    const r = await qRead(
       "read the file",
       () =>
         this.sql`SELECT id, purpose, filename, bytes, created_at FROM spool.files WHERE id = ${id}`,
@@ -158,7 +159,7 @@ export class PgBatchStore implements BatchQueue {
 
   /** A file's bytes, or null. */
   async fileContent(id: string): Promise<Uint8Array | null> {
-    const r = await q(
+    const r = await qRead(
       "read the file",
       () => this.sql`SELECT content FROM spool.files WHERE id = ${id}`,
     );
@@ -173,7 +174,7 @@ export class PgBatchStore implements BatchQueue {
 
   /** Files, newest first. */
   async listFiles(purpose?: string): Promise<FileRecord[]> {
-    const rows = await q(
+    const rows = await qRead(
       "list files",
       () =>
         purpose
@@ -221,7 +222,7 @@ export class PgBatchStore implements BatchQueue {
 
   /** A batch, or null. */
   async getBatch(id: string): Promise<BatchRecord | null> {
-    const r = await q(
+    const r = await qRead(
       "read the batch",
       () => this.sql`SELECT * FROM spool.batches WHERE id = ${id}`,
     );
@@ -230,7 +231,7 @@ export class PgBatchStore implements BatchQueue {
 
   /** A batch's status and expiry alone. */
   async batchStatus(id: string): Promise<{ status: BatchStatus; expiresAt: number } | null> {
-    const r = await q(
+    const r = await qRead(
       "read the batch",
       () => this.sql`SELECT status, expires_at FROM spool.batches WHERE id = ${id}`,
     );
@@ -246,7 +247,7 @@ export class PgBatchStore implements BatchQueue {
       expired: 0,
       pending: 0,
     };
-    const rows = await q(
+    const rows = await qRead(
       "count requests",
       () =>
         this.sql`SELECT state, count(*)::int AS n FROM spool.requests WHERE batch_id = ${id}
@@ -308,7 +309,7 @@ export class PgBatchStore implements BatchQueue {
       if (!r[0]) throw new StoreError("not_found", `No batch ${o.after}`);
       seqBelow = String(r[0].seq);
     }
-    const rows = await q(
+    const rows = await qRead(
       "list batches",
       () =>
         this.sql`SELECT * FROM spool.batches WHERE kind = ${kind} AND seq < ${seqBelow}::bigint
@@ -321,7 +322,7 @@ export class PgBatchStore implements BatchQueue {
 
   /** Ids of batches with work, oldest first. */
   async activeBatches(): Promise<string[]> {
-    const rows = await q(
+    const rows = await qRead(
       "list batches",
       () =>
         this.sql`SELECT id FROM spool.batches WHERE status IN ('in_progress', 'cancelling')
@@ -417,7 +418,7 @@ export class PgBatchStore implements BatchQueue {
 
   /** Per-worker progress of a batch. */
   async workers(id: string): Promise<WorkerProgress[]> {
-    const rows = await q(
+    const rows = await qRead(
       "list workers",
       () =>
         this.sql`SELECT w.worker_id, w.host, w.pid, w.tokens, w.tok_s,
@@ -532,7 +533,7 @@ export class PgBatchStore implements BatchQueue {
 
   /** Committed lines in input order. */
   async results(id: string): Promise<{ customId: string; state: RequestState; line: unknown }[]> {
-    const rows = await q(
+    const rows = await qRead(
       "read results",
       () =>
         this.sql`SELECT custom_id, state, result FROM spool.requests
@@ -547,7 +548,7 @@ export class PgBatchStore implements BatchQueue {
 
   /** The newest batch made from input file `fileId`. */
   async batchForInput(fileId: string): Promise<BatchRecord | null> {
-    const r = await q(
+    const r = await qRead(
       "find the batch",
       () =>
         this.sql`SELECT id FROM spool.batches WHERE input_file_id = ${fileId}

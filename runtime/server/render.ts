@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { startRenderWorker } from "../engine/workers.ts";
 import { readGGUF } from "../gguf/reader.ts";
 import {
   applyChatTemplate,
@@ -222,9 +223,7 @@ export class RenderPool {
 
   /** Starts the worker for the GGUF at `path`. */
   constructor(path: string) {
-    this.#worker = new Worker(new URL("./_render_worker.ts", import.meta.url).href, {
-      type: "module",
-    });
+    this.#worker = startRenderWorker();
     this.#worker.onmessage = (e: MessageEvent) => {
       const m = e.data as { id: number; value?: unknown; error?: WireError };
       const p = this.#pending.get(m.id);

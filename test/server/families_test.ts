@@ -238,7 +238,8 @@ Deno.test({
         const client = new Anthropic({ baseURL: server.url, apiKey: "x", maxRetries: 0 });
         const params = {
           model: "m",
-          max_tokens: 6,
+          // the API's rule: 1024 <= budget_tokens < max_tokens
+          max_tokens: 1030,
           messages: [{ role: "user" as const, content: "Hi" }],
           thinking: { type: "enabled" as const, budget_tokens: 1024 },
         };

@@ -1,8 +1,14 @@
 /**
- * Worker entry of the render pool (see render.ts): loads the model's tokenizer and chat
+ * Worker entry of the server's render pool (runtime/server/render.ts): loads the model's tokenizer and chat
  * template once, then renders and tokenizes the jobs it is sent, one at a time.
  */
-import { type PromptRenderer, rendererOf, type RenderJob, runJob, wireError } from "./render.ts";
+import {
+  type PromptRenderer,
+  rendererOf,
+  type RenderJob,
+  runJob,
+  wireError,
+} from "../server/render.ts";
 
 const scope = globalThis as unknown as {
   onmessage: ((e: MessageEvent) => void) | null;
