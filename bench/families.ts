@@ -105,7 +105,7 @@ const bin = llamaBin();
 console.log(
   `llama.cpp: ${bin}; threads ${T}; prefill ${NP}, decode ${ND}; ${a.runs} alternating runs`,
 );
-for (const preset of a.presets!.split(",")) {
+for (const preset of a.presets!.split(",").filter(Boolean)) {
   const path = await model(preset);
   const sp: { pre: number; dec: number }[] = [], ll: { pre: number; dec: number }[] = [];
   for (let i = 0; i < Number(a.runs); i++) {

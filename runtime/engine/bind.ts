@@ -20,8 +20,14 @@ export { ModelLoadError };
 export interface BindOptions {
   /** Experts are served from the cache: never fault their pages in. */
   readonly cached: boolean;
-  /** Advise random access for mapped experts. */
+  /** Advise the kernel about mapped experts (random access, or read ahead when resident). */
   readonly willNeed: boolean;
+  /**
+   * The budget keeps the whole model in RAM: read the experts ahead (page cache filled in the
+   * background, faults mapping whole runs of pages) instead of random-access advice, which
+   * leaves every first touch a single-page fault for the length of a run.
+   */
+  readonly residentExperts?: boolean;
 }
 
 /** How a listed tensor is bound. */
@@ -116,6 +122,8 @@ export function bindTensors(
     if (opts.cached) {
       file.advise(info.absoluteOffset, info.nbytes, Advice.RANDOM);
       file.advise(info.absoluteOffset, info.nbytes, Advice.DONTNEED);
+    } else if (opts.willNeed && opts.residentExperts) {
+      file.advise(info.absoluteOffset, info.nbytes, Advice.WILLNEED);
     } else if (opts.willNeed) file.advise(info.absoluteOffset, info.nbytes, Advice.RANDOM);
     out.set(
       spec.name,

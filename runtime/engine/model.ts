@@ -193,6 +193,7 @@ export class Model {
     threads: number,
     willNeed: boolean,
     cached: boolean,
+    residentExperts: boolean,
   ) {
     this.path = path;
     this.gguf = gguf;
@@ -203,6 +204,7 @@ export class Model {
     const bound = bindTensors(path, gguf, file, this.arch.tensors(cfg), this.#tables, {
       cached,
       willNeed,
+      residentExperts,
     });
     const at = (name: string) => bound.get(name);
     this.tokenEmbd = at("token_embd.weight") as Weight;
@@ -243,7 +245,9 @@ export class Model {
     let model: Model | undefined;
     try {
       const threads = opts.threads ?? Math.max(1, Math.min(availableParallelism(), 16));
-      model = new Model(path, gguf, file, threads, opts.willNeed ?? true, budget > 0);
+      // the budget mapped the whole model (it fits): its experts may be read ahead too
+      const resident = budget === 0 && opts.expertCache === undefined;
+      model = new Model(path, gguf, file, threads, opts.willNeed ?? true, budget > 0, resident);
       if (budget > 0) {
         model.#experts = openExpertSource(
           model,
