@@ -53,7 +53,7 @@ async function loop(checkpoints: number | undefined) {
   const server = await createServer({
     path,
     port: 0,
-    nCtx: turns * grow + 512,
+    nCtx: Math.ceil(turns * grow * 1.5) + 512, // a word is 1 to 2 tokens
     threads: Number(a.threads),
     parallel: 1,
     alias: "m",
