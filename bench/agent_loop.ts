@@ -1,9 +1,9 @@
 /**
  * Agent loop on a hybrid model (issue 12): a conversation of `--turns` turns through
  * `spool serve`, each adding about `--grow` prompt tokens, so the prompt reaches about
- * turns × grow tokens. Time to first token of each turn (a 1-token answer, so the time is the
- * prefill), with prefix reuse through recurrent-state checkpoints on (the default) and off
- * (`checkpoints: 0`: every turn reads the whole conversation), and the tokens reused.
+ * turns × grow tokens. Time to the first streamed token of each turn (8-token answers, which
+ * the next turn carries back in its history), with prefix reuse through recurrent-state
+ * checkpoints on (the default) and off (`checkpoints: 0`), and the tokens reused.
  *
  *   deno run -A bench/agent_loop.ts [--model FILE | --preset qwen3.5-35b-a3b] [--turns 6]
  *                                   [--grow 1000] [--threads 2]
@@ -68,12 +68,42 @@ async function loop(checkpoints: number | undefined) {
       const r = await fetch(`http://127.0.0.1:${server.port}/v1/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model: "m", messages, max_tokens: 1, temperature: 0 }),
+        body: JSON.stringify({
+          model: "m",
+          messages,
+          max_tokens: 8,
+          temperature: 0,
+          stream: true,
+          stream_options: { include_usage: true },
+        }),
       });
-      const body = await r.json();
-      const seconds = (performance.now() - t0) / 1000;
-      if (!r.ok) throw new Error(JSON.stringify(body));
-      messages.push({ role: "assistant", content: body.choices[0].message.content ?? "" });
+      if (!r.ok) throw new Error(await r.text());
+      // time to the first generated text; the answer and the usage from the stream
+      let ttft = 0, answer = "", usage: Record<string, unknown> = {}, buf = "";
+      const dec = new TextDecoder();
+      for await (const chunk of r.body!) {
+        buf += dec.decode(chunk, { stream: true });
+        let i;
+        while ((i = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, i).trim();
+          buf = buf.slice(i + 1);
+          if (!line.startsWith("data:") || line === "data: [DONE]") continue;
+          const ev = JSON.parse(line.slice(5));
+          const d = ev.choices?.[0]?.delta ?? {};
+          const text = (d.content ?? "") + (d.reasoning_content ?? "");
+          if (text && ttft === 0) ttft = (performance.now() - t0) / 1000;
+          answer += d.content ?? "";
+          if (ev.usage) usage = ev.usage;
+        }
+      }
+      const seconds = ttft || (performance.now() - t0) / 1000;
+      const body = {
+        usage: usage as {
+          prompt_tokens: number;
+          prompt_tokens_details?: { cached_tokens?: number };
+        },
+      };
+      messages.push({ role: "assistant", content: answer });
       rows.push({
         prompt: body.usage.prompt_tokens,
         cached: body.usage.prompt_tokens_details?.cached_tokens ?? 0,
