@@ -12,9 +12,9 @@ import { fileURLToPath } from "node:url";
 import { GGUFError, type GGUFErrorCode } from "./errors.ts";
 
 /** Folder of llama.cpp's vocab-only GGUF files (`SPOOL_VOCAB_DIR` overrides). */
-export const VOCAB_DIR: string = (globalThis as { process?: { env: Record<string, string> } })
+export const VOCAB_DIR: string = ((globalThis as { process?: { env: Record<string, string> } })
   .process?.env.SPOOL_VOCAB_DIR ??
-  fileURLToPath(new URL("../../../shared/vocab/", import.meta.url));
+  fileURLToPath(new URL("../../../shared/vocab/", import.meta.url))).replace(/\/?$/, "/");
 
 /** What an expected {@link GGUFError} must have. */
 export interface ExpectedError {

@@ -475,8 +475,10 @@ const VOCABS: Record<string, [string, number]> = {
 };
 
 Deno.test("llama.cpp vocab files parse", () => {
-  const files = readdirSync(VOCAB_DIR).filter((f) => f.endsWith(".gguf")).sort();
-  assert.deepEqual(files, Object.keys(VOCABS).sort());
+  // every file of the set is there (llama.cpp's own folder has a few more)
+  const present = new Set(readdirSync(VOCAB_DIR).filter((f) => f.endsWith(".gguf")));
+  const files = Object.keys(VOCABS).sort();
+  assert.deepEqual(files.filter((f) => !present.has(f)), []);
   for (const f of files) {
     const g = readGGUF(VOCAB_DIR + f);
     const [model, nVocab] = VOCABS[f];

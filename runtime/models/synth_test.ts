@@ -242,5 +242,5 @@ Deno.test("Rng is deterministic and uniform", () => {
   const s = stats(a);
   assert.ok(s.min >= -1 && s.max < 1 && Math.abs(s.mean) < 0.01);
   assert.ok(Math.abs(s.std - 1 / Math.sqrt(3)) < 0.01);
-  assert.ok(sharedVocab("x.gguf").endsWith("/vocab/x.gguf"));
+  assert.ok(sharedVocab("x.gguf").endsWith("/x.gguf"));
 });

@@ -11,7 +11,9 @@ import {
   type ToolFormat,
 } from "./mod.ts";
 
-const TEMPLATES = fileURLToPath(new URL("../../../shared/templates/", import.meta.url));
+/** llama.cpp's chat templates: `SPOOL_TEMPLATE_DIR` (the bundle, in a plain clone) or ../shared. */
+const TEMPLATES = (Deno.env.get("SPOOL_TEMPLATE_DIR") ??
+  fileURLToPath(new URL("../../../shared/templates/", import.meta.url))).replace(/\/?$/, "/");
 const template = (name: string) => readFileSync(TEMPLATES + name, "utf8");
 
 const TOOLS: ToolDef[] = [

@@ -3,6 +3,7 @@
  * `render_jinja2.py` (one process per batch) and compares them with spool's renderer.
  */
 
+import process from "node:process";
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -30,7 +31,8 @@ export const ALL_CASES: ChatTemplateCase[] = [
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 /** Folder of the shared real-model templates. */
-export const TEMPLATES_DIR = join(HERE, "..", "..", "..", "shared", "templates");
+export const TEMPLATES_DIR = process.env.SPOOL_TEMPLATE_DIR ??
+  join(HERE, "..", "..", "..", "shared", "templates");
 
 /** The oracle script. */
 export const ORACLE_SCRIPT = join(HERE, "render_jinja2.py");
