@@ -343,12 +343,12 @@ export class Regex {
 
   #close(from: number[]): number[] {
     const seen = new Set(from);
-    const todo = [...from];
-    while (todo.length > 0) {
-      for (const t of this.eps[todo.pop()!]) {
+    const pending = [...from];
+    while (pending.length > 0) {
+      for (const t of this.eps[pending.pop()!]) {
         if (!seen.has(t)) {
           seen.add(t);
-          todo.push(t);
+          pending.push(t);
         }
       }
     }
@@ -389,16 +389,16 @@ export class Regex {
   /** Whether any string matches (the accepting state is reachable). */
   satisfiable(): boolean {
     const seen = new Set<number>(this.start);
-    const todo = [...this.start];
-    while (todo.length > 0) {
-      const s = todo.pop()!;
+    const pending = [...this.start];
+    while (pending.length > 0) {
+      const s = pending.pop()!;
       if (s === this.accept) return true;
       for (const { r, to } of this.edges[s]) {
         if (r.length === 0) continue;
         for (const c of this.#closure[to]) {
           if (!seen.has(c)) {
             seen.add(c);
-            todo.push(c);
+            pending.push(c);
           }
         }
       }

@@ -179,14 +179,14 @@ function checkKeywords(s: Schema, path: string): void {
  */
 export function jsonDepth(v: unknown, limit: number): number {
   let max = 0;
-  const todo: [unknown, number][] = [[v, 1]];
-  while (todo.length > 0) {
-    const [x, d] = todo.pop()!;
+  const pending: [unknown, number][] = [[v, 1]];
+  while (pending.length > 0) {
+    const [x, d] = pending.pop()!;
     if (typeof x !== "object" || x === null) continue;
     if (d > max) max = d;
     if (max > limit) return max;
     for (const c of Array.isArray(x) ? x : Object.values(x)) {
-      if (typeof c === "object" && c !== null) todo.push([c, d + 1]);
+      if (typeof c === "object" && c !== null) pending.push([c, d + 1]);
     }
   }
   return max;
@@ -514,13 +514,13 @@ function numSatisfiable(n: Num): boolean {
 function prune(root: GNode): void {
   const all: GNode[] = [];
   const seen = new Set<GNode>();
-  const todo = [root];
-  while (todo.length > 0) {
-    const n = todo.pop()!;
+  const pending = [root];
+  while (pending.length > 0) {
+    const n = pending.pop()!;
     if (seen.has(n)) continue;
     seen.add(n);
     all.push(n);
-    for (const c of children(n)) if (!seen.has(c)) todo.push(c);
+    for (const c of children(n)) if (!seen.has(c)) pending.push(c);
   }
   const ok = new Set<GNode>();
   const val = (p: GNode | (() => GNode)) => typeof p === "function" ? p() : p;
