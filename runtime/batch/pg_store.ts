@@ -40,6 +40,7 @@ import {
   type BatchKind,
   type BatchQueue,
   type BatchRecord,
+  batchRecordOf,
   type BatchRequest,
   type BatchStatus,
   type CreateBatchOptions,
@@ -60,7 +61,6 @@ export { describePgUrl, PG_CHANNEL, PG_SCHEMA_VERSION };
 
 type Row = Record<string, unknown>;
 type Sql = postgres.Sql;
-const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 const ENDED = ["completed", "cancelled", "expired"];
 
 /** Files, batches and requests in a PostgreSQL database (see the module doc). */
@@ -267,31 +267,7 @@ export class PgBatchStore implements BatchQueue {
   }
 
   async #batchRecord(r: Row): Promise<BatchRecord> {
-    const n = (k: string) => num(r[k]);
-    return {
-      id: String(r.id),
-      kind: r.kind as BatchKind,
-      endpoint: String(r.endpoint),
-      input_file_id: (r.input_file_id as string | null) ?? null,
-      completion_window: String(r.completion_window),
-      status: r.status as BatchStatus,
-      created_at: Number(r.created_at),
-      in_progress_at: n("in_progress_at"),
-      finalizing_at: n("finalizing_at"),
-      completed_at: n("completed_at"),
-      failed_at: n("failed_at"),
-      expired_at: n("expired_at"),
-      expires_at: Number(r.expires_at),
-      cancelling_at: n("cancelling_at"),
-      cancelled_at: n("cancelled_at"),
-      output_file_id: (r.output_file_id as string | null) ?? null,
-      error_file_id: (r.error_file_id as string | null) ?? null,
-      errors: JSON.parse(String(r.errors ?? "[]")),
-      metadata: r.metadata ? JSON.parse(String(r.metadata)) : null,
-      request_counts: await this.#counts(String(r.id)),
-      model_hash: (r.model_hash as string | null) ?? null,
-      finalized_by: (r.finalized_by as string | null) ?? null,
-    };
+    return batchRecordOf(r, await this.#counts(String(r.id)));
   }
 
   /** Batches of `kind`, newest first, created before batch `after`. */

@@ -320,3 +320,35 @@ export interface BatchQueue {
    */
   watch?(onChange: (batchId: string) => void): Promise<() => Promise<void>>;
 }
+
+/**
+ * A batch row of either store (SQLite or PostgreSQL: the same columns) as a
+ * {@link BatchRecord}, with its request counts.
+ */
+export function batchRecordOf(r: Record<string, unknown>, counts: RequestCounts): BatchRecord {
+  const n = (k: string) => (r[k] === null || r[k] === undefined ? null : Number(r[k]));
+  return {
+    id: String(r.id),
+    kind: r.kind as BatchKind,
+    endpoint: String(r.endpoint),
+    input_file_id: (r.input_file_id as string | null) ?? null,
+    completion_window: String(r.completion_window),
+    status: r.status as BatchStatus,
+    created_at: Number(r.created_at),
+    in_progress_at: n("in_progress_at"),
+    finalizing_at: n("finalizing_at"),
+    completed_at: n("completed_at"),
+    failed_at: n("failed_at"),
+    expired_at: n("expired_at"),
+    expires_at: Number(r.expires_at),
+    cancelling_at: n("cancelling_at"),
+    cancelled_at: n("cancelled_at"),
+    output_file_id: (r.output_file_id as string | null) ?? null,
+    error_file_id: (r.error_file_id as string | null) ?? null,
+    errors: JSON.parse(String(r.errors ?? "[]")),
+    metadata: r.metadata ? JSON.parse(String(r.metadata)) : null,
+    request_counts: counts,
+    model_hash: (r.model_hash as string | null) ?? null,
+    finalized_by: (r.finalized_by as string | null) ?? null,
+  };
+}
