@@ -44,7 +44,7 @@ const WEATHER = {
   type: "object",
   properties: {
     city: { type: "string", maxLength: 12 },
-    days: { type: "integer" },
+    days: { type: "integer", minimum: 1, maximum: 14 }, // bounded: a call always fits max_tokens
     metric: { type: "boolean" },
   },
   required: ["city", "days"],
