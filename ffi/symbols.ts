@@ -99,6 +99,33 @@ export const symbols = {
     ],
     "i32",
   ),
+  spool_moe_ffn_phase: fn(
+    [
+      "ptr",
+      "ptr",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32", // pool x n_tok n_embd n_ff n_expert k
+      "ptr",
+      "ptr", // ids weights
+      "ptr",
+      "i32",
+      "ptr",
+      "i32",
+      "ptr",
+      "i32", // gate gate_type up up_type down down_type
+      "ptr",
+      "ptr",
+      "ptr", // gate_b up_b down_b
+      "i32",
+      "ptr",
+      "ptr",
+      "i32", // act y scratch phase
+    ],
+    "i32",
+  ),
 
   spool_rmsnorm: fn(["ptr", "ptr", "ptr", "i32", "i32", "f32"], "i32"),
   spool_softmax: fn(["ptr", "i32", "i32"], "i32"),

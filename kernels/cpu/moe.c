@@ -32,8 +32,19 @@
  * instead of 3·k matmuls. MOE_TASKS_PER_THREAD 8 measured best against 4 and 16 (Qwen3-30B
  * Q4_K_M, 2 threads: about 14 GB/s over the experts against 16-17 for one long matvec).
  *
+ * Phases (spool_moe_ffn_phase), for overlapping expert reads with compute: BEGIN runs step 0
+ * and steps 1 and 2 (down only) for the groups whose three matrices are present (non-NULL),
+ * marks those groups computed and leaves everything in the scratch; FINISH, with the same
+ * arguments once the other matrices are present, redoes the grouping (the same: it depends
+ * on ids only), runs steps 1 and 2 for the groups not yet computed and then the slot sum over
+ * all of them. Every group's G, U, Hq and D rows are the same bits whichever call computes
+ * them (token tiles come from the largest group of the whole call, row chunks never change a
+ * row's value), and the sum is the same slot-order f32 sum, so BEGIN + FINISH equals one ALL
+ * call bit for bit.
+ *
  * Scratch (spool_moe_scratch_bytes; aligned internally to 64 bytes):
- *   ints:  gexp[P], gstart[P+1], pos[P] (slot -> position), done[P] (atomic), cnt[n_expert]
+ *   ints:  gexp[P], gstart[P+1], pos[P] (slot -> position), sel[P] (this call's groups),
+ *          computed[P] (per group), cnt[n_expert], stamp[4], done[P] (atomic)
  *   xg:    P gathered gate activation rows (quantized, or f32 for float gate weights)
  *   xu:    P up activation rows, only when up's activation type differs from gate's
  *   G, U:  P × n_ff f32;  Hq: P quantized rows of n_ff (quantized down weights only)
@@ -71,6 +82,9 @@ typedef struct {
   int32_t tile_g, tile_u, tile_d;
   int32_t per1, cpg, per2;
   int32_t tok_per_task; /* step 0 */
+  /* phases: the groups this call computes (indices into gexp/gstart), and whether it sums */
+  int32_t *sel, n_sel, sum;
+  int32_t *computed; /* per group: 1 once its down rows are in D (kept across phases) */
 } moe_ctx;
 
 static int mat_init(moe_mat *m, int32_t type, int32_t cols, const void *const *w) {
@@ -92,7 +106,7 @@ static int moe_sizes_of(const moe_mat *gate, const moe_mat *up, const moe_mat *d
                         int32_t n_embd, int32_t n_ff, int32_t n_expert, int32_t n_tok, int32_t k,
                         moe_sizes *s) {
   const size_t P = (size_t)n_tok * (size_t)k;
-  s->ints = al64(sizeof(int32_t) * (3 * P + 1 + (size_t)n_expert) + sizeof(atomic_int) * P);
+  s->ints = al64(sizeof(int32_t) * (5 * P + 5 + (size_t)n_expert) + sizeof(atomic_int) * P);
   s->xg = al64(P * gate->xrow);
   s->xu = up->act == gate->act ? 0 : al64(P * up->xrow);
   s->g = al64(P * (size_t)n_ff * sizeof(float));
@@ -209,7 +223,7 @@ static void act_group(const moe_ctx *c, int32_t g) {
 static void up_task(void *vctx, int32_t task, int32_t n_tasks) {
   (void)n_tasks;
   const moe_ctx *c = (const moe_ctx *)vctx;
-  const int32_t g = task / c->cpg, ch = task % c->cpg;
+  const int32_t g = c->sel[task / c->cpg], ch = task % c->cpg;
   const int32_t r0 = ch * c->per1;
   const int32_t r1 = r0 + c->per1 < c->n_ff ? r0 + c->per1 : c->n_ff;
   const int32_t e = c->gexp[g], p0 = c->gstart[g], n_g = c->gstart[g + 1] - p0;
@@ -232,11 +246,12 @@ static void down_task(void *vctx, int32_t task, int32_t n_tasks) {
   const int32_t r0 = task * c->per2;
   const int32_t r1 = r0 + c->per2 < E ? r0 + c->per2 : E;
   const uint8_t *h = c->hq ? c->hq : (const uint8_t *)c->G;
-  for (int32_t g = 0; g < c->n_groups; g++) {
-    const int32_t p0 = c->gstart[g];
+  for (int32_t i = 0; i < c->n_sel; i++) {
+    const int32_t g = c->sel[i], p0 = c->gstart[g];
     product(&c->down, c->gexp[g], c->n_ff, r0, r1, h, 1, p0, c->gstart[g + 1] - p0, c->tile_d,
             c->D, (size_t)E);
   }
+  if (!c->sum) return;
   for (int32_t t = 0; t < c->n_tok; t++) {
     float *yt = c->y + (size_t)t * E;
     for (int32_t j = 0; j < K; j++) {
@@ -263,17 +278,62 @@ static int32_t round_rows(int32_t per) {
   return per + (TILE_ROWS - per % TILE_ROWS) % TILE_ROWS;
 }
 
-SPOOL_API spool_status spool_moe_ffn(spool_pool *pool, const float *x, int32_t n_tok,
-                                     int32_t n_embd, int32_t n_ff, int32_t n_expert, int32_t k,
-                                     const int32_t *ids, const float *weights,
-                                     const void *const *gate, int32_t gate_type,
-                                     const void *const *up, int32_t up_type,
-                                     const void *const *down, int32_t down_type,
-                                     const float *gate_b, const float *up_b, const float *down_b,
-                                     int32_t act, float *y, void *scratch) {
+#define MOE_STAMP 0x4d4f4531 /* "MOE1": a BEGIN phase left its state in the scratch */
+
+/* Run steps 1 and 2 (down; the sum when c->sum) over the c->n_sel groups in c->sel. */
+static void moe_compute(spool_pool *pool, moe_ctx *c, int32_t max_g) {
+  const int32_t n_threads = spool_pool_size(pool);
+  const int32_t n_ff = c->n_ff, n_embd = c->n_embd;
+  for (int32_t i = 0; i < c->n_sel; i++) atomic_init(&c->done[c->sel[i]], 0);
+  int32_t per1 = n_ff;
+  if (n_threads > 1) {
+    const int64_t rows = (int64_t)(c->n_sel > 0 ? c->n_sel : 1) * n_ff;
+    const int64_t want = (int64_t)n_threads * MOE_TASKS_PER_THREAD;
+    per1 = round_rows((int32_t)((rows + want - 1) / want));
+    if (c->tile_g < max_g || c->tile_u < max_g) { /* rows re-read per token tile: keep in L2 */
+      const size_t rb = c->gate.row_bytes > c->up.row_bytes ? c->gate.row_bytes : c->up.row_bytes;
+      const int32_t cap = round_rows((int32_t)(L2_TASK_BYTES / rb));
+      if (per1 > cap) per1 = cap;
+    }
+    if (per1 > n_ff) per1 = n_ff;
+  }
+  c->per1 = per1;
+  c->cpg = (n_ff + per1 - 1) / per1;
+  if (c->n_sel > 0) spool_pool_run(pool, up_task, c, c->n_sel * c->cpg);
+
+  int32_t per2 = n_embd;
+  if (n_threads > 1) {
+    const int32_t want = n_threads * MOE_TASKS_PER_THREAD;
+    per2 = round_rows((n_embd + want - 1) / want);
+    if (c->tile_d < max_g) {
+      const int32_t cap = round_rows((int32_t)(L2_TASK_BYTES / c->down.row_bytes));
+      if (per2 > cap) per2 = cap;
+    }
+    if (per2 > n_embd) per2 = n_embd;
+  }
+  c->per2 = per2;
+  if (c->n_sel > 0 || c->sum) spool_pool_run(pool, down_task, c, (n_embd + per2 - 1) / per2);
+  for (int32_t i = 0; i < c->n_sel; i++) c->computed[c->sel[i]] = 1;
+}
+
+static int resident(const moe_ctx *c, int32_t e) {
+  return c->gate.w[e] && c->up.w[e] && c->down.w[e];
+}
+
+SPOOL_API spool_status spool_moe_ffn_phase(spool_pool *pool, const float *x, int32_t n_tok,
+                                           int32_t n_embd, int32_t n_ff, int32_t n_expert,
+                                           int32_t k, const int32_t *ids, const float *weights,
+                                           const void *const *gate, int32_t gate_type,
+                                           const void *const *up, int32_t up_type,
+                                           const void *const *down, int32_t down_type,
+                                           const float *gate_b, const float *up_b,
+                                           const float *down_b, int32_t act, float *y,
+                                           void *scratch, int32_t phase) {
   if (n_tok < 0 || n_embd < 1 || n_ff < 1 || n_expert < 1 || k < 1) return SPOOL_E_INVALID;
   if (k > n_expert) return SPOOL_E_RANGE;
   if (act != SPOOL_ACT_SWIGLU && act != SPOOL_ACT_SWIGLU_OAI) return SPOOL_E_INVALID;
+  if (phase != SPOOL_MOE_ALL && phase != SPOOL_MOE_BEGIN && phase != SPOOL_MOE_FINISH)
+    return SPOOL_E_INVALID;
   moe_ctx c;
   memset(&c, 0, sizeof c);
   spool_status st;
@@ -288,11 +348,7 @@ SPOOL_API spool_status spool_moe_ffn(spool_pool *pool, const float *x, int32_t n
   for (size_t s = 0; s < P; s++) {
     const int32_t e = ids[s];
     if (e < 0 || e >= n_expert) return SPOOL_E_RANGE;
-    if (!gate[e] || !up[e] || !down[e]) return SPOOL_E_INVALID; /* expert not resident */
   }
-  spool_select_kernels(gate_type, &c.gate.k);
-  spool_select_kernels(up_type, &c.up.k);
-  spool_select_kernels(down_type, &c.down.k);
   c.x = x;
   c.wts = weights;
   c.ids = ids;
@@ -314,8 +370,11 @@ SPOOL_API spool_status spool_moe_ffn(spool_pool *pool, const float *x, int32_t n
   c.gexp = ints;
   c.gstart = ints + P;
   c.pos = ints + 2 * P + 1;
-  int32_t *cnt = ints + 3 * P + 1;
-  c.done = (atomic_int *)(void *)(cnt + n_expert);
+  c.sel = ints + 3 * P + 1;
+  c.computed = ints + 4 * P + 1;
+  int32_t *cnt = ints + 5 * P + 1;
+  int32_t *stamp = cnt + n_expert; /* 4 ints: a BEGIN's mark, checked by FINISH */
+  c.done = (atomic_int *)(void *)(stamp + 4);
   p += sz.ints;
   c.xg = p;
   p += sz.xg;
@@ -329,6 +388,11 @@ SPOOL_API spool_status spool_moe_ffn(spool_pool *pool, const float *x, int32_t n
   p += sz.hq;
   c.D = (float *)(void *)p;
 
+  if (phase == SPOOL_MOE_FINISH) {
+    if (stamp[0] != MOE_STAMP || stamp[1] != (int32_t)P || stamp[2] != n_expert)
+      return SPOOL_E_INVALID; /* no BEGIN of this shape before */
+  }
+
   /* step 0: group the slots by expert (stable: slot order within a group) */
   for (int32_t e = 0; e < n_expert; e++) cnt[e] = 0;
   for (size_t s = 0; s < P; s++) cnt[ids[s]]++;
@@ -337,7 +401,6 @@ SPOOL_API spool_status spool_moe_ffn(spool_pool *pool, const float *x, int32_t n
     if (!cnt[e]) continue;
     c.gexp[ng] = e;
     c.gstart[ng] = at;
-    atomic_init(&c.done[ng], 0);
     const int32_t n = cnt[e];
     cnt[e] = at; /* next free position of expert e */
     at += n;
@@ -347,21 +410,41 @@ SPOOL_API spool_status spool_moe_ffn(spool_pool *pool, const float *x, int32_t n
   c.n_groups = ng;
   for (size_t s = 0; s < P; s++) c.pos[s] = cnt[ids[s]]++;
 
+  /* the groups of this call */
+  c.n_sel = 0;
+  for (int32_t g = 0; g < ng; g++) {
+    const int32_t e = c.gexp[g];
+    if (phase == SPOOL_MOE_FINISH && c.computed[g]) continue;
+    if (!resident(&c, e)) {
+      if (phase != SPOOL_MOE_BEGIN) return SPOOL_E_INVALID; /* expert not resident */
+      c.computed[g] = 0;
+      continue;
+    }
+    if (phase == SPOOL_MOE_BEGIN) c.computed[g] = 0;
+    c.sel[c.n_sel++] = g;
+  }
+  c.sum = phase != SPOOL_MOE_BEGIN;
+
+  spool_select_kernels(gate_type, &c.gate.k);
+  spool_select_kernels(up_type, &c.up.k);
+  spool_select_kernels(down_type, &c.down.k);
+
   const int32_t n_threads = spool_pool_size(pool);
-  if (n_tok == 1) { /* every group is this one token: its row, stride 0 */
-    c.xs = 0;
-    c.tok_per_task = 1;
-    quant_row(&c.gate, x, c.xg, n_embd);
-    if (c.xu != c.xg) quant_row(&c.up, x, c.xu, n_embd);
-  } else {
-    c.xs = 1;
-    int32_t n_x = n_tok >= 4 ? n_threads : 1;
-    c.tok_per_task = (n_tok + n_x - 1) / n_x;
-    n_x = (n_tok + c.tok_per_task - 1) / c.tok_per_task;
-    spool_pool_run(pool, x_task, &c, n_x);
+  c.xs = n_tok == 1 ? 0 : 1; /* one token: every group reads its row, stride 0 */
+  if (phase != SPOOL_MOE_FINISH) { /* FINISH reuses BEGIN's activations */
+    if (n_tok == 1) {
+      c.tok_per_task = 1;
+      quant_row(&c.gate, x, c.xg, n_embd);
+      if (c.xu != c.xg) quant_row(&c.up, x, c.xu, n_embd);
+    } else {
+      int32_t n_x = n_tok >= 4 ? n_threads : 1;
+      c.tok_per_task = (n_tok + n_x - 1) / n_x;
+      n_x = (n_tok + c.tok_per_task - 1) / c.tok_per_task;
+      spool_pool_run(pool, x_task, &c, n_x);
+    }
   }
 
-  /* step 1 */
+  /* token tiles from the largest group of the whole call (the same in every phase) */
   int32_t max_g = 0;
   for (int32_t g = 0; g < ng; g++) {
     const int32_t n = c.gstart[g + 1] - c.gstart[g];
@@ -372,34 +455,27 @@ SPOOL_API spool_status spool_moe_ffn(spool_pool *pool, const float *x, int32_t n
   c.tile_g = spool_tok_tile(tl_g, c.gate.xrow, max_g);
   c.tile_u = spool_tok_tile(tl_u, c.up.xrow, max_g);
   c.tile_d = spool_tok_tile(tl_d, c.down.xrow, max_g);
-  int32_t per1 = n_ff;
-  if (n_threads > 1) {
-    const int64_t rows = (int64_t)ng * n_ff;
-    const int64_t want = (int64_t)n_threads * MOE_TASKS_PER_THREAD;
-    per1 = round_rows((int32_t)((rows + want - 1) / want));
-    if (c.tile_g < max_g || c.tile_u < max_g) { /* rows re-read per token tile: keep in L2 */
-      const size_t rb = c.gate.row_bytes > c.up.row_bytes ? c.gate.row_bytes : c.up.row_bytes;
-      const int32_t cap = round_rows((int32_t)(L2_TASK_BYTES / rb));
-      if (per1 > cap) per1 = cap;
-    }
-    if (per1 > n_ff) per1 = n_ff;
-  }
-  c.per1 = per1;
-  c.cpg = (n_ff + per1 - 1) / per1;
-  spool_pool_run(pool, up_task, &c, ng * c.cpg);
+  moe_compute(pool, &c, max_g);
 
-  /* step 2 */
-  int32_t per2 = n_embd;
-  if (n_threads > 1) {
-    const int32_t want = n_threads * MOE_TASKS_PER_THREAD;
-    per2 = round_rows((n_embd + want - 1) / want);
-    if (c.tile_d < max_g) {
-      const int32_t cap = round_rows((int32_t)(L2_TASK_BYTES / c.down.row_bytes));
-      if (per2 > cap) per2 = cap;
-    }
-    if (per2 > n_embd) per2 = n_embd;
+  if (phase == SPOOL_MOE_BEGIN) {
+    stamp[0] = MOE_STAMP;
+    stamp[1] = (int32_t)P;
+    stamp[2] = n_expert;
+  } else {
+    stamp[0] = 0;
   }
-  c.per2 = per2;
-  spool_pool_run(pool, down_task, &c, (n_embd + per2 - 1) / per2);
   return SPOOL_OK;
+}
+
+SPOOL_API spool_status spool_moe_ffn(spool_pool *pool, const float *x, int32_t n_tok,
+                                     int32_t n_embd, int32_t n_ff, int32_t n_expert, int32_t k,
+                                     const int32_t *ids, const float *weights,
+                                     const void *const *gate, int32_t gate_type,
+                                     const void *const *up, int32_t up_type,
+                                     const void *const *down, int32_t down_type,
+                                     const float *gate_b, const float *up_b, const float *down_b,
+                                     int32_t act, float *y, void *scratch) {
+  return spool_moe_ffn_phase(pool, x, n_tok, n_embd, n_ff, n_expert, k, ids, weights, gate,
+                             gate_type, up, up_type, down, down_type, gate_b, up_b, down_b, act,
+                             y, scratch, SPOOL_MOE_ALL);
 }

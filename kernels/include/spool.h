@@ -28,7 +28,7 @@ extern "C" {
 #define SPOOL_API __attribute__((visibility("default")))
 #endif
 
-#define SPOOL_ABI_VERSION 5
+#define SPOOL_ABI_VERSION 6
 
 /* ---- status codes ---------------------------------------------------------------- */
 typedef int32_t spool_status;
@@ -208,6 +208,25 @@ SPOOL_API spool_status spool_moe_ffn(spool_pool *pool, const float *x, int32_t n
                                      const void *const *down, int32_t down_type,
                                      const float *gate_b, const float *up_b, const float *down_b,
                                      int32_t act, float *y, void *scratch);
+/** spool_moe_ffn in two calls, so that experts still being read can be waited for while the
+ * resident ones compute. phase SPOOL_MOE_ALL: exactly spool_moe_ffn. SPOOL_MOE_BEGIN: computes
+ * the routed experts whose gate, up and down pointers are all non-NULL (NULL ones are skipped,
+ * not an error) and keeps the partial results in scratch; y is not written. SPOOL_MOE_FINISH:
+ * with the same x, ids, weights, shapes, types and scratch as the BEGIN before it, and every
+ * routed expert's pointers now non-NULL, computes the rest and writes y. BEGIN + FINISH gives
+ * the same bits as ALL. FINISH without a BEGIN of the same shape: SPOOL_E_INVALID. */
+#define SPOOL_MOE_ALL 0
+#define SPOOL_MOE_BEGIN 1
+#define SPOOL_MOE_FINISH 2
+SPOOL_API spool_status spool_moe_ffn_phase(spool_pool *pool, const float *x, int32_t n_tok,
+                                           int32_t n_embd, int32_t n_ff, int32_t n_expert,
+                                           int32_t k, const int32_t *ids, const float *weights,
+                                           const void *const *gate, int32_t gate_type,
+                                           const void *const *up, int32_t up_type,
+                                           const void *const *down, int32_t down_type,
+                                           const float *gate_b, const float *up_b,
+                                           const float *down_b, int32_t act, float *y,
+                                           void *scratch, int32_t phase);
 
 /* ---- elementwise and normalization ---------------------------------------------------- */
 /** y[r,:] = x[r,:] / sqrt(mean(x[r,:]^2) + eps) * w  (w may be NULL: no scale). In place ok.

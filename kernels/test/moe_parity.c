@@ -196,6 +196,46 @@ int main(void) {
               const int same = st == SPOOL_OK &&
                                memcmp(got, want, sizeof(float) * (size_t)n_tok * E) == 0;
               report(what, same ? 0.0 : (st ? 1.0 : nmse(got, want, (size_t)n_tok * E) + 1e-300), 0.0);
+              /* BEGIN with some experts absent (as if still being read), then FINISH: the
+               * same bits as one call, for each residency pattern */
+              for (int pat = 0; pat < 3; pat++) {
+                const void **gp = (const void **)malloc(sizeof(void *) * (size_t)n_expert);
+                const void **upp = (const void **)malloc(sizeof(void *) * (size_t)n_expert);
+                const void **dp = (const void **)malloc(sizeof(void *) * (size_t)n_expert);
+                for (int32_t e = 0; e < n_expert; e++) {
+                  /* pattern 0: every other expert absent; 1: all absent; 2: only down absent
+                   * for a third of them */
+                  const int absent = pat == 0 ? e % 2 : pat == 1 ? 1 : 0;
+                  gp[e] = absent ? NULL : gate.ptrs[e];
+                  upp[e] = absent ? NULL : up.ptrs[e];
+                  dp[e] = absent || (pat == 2 && e % 3 == 0) ? NULL : down.ptrs[e];
+                }
+                memset(got, 0xff, sizeof(float) * (size_t)n_tok * E);
+                spool_status s1 = spool_moe_ffn_phase(
+                    use_pool ? pool : NULL, x, n_tok, E, ff, n_expert, k, ids, wts, gp,
+                    sp->gate, upp, sp->up, dp, sp->down, g_b, u_b, d_b, act, got, scratch,
+                    SPOOL_MOE_BEGIN);
+                spool_status s2 = s1 ? s1 : spool_moe_ffn_phase(
+                    use_pool ? pool : NULL, x, n_tok, E, ff, n_expert, k, ids, wts, gate.ptrs,
+                    sp->gate, up.ptrs, sp->up, down.ptrs, sp->down, g_b, u_b, d_b, act, got,
+                    scratch, SPOOL_MOE_FINISH);
+                snprintf(what, sizeof what, "%s n_tok=%d k=%d act=%d bias=%d impl=%d pool=%d "
+                         "BEGIN+FINISH pattern %d", sp->name, n_tok, k, act, bias, impls[ii],
+                         use_pool, pat);
+                const int same2 = s2 == SPOOL_OK &&
+                                  memcmp(got, want, sizeof(float) * (size_t)n_tok * E) == 0;
+                report(what, same2 ? 0.0 : (s2 ? 1.0 : nmse(got, want, (size_t)n_tok * E) + 1e-300),
+                       0.0);
+                /* a second FINISH has no BEGIN before it */
+                const spool_status s3 = spool_moe_ffn_phase(
+                    use_pool ? pool : NULL, x, n_tok, E, ff, n_expert, k, ids, wts, gate.ptrs,
+                    sp->gate, up.ptrs, sp->up, down.ptrs, sp->down, g_b, u_b, d_b, act, got,
+                    scratch, SPOOL_MOE_FINISH);
+                snprintf(what, sizeof what, "%s FINISH without BEGIN is SPOOL_E_INVALID",
+                         sp->name);
+                report(what, s3 == SPOOL_E_INVALID ? 0.0 : 1.0, 0.0);
+                free(gp); free(upp); free(dp);
+              }
             }
             if (impls[ii] == SPOOL_IMPL_REF) memcpy(ref, got, sizeof(float) * (size_t)n_tok * E);
           }

@@ -60,6 +60,12 @@ export interface Vector {
 export const Gating = { SOFTMAX: 0, SIGMOID: 1, SOFTMAX_TOPK: 2 } as const;
 /** FFN activations ({@link Backend.moeFfn}). */
 export const Act = { SWIGLU: 16, SWIGLU_OAI: 17 } as const;
+/**
+ * Phases of {@link Backend.moeFfn}: ALL in one call, or BEGIN (the experts whose three table
+ * entries are set; partial results kept in the scratch) then FINISH (the rest, and the sum)
+ * with the same arguments, which equals ALL bit for bit.
+ */
+export const MoEPhase = { ALL: 0, BEGIN: 1, FINISH: 2 } as const;
 /** Rotary layouts ({@link RopeParams.mode}). */
 export const RopeMode = { NORMAL: 0, NEOX: 2 } as const;
 
@@ -133,6 +139,8 @@ export interface MoEFfnArgs {
   /** Output rows (n, nEmbd). */
   readonly y: Ptr;
   readonly scratch: Ptr;
+  /** {@link MoEPhase} (default ALL). */
+  readonly phase?: number;
 }
 
 /**

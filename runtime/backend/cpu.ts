@@ -101,7 +101,7 @@ export class CpuBackend implements Backend {
   }
 
   moeFfn(a: MoEFfnArgs): void {
-    const st = native().sym.spool_moe_ffn(
+    const st = native().sym.spool_moe_ffn_phase(
       this.pool,
       a.x,
       a.n,
@@ -123,8 +123,9 @@ export class CpuBackend implements Backend {
       a.act,
       a.y,
       a.scratch,
+      a.phase ?? 0,
     );
-    if (st !== 0) check(st, "spool_moe_ffn");
+    if (st !== 0) check(st, "spool_moe_ffn_phase");
   }
 
   getRows(table: Matrix, tokens: ArrayLike<number>, x: Buf): void {

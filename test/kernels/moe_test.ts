@@ -477,6 +477,89 @@ Deno.test("moe_ffn statuses and scratch sizes", () => {
   assertEquals(moe(z, pool).st, 0);
 });
 
+/** BEGIN with the experts `absent(e)` missing from all three tables (gate only for
+ * `downOnly`), then FINISH with every table whole. */
+function moePhased(
+  c: ReturnType<typeof makeCase>,
+  p: typeof pool | null,
+  absent: (e: number) => boolean,
+  downOnly = false,
+): { begin: number; finish: number; again: number; y: Float32Array } {
+  const y = new Float32Array(c.nTok * c.nEmbd).fill(NaN);
+  const scratch = new Uint8Array(scratchFor(c) + 5).subarray(5);
+  const opt = (a?: Float32Array) => a ? nat.ptr(a) : null;
+  const hole = (t: BigUint64Array, on: boolean) => t.map((v, e) => on && absent(e) ? 0n : v);
+  const call = (g: BigUint64Array, u: BigUint64Array, d: BigUint64Array, phase: number) =>
+    sym.spool_moe_ffn_phase(
+      p,
+      nat.ptr(c.x),
+      c.nTok,
+      c.nEmbd,
+      c.nFf,
+      c.nExpert,
+      c.k,
+      nat.ptr(c.ids),
+      nat.ptr(c.wts),
+      nat.ptr(g),
+      c.gate.type,
+      nat.ptr(u),
+      c.up.type,
+      nat.ptr(d),
+      c.down.type,
+      opt(c.gateB),
+      opt(c.upB),
+      opt(c.downB),
+      c.act,
+      nat.ptr(y),
+      nat.ptr(scratch),
+      phase,
+    );
+  const begin = call(
+    hole(c.gate.table, !downOnly),
+    hole(c.up.table, !downOnly),
+    hole(c.down.table, true),
+    1,
+  );
+  const finish = call(c.gate.table, c.up.table, c.down.table, 2);
+  const y1 = y.slice();
+  const again = call(c.gate.table, c.up.table, c.down.table, 2); // no BEGIN before it
+  return { begin, finish, again, y: y1 };
+}
+
+Deno.test("moe_ffn_phase: BEGIN with experts missing, then FINISH, equals one call bit for bit", () => {
+  let n = 0;
+  const patterns: [string, (e: number) => boolean, boolean][] = [
+    ["every other expert", (e) => e % 2 === 1, false],
+    ["all experts", () => true, false],
+    ["none", () => false, false],
+    ["down of every third", (e) => e % 3 === 0, true],
+  ];
+  for (const [si, spec] of SPECS.entries()) {
+    for (const shape of SHAPES) {
+      const c = makeCase({
+        ...spec,
+        ...shape,
+        bias: si % 2 === 0,
+        act: si === 3 ? SWIGLU_OAI : SWIGLU,
+        seed: 4000 + 100 * si + shape.nTok + shape.k,
+      });
+      const want = composed(c, pool);
+      for (const [name, absent, downOnly] of patterns) {
+        for (const p of [pool, null]) {
+          const what = `${spec.types.map(tname)} nTok=${shape.nTok} k=${shape.k} ${name} ` +
+            (p ? "pool" : "no pool");
+          const r = moePhased(c, p, absent, downOnly);
+          assertEquals([r.begin, r.finish], [0, 0], what);
+          assertEquals(bitsEqual(r.y, want), -1, what);
+          assertEquals(r.again, E_INVALID, `${what}: FINISH without BEGIN`);
+          n++;
+        }
+      }
+    }
+  }
+  assert(n >= 200, `${n} cases`);
+});
+
 Deno.test({
   name: "moe_test teardown",
   sanitizeResources: false,
