@@ -6,7 +6,8 @@
  * spool_set_impl(SPOOL_IMPL_AUTO), and compares: NMSE bounds for the float ops (rmsnorm,
  * softmax, silu, swiglu, rope, attention and MLA attention_ex with flags 0 and SPOOL_ATTN_GGML),
  * bit equality for the f16 conversions (all 65536
- * f16 values and random f32 bit patterns) and for routing ids. It prints one line per
+ * f16 values and random f32 bit patterns), for routing ids, and for silu / swiglu over several
+ * rows against each row alone (on the SIMD path). It prints one line per
  * check and exits non-zero if any fails. Run natively on x86 (AVX2 vs REF) and under
  * qemu-aarch64 for NEON (test/kernels/neon_test.ts).
  *
@@ -76,6 +77,29 @@ static void test_silu(void) {
   spool_swiglu(g, u, b, n);
   report("swiglu 5003", nmse(b, a, n), 1e-12);
   free(g); free(u); free(a); free(b);
+}
+
+/* silu and swiglu over rows x width values give each row the bits it gets alone, for widths
+ * that end inside a SIMD vector (the engine calls them over a step's rows: a row's bits must
+ * not depend on how many rows share the call). */
+static void test_silu_rows(void) {
+  const int32_t widths[] = {36, 100, 7};
+  for (int32_t wi = 0; wi < 3; wi++) {
+    const int32_t w = widths[wi], rows = 9, n = rows * w;
+    float *g = rnd_vec(n, 5.0f), *u = rnd_vec(n, 1.0f);
+    float *all = (float *)malloc(sizeof(float) * n), *one = (float *)malloc(sizeof(float) * n);
+    int ok_silu = 1, ok_swiglu = 1;
+    spool_silu(g, all, n);
+    for (int32_t r = 0; r < rows; r++) spool_silu(g + r * w, one + r * w, w);
+    ok_silu = memcmp(all, one, sizeof(float) * n) == 0;
+    spool_swiglu(g, u, all, n);
+    for (int32_t r = 0; r < rows; r++) spool_swiglu(g + r * w, u + r * w, one + r * w, w);
+    ok_swiglu = memcmp(all, one, sizeof(float) * n) == 0;
+    char what[96];
+    snprintf(what, sizeof what, "silu / swiglu: %d rows of %d at once = each row alone", rows, w);
+    check(what, ok_silu && ok_swiglu);
+    free(g); free(u); free(all); free(one);
+  }
 }
 
 static void test_f16(void) {
@@ -260,6 +284,7 @@ int main(void) {
   test_rmsnorm();
   test_softmax();
   test_silu();
+  test_silu_rows();
   test_f16();
   test_rope(SPOOL_ROPE_NORMAL, 0.0f, 1.0f, 0, "normal");
   test_rope(SPOOL_ROPE_NEOX, 0.0f, 1.0f, 0, "neox");

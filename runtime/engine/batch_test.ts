@@ -2,7 +2,8 @@
  * evalBatch / Session.evalMany: several sequences in one forward step must compute what
  * each sequence computes alone — bit-identical logits, so the same greedy tokens — whether
  * items are single decode tokens, prompt chunks, or larger than the scratch batch (waves),
- * with mapped experts or through the expert cache; a step that overflows any context
+ * with mapped experts or through the expert cache, for quantized and float weights (FFN
+ * widths that are not a multiple of the SIMD width included); a step that overflows any context
  * evaluates nothing.
  */
 import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
@@ -86,6 +87,29 @@ Deno.test({
     try {
       check(m, 64); // one wave
       check(m, 4); // prompts split across waves
+    } finally {
+      m.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "evalMany: the same for float weights of FFN widths that are not a multiple of 8",
+  ...opts,
+  fn() {
+    // qwen2moe: routed experts (spool_moe_ffn) and a shared expert (spool_swiglu over all
+    // rows of the step); widths 36 and 44 end each row inside a SIMD vector, where a scalar
+    // tail once gave a row other bits depending on how many rows shared the call
+    const path = ensureSyntheticModel(`${DIR}qwen2moe-f32-oddff-batch.gguf`, {
+      arch: "qwen2moe",
+      preset: "tiny",
+      types: "F32",
+      seed: 22,
+      dims: { nFfExp: 36, nFfShexp: 44 },
+    });
+    const m = Model.load(path, { threads: 2, expertCache: 0 });
+    try {
+      check(m, 64);
     } finally {
       m.close();
     }

@@ -105,18 +105,30 @@ static inline float32x4_t v_silu(float32x4_t x) {
   return vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0f), e));
 }
 
+/* silu and swiglu: the last n % 4 values go through the same vector code (copied into a
+ * zeroed 4-lane buffer), so every value gets the same bits wherever it sits: the engine
+ * calls these over rows × width values, and a scalar libm tail made a row's last values
+ * depend on how many rows were computed together (see the AVX2 version). */
 void spool_neon_silu(const float *x, float *y, int32_t n) {
   int32_t i = 0;
   for (; i + 4 <= n; i += 4) vst1q_f32(y + i, v_silu(vld1q_f32(x + i)));
-  for (; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+  if (i < n) {
+    float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    memcpy(t, x + i, (size_t)(n - i) * sizeof(float));
+    vst1q_f32(t, v_silu(vld1q_f32(t)));
+    memcpy(y + i, t, (size_t)(n - i) * sizeof(float));
+  }
 }
 
 void spool_neon_swiglu(const float *gate, const float *up, float *y, int32_t n) {
   int32_t i = 0;
   for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vmulq_f32(v_silu(vld1q_f32(gate + i)), vld1q_f32(up + i)));
-  for (; i < n; i++) {
-    const float g = gate[i];
-    y[i] = g / (1.0f + expf(-g)) * up[i];
+  if (i < n) {
+    float g[4] = {0.0f, 0.0f, 0.0f, 0.0f}, u[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    memcpy(g, gate + i, (size_t)(n - i) * sizeof(float));
+    memcpy(u, up + i, (size_t)(n - i) * sizeof(float));
+    vst1q_f32(g, vmulq_f32(v_silu(vld1q_f32(g)), vld1q_f32(u)));
+    memcpy(y + i, g, (size_t)(n - i) * sizeof(float));
   }
 }
 

@@ -9,6 +9,8 @@
  *  - rmsnorm: ggml's sum of squares — each x*x rounded to f32, summed in double (in 8 double
  *    lanes); softmax: 8-wide f32 partial sums reduced in double, the row max subtracted
  *    before exp.
+ *  - silu / swiglu: the vector exp on every value, the last n % 8 through masked loads and
+ *    stores, so a value's bits do not depend on its position (rows batched together).
  *  - f32 -> f16: VCVTPS2PH with round to nearest even; NaN lanes are first replaced by the
  *    canonical quiet NaN with the same sign so the result matches spool_f32_to_f16_1
  *    bit for bit (F16C would keep payload bits). f16 -> f32: VCVTPH2PS, with signalling
@@ -137,19 +139,34 @@ static inline __m256 v_silu(__m256 x) {
   return _mm256_div_ps(x, _mm256_add_ps(one, e));
 }
 
+/* Lanes [0, r) of a masked load/store (0 < r < 8). */
+static inline __m256i tail_mask(int32_t r) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* silu and swiglu: the last n % 8 values go through the same vector code (masked load and
+ * store, the other lanes zero), so every value gets the same bits wherever it sits. The
+ * engine calls these over rows × width values (a step's rows, an expert group's rows): with
+ * a scalar libm tail, a row's last width % 8 values came out differently depending on how
+ * many rows were computed together, so one sequence's results depended on the others in
+ * its step. */
 void spool_avx2_silu(const float *x, float *y, int32_t n) {
   int32_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, v_silu(_mm256_loadu_ps(x + i)));
-  for (; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, v_silu(_mm256_maskload_ps(x + i, m)));
+  }
 }
 
 void spool_avx2_swiglu(const float *gate, const float *up, float *y, int32_t n) {
   int32_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(y + i, _mm256_mul_ps(v_silu(_mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i)));
-  for (; i < n; i++) {
-    const float g = gate[i];
-    y[i] = g / (1.0f + expf(-g)) * up[i];
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    const __m256 g = v_silu(_mm256_maskload_ps(gate + i, m));
+    _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(g, _mm256_maskload_ps(up + i, m)));
   }
 }
 
