@@ -12,7 +12,7 @@
  * prompt's prefill) are kept.
  *
  * CLI: `deno run -A runtime/experts/hit_curve.ts MODEL.gguf [--tokens N] [--prompts N]
- * [--seed N] [--warmup N] [--slots 16,32,64,96,128] [--threads N] [--json]`
+ * [--seed N] [--warmup N] [--slots 16,32,64,96,128] [--threads N] [--json] [--per-layer]`
  *
  * @module
  */
@@ -130,8 +130,22 @@ export async function recordDecodeTrace(
  */
 export function perLayerLruHitRate(trace: DecodeTrace, slots: number, warmup = 0): number {
   let hits = 0, looks = 0;
+  for (const h of layerLruHits(trace, slots, warmup)) {
+    hits += h.hits;
+    looks += h.looks;
+  }
+  return looks > 0 ? hits / looks : 0;
+}
+
+/** Hits and look-ups (after `warmup` tokens) of each layer's LRU cache of `slots` experts. */
+export function layerLruHits(
+  trace: DecodeTrace,
+  slots: number,
+  warmup = 0,
+): { hits: number; looks: number }[] {
   const skip = warmup * trace.k;
-  for (const ids of trace.perLayer) {
+  return trace.perLayer.map((ids) => {
+    let hits = 0, looks = 0;
     const lru = new Map<number, true>();
     for (let i = 0; i < ids.length; i++) {
       const e = ids[i];
@@ -144,8 +158,8 @@ export function perLayerLruHitRate(trace: DecodeTrace, slots: number, warmup = 0
         if (hit) hits++;
       }
     }
-  }
-  return looks > 0 ? hits / looks : 0;
+    return { hits, looks };
+  });
 }
 
 /**
@@ -182,7 +196,7 @@ export function hitCurve(trace: DecodeTrace, slots: readonly number[], warmup = 
 function main(args: string[]): Promise<number> | number {
   const str = { type: "string" } as const;
   const usage = "Usage: hit_curve.ts MODEL.gguf [--tokens N] [--prompts N] [--seed N] " +
-    "[--warmup N] [--slots 16,32,64,96,128] [--threads N] [--json]";
+    "[--warmup N] [--slots 16,32,64,96,128] [--threads N] [--json] [--per-layer]";
   let parsed;
   try {
     parsed = parseArgs({
@@ -196,6 +210,7 @@ function main(args: string[]): Promise<number> | number {
         slots: str,
         threads: str,
         json: { type: "boolean" },
+        "per-layer": { type: "boolean" },
       },
     });
   } catch (e) {
@@ -227,7 +242,13 @@ function main(args: string[]): Promise<number> | number {
         `warm-up ${warmup} tokens; top 10% of experts take ${(100 * top10).toFixed(1)}%`,
     );
     for (const p of curve) {
-      console.log(`  LRU ${p.slots} experts/layer: ${(100 * p.hitRate).toFixed(1)}% hits`);
+      const layers = v["per-layer"]
+        ? ` (by layer: ${
+          layerLruHits(t, p.slots, warmup).map((h) => (100 * h.hits / h.looks).toFixed(0))
+            .join(" ")
+        })`
+        : "";
+      console.log(`  LRU ${p.slots} experts/layer: ${(100 * p.hitRate).toFixed(1)}% hits${layers}`);
     }
     return 0;
   });
