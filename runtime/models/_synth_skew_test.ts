@@ -230,3 +230,16 @@ for (const [arch, slots] of [["qwen3moe", 64], ["gpt-oss", 64], ["glm4moe", 32]]
     assert.ok(res[2].hit - res[0].hit >= 0.1, `skew 1 adds under 10 points of hits: ${msg}`);
   });
 }
+
+Deno.test("real: sampled decode of a shallow 128-expert top-8 model hits about 67% at LRU 64", async () => {
+  using t = tmp();
+  const hit: number[] = [];
+  for (const s of [0, REAL_ROUTER_SKEW]) {
+    const p = `${t.dir}/${s}.gguf`;
+    writeSyntheticModel(p, decodeOpts("qwen3moe", s));
+    const tr = await recordDecodeTrace(p, { tokens: 512, prompts: 4, threads: 1 });
+    hit.push(hitCurve(tr, [64], 32)[0].hitRate);
+  }
+  assert.ok(hit[0] < 0.6, `uniform routers hit ${hit[0]} at 64 (about 0.54 expected)`);
+  assert.ok(hit[1] > 0.62 && hit[1] < 0.72, `real skew hits ${hit[1]} at 64, want about 0.67`);
+});

@@ -109,9 +109,10 @@ export interface SynthOptions {
   /**
    * Router skew (_synth_skew.ts): the log-std S of a per-layer, per-expert scale of the router
    * rows, which gives each layer a heavy-tailed expert popularity. 0 (default, or "uniform")
-   * = today's uniform routers, byte-identical files; "real" = {@link REAL_ROUTER_SKEW}, the
-   * value whose sampled-decode LRU curve is nearest the one reported for real 128-expert top-8
-   * models (64 of 128 experts per layer cached ≈ 67% hits). Written as
+   * = today's uniform routers, byte-identical files; "real" = {@link REAL_ROUTER_SKEW} (0.22),
+   * the value whose sampled-decode LRU curve on shallow slices is nearest the one reported for
+   * real 128-expert top-8 models (64 of 128 experts per layer cached ≈ 67% hits; deeper random
+   * models concentrate their routing with depth on their own, see REAL_ROUTER_SKEW). Written as
    * `spool.synth.router_skew` when not 0.
    */
   routerSkew?: number | "uniform" | "real";
@@ -301,8 +302,10 @@ const USAGE = `Usage: synth --arch ARCH [--preset P] --out FILE.gguf
   [--router-skew S|uniform|real] [--quiet]
   --router-skew: heavy-tailed expert popularity per layer (router rows scaled by a log-normal
   of log-std S, each layer its own popular experts); 0 = uniform (default, same bytes as
-  without the flag). "real" = ${REAL_ROUTER_SKEW}: sampled decode of a 128-expert top-8 model
-  then hits ≈ 67% with a per-layer LRU of 64 experts, as reported for Qwen3-30B/235B.
+  without the flag). "real" = ${REAL_ROUTER_SKEW}: sampled decode of a shallow (<= 4 layers)
+  128-expert top-8 model then hits ~67% with a per-layer LRU of 64 experts, as reported for
+  Qwen3-30B/235B (deeper random models concentrate their routing with depth on their own;
+  measure with runtime/experts/hit_curve.ts --per-layer).
 ${HPARAM_FLAG_USAGE}
 Archs: qwen3moe, llama (Mixtral), olmoe, gpt-oss, qwen2moe, glm4moe, minimax-m2, deepseek2,
   qwen35moe, qwen3next
