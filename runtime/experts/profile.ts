@@ -138,6 +138,12 @@ export class ProfileRecorder {
   readonly counts: Float64Array;
   /** Tokens observed per layer. */
   readonly tokens: Float64Array;
+  /**
+   * Called with every routing result {@link observe} counts (the same arguments, after
+   * the checks): a tap for tools that need the order of the choices, not just their counts
+   * (hit_curve.ts records decode traces with it). The ids are the router's buffer: copy them.
+   */
+  onObserve: ((layer: number, ids: Int32Array, n: number, k: number) => void) | null = null;
 
   constructor(nLayer: number, nExpert: number) {
     if (!(Number.isInteger(nLayer) && nLayer > 0 && Number.isInteger(nExpert) && nExpert > 0)) {
@@ -168,6 +174,7 @@ export class ProfileRecorder {
       this.counts[base + e]++;
     }
     if (k > 0) this.tokens[layer] += Math.ceil(n / k);
+    this.onObserve?.(layer, ids, n, k);
   }
 
   /** Add a saved profile's counts (to continue recording on top of it). */

@@ -10,6 +10,7 @@
 import { quantize } from "../gguf/quantize.ts";
 import { GGMLType, type GGMLTypeName, typeInfo } from "../gguf/types.ts";
 import type { TensorSpec } from "./config.ts";
+import { routerRowScales } from "./_synth_skew.ts";
 
 // ---------------------------------------------------------------------------------------------
 // PRNG
@@ -140,6 +141,14 @@ function distribution(spec: TensorSpec): { center: number; half: number } {
   }
 }
 
+/** Multiply row r (of `cols` values) of `f32` by `scales[r]`. */
+function scaleRows(f32: Float32Array, cols: number, scales: Float64Array): void {
+  for (let r = 0; r < scales.length; r++) {
+    const s = scales[r];
+    for (let i = r * cols, end = i + cols; i < end; i++) f32[i] *= s;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding f32 rows into a stored type
 
@@ -167,7 +176,15 @@ interface Pool {
 export class TensorFiller {
   private pools = new Map<string, Pool>();
 
-  constructor(private seed: number, private fill: "exact" | "fast") {}
+  /**
+   * @param routerSkew log-std of the router rows' scales (_synth_skew.ts); 0 = the plain
+   *   uniform router, bytes unchanged
+   */
+  constructor(
+    private seed: number,
+    private fill: "exact" | "fast",
+    private routerSkew = 0,
+  ) {}
 
   /** Write tensor `spec` as `type` through `sink`, one chunk at a time. */
   write(spec: TensorSpec, type: GGMLTypeName, sink: (bytes: Uint8Array) => void): void {
@@ -180,7 +197,11 @@ export class TensorFiller {
       : Math.max(1, Math.floor(CHUNK_ELEMS / ne0));
     const { center, half } = distribution(spec);
     const info = typeInfo(GGMLType[type]);
-    const fast = this.fill === "fast" && info.quantized && ne0 % POOL_UNIT === 0;
+    // routers are F32 (never pooled); their rows get the skew's per-expert scales, if any
+    const scales = spec.role === "router"
+      ? routerRowScales(this.seed, spec.name, rowsTotal, this.routerSkew)
+      : null;
+    const fast = this.fill === "fast" && info.quantized && ne0 % POOL_UNIT === 0 && !scales;
     let f32: Float32Array | undefined;
     for (let r0 = 0, chunk = 0; r0 < rowsTotal; r0 += rowsPerChunk, chunk++) {
       const rows = Math.min(rowsPerChunk, rowsTotal - r0);
@@ -191,6 +212,7 @@ export class TensorFiller {
       }
       if (!f32 || f32.length !== rows * ne0) f32 = new Float32Array(rows * ne0);
       rng.fillUniform(f32, center, half);
+      if (scales) scaleRows(f32, ne0, scales.subarray(r0, r0 + rows));
       sink(encode(type, f32, rows, ne0));
     }
   }

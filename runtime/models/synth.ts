@@ -44,6 +44,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { type GGUFKVEntry, GGUFWriter } from "../gguf/writer.ts";
 import { GGMLType, type GGMLTypeName, GGUFValueType } from "../gguf/types.ts";
+import { readGGUF } from "../gguf/reader.ts";
 import {
   type ArchSpec,
   hparamKV,
@@ -65,11 +66,19 @@ import {
 import { fileType, resolveTypes, type SynthTypes, tensorType } from "./_synth_types.ts";
 import { byteVocabKV, vocabKVFromGGUF, vocabSize } from "./_synth_vocab.ts";
 import { DIM_FLAG_NAMES, flagsToDims, HPARAM_FLAG_USAGE } from "./_synth_flags.ts";
+import { REAL_ROUTER_SKEW, resolveRouterSkew, RouterSkewError } from "./_synth_skew.ts";
 
 export { Rng } from "./_synth_fill.ts";
 export { SYNTH_PRESETS, type SynthDims, type SynthPreset } from "./_synth_presets.ts";
 export { resolveTypes, SYNTH_TYPES, type SynthTypes, tensorType } from "./_synth_types.ts";
 export { byteVocabKV, sharedVocab, vocabKVFromGGUF } from "./_synth_vocab.ts";
+export {
+  REAL_ROUTER_SKEW,
+  resolveRouterSkew,
+  ROUTER_SKEW_PRESETS,
+  routerRowScales,
+  RouterSkewError,
+} from "./_synth_skew.ts";
 
 /** Options of {@link writeSyntheticModel}. */
 export interface SynthOptions {
@@ -97,6 +106,16 @@ export interface SynthOptions {
   chatTemplate?: string;
   /** `general.name`. */
   name?: string;
+  /**
+   * Router skew (_synth_skew.ts): the log-std S of a per-layer, per-expert scale of the router
+   * rows, which gives each layer a heavy-tailed expert popularity. 0 (default, or "uniform")
+   * = today's uniform routers, byte-identical files; "real" = {@link REAL_ROUTER_SKEW} (0.22),
+   * the value whose sampled-decode LRU curve on shallow slices is nearest the one reported for
+   * real 128-expert top-8 models (64 of 128 experts per layer cached ≈ 67% hits; deeper random
+   * models concentrate their routing with depth on their own, see REAL_ROUTER_SKEW). Written as
+   * `spool.synth.router_skew` when not 0.
+   */
+  routerSkew?: number | "uniform" | "real";
   /** Called after each tensor with bytes written so far and the data total. */
   onProgress?: (done: number, total: number, tensor: string) => void;
 }
@@ -133,6 +152,8 @@ export interface SynthPlan {
   seed: number;
   /** Fill mode. */
   fill: "exact" | "fast";
+  /** Router skew (0 = uniform routers). */
+  routerSkew: number;
 }
 
 /**
@@ -181,6 +202,11 @@ export function planSynthetic(opts: SynthOptions): SynthPlan {
   kv.push({ key: "general.quantization_version", value: 2, type: U });
   kv.push({ key: "spool.synth.seed", value: seed, type: U });
   kv.push({ key: "spool.synth.fill", value: opts.fill ?? preset.fill, type: S });
+  const routerSkew = resolveRouterSkew(opts.routerSkew);
+  // only when set: a uniform model's metadata (and bytes) stay what they were
+  if (routerSkew !== 0) {
+    kv.push({ key: ROUTER_SKEW_KEY, value: routerSkew, type: GGUFValueType.FLOAT32 });
+  }
   kv.push(...vocab);
 
   const config = spec.config(new Map(kv.map((e) => [e.key, e.value])));
@@ -188,21 +214,40 @@ export function planSynthetic(opts: SynthOptions): SynthPlan {
     spec: t,
     type: tensorType(t, types, config.nLayer),
   }));
-  return { spec, config, kv, tensors, types, seed, fill: opts.fill ?? preset.fill };
+  return { spec, config, kv, tensors, types, seed, fill: opts.fill ?? preset.fill, routerSkew };
+}
+
+/** Metadata key of the router skew (absent = 0). */
+export const ROUTER_SKEW_KEY = "spool.synth.router_skew";
+
+/** The router skew a GGUF file was written with (its {@link ROUTER_SKEW_KEY}; absent = 0). */
+export function routerSkewOf(path: string): number {
+  const v = readGGUF(path).kv.get(ROUTER_SKEW_KEY);
+  return typeof v === "number" ? v : 0;
 }
 
 /**
- * Write a synthetic model to `path` unless the file exists (test and benchmark fixtures):
- * through a temporary file renamed at the end, so an interrupted writer leaves nothing
- * half-written. Returns `path`.
+ * Write a synthetic model to `path` unless the file exists with the same router skew (test
+ * and benchmark fixtures): through a temporary file renamed at the end, so an interrupted
+ * writer leaves nothing half-written. A file written with another skew (the
+ * `spool.synth.router_skew` metadata, absent = 0) is written again. Returns `path`.
  */
 export function ensureSyntheticModel(path: string, opts: SynthOptions): string {
-  if (existsSync(path)) return path;
+  if (existsSync(path) && sameSkew(path, resolveRouterSkew(opts.routerSkew))) return path;
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
   writeSyntheticModel(tmp, opts);
   renameSync(tmp, path);
   return path;
+}
+
+/** Whether the file at `path` has router skew `skew` (an unreadable file has none). */
+function sameSkew(path: string, skew: number): boolean {
+  try {
+    return routerSkewOf(path) === Math.fround(skew);
+  } catch {
+    return false; // not a readable GGUF: write it again
+  }
 }
 
 /**
@@ -226,7 +271,7 @@ export function writeSyntheticModel(path: string, opts: SynthOptions): SynthResu
   const total = w.layout.fileSize - w.layout.dataOffset;
   let done = 0;
   try {
-    const filler = new TensorFiller(plan.seed, plan.fill);
+    const filler = new TensorFiller(plan.seed, plan.fill, plan.routerSkew);
     for (const { spec, type } of plan.tensors) {
       filler.write(spec, type, (bytes) => {
         w.writeTensorChunk(spec.name, bytes);
@@ -254,7 +299,13 @@ export function writeSyntheticModel(path: string, opts: SynthOptions): SynthResu
 const USAGE = `Usage: synth --arch ARCH [--preset P] --out FILE.gguf
   [--type F32|F16|BF16|Q4_0|Q8_0|Q4_K|Q5_K|Q6_K|MXFP4|Q4_K_M] [--expert-type T] [--embd-type T]
   [--output-type T] [--seed N] [--vocab bytes|VOCAB.gguf] [--fill exact|fast] [--name NAME]
-  [--quiet]
+  [--router-skew S|uniform|real] [--quiet]
+  --router-skew: heavy-tailed expert popularity per layer (router rows scaled by a log-normal
+  of log-std S, each layer its own popular experts); 0 = uniform (default, same bytes as
+  without the flag). "real" = ${REAL_ROUTER_SKEW}: sampled decode of a shallow (<= 4 layers)
+  128-expert top-8 model then hits ~67% with a per-layer LRU of 64 experts, as reported for
+  Qwen3-30B/235B (deeper random models concentrate their routing with depth on their own;
+  measure with runtime/experts/hit_curve.ts --per-layer).
 ${HPARAM_FLAG_USAGE}
 Archs: qwen3moe, llama (Mixtral), olmoe, gpt-oss, qwen2moe, glm4moe, minimax-m2, deepseek2,
   qwen35moe, qwen3next
@@ -278,6 +329,7 @@ export function synthMain(args: string[]): number {
     vocab: str,
     fill: str,
     name: str,
+    "router-skew": str,
     quiet: { type: "boolean" },
     help: { type: "boolean" },
   };
@@ -324,6 +376,14 @@ export function synthMain(args: string[]): number {
     console.error(`--seed must be an integer, got "${values.seed}"`);
     return 2;
   }
+  let routerSkew: number;
+  try {
+    routerSkew = resolveRouterSkew(values["router-skew"] as string | undefined);
+  } catch (e) {
+    if (!(e instanceof RouterSkewError)) throw e;
+    console.error(`--router-skew: ${e.message}`);
+    return 2;
+  }
   const quiet = values.quiet === true;
   let lastPct = -1;
   const res = writeSyntheticModel(out, {
@@ -335,6 +395,7 @@ export function synthMain(args: string[]): number {
     vocab: values.vocab as string | undefined,
     fill: fill as "exact" | "fast" | undefined,
     name: values.name as string | undefined,
+    routerSkew,
     onProgress: quiet ? undefined : (done, total) => {
       const pct = Math.floor((100 * done) / Math.max(1, total));
       if (pct >= lastPct + 5) {
@@ -349,7 +410,9 @@ export function synthMain(args: string[]): number {
     `${res.path}: ${c.arch}, ${c.nLayer} layers${
       c.nLayerNextn ? ` (+${c.nLayerNextn} NextN)` : ""
     } × ${c.nEmbd}, ${c.nExpert} experts (top ` +
-      `${c.nExpertUsed}, ffn ${c.nFfExp}), vocab ${c.nVocab}, ${res.tensors.length} tensors, ` +
+      `${c.nExpertUsed}, ffn ${c.nFfExp}${
+        routerSkew ? `, router skew ${routerSkew}` : ""
+      }), vocab ${c.nVocab}, ${res.tensors.length} tensors, ` +
       `${(res.bytes / 1e6).toFixed(1)} MB in ${res.seconds.toFixed(1)} s ` +
       `(${(res.bytes / 1e6 / res.seconds).toFixed(0)} MB/s)`,
   );
