@@ -33,7 +33,7 @@ import {
   windowSeconds,
 } from "../batch/store_types.ts";
 import { ApiError, badRequest } from "./errors.ts";
-import { readJson } from "./openai.ts";
+import { readJson } from "./body.ts";
 
 /** What the batch routes need. */
 export interface BatchContext {

@@ -11,8 +11,8 @@ import { streamSSE } from "hono/streaming";
 import type { EngineEvent, EngineRequest } from "../engine/engine.ts";
 import type { SeqUsage } from "../engine/scheduler.ts";
 import { badRequest, engineError, errorBody, toApiError } from "./errors.ts";
-import { affinityOf, openaiSampling, openaiUsage, priorityOf, readJson } from "./openai.ts";
-import { CompletionRequest, parseBody } from "./schemas.ts";
+import { affinityOf, openaiSampling, openaiUsage, priorityOf } from "./openai.ts";
+import { readBody } from "./body.ts";
 import { checkQueue, heartbeat, newId, type ServerContext, startRun } from "./sse.ts";
 
 type Token = Extract<EngineEvent, { type: "token" }>;
@@ -53,7 +53,7 @@ function sumUsage(us: SeqUsage[]): SeqUsage {
 export function completionRoutes(app: Hono, ctx: ServerContext): void {
   const { fe } = ctx;
   app.post("/v1/completions", async (c) => {
-    const body = parseBody(CompletionRequest, await readJson(c));
+    const body = await readBody(c, "CompletionRequest");
     const raw = body.prompt;
     const list: (string | number[])[] = typeof raw === "string"
       ? [raw]

@@ -13,13 +13,10 @@ import type { EngineLogprob, EngineRequest } from "../engine/engine.ts";
 import type { SeqUsage } from "../engine/scheduler.ts";
 import type { ChatMessage } from "../tokenizer/chat_template.ts";
 import type { ConstraintSpec, OutputEvent, ToolDef } from "./_tools.ts";
-import { ApiError, badRequest, errorBody, toApiError } from "./errors.ts";
+import { badRequest, errorBody, toApiError } from "./errors.ts";
+import { readBody } from "./body.ts";
 import type { ToolChoice } from "./prompt.ts";
-import {
-  ChatCompletionRequest,
-  type ChatCompletionRequest as ChatBody,
-  parseBody,
-} from "./schemas.ts";
+import type { ChatCompletionRequest as ChatBody } from "./schemas.ts";
 import { ChatRun } from "./run.ts";
 import type { ChatPlan } from "./prompt.ts";
 import {
@@ -30,42 +27,6 @@ import {
   type OutputAccumulator,
   type ServerContext,
 } from "./sse.ts";
-
-/** Milliseconds to wait for a request body: SPOOL_BODY_TIMEOUT_MS, else 60 s. */
-export function bodyTimeoutMs(): number {
-  return Number(
-    (globalThis as { process?: { env?: Record<string, string> } }).process?.env
-      ?.SPOOL_BODY_TIMEOUT_MS,
-  ) || 60_000;
-}
-
-/**
- * Parses the JSON body or throws a 400; a body that does not arrive within `timeoutMs` (a
- * client sending slowly) is a 408, and the connection is closed.
- */
-export async function readJson(c: Context, timeoutMs = bodyTimeoutMs()): Promise<unknown> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(
-        new ApiError(408, "invalid_request_error", "The request body did not arrive in time", {
-          code: "request_timeout",
-        }),
-      );
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([c.req.json(), late]);
-  } catch (e) {
-    if (e instanceof ApiError) {
-      c.header("connection", "close");
-      throw e;
-    }
-    throw badRequest(`The body is not valid JSON: ${(e as Error).message}`);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * The scheduling priority a request asks for with `x-spool-priority` (batch jobs send -1).
@@ -287,7 +248,7 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
   );
 
   app.post("/v1/chat/completions", async (c) => {
-    const body = parseBody(ChatCompletionRequest, await readJson(c));
+    const body = await readBody(c, "ChatCompletionRequest");
     checkChatBody(body);
     const tools = toolsOf(body);
     const topN = body.top_logprobs ?? 0;

@@ -28,7 +28,7 @@ import { join } from "node:path";
 import { homedir, tmpdir } from "node:os";
 import { mkdtempSync, rmSync } from "node:fs";
 import { startFront } from "./front.ts";
-import { bodyTimeoutMs } from "./openai.ts";
+import { bodyTimeoutMs } from "./body.ts";
 import process from "node:process";
 
 /** Options of {@link createServer}. */
