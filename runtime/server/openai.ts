@@ -271,15 +271,18 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
     const created = Math.floor(Date.now() / 1000);
     const model = fe.name;
     const n = body.n ?? 1;
-    // choice i samples with seed + i (when seeded), each with its own parser
+    // choice i samples with seed + i (when seeded), each with its own parser; the n choices
+    // form a fork group (the prompt evaluated once, its KV copied) when they fit the slots
+    const fork = n > 1 && n <= ctx.engine.info.parallel ? { group: id, size: n } : undefined;
     const planFor = (i: number): ChatPlan =>
-      i === 0 ? plan : {
+      n === 1 ? plan : {
         ...plan,
         params: {
           ...plan.params,
           ...(plan.params.seed !== undefined ? { seed: Number(plan.params.seed) + i } : {}),
+          ...(fork ? { fork } : {}),
         },
-        parser: plan.newParser(),
+        parser: i === 0 ? plan.parser : plan.newParser(),
       };
 
     if (!body.stream) {
