@@ -17,7 +17,7 @@ import { badRequest, errorBody, toApiError } from "./errors.ts";
 import { readBody } from "./body.ts";
 import type { ToolChoice } from "./prompt.ts";
 import type { ChatCompletionRequest as ChatBody } from "./schemas.ts";
-import { ChatRun } from "./run.ts";
+import { ChatRun, startAll } from "./run.ts";
 import type { ChatPlan } from "./prompt.ts";
 import {
   argumentsTail,
@@ -286,10 +286,10 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
       };
 
     if (!body.stream) {
-      const runs = await Promise.all(
+      const runs = await startAll(
         Array.from(
           { length: n },
-          (_, i) => ChatRun.start(ctx, planFor(i), newId("chatcmpl-"), c.req.raw.signal),
+          (_, i) => () => ChatRun.start(ctx, planFor(i), newId("chatcmpl-"), c.req.raw.signal),
         ),
       );
       const choices = [];

@@ -121,6 +121,53 @@ Deno.test({
         deepEqual(r.choices.map((c) => c.index), [0, 1, 2, 3]);
         for (const c of r.choices) equal(c.message.content, single);
       });
+
+      await t.step(
+        "legacy completions: n samples of each prompt, through the run loop",
+        async () => {
+          const prompts = ["The lighthouse keeper climbed", "Across the bay the ferry"];
+          const before = await evaluated();
+          const r = await client.completions.create({
+            model: "spool-test",
+            prompt: prompts,
+            n: 2,
+            temperature: 0,
+            max_tokens: 6,
+            logprobs: 2,
+            echo: true,
+          });
+          const delta = await evaluated() - before;
+          deepEqual(r.choices.map((c) => c.index), [0, 1, 2, 3]);
+          // choice i * n + j is sample j of prompt i; greedy samples of one prompt agree
+          equal(r.choices[0].text, r.choices[1].text);
+          equal(r.choices[2].text, r.choices[3].text);
+          ok(r.choices[0].text.startsWith(prompts[0]));
+          ok(r.choices[2].text.startsWith(prompts[1]));
+          equal(r.choices[0].logprobs!.tokens!.length, 6);
+          equal(r.usage!.completion_tokens, 24);
+          // each prompt evaluated once (less the cached part) for its two samples
+          const cached = r.usage!.prompt_tokens_details?.cached_tokens ?? 0;
+          equal(delta, r.usage!.prompt_tokens - cached);
+
+          const stream = await client.completions.create({
+            model: "spool-test",
+            prompt: prompts,
+            n: 2,
+            temperature: 0,
+            max_tokens: 6,
+            stream: true,
+            stream_options: { include_usage: true },
+          });
+          const text = ["", "", "", ""];
+          let usage: OpenAI.CompletionUsage | undefined;
+          for await (const ch of stream) {
+            for (const c of ch.choices) text[c.index] += c.text;
+            if (ch.usage) usage = ch.usage;
+          }
+          deepEqual(text, r.choices.map((c, i) => c.text.slice(prompts[i >> 1].length)));
+          equal(usage!.completion_tokens, 24);
+        },
+      );
     } finally {
       await server.close();
     }
