@@ -20,6 +20,24 @@ import { BODY_SCHEMAS, type BodySchemaName, parseBody } from "./schemas.ts";
 
 /** Bodies with at least this many bytes are parsed in a worker. */
 export const OFFLOAD_BYTES = 1024 * 1024;
+/** Most body workers at once (each holds a copy of its body); later bodies wait their turn. */
+export const MAX_BODY_WORKERS = 2;
+
+let workers = 0;
+const waiting: (() => void)[] = [];
+
+/** Runs `f` when fewer than {@link MAX_BODY_WORKERS} body workers are running. */
+async function inTurn<T>(f: () => Promise<T>): Promise<T> {
+  if (workers >= MAX_BODY_WORKERS) await new Promise<void>((r) => waiting.push(r));
+  else workers++;
+  try {
+    return await f();
+  } finally {
+    const next = waiting.shift();
+    if (next) next(); // the slot passes on
+    else workers--;
+  }
+}
 
 /** Milliseconds to wait for a request body: SPOOL_BODY_TIMEOUT_MS, else 60 s. */
 export function bodyTimeoutMs(): number {
@@ -45,6 +63,11 @@ export async function parseJsonBytes(
     }
     return schema ? parseBody(BODY_SCHEMAS[schema], value) : value;
   }
+  return await inTurn(() => parseInWorker(bytes, schema));
+}
+
+/** {@link parseJsonBytes} in a worker started for the body. */
+async function parseInWorker(bytes: ArrayBuffer, schema?: BodySchemaName): Promise<unknown> {
   const worker = startJsonWorker();
   try {
     const packed = await new Promise<Packed>((resolve, reject) => {
