@@ -60,6 +60,7 @@ async function serveCommand(args: string[]): Promise<number> {
       "allow-host": { type: "string", multiple: true },
       cors: { type: "string", multiple: true },
       "body-timeout": { type: "string" },
+      "request-timeout": { type: "string" },
     },
   });
   if (positionals.length !== 1) usage("serve takes exactly one MODEL");
@@ -68,7 +69,9 @@ async function serveCommand(args: string[]): Promise<number> {
   const sizes = configSizes(cfg);
   const apiKey = v["api-key"] ?? process.env.SPOOL_API_KEY ?? readApiKey(cfg);
   const bs = v["batch-store"] ?? defaultBatchStorePath();
-  const bodyTimeout = int(v["body-timeout"], "body-timeout", 1);
+  // seconds a client has to send a request head (and, unless --body-timeout, its body)
+  const requestTimeout = int(v["request-timeout"], "request-timeout", 1);
+  const bodyTimeout = int(v["body-timeout"], "body-timeout", 1) ?? requestTimeout;
   // seconds; read by the server's body reader
   if (bodyTimeout !== undefined) process.env.SPOOL_BODY_TIMEOUT_MS = String(bodyTimeout * 1000);
   const server = await createServer({
@@ -90,6 +93,7 @@ async function serveCommand(args: string[]): Promise<number> {
     expertProfile: v["expert-profile"],
     allowedHosts: v["allow-host"]?.flatMap((h) => h.split(",")),
     corsOrigins: v.cors?.flatMap((h) => h.split(",")),
+    requestTimeoutMs: requestTimeout !== undefined ? requestTimeout * 1000 : undefined,
   });
   const i = server.engine.info;
   // never print the key itself
@@ -112,7 +116,7 @@ async function serveCommand(args: string[]): Promise<number> {
 export const serveCommands: Record<string, Command> = {
   serve: {
     usage:
-      "spool serve MODEL [--host H] [--port N] [--api-key K] [--ctx N] [--parallel N] [--batch-store PATH|postgres://…|off] [--allow-host H] [--cors ORIGIN] [--body-timeout S] [--checkpoints N]",
+      "spool serve MODEL [--host H] [--port N] [--api-key K] [--ctx N] [--parallel N] [--batch-store PATH|postgres://…|off] [--allow-host H] [--cors ORIGIN] [--request-timeout S] [--body-timeout S] [--checkpoints N]",
     summary: "OpenAI- and Anthropic-compatible HTTP API (--ram-budget, --expert-cache, -t)",
     run: serveCommand,
   },

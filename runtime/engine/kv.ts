@@ -28,6 +28,8 @@ export class KVCache {
 
   /** Per layer, its index among the KV blocks (-1: a recurrent layer, none). */
   readonly #slot: Int32Array;
+  /** KV blocks (attention layers). */
+  readonly #blocks: number;
 
   /**
    * KV for `nCtx` positions of the layers marked in `layers` (default: all `nLayer`) laid
@@ -43,6 +45,7 @@ export class KVCache {
     this.vInK = layout.vInK;
     this.#kLayer = nCtx * this.kRow * 2;
     this.#vLayer = nCtx * this.vRow * 2;
+    this.#blocks = n;
     this.#k = new NativeBuffer(Math.max(1, n * this.#kLayer), { align: 4096 });
     this.#v = new NativeBuffer(Math.max(1, n * this.#vLayer), { align: 4096 });
   }
@@ -62,6 +65,26 @@ export class KVCache {
   v(li: number, pos = 0): Ptr {
     if (this.vInK > 0) return this.k(li, pos);
     return this.#v.ptrAt(this.#index(li) * this.#vLayer + pos * this.vRow * 2);
+  }
+
+  /**
+   * Copy positions [0, n) of every layer from `src` (a cache of the same layout), e.g. to
+   * fork a sequence: several samples of one prompt share its prefill.
+   */
+  copyFrom(src: KVCache, n: number): void {
+    if (src.kRow !== this.kRow || src.vRow !== this.vRow || src.#blocks !== this.#blocks) {
+      throw new Error("KVCache.copyFrom: the caches have different layouts");
+    }
+    if (n > this.nCtx || n > src.nCtx) {
+      throw new RangeError(`KVCache.copyFrom: ${n} positions do not fit (${this.nCtx})`);
+    }
+    for (let i = 0; i < this.#blocks; i++) {
+      const k = src.#k.u8.subarray(i * src.#kLayer, i * src.#kLayer + n * this.kRow * 2);
+      this.#k.u8.set(k, i * this.#kLayer);
+      if (this.vRow === 0) continue;
+      const v = src.#v.u8.subarray(i * src.#vLayer, i * src.#vLayer + n * this.vRow * 2);
+      this.#v.u8.set(v, i * this.#vLayer);
+    }
   }
 
   /** Release the memory. */

@@ -18,6 +18,14 @@
  *   ones.
  * - **Cancellation.** {@link Scheduler.cancel} ends a queued or running sequence with finish
  *   reason "abort" before its next step; its KV entries stay as a cache.
+ * - **Forks.** Requests of one fork group (`params.fork`: n samples of one prompt, OpenAI's
+ *   `n`) are admitted together once all have arrived and as many slots are free: the first
+ *   (the leader) evaluates the prompt, the others wait; when its prompt is in, its KV (and
+ *   recurrent state) is copied into their slots and each samples from the same logits with
+ *   its own sampler. The prompt is evaluated once. A group larger than the slots, one whose
+ *   members do not all arrive within {@link FORK_WAIT_MS}, or one with a cancelled member
+ *   runs as independent requests; followers of a leader that ends before its prompt is in
+ *   evaluate the prompt themselves.
  *
  * Text is produced as in {@link generate}: a UTF-8-safe stream decoder, then a stop-string
  * matcher, so no broken character and no part of a stop string is ever emitted.
@@ -42,6 +50,8 @@ import { StopMatcher } from "./stop.ts";
 
 /** Prompt tokens between two recurrent-state checkpoints inside a long prompt. */
 const CHECKPOINT_EVERY = 2048;
+/** Milliseconds a fork group's first request waits for the rest before running alone. */
+export const FORK_WAIT_MS = 2000;
 export interface SeqConstraint {
   /** Whether `tokenId` may come next. */
   accepts(tokenId: number): boolean;
@@ -65,6 +75,11 @@ export interface SeqParams extends Partial<SamplingParams> {
   priority?: number;
   /** Prefix-cache affinity key (e.g. the client's session id). */
   affinity?: string;
+  /**
+   * Member of a fork group: `size` requests with the same prompt and `group` key whose
+   * prompt is evaluated once (see the module doc).
+   */
+  fork?: { group: string; size: number };
 }
 
 /** A request to generate from token ids. */
@@ -192,6 +207,8 @@ interface Seq {
   admittedAt: number;
   firstTokenAt: number;
   cancelled: boolean;
+  /** A fork follower waiting for its leader's prompt (set until the fork). */
+  leader?: Seq;
 }
 
 interface Waiting {
@@ -233,6 +250,8 @@ export class Scheduler {
   readonly #active: Seq[] = [];
   #order = 0;
   #clock = 0;
+  /** Fork groups that run as independent requests (a member cancelled or late). */
+  readonly #broken = new Set<string>();
   #running = false;
   #closed = false;
   #stats = {
@@ -314,6 +333,7 @@ export class Scheduler {
     const qi = this.#queue.findIndex((w) => w.req.id === id);
     if (qi >= 0) {
       const [w] = this.#queue.splice(qi, 1);
+      if (w.req.params.fork) this.#broken.add(w.req.params.fork.group);
       this.#emit({
         type: "done",
         id,
@@ -411,65 +431,124 @@ export class Scheduler {
     while (this.#queue.length > 0) {
       const free = this.#slots.reduce((n, s) => n + (s.busy ? 0 : 1), 0);
       if (free === 0) break;
-      if ((this.#queue[0].req.params.priority ?? 0) < 0 && free <= reserve) break;
-      const w = this.#queue.shift()!;
-      const { req } = w;
-      const { slot, lcp } = this.#pickSlot(req)!;
-      let constraint: SeqConstraint | null = null;
-      let sampler: Sampler;
-      try {
-        sampler = new Sampler({ ...OPENAI_DEFAULTS, ...definedOnly(req.params) });
-        if (req.params.constraint !== undefined) {
-          if (!this.#opts.compileConstraint || !this.#opts.sampleConstrained) {
-            throw new Error("constrained decoding is not available in this build");
-          }
-          constraint = this.#opts.compileConstraint(req.params.constraint);
-        }
-      } catch (e) {
-        this.#emit({
-          type: "error",
-          id: req.id,
-          code: "bad_request",
-          message: (e as Error).message,
-        });
-        continue;
+      const head = this.#queue[0];
+      if ((head.req.params.priority ?? 0) < 0 && free <= reserve) break;
+      const group = this.#groupOf(head, free);
+      if (group === "wait") break;
+      const [first, ...rest] = group ?? [head];
+      for (const w of [first, ...rest]) this.#queue.splice(this.#queue.indexOf(w), 1);
+      const f = first.req.params.fork;
+      if (f && !this.#queue.some((q) => q.req.params.fork?.group === f.group)) {
+        this.#broken.delete(f.group);
       }
-      // the last prompt token always runs again, for its logits; a recurrent state resumes
-      // from its latest checkpoint inside the common prefix
-      const p = slot.session.truncate(Math.min(lcp, req.prompt.length - 1));
-      slot.busy = true;
-      slot.affinity = req.params.affinity ?? slot.affinity;
-      slot.lastUsed = ++this.#clock;
-      const now = performance.now();
-      const seq: Seq = {
-        req,
-        slot,
-        pending: req.prompt.slice(p),
-        next: -1,
-        history: [...req.prompt],
-        sampler,
-        decoder: new TextStreamDecoder(this.#model.tokenizer),
-        stops: new StopMatcher(req.params.stop ?? []),
-        constraint,
-        n: 0,
-        max: req.params.maxTokens ?? Infinity,
-        cached: p,
-        queuedAt: w.at,
-        admittedAt: now,
-        firstTokenAt: 0,
-        cancelled: false,
-      };
-      this.#stats.admitted++;
-      this.#stats.promptTokensCached += p;
-      this.#active.push(seq);
-      this.#emit({
-        type: "started",
-        id: req.id,
-        slot: slot.index,
-        cachedTokens: p,
-        promptTokens: req.prompt.length,
-      });
-      if (seq.max <= 0) this.#finish(seq, "length");
+      const { slot, lcp } = this.#pickSlot(first.req)!;
+      const leader = this.#start(first, slot, lcp);
+      for (const w of rest) this.#start(w, this.#pickSlot(w.req)!.slot, 0, leader ?? undefined);
+    }
+  }
+
+  /**
+   * The queued members of `w`'s fork group when they can start together, "wait" while they
+   * cannot yet, or null to start `w` alone (see the module doc).
+   */
+  #groupOf(w: Waiting, free: number): Waiting[] | "wait" | null {
+    const f = w.req.params.fork;
+    if (!f || f.size <= 1 || f.size > this.#slots.length || this.#broken.has(f.group)) return null;
+    const members = this.#queue.filter((q) => q.req.params.fork?.group === f.group);
+    const n = w.req.prompt.length;
+    const same = members.every((m) =>
+      m.req.prompt.length === n && commonPrefix(m.req.prompt, w.req.prompt) === n
+    );
+    if (!same || (members.length < f.size && performance.now() - w.at >= FORK_WAIT_MS)) {
+      this.#broken.add(f.group);
+      return null;
+    }
+    return members.length < f.size || free < f.size ? "wait" : members;
+  }
+
+  /**
+   * Start `w` in `slot`, reusing `lcp` cached tokens, or as a fork follower of `leader`
+   * (its prompt copied from the leader's slot once evaluated). Null if it was refused.
+   */
+  #start(w: Waiting, slot: Slot, lcp: number, leader?: Seq): Seq | null {
+    const { req } = w;
+    let constraint: SeqConstraint | null = null;
+    let sampler: Sampler;
+    try {
+      sampler = new Sampler({ ...OPENAI_DEFAULTS, ...definedOnly(req.params) });
+      if (req.params.constraint !== undefined) {
+        if (!this.#opts.compileConstraint || !this.#opts.sampleConstrained) {
+          throw new Error("constrained decoding is not available in this build");
+        }
+        constraint = this.#opts.compileConstraint(req.params.constraint);
+      }
+    } catch (e) {
+      this.#emit({ type: "error", id: req.id, code: "bad_request", message: (e as Error).message });
+      return null;
+    }
+    // the last prompt token always runs again, for its logits; a recurrent state resumes
+    // from its latest checkpoint inside the common prefix; a follower's prompt is copied
+    const p = leader
+      ? req.prompt.length
+      : slot.session.truncate(Math.min(lcp, req.prompt.length - 1));
+    slot.busy = true;
+    slot.affinity = req.params.affinity ?? slot.affinity;
+    slot.lastUsed = ++this.#clock;
+    const seq: Seq = {
+      req,
+      slot,
+      pending: leader ? [] : req.prompt.slice(p),
+      next: -1,
+      history: [...req.prompt],
+      sampler,
+      decoder: new TextStreamDecoder(this.#model.tokenizer),
+      stops: new StopMatcher(req.params.stop ?? []),
+      constraint,
+      n: 0,
+      max: req.params.maxTokens ?? Infinity,
+      cached: p,
+      queuedAt: w.at,
+      admittedAt: performance.now(),
+      firstTokenAt: 0,
+      cancelled: false,
+      leader,
+    };
+    this.#stats.admitted++;
+    this.#stats.promptTokensCached += p;
+    this.#active.push(seq);
+    this.#emit({
+      type: "started",
+      id: req.id,
+      slot: slot.index,
+      cachedTokens: p,
+      promptTokens: req.prompt.length,
+    });
+    if (seq.max <= 0) this.#finish(seq, "length");
+    return seq;
+  }
+
+  /** A follower whose leader ended before its prompt was in evaluates the prompt itself. */
+  #unfork(s: Seq): void {
+    s.leader = undefined;
+    const session = s.slot.session;
+    const lcp = commonPrefix(session.tokens, s.req.prompt);
+    const p = session.truncate(Math.min(lcp, s.req.prompt.length - 1));
+    this.#stats.promptTokensCached += p - s.cached;
+    s.cached = p;
+    s.pending = s.req.prompt.slice(p);
+  }
+
+  /** `leader`'s prompt is in: copy it into its followers' slots; each samples `logits`. */
+  #fork(leader: Seq, logits: Float32Array): void {
+    for (const f of this.#active.filter((q) => q.leader === leader)) {
+      f.leader = undefined;
+      try {
+        f.slot.session.copyFrom(leader.slot.session);
+        f.slot.session.checkpoint();
+        this.#sample(f, logits.slice());
+      } catch (e) {
+        this.#fail(f, e);
+      }
     }
   }
 
@@ -477,8 +556,10 @@ export class Scheduler {
   step(): void {
     for (const s of [...this.#active]) if (s.cancelled) this.#finish(s, "abort");
     this.#admit();
-    if (this.#active.length === 0) return;
-    const seqs = [...this.#active];
+    for (const s of this.#active) if (s.leader && !this.#active.includes(s.leader)) this.#unfork(s);
+    // fork followers wait for their leader's prompt
+    const seqs = this.#active.filter((s) => !s.leader);
+    if (seqs.length === 0) return;
     const items = seqs.map((s) => {
       if (s.pending.length > 0) {
         const tokens = s.pending.splice(0, this.chunk);
@@ -509,8 +590,12 @@ export class Scheduler {
         if (session.rec && session.position % CHECKPOINT_EVERY < this.chunk) session.checkpoint();
         continue;
       }
-      // the whole prompt is in: keep the state here (a next turn extends this prefix)
-      if (s.n === 0) session.checkpoint();
+      // the whole prompt is in: keep the state here (a next turn extends this prefix), and
+      // hand it to the fork followers (before it samples: a sampler may scale the logits)
+      if (s.n === 0) {
+        session.checkpoint();
+        this.#fork(s, logits[i]);
+      }
       try {
         this.#sample(s, logits[i]);
       } catch (e) {

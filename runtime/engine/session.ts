@@ -104,6 +104,21 @@ export class Session {
   }
 
   /**
+   * Become a copy of `src` (a session of the same model): its tokens, their KV rows and its
+   * recurrent state. A fork: samples of one prompt continue from one prefill.
+   * @throws ContextOverflowError if `src`'s tokens do not fit this session
+   */
+  copyFrom(src: Session): void {
+    if (this.#closed || src.#closed) throw new Error("Session used after close()");
+    if (src.model !== this.model) throw new Error("Session.copyFrom: a session of another model");
+    if (src.position > this.nCtx) throw new ContextOverflowError(this.nCtx, src.position);
+    this.kv.copyFrom(src.kv, src.position);
+    if (this.rec) this.rec.restore(src.rec!.snapshot());
+    this.tokens.length = 0;
+    for (const t of src.tokens) this.tokens.push(t);
+  }
+
+  /**
    * Run `tokens` through the model after the cached ones. Returns logits: of the last token
    * (`last`, length nVocab), of every token (`all`, tokens.length × nVocab), or none.
    * @throws ContextOverflowError if the cache cannot hold them (nothing is evaluated)

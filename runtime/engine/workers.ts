@@ -10,3 +10,8 @@
 export function startRenderWorker(): Worker {
   return new Worker(new URL("./_render_worker.ts", import.meta.url).href, { type: "module" });
 }
+
+/** The server's body parser worker (one large JSON request body off the main thread). */
+export function startJsonWorker(): Worker {
+  return new Worker(new URL("./_json_worker.ts", import.meta.url).href, { type: "module" });
+}

@@ -23,14 +23,10 @@ import type { SeqUsage } from "../engine/scheduler.ts";
 import type { ChatMessage } from "../tokenizer/chat_template.ts";
 import type { ConstraintSpec, OutputEvent, ToolDef } from "./_tools.ts";
 import { badRequest, errorBody, toApiError } from "./errors.ts";
-import { affinityOf, priorityOf, readJson } from "./openai.ts";
+import { affinityOf, priorityOf } from "./openai.ts";
+import { readBody } from "./body.ts";
 import { contentText, type ToolChoice } from "./prompt.ts";
-import {
-  CountTokensRequest,
-  type CountTokensRequest as CountBody,
-  MessagesRequest,
-  parseBody,
-} from "./schemas.ts";
+import type { CountTokensRequest as CountBody, MessagesRequest } from "./schemas.ts";
 import { type ChatFinish, ChatRun } from "./run.ts";
 import { checkQueue, heartbeat, newId, type ServerContext } from "./sse.ts";
 
@@ -206,7 +202,7 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
   const { fe } = ctx;
 
   app.post("/v1/messages/count_tokens", async (c) => {
-    const body = parseBody(CountTokensRequest, await readJson(c));
+    const body = await readBody(c, "CountTokensRequest");
     const choice = toolChoiceOf(body);
     const tools = choice === "none" ? [] : toolsOf(body);
     const n = (await fe.chatTokens(anthropicMessages(body), tools, kwargsOf(body))).length;
@@ -214,7 +210,7 @@ export function anthropicRoutes(app: Hono, ctx: ServerContext): void {
   });
 
   app.post("/v1/messages", async (c) => {
-    const body = parseBody(MessagesRequest, await readJson(c));
+    const body = await readBody(c, "MessagesRequest");
     checkMessagesBody(body);
     const params: EngineRequest["params"] = {
       maxTokens: body.max_tokens,

@@ -16,9 +16,9 @@ import { anthropicRoutes } from "./anthropic.ts";
 import { completionRoutes } from "./completions.ts";
 import { ApiError, type ApiFlavor, errorBody, toApiError } from "./errors.ts";
 import { Metrics } from "./metrics.ts";
-import { openaiRoutes, readJson } from "./openai.ts";
+import { openaiRoutes } from "./openai.ts";
+import { readBody } from "./body.ts";
 import type { ModelFrontend } from "./prompt.ts";
-import { DetokenizeRequest, parseBody, TokenizeRequest } from "./schemas.ts";
 import { newId, type ServerContext } from "./sse.ts";
 import { type BatchContext, batchRoutes } from "./batches.ts";
 
@@ -239,7 +239,7 @@ export function createApp(opts: AppOptions): Hono {
   });
 
   app.post("/tokenize", async (c) => {
-    const b = parseBody(TokenizeRequest, await readJson(c));
+    const b = await readBody(c, "TokenizeRequest");
     const ids = await ctx.fe.tokenizeAsync(
       b.content,
       b.add_special ?? false,
@@ -257,7 +257,7 @@ export function createApp(opts: AppOptions): Hono {
   });
 
   app.post("/detokenize", async (c) => {
-    const b = parseBody(DetokenizeRequest, await readJson(c));
+    const b = await readBody(c, "DetokenizeRequest");
     const n = ctx.fe.info.nVocab;
     const bad = b.tokens.find((t) => t >= n);
     if (bad !== undefined) {

@@ -33,7 +33,7 @@ import {
   windowSeconds,
 } from "../batch/store_types.ts";
 import { ApiError, badRequest } from "./errors.ts";
-import { readJson } from "./openai.ts";
+import { readJson } from "./body.ts";
 
 /** What the batch routes need. */
 export interface BatchContext {
@@ -73,9 +73,14 @@ async function storeCall<T>(f: () => T | Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The server's base URL as the client sees it: the request reaches the HTTP server over the
+ * front's Unix socket (an `http+unix:` URL), so the client's `Host` names it.
+ */
 function base(c: Context): string {
   const u = new URL(c.req.url);
-  return `${u.protocol}//${u.host}`;
+  if (u.protocol === "http:" || u.protocol === "https:") return `${u.protocol}//${u.host}`;
+  return `http://${c.req.header("host") ?? u.host}`;
 }
 
 function limitOf(c: Context, max = 100): number {

@@ -115,3 +115,36 @@ export function toApiError(e: unknown): ApiError {
   }
   return new ApiError(500, "server_error", err?.message ?? String(e), { cause: e });
 }
+
+/** An error as it crosses the worker boundary. */
+export interface WireError {
+  /** The error's name. */
+  name: string;
+  /** Its message. */
+  message: string;
+  /** The API error's fields, for an {@link ApiError}. */
+  api?: { status: number; type: string; param: string | null; code: string | null };
+}
+
+/** The error to send back for `e`. */
+export function wireError(e: unknown): WireError {
+  const err = e as Error;
+  const out: WireError = { name: err?.name ?? "Error", message: err?.message ?? String(e) };
+  if (e instanceof ApiError) {
+    out.api = { status: e.status, type: e.type, param: e.param, code: e.code };
+  }
+  return out;
+}
+
+/** The error `w` stands for, rebuilt on this side of the worker boundary. */
+export function fromWire(w: WireError): Error {
+  if (w.api) {
+    return new ApiError(w.api.status, w.api.type as ApiError["type"], w.message, {
+      param: w.api.param,
+      code: w.api.code,
+    });
+  }
+  const e = w.name === "RangeError" ? new RangeError(w.message) : new Error(w.message);
+  e.name = w.name;
+  return e;
+}

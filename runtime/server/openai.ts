@@ -13,14 +13,11 @@ import type { EngineLogprob, EngineRequest } from "../engine/engine.ts";
 import type { SeqUsage } from "../engine/scheduler.ts";
 import type { ChatMessage } from "../tokenizer/chat_template.ts";
 import type { ConstraintSpec, OutputEvent, ToolDef } from "./_tools.ts";
-import { ApiError, badRequest, errorBody, toApiError } from "./errors.ts";
+import { badRequest, errorBody, toApiError } from "./errors.ts";
+import { readBody } from "./body.ts";
 import type { ToolChoice } from "./prompt.ts";
-import {
-  ChatCompletionRequest,
-  type ChatCompletionRequest as ChatBody,
-  parseBody,
-} from "./schemas.ts";
-import { ChatRun } from "./run.ts";
+import type { ChatCompletionRequest as ChatBody } from "./schemas.ts";
+import { ChatRun, startAll } from "./run.ts";
 import type { ChatPlan } from "./prompt.ts";
 import {
   argumentsTail,
@@ -30,42 +27,6 @@ import {
   type OutputAccumulator,
   type ServerContext,
 } from "./sse.ts";
-
-/** Milliseconds to wait for a request body: SPOOL_BODY_TIMEOUT_MS, else 60 s. */
-export function bodyTimeoutMs(): number {
-  return Number(
-    (globalThis as { process?: { env?: Record<string, string> } }).process?.env
-      ?.SPOOL_BODY_TIMEOUT_MS,
-  ) || 60_000;
-}
-
-/**
- * Parses the JSON body or throws a 400; a body that does not arrive within `timeoutMs` (a
- * client sending slowly) is a 408, and the connection is closed.
- */
-export async function readJson(c: Context, timeoutMs = bodyTimeoutMs()): Promise<unknown> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(
-        new ApiError(408, "invalid_request_error", "The request body did not arrive in time", {
-          code: "request_timeout",
-        }),
-      );
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([c.req.json(), late]);
-  } catch (e) {
-    if (e instanceof ApiError) {
-      c.header("connection", "close");
-      throw e;
-    }
-    throw badRequest(`The body is not valid JSON: ${(e as Error).message}`);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * The scheduling priority a request asks for with `x-spool-priority` (batch jobs send -1).
@@ -287,7 +248,7 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
   );
 
   app.post("/v1/chat/completions", async (c) => {
-    const body = parseBody(ChatCompletionRequest, await readJson(c));
+    const body = await readBody(c, "ChatCompletionRequest");
     checkChatBody(body);
     const tools = toolsOf(body);
     const topN = body.top_logprobs ?? 0;
@@ -310,22 +271,25 @@ export function openaiRoutes(app: Hono, ctx: ServerContext): void {
     const created = Math.floor(Date.now() / 1000);
     const model = fe.name;
     const n = body.n ?? 1;
-    // choice i samples with seed + i (when seeded), each with its own parser
+    // choice i samples with seed + i (when seeded), each with its own parser; the n choices
+    // form a fork group (the prompt evaluated once, its KV copied) when they fit the slots
+    const fork = n > 1 && n <= ctx.engine.info.parallel ? { group: id, size: n } : undefined;
     const planFor = (i: number): ChatPlan =>
-      i === 0 ? plan : {
+      n === 1 ? plan : {
         ...plan,
         params: {
           ...plan.params,
           ...(plan.params.seed !== undefined ? { seed: Number(plan.params.seed) + i } : {}),
+          ...(fork ? { fork } : {}),
         },
-        parser: plan.newParser(),
+        parser: i === 0 ? plan.parser : plan.newParser(),
       };
 
     if (!body.stream) {
-      const runs = await Promise.all(
+      const runs = await startAll(
         Array.from(
           { length: n },
-          (_, i) => ChatRun.start(ctx, planFor(i), newId("chatcmpl-"), c.req.raw.signal),
+          (_, i) => () => ChatRun.start(ctx, planFor(i), newId("chatcmpl-"), c.req.raw.signal),
         ),
       );
       const choices = [];

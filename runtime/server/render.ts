@@ -20,7 +20,9 @@ import {
 } from "../tokenizer/chat_template.ts";
 import { TokenAttr, type Tokenizer, tokenizerFromGGUF } from "../tokenizer/tokenizer.ts";
 import type { ToolDef } from "./_tools.ts";
-import { ApiError, badRequest } from "./errors.ts";
+import { badRequest, fromWire, type WireError } from "./errors.ts";
+
+export { wireError } from "./errors.ts";
 
 /** Conversations (or texts) with at least this many characters are rendered in the worker. */
 export const OFFLOAD_CHARS = 256 * 1024;
@@ -180,39 +182,10 @@ export type RenderJob =
     prefill: boolean;
   };
 
-/** An error as it crosses the worker boundary. */
-interface WireError {
-  name: string;
-  message: string;
-  api?: { status: number; type: string; param: string | null; code: string | null };
-}
-
 /** Runs a job on a renderer (the worker's side). */
 export function runJob(r: PromptRenderer, job: RenderJob): unknown {
   if (job.op === "tokenize") return r.tokenize(job.text, job.addSpecial, job.parseSpecial);
   return r.prompt(job.messages, job.tools, job.kwargs, job.prefill);
-}
-
-/** The error to send back for `e`. */
-export function wireError(e: unknown): WireError {
-  const err = e as Error;
-  const out: WireError = { name: err?.name ?? "Error", message: err?.message ?? String(e) };
-  if (e instanceof ApiError) {
-    out.api = { status: e.status, type: e.type, param: e.param, code: e.code };
-  }
-  return out;
-}
-
-function fromWire(w: WireError): Error {
-  if (w.api) {
-    return new ApiError(w.api.status, w.api.type as ApiError["type"], w.message, {
-      param: w.api.param,
-      code: w.api.code,
-    });
-  }
-  const e = w.name === "RangeError" ? new RangeError(w.message) : new Error(w.message);
-  e.name = w.name;
-  return e;
 }
 
 /** A worker that renders and tokenizes for the model at `path` (loaded on first use). */

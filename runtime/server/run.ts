@@ -13,6 +13,9 @@
  * hand back as content at the end. Indexes stay contiguous from 0. A run that ends by length
  * reports it (`length` / `max_tokens`) even when complete calls came before the cut.
  *
+ * Legacy completions (`/v1/completions`) run through the same loop with {@link plainText},
+ * a parser that hands every piece of text on as content.
+ *
  * @module
  */
 import type { EngineEvent, EngineLogprob } from "../engine/engine.ts";
@@ -117,6 +120,14 @@ export class CallGate {
   }
 }
 
+/** A parser for raw text (legacy completions): every piece is content, no calls. */
+export function plainText(): OutputParser {
+  return {
+    push: (text) => text ? [{ type: "content", text }] : [],
+    end: () => [],
+  };
+}
+
 /** Why a chat run ended, API-neutral. */
 export type ChatFinish = "length" | "tool_calls" | "stop";
 
@@ -147,7 +158,7 @@ export class ChatRun {
   /** Starts `plan` and waits for admission (throws the API error of a refusal). */
   static async start(
     ctx: ServerContext,
-    plan: ChatPlan,
+    plan: Pick<ChatPlan, "prompt" | "params" | "parser">,
     id: string,
     signal?: AbortSignal,
   ): Promise<ChatRun> {
@@ -197,4 +208,18 @@ export class ChatRun {
     if (this.done?.finishReason === "length") return "length";
     return this.acc.calls.size > 0 ? "tool_calls" : "stop";
   }
+}
+
+/** Starts every run at once; if one is refused, the others are cancelled and it throws. */
+export async function startAll(starts: (() => Promise<ChatRun>)[]): Promise<ChatRun[]> {
+  const got = await Promise.allSettled(starts.map((s) => s()));
+  const failed = got.find((g) => g.status === "rejected");
+  if (!failed) return got.map((g) => (g as PromiseFulfilledResult<ChatRun>).value);
+  for (const g of got) {
+    if (g.status === "fulfilled") {
+      g.value.cancel();
+      g.value.release();
+    }
+  }
+  throw failed.reason;
 }

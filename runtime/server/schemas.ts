@@ -193,3 +193,16 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
     { param: param || null, code: "invalid_value" },
   );
 }
+
+/** The request schemas by name, for validating a large body in the body worker (body.ts). */
+export const BODY_SCHEMAS = {
+  ChatCompletionRequest,
+  CompletionRequest,
+  MessagesRequest,
+  CountTokensRequest,
+  TokenizeRequest,
+  DetokenizeRequest,
+};
+
+/** The name of a request schema in {@link BODY_SCHEMAS}. */
+export type BodySchemaName = keyof typeof BODY_SCHEMAS;

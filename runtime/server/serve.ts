@@ -1,7 +1,9 @@
 /**
  * `spool serve` as a library: start the engine worker, read the tokenizer and template, build
  * the app, and listen with `Deno.serve` or `Bun.serve` (with `idleTimeout: 0`, since Bun's
- * default of 10 s kills quiet streams).
+ * default of 10 s kills quiet streams) on a private Unix socket, behind the socket front of
+ * front.ts that takes the public connections and cuts off clients that send their request
+ * head too slowly (neither runtime's server bounds that).
  *
  * ```ts
  * const server = await createServer({ path: "model.gguf", port: 8080 });
@@ -23,7 +25,10 @@ import { fileSha256, openBatchStore } from "../batch/open_store.ts";
 import { BatchRunner } from "../batch/runner.ts";
 import { appExecutor } from "../batch/local.ts";
 import { join } from "node:path";
-import { homedir } from "node:os";
+import { homedir, tmpdir } from "node:os";
+import { mkdtempSync, rmSync } from "node:fs";
+import { startFront } from "./front.ts";
+import { bodyTimeoutMs } from "./body.ts";
 import process from "node:process";
 
 /** Options of {@link createServer}. */
@@ -58,6 +63,17 @@ export interface ServerOptions extends EngineOptions {
   allowedHosts?: string[];
   /** Origins allowed to call from a browser (CORS; default none). */
   corsOrigins?: string[];
+  /**
+   * Milliseconds a client has to send a request head before it gets a 408 and its
+   * connection is closed (default: SPOOL_REQUEST_TIMEOUT_MS, else 30 s). Bodies are timed
+   * by SPOOL_BODY_TIMEOUT_MS (default 60 s).
+   */
+  requestTimeoutMs?: number;
+}
+
+/** The head timeout: SPOOL_REQUEST_TIMEOUT_MS, else 30 s. */
+export function requestTimeoutMs(): number {
+  return Number(process.env.SPOOL_REQUEST_TIMEOUT_MS) || 30_000;
 }
 
 /**
@@ -113,39 +129,65 @@ interface Listener {
 
 declare const Bun: {
   serve(o: {
-    hostname: string;
-    port: number;
+    unix: string;
     idleTimeout: number;
     fetch: (r: Request) => Response | Promise<Response>;
   }): { port: number; stop(force?: boolean): Promise<void> | void };
 } | undefined;
 
-/** Listen with the runtime's own server. */
-export function listen(
+/** Serve `fetch` with the runtime's own server on the Unix socket `path`. */
+function listenUnix(
+  fetch: (r: Request) => Response | Promise<Response>,
+  path: string,
+): Promise<() => Promise<void>> {
+  if (typeof Bun !== "undefined") {
+    const s = Bun.serve({ unix: path, idleTimeout: 0, fetch });
+    return Promise.resolve(async () => await s.stop(true));
+  }
+  const ac = new AbortController();
+  const s = Deno.serve({ path, signal: ac.signal, onListen: () => {} }, fetch);
+  return Promise.resolve(async () => {
+    ac.abort();
+    await s.finished;
+  });
+}
+
+/**
+ * Listen on `host:port`: the runtime's server on a private Unix socket (in a fresh 0700
+ * folder), the socket front of front.ts on the public address, cutting off clients slower
+ * than `timeoutMs` with their request head.
+ */
+export async function listen(
   fetch: (r: Request) => Response | Promise<Response>,
   host: string,
   port: number,
+  timeoutMs: number = requestTimeoutMs(),
 ): Promise<Listener> {
-  if (typeof Bun !== "undefined") {
-    const s = Bun.serve({ hostname: host, port, idleTimeout: 0, fetch });
-    return Promise.resolve({ port: s.port, stop: async () => await s.stop(true) });
-  }
-  return new Promise((resolve) => {
-    const ac = new AbortController();
-    const s = Deno.serve({
-      hostname: host,
+  const dir = mkdtempSync(join(tmpdir(), "spool-serve-"));
+  const path = join(dir, "http.sock");
+  const stopHttp = await listenUnix(fetch, path);
+  try {
+    const front = await startFront({
+      host,
       port,
-      signal: ac.signal,
-      onListen: () => {},
-    }, fetch);
-    resolve({
-      port: s.addr.port,
-      stop: async () => {
-        ac.abort();
-        await s.finished;
-      },
+      backendPath: path,
+      headTimeoutMs: timeoutMs,
+      // the JSON routes answer a 408 at bodyTimeoutMs; the front closes what is left later
+      bodyTimeoutMs: bodyTimeoutMs() + 5000,
     });
-  });
+    return {
+      port: front.port,
+      stop: async () => {
+        await front.close();
+        await stopHttp();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    await stopHttp();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 /** Start the engine and listen; see the module doc. */
@@ -192,7 +234,12 @@ export async function createServer(opts: ServerOptions): Promise<SpoolServer> {
       );
     }
     const host = opts.host ?? "127.0.0.1";
-    const l = await listen(guardHost(app.fetch, host, opts.allowedHosts), host, opts.port ?? 8080);
+    const l = await listen(
+      guardHost(app.fetch, host, opts.allowedHosts),
+      host,
+      opts.port ?? 8080,
+      opts.requestTimeoutMs,
+    );
     const urlHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
     return {
       url: `http://${urlHost}:${l.port}`,

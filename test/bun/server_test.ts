@@ -55,3 +55,32 @@ test.skipIf(!existsSync(MODEL))("Bun.serve: streaming chat, health during genera
     await server.close();
   }
 }, 60_000);
+
+test.skipIf(!existsSync(MODEL))("Bun.serve: a half-sent request head is cut off", async () => {
+  const server = await createServer({
+    path: MODEL,
+    port: 0,
+    nCtx: 256,
+    threads: 2,
+    requestTimeoutMs: 1000,
+  });
+  try {
+    const { connect } = await import("node:net");
+    const sock = connect({ host: "127.0.0.1", port: server.port });
+    await new Promise<void>((r) => sock.once("connect", () => r()));
+    let text = "";
+    sock.on("data", (d) => (text += d.toString()));
+    const closed = new Promise<void>((r) => sock.once("close", () => r()));
+    const t0 = performance.now();
+    sock.write("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nCont");
+    const h = await fetch(`${server.url}/health`);
+    expect(h.status).toBe(200);
+    await closed;
+    const ms = performance.now() - t0;
+    expect(text.startsWith("HTTP/1.1 408")).toBe(true);
+    expect(ms).toBeGreaterThan(700);
+    expect(ms).toBeLessThan(3000);
+  } finally {
+    await server.close();
+  }
+}, 60_000);

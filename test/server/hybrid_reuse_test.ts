@@ -88,3 +88,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "hybrid model: n=2 forks the recurrent state; greedy choices equal a single answer",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const server = await createServer({
+      path: model(),
+      port: 0,
+      nCtx: 256,
+      threads: 2,
+      alias: "spool-hybrid",
+      parallel: 2,
+    });
+    try {
+      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "none", maxRetries: 0 });
+      const messages: OpenAI.ChatCompletionMessageParam[] = [
+        { role: "user", content: "Tell me about the lighthouses on the northern coast." },
+      ];
+      const before = (await server.engine.stats()).scheduler.promptTokensEvaluated;
+      const two = await client.chat.completions.create({
+        model: "spool-hybrid",
+        messages,
+        n: 2,
+        max_tokens: 8,
+        temperature: 0,
+      });
+      const after = (await server.engine.stats()).scheduler.promptTokensEvaluated;
+      equal(after - before, two.usage!.prompt_tokens);
+      const one = await chat(server.url, messages);
+      equal(two.choices[0].message.content, one.choices[0].message.content);
+      equal(two.choices[1].message.content, one.choices[0].message.content);
+    } finally {
+      await server.close();
+    }
+  },
+});
