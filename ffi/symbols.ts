@@ -248,6 +248,7 @@ export const symbols = {
 
   // expert pager (spool.h "expert pager"; runtime/experts/pager.ts)
   spool_pager_create: fn(["i32"], "ptr"),
+  spool_pager_create_backend: fn(["i32", "i32"], "ptr"),
   spool_pager_destroy: fn(["ptr"], "void"),
   spool_pager_threads: fn(["ptr"], "i32"),
   spool_pager_submit: fn(["ptr", "ptr", "i32"], "i32"),
