@@ -84,6 +84,7 @@ struct pager_uring {
   uint64_t wake_buf;
   int wake_armed; /* an eventfd read is on the ring (or written, to be submitted) */
   int woken;      /* an eventfd write is pending: no need for another */
+  int wake_fails; /* eventfd reads in a row that failed (then re-arming backs off) */
   /* reads */
   int32_t depth, n_free;
   int32_t *free_ops; /* depth op indices */
@@ -267,11 +268,20 @@ static void reap(spool_pager *p, pager_uring *u) {
     if (ud == WAKE_DATA) {
       u->wake_armed = 0;
       if (res >= 0) u->woken = 0; /* the pending write was consumed */
+      u->wake_fails = res >= 0 || res == -EINTR ? 0 : u->wake_fails + 1;
     } else {
       op_complete(p, u, (int32_t)(ud - 1u), res);
     }
   }
   __atomic_store_n(u->cq_head, head, __ATOMIC_RELEASE);
+}
+
+/* Sleep a millisecond without the mutex: the back-off of a ring that misbehaves. */
+static void back_off(spool_pager *p) {
+  pthread_mutex_unlock(&p->mu);
+  const struct timespec ms = {0, 1000000};
+  nanosleep(&ms, NULL);
+  pthread_mutex_lock(&p->mu);
 }
 
 static void *ring_main(void *arg) {
@@ -280,7 +290,11 @@ static void *ring_main(void *arg) {
   pthread_mutex_lock(&p->mu);
   for (;;) {
     if (!p->stop) {
-      if (!u->wake_armed) arm_wake(u);
+      if (!u->wake_armed) {
+        /* an eventfd read that keeps failing would spin here: poll the queue each ms */
+        if (u->wake_fails > 2) back_off(p);
+        arm_wake(u);
+      }
       fill(p, u);
     } else if (u->n_free == u->depth && !u->wake_armed) {
       break; /* stopping, and nothing of ours is on the ring any more */
@@ -294,13 +308,8 @@ static void *ring_main(void *arg) {
     pthread_mutex_lock(&p->mu);
     if (r > 0) u->to_submit -= (unsigned)r < n ? (unsigned)r : n;
     reap(p, u);
-    if (r < 0 && e != EINTR && e != EAGAIN && e != EBUSY) {
-      /* not expected of a healthy ring: back off instead of spinning */
-      pthread_mutex_unlock(&p->mu);
-      const struct timespec ms = {0, 1000000};
-      nanosleep(&ms, NULL);
-      pthread_mutex_lock(&p->mu);
-    }
+    /* not expected of a healthy ring: back off instead of spinning */
+    if (r < 0 && e != EINTR && e != EAGAIN && e != EBUSY) back_off(p);
   }
   pthread_mutex_unlock(&p->mu);
   return NULL;
