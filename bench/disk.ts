@@ -53,7 +53,8 @@ if (import.meta.main) {
     if (i === 0) {
       console.log(
         `${r.path}: ${(r.size / 1e9).toFixed(2)} GB, ` +
-          (r.direct ? "O_DIRECT (page cache bypassed)" : "BUFFERED (O_DIRECT refused)"),
+          (r.direct ? "O_DIRECT (page cache bypassed)" : "BUFFERED (O_DIRECT refused)") +
+          (r.registered ? ", registered buffers" : ""),
       );
       console.log(
         `median of ${args.rounds} rounds (depths alternate), ${seconds} s each`,

@@ -256,6 +256,8 @@ export const symbols = {
   spool_pager_poll: fn(["ptr", "i32"], "i32"),
   spool_pager_error: fn(["ptr", "i32", "i32"], "f64"),
   spool_pager_stat: fn(["ptr", "i32"], "f64"),
+  spool_pager_register: fn(["ptr", "ptr", "f64"], "i32"),
+  spool_pager_unregister: fn(["ptr", "ptr"], "i32"),
 } as const satisfies Record<string, SymbolDef>;
 
 /** Names of all native functions. */

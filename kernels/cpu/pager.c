@@ -151,14 +151,16 @@ int spool_pager_claim(spool_pager *p, pager_piece *pc) {
     if (t->pending == 0) pthread_cond_broadcast(&p->done_cv);
     return 0;
   }
-  if (p->in_flight++ == 0) p->flight_start_ns = spool_pager_now_ns();
+  pc->t0 = spool_pager_now_ns();
+  if (p->in_flight++ == 0) p->flight_start_ns = pc->t0;
   return 1;
 }
 
 void spool_pager_retire(spool_pager *p, const pager_piece *pc, int32_t st, uint64_t got,
-                        int err, uint64_t busy_ns) {
-  if (--p->in_flight == 0) p->st_wall_ns += (double)(spool_pager_now_ns() - p->flight_start_ns);
-  p->st_busy_ns += (double)busy_ns;
+                        int err) {
+  const uint64_t now = spool_pager_now_ns();
+  if (--p->in_flight == 0) p->st_wall_ns += (double)(now - p->flight_start_ns);
+  p->st_busy_ns += (double)(now - pc->t0);
   pager_ticket *t = &p->tickets[pc->slot];
   if (st == SPOOL_OK) {
     p->st_bytes += (double)got;
@@ -186,11 +188,9 @@ static void *worker_main(void *arg) {
     pthread_mutex_unlock(&p->mu);
     uint64_t got = 0;
     int err = 0;
-    const uint64_t t0 = spool_pager_now_ns();
     const int32_t st = read_piece(pc.fd, pc.dst, pc.len, pc.need, pc.off, &got, &err);
-    const uint64_t t1 = spool_pager_now_ns();
     pthread_mutex_lock(&p->mu);
-    spool_pager_retire(p, &pc, st, got, err, t1 - t0);
+    spool_pager_retire(p, &pc, st, got, err);
   }
   pthread_mutex_unlock(&p->mu);
   return NULL;
@@ -451,8 +451,19 @@ SPOOL_API double spool_pager_stat(spool_pager *p, int32_t what) {
   case SPOOL_PAGER_STAT_QUEUED: v = (double)(p->tail - p->head); break;
   case SPOOL_PAGER_STAT_IN_FLIGHT: v = (double)p->in_flight; break;
   case SPOOL_PAGER_STAT_BACKEND: v = (double)p->backend; break;
+  case SPOOL_PAGER_STAT_FIXED_READS: v = p->st_fixed_reads; break;
   default: v = SPOOL_E_INVALID; break;
   }
   pthread_mutex_unlock(&p->mu);
   return v;
+}
+
+SPOOL_API int32_t spool_pager_register(spool_pager *p, void *buf, double len) {
+  if (!p || !buf || !is_count(len) || len <= 0.0) return SPOOL_E_INVALID;
+  return spool_pager_uring_register(p, (uint8_t *)buf, (uint64_t)len);
+}
+
+SPOOL_API int32_t spool_pager_unregister(spool_pager *p, void *buf) {
+  if (!p || !buf) return SPOOL_E_INVALID;
+  return spool_pager_uring_unregister(p, (uint8_t *)buf);
 }

@@ -14,6 +14,7 @@
 #define PAGER_RING_CAP 4096u
 #define PAGER_MAX_THREADS 256
 #define PAGER_ALIGN 4096u
+#define PAGER_FIXED_SLOTS 64 /* registered buffers of an io_uring pager (each <= 1 GiB) */
 
 typedef struct {
   uint8_t *dst;
@@ -39,6 +40,7 @@ typedef struct {
   uint64_t off, len, need;
   int32_t fd, slot;
   double req_off, req_len;
+  uint64_t t0; /* when it was claimed (its busy time runs from here to its retire) */
 } pager_piece;
 
 typedef struct pager_uring pager_uring; /* pager_uring.c */
@@ -63,6 +65,7 @@ struct spool_pager {
   int32_t in_flight;
   uint64_t flight_start_ns;
   double st_bytes, st_reads, st_busy_ns, st_wall_ns;
+  double st_fixed_reads; /* pieces read into registered buffers (io_uring) */
 };
 
 /* CLOCK_MONOTONIC in nanoseconds. */
@@ -74,10 +77,10 @@ uint64_t spool_pager_now_ns(void);
 int spool_pager_claim(spool_pager *p, pager_piece *pc);
 
 /* With the mutex held: a claimed piece finished with status st (SPOOL_OK, SPOOL_E_IO with
- * errno err, SPOOL_E_SHORT_READ), got bytes read, busy_ns nanoseconds in flight. Updates
- * the statistics and the ticket and wakes its waiters when it is done. */
+ * errno err, SPOOL_E_SHORT_READ), got bytes read. Updates the statistics (busy time from
+ * claim to now, so busy >= wall exactly) and the ticket, and wakes its waiters when done. */
 void spool_pager_retire(spool_pager *p, const pager_piece *pc, int32_t st, uint64_t got,
-                        int err, uint64_t busy_ns);
+                        int err);
 
 /* io_uring backend (pager_uring.c). start: set up the ring and its thread for a pager whose
  * mutex, condition variables and n_threads are set; 0, or the errno that says why not
@@ -88,5 +91,8 @@ void spool_pager_uring_wake(spool_pager *p);
 /* After stop was set and the queue dropped (mutex not held): wait for the reads in flight,
  * join the thread, release the ring. */
 void spool_pager_uring_stop(spool_pager *p);
+/* spool_pager_register / _unregister for the io_uring backend (no-ops elsewhere). */
+int32_t spool_pager_uring_register(spool_pager *p, uint8_t *base, uint64_t len);
+int32_t spool_pager_uring_unregister(spool_pager *p, uint8_t *base);
 
 #endif /* SPOOL_PAGER_H */

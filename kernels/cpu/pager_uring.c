@@ -51,20 +51,31 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #define EAGAIN_RETRIES 64 /* a read that keeps returning EAGAIN fails with it */
+#define FIXED_CHUNK (1ull << 30) /* the kernel's limit on one registered buffer */
 #define WAKE_DATA 0       /* user_data of the eventfd read; reads are op index + 1 */
 
 /* One read on the ring: a piece and how far it got. */
 typedef struct {
   pager_piece pc;
   uint64_t got;   /* bytes of the piece read so far */
-  uint64_t t0;    /* when the piece was claimed */
   int probe;      /* the last read was short and unaligned: this one tells end of file */
   int eagain;     /* EAGAIN retries so far */
+  int plain;      /* a fixed-buffer read failed: read this piece with IORING_OP_READ */
+  int fixed;      /* the last read went out as IORING_OP_READ_FIXED */
 } uring_op;
+
+/* A registered (fixed) buffer slot: [base, base + len) of the group registered at `group`. */
+typedef struct {
+  uint8_t *base, *group;
+  uint64_t len;
+  int state; /* FIXED_FREE, FIXED_BUSY (being (un)registered), FIXED_LIVE */
+} fixed_slot;
+enum { FIXED_FREE, FIXED_BUSY, FIXED_LIVE };
 
 struct pager_uring {
   int ring_fd, event_fd;
@@ -85,6 +96,9 @@ struct pager_uring {
   int wake_armed; /* an eventfd read is on the ring (or written, to be submitted) */
   int woken;      /* an eventfd write is pending: no need for another */
   int wake_fails; /* eventfd reads in a row that failed (then re-arming backs off) */
+  /* registered buffers (IORING_REGISTER_BUFFERS2, sparse; 0 where the kernel lacks it) */
+  int fixed_ok;
+  fixed_slot fixed[PAGER_FIXED_SLOTS];
   /* reads */
   int32_t depth, n_free;
   int32_t *free_ops; /* depth op indices */
@@ -130,6 +144,38 @@ static void ring_free(pager_uring *u) {
   free(u);
 }
 
+/* An empty (sparse) table of PAGER_FIXED_SLOTS registered buffers (5.19); 0 if refused. */
+static int fixed_setup(pager_uring *u) {
+#ifdef IORING_RSRC_REGISTER_SPARSE
+  struct io_uring_rsrc_register rr;
+  memset(&rr, 0, sizeof(rr));
+  rr.nr = PAGER_FIXED_SLOTS;
+  rr.flags = IORING_RSRC_REGISTER_SPARSE;
+  return sys_register(u->ring_fd, IORING_REGISTER_BUFFERS2, &rr, sizeof(rr)) == 0;
+#else
+  (void)u;
+  return 0;
+#endif
+}
+
+/* Point registered-buffer slot `slot` at [base, base + len) (NULL, 0: empty); 0 or errno.
+ * Pinning the pages happens here, on the caller's thread, once. */
+static int fixed_update(pager_uring *u, int slot, void *base, uint64_t len) {
+#ifdef IORING_RSRC_REGISTER_SPARSE
+  struct iovec iov = {base, (size_t)len};
+  struct io_uring_rsrc_update2 up;
+  memset(&up, 0, sizeof(up));
+  up.offset = (uint32_t)slot;
+  up.data = (uint64_t)(uintptr_t)&iov;
+  up.nr = 1;
+  return sys_register(u->ring_fd, IORING_REGISTER_BUFFERS_UPDATE, &up, sizeof(up)) < 0 ? errno
+                                                                                        : 0;
+#else
+  (void)u, (void)slot, (void)base, (void)len;
+  return ENOSYS;
+#endif
+}
+
 /* Set up the ring (depth + 1 entries) and map it; 0 or an errno. */
 static int ring_setup(pager_uring *u) {
   struct io_uring_params prm;
@@ -145,6 +191,7 @@ static int ring_setup(pager_uring *u) {
   }
   if (u->ring_fd < 0) return errno;
   if (!probe_read(u->ring_fd)) return ENOSYS;
+  u->fixed_ok = fixed_setup(u);
   u->sq_map_len = prm.sq_off.array + prm.sq_entries * sizeof(unsigned);
   u->cq_map_len = prm.cq_off.cqes + prm.cq_entries * sizeof(struct io_uring_cqe);
   const int single = (prm.features & IORING_FEAT_SINGLE_MMAP) != 0;
@@ -187,26 +234,40 @@ static struct io_uring_sqe *sqe_next(pager_uring *u) {
   return sqe;
 }
 
+/* A read SQE; fixed >= 0 makes it IORING_OP_READ_FIXED from that registered buffer. */
 static void prep_read(pager_uring *u, int fd, void *dst, unsigned len, uint64_t off,
-                      uint64_t user_data) {
+                      uint64_t user_data, int fixed) {
   struct io_uring_sqe *sqe = sqe_next(u);
-  sqe->opcode = IORING_OP_READ;
+  sqe->opcode = fixed >= 0 ? IORING_OP_READ_FIXED : IORING_OP_READ;
   sqe->fd = fd;
   sqe->off = off;
   sqe->addr = (uint64_t)(uintptr_t)dst;
   sqe->len = len;
   sqe->user_data = user_data;
+  if (fixed >= 0) sqe->buf_index = (uint16_t)fixed;
+}
+
+/* The live registered buffer holding [dst, dst + len), or -1 (mutex held). */
+static int fixed_for(const pager_uring *u, const uint8_t *dst, uint64_t len) {
+  for (int s = 0; s < PAGER_FIXED_SLOTS; s++) {
+    const fixed_slot *f = &u->fixed[s];
+    if (f->state == FIXED_LIVE && dst >= f->base && dst + len <= f->base + f->len) return s;
+  }
+  return -1;
 }
 
 /* (Re)submit the rest of an op's piece. Pieces are at most 4 MiB, so len fits. */
 static void op_submit(pager_uring *u, int32_t i) {
   uring_op *op = &u->ops[i];
-  prep_read(u, op->pc.fd, op->pc.dst + op->got, (unsigned)(op->pc.len - op->got),
-            op->pc.off + op->got, (uint64_t)i + 1u);
+  uint8_t *dst = op->pc.dst + op->got;
+  const uint64_t len = op->pc.len - op->got;
+  const int fixed = op->plain ? -1 : fixed_for(u, dst, len);
+  op->fixed = fixed >= 0;
+  prep_read(u, op->pc.fd, dst, (unsigned)len, op->pc.off + op->got, (uint64_t)i + 1u, fixed);
 }
 
 static void arm_wake(pager_uring *u) {
-  prep_read(u, u->event_fd, &u->wake_buf, sizeof(u->wake_buf), 0, WAKE_DATA);
+  prep_read(u, u->event_fd, &u->wake_buf, sizeof(u->wake_buf), 0, WAKE_DATA, -1);
   u->wake_armed = 1;
 }
 
@@ -221,7 +282,7 @@ static void fill(spool_pager *p, pager_uring *u) {
     op->got = 0;
     op->probe = 0;
     op->eagain = 0;
-    op->t0 = spool_pager_now_ns();
+    op->plain = 0;
     op_submit(u, i);
   }
 }
@@ -234,6 +295,13 @@ static void op_complete(spool_pager *p, pager_uring *u, int32_t i, int32_t res) 
   int err = 0;
   if (res == -EINTR || (res == -EAGAIN && op->eagain++ < EAGAIN_RETRIES)) {
     op->probe = 0; /* read_piece goes back to an ordinary read */
+    op_submit(u, i);
+    return;
+  }
+  if (res < 0 && op->fixed) {
+    /* a fixed-buffer read failed (its buffer may have been unregistered since the SQE was
+     * written): the same read once more without it tells whether the error is real */
+    op->plain = 1;
     op_submit(u, i);
     return;
   }
@@ -251,7 +319,8 @@ static void op_complete(spool_pager *p, pager_uring *u, int32_t i, int32_t res) 
     }
   } /* res == 0: end of file */
   if (st == SPOOL_OK && op->got < op->pc.need) st = SPOOL_E_SHORT_READ;
-  spool_pager_retire(p, &op->pc, st, op->got, err, spool_pager_now_ns() - op->t0);
+  if (st == SPOOL_OK && op->fixed) p->st_fixed_reads += 1.0;
+  spool_pager_retire(p, &op->pc, st, op->got, err);
   u->free_ops[u->n_free++] = i;
 }
 
@@ -360,6 +429,65 @@ void spool_pager_uring_stop(spool_pager *p) {
   ring_free(u);
 }
 
+int32_t spool_pager_uring_register(spool_pager *p, uint8_t *base, uint64_t len) {
+  pager_uring *u = p->uring;
+  if (!u || !u->fixed_ok) return 0;
+  const int n = (int)((len + FIXED_CHUNK - 1) / FIXED_CHUNK);
+  int slots[PAGER_FIXED_SLOTS], got = 0;
+  pthread_mutex_lock(&p->mu);
+  for (int s = 0; s < PAGER_FIXED_SLOTS && got < n; s++) {
+    if (u->fixed[s].state == FIXED_FREE) slots[got++] = s;
+  }
+  if (got == n) {
+    for (int k = 0; k < n; k++) u->fixed[slots[k]].state = FIXED_BUSY;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (got < n) return SPOOL_E_RANGE;
+  /* pin without the mutex (it can take a while for gigabytes): the ring thread goes on */
+  int err = 0, done = 0;
+  for (; done < n && !err; done++) {
+    const uint64_t at = (uint64_t)done * FIXED_CHUNK;
+    err = fixed_update(u, slots[done], base + at, len - at < FIXED_CHUNK ? len - at : FIXED_CHUNK);
+  }
+  if (err) {
+    for (int k = 0; k < done - 1; k++) fixed_update(u, slots[k], NULL, 0);
+  }
+  pthread_mutex_lock(&p->mu);
+  for (int k = 0; k < n; k++) {
+    fixed_slot *f = &u->fixed[slots[k]];
+    const uint64_t at = (uint64_t)k * FIXED_CHUNK;
+    f->base = base + at;
+    f->group = base;
+    f->len = len - at < FIXED_CHUNK ? len - at : FIXED_CHUNK;
+    f->state = err ? FIXED_FREE : FIXED_LIVE;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (err) spool_set_errno(err);
+  return err ? 0 : 1;
+}
+
+int32_t spool_pager_uring_unregister(spool_pager *p, uint8_t *base) {
+  pager_uring *u = p->uring;
+  if (!u) return SPOOL_E_INVALID;
+  int slots[PAGER_FIXED_SLOTS], n = 0;
+  pthread_mutex_lock(&p->mu);
+  for (int s = 0; s < PAGER_FIXED_SLOTS; s++) {
+    if (u->fixed[s].state == FIXED_LIVE && u->fixed[s].group == base) {
+      u->fixed[s].state = FIXED_BUSY; /* no new read uses it from here on */
+      slots[n++] = s;
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (n == 0) return SPOOL_E_INVALID;
+  /* reads already on the ring keep the kernel's reference to the old pages; a read whose
+   * SQE was written but not yet submitted fails and is retried without the buffer */
+  for (int k = 0; k < n; k++) fixed_update(u, slots[k], NULL, 0);
+  pthread_mutex_lock(&p->mu);
+  for (int k = 0; k < n; k++) u->fixed[slots[k]].state = FIXED_FREE;
+  pthread_mutex_unlock(&p->mu);
+  return SPOOL_OK;
+}
+
 #else /* no io_uring here: the threads backend reads */
 
 int spool_pager_uring_start(spool_pager *p) {
@@ -368,5 +496,13 @@ int spool_pager_uring_start(spool_pager *p) {
 }
 void spool_pager_uring_wake(spool_pager *p) { (void)p; }
 void spool_pager_uring_stop(spool_pager *p) { (void)p; }
+int32_t spool_pager_uring_register(spool_pager *p, uint8_t *base, uint64_t len) {
+  (void)p, (void)base, (void)len;
+  return 0;
+}
+int32_t spool_pager_uring_unregister(spool_pager *p, uint8_t *base) {
+  (void)p, (void)base;
+  return SPOOL_E_INVALID;
+}
 
 #endif

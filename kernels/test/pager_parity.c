@@ -104,6 +104,8 @@ static uint8_t *random_ranges(spool_pager *p, int32_t backend, int depth, size_t
   }
   uint8_t *dst = (uint8_t *)malloc(total);
   memset(dst, POISON, total);
+  /* at depth 4 the destination is registered: io_uring reads it with READ_FIXED */
+  const int fixed = depth == 4 ? spool_pager_register(p, dst, (double)total) : 0;
   const int fd = open(file_path, O_RDONLY);
   double reqs[N_RANGES * SPOOL_PAGER_REQ_DOUBLES];
   int32_t tickets[6];
@@ -125,6 +127,18 @@ static uint8_t *random_ranges(spool_pager *p, int32_t backend, int depth, size_t
   check(what, spool_pager_stat(p, SPOOL_PAGER_STAT_BYTES) == (double)total &&
                   spool_pager_stat(p, SPOOL_PAGER_STAT_IN_FLIGHT) == 0.0 &&
                   spool_pager_stat(p, SPOOL_PAGER_STAT_QUEUED) == 0.0);
+  if (depth == 4) {
+    const double fr = spool_pager_stat(p, SPOOL_PAGER_STAT_FIXED_READS);
+    snprintf(what, sizeof(what), "%s: registered destination (%s): %.0f of %.0f reads fixed",
+             name_of(backend), fixed == 1 ? "yes" : "no", fr,
+             spool_pager_stat(p, SPOOL_PAGER_STAT_READS));
+    check(what, fixed >= 0 && (fixed == 1 ? fr == spool_pager_stat(p, SPOOL_PAGER_STAT_READS)
+                                          : fr == 0.0) &&
+                    (backend == SPOOL_PAGER_BACKEND_URING || fixed == 0));
+    if (fixed == 1) check("unregister", spool_pager_unregister(p, dst) == SPOOL_OK);
+    check("unregistering what is not registered is INVALID",
+          spool_pager_unregister(p, dst) == SPOOL_E_INVALID);
+  }
   close(fd);
   *total_out = total;
   return dst;

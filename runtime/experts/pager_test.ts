@@ -429,6 +429,7 @@ backendTest("stats count bytes and reads exactly, busy and wall time are plausib
         wallNs: 0,
         queued: 0,
         inFlight: 0,
+        fixedReads: 0,
       });
       const t0 = performance.now();
       // 10 requests of 100 000 bytes: each under the minimum piece, so one read each
