@@ -499,7 +499,8 @@ SPOOL_API double spool_pager_stat(spool_pager *pager, int32_t what);
  * there is nothing to gain (threads backend, kernel before 5.19, or refused, e.g. over
  * RLIMIT_MEMLOCK: errno via spool_last_errno; reads work as before), SPOOL_E_RANGE when
  * the pager's 64 slots of <= 1 GiB are taken, SPOOL_E_INVALID for bad arguments. The
- * memory must stay allocated until spool_pager_unregister (or destroy). */
+ * whole range is faulted in and pinned (resident, never reclaimed) until
+ * spool_pager_unregister or destroy, and must stay allocated until then. */
 SPOOL_API int32_t spool_pager_register(spool_pager *pager, void *buf, double len);
 /** Drop a registration made at buf. SPOOL_OK, or SPOOL_E_INVALID if buf is not registered. */
 SPOOL_API int32_t spool_pager_unregister(spool_pager *pager, void *buf);

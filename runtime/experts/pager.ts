@@ -332,7 +332,8 @@ export class Pager {
    * once now, and reads into it skip the kernel's per-read pinning (about half the CPU
    * time of an O_DIRECT read here). Returns true when registered; false where there is
    * nothing to gain (threads backend, a kernel before 5.19, RLIMIT_MEMLOCK): reads work the
-   * same either way. `buf` must not be freed before {@link unregister} or {@link close}.
+   * same either way. The whole buffer becomes resident and pinned (count it against the
+   * memory budget); it must not be freed before {@link unregister} or {@link close}.
    */
   register(buf: NativeBuffer): boolean {
     const p = this.#live();
