@@ -5,6 +5,7 @@
  *
  *   deno run -A bench/disk.ts [FILE] [--depths 1,4,8,16,32] [--sizes 1,4] [--seconds 2]
  *                             [--rounds 3] [--backends auto|threads|uring|threads,uring]
+ *                             [--unregistered]
  *   bun bench/disk.ts [FILE] ...
  *
  * FILE defaults to bench/out/qwen3-30b-a3b-q4km.gguf. Sizes are MiB per request; depths are
@@ -15,7 +16,8 @@
  * of reads the workers actually had outstanding (busy time / wall time); "CPU s/GB" the CPU
  * time of the whole process (user + system, every thread) per GB read: what reading costs
  * the cores that should be computing. --backends measures the pager's io_uring and threads
- * backends one after the other (default: auto, the one spool uses here).
+ * backends one after the other (default: auto, the one spool uses here); io_uring reads go
+ * into registered buffers (Pager.register) unless --unregistered.
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
@@ -32,6 +34,7 @@ if (import.meta.main) {
       seconds: { type: "string", default: "2" },
       rounds: { type: "string", default: "3" },
       backends: { type: "string", default: "auto" },
+      unregistered: { type: "boolean", default: false },
     },
   });
   const path = positionals[0] ??
@@ -49,6 +52,7 @@ if (import.meta.main) {
       seconds,
       rounds: Number(args.rounds),
       backend,
+      register: !args.unregistered,
     });
     if (i === 0) {
       console.log(
