@@ -175,8 +175,11 @@ export class Pager {
     const p = n.sym.spool_pager_create_backend(threads, code);
     if (isNull(p)) {
       const errno = n.sym.spool_last_errno();
-      const status = errno === ENOMEM || backend !== "uring" ? Status.NOMEM : Status.IO;
-      const detail = backend === "uring" ? "io_uring is unavailable here" : undefined;
+      // not memory: io_uring was asked for (backend "uring", or SPOOL_PAGER=uring) and failed
+      const status = errno === ENOMEM ? Status.NOMEM : Status.IO;
+      const detail = status === Status.IO
+        ? "io_uring is unavailable here (backend uring or SPOOL_PAGER=uring)"
+        : undefined;
       throw new KernelError("spool_pager_create", status, errno, detail);
     }
     const used = n.sym.spool_pager_stat(p, STAT_BACKEND) === BACKEND_CODE.uring
