@@ -333,19 +333,19 @@ export class Pager {
   /**
    * Register `buf` (e.g. the expert cache) with an io_uring pager: its pages are pinned
    * once now, and reads into it skip the kernel's per-read pinning (about half the CPU
-   * time of an O_DIRECT read here). Returns true when registered; false where there is
-   * nothing to gain (threads backend, a kernel before 5.19, RLIMIT_MEMLOCK): reads work the
-   * same either way. The whole buffer becomes resident and pinned (count it against the
-   * memory budget); it must not be freed before {@link unregister} or {@link close}.
+   * time of an O_DIRECT read here). Returns true when registered (or already registered);
+   * false where there is nothing to gain or it cannot be done (threads backend, a kernel
+   * before 5.19, RLIMIT_MEMLOCK, more than 64 GiB registered): reads work the same either
+   * way. The whole buffer becomes resident and pinned (count it against the memory
+   * budget); it must not be freed before {@link unregister} or {@link close}.
    */
   register(buf: NativeBuffer): boolean {
     const p = this.#live();
     if (buf.freed) throw new Error("Pager.register: the NativeBuffer was freed");
+    if (this.#registered.has(buf)) return true;
+    if (buf.byteLength === 0) return false;
     const r = native().sym.spool_pager_register(p, buf.ptr, buf.byteLength);
-    if (r < 0) {
-      const detail = r === Status.RANGE ? "all 64 registered-buffer slots are taken" : undefined;
-      throw new KernelError("spool_pager_register", r, 0, detail);
-    }
+    if (r < 0 && r !== Status.RANGE) throw new KernelError("spool_pager_register", r);
     if (r === 1) this.#registered.add(buf);
     return r === 1;
   }

@@ -227,6 +227,10 @@ backendTest("registered buffers: same bytes, counted, and unregistering mid-read
     const dst = new NativeBuffer(4 * span, { align: 4096 });
     try {
       const fixed = pager.register(dst);
+      assertEquals(pager.register(dst), fixed, "registering twice is the same");
+      const empty = new NativeBuffer(0);
+      assertEquals(pager.register(empty), false, "nothing to register");
+      empty.free();
       // the threads backend has nothing to gain; io_uring registers (kernel 5.19+)
       if (b === "threads") assertEquals(fixed, false);
       if (b === "uring" && !fixed) console.log("  io_uring refused the registration here");
