@@ -18,12 +18,13 @@
  * (fd, dst address, len, file offset, need) into the ring under one ticket. Nothing is
  * read by the caller's thread: submit is a copy into the ring plus a wakeup (a condition
  * variable, or an eventfd the ring thread waits on). Workers claim *pieces* of the request
- * at the ring's head: a piece is the next [cursor, cursor + piece) of the head request, so one large request
- * is read by several workers at once and the queue depth is the thread count. The piece
- * size is chosen per ticket as ceil(ticket bytes / threads) rounded up to 4096, clamped
- * to [128 KiB, 4 MiB]: one big ticket is spread over all workers, many small requests stay
- * whole. Pieces start at multiples of 4096 from the request's start, so an aligned
- * O_DIRECT request yields aligned pieces.
+ * at the ring's head: a piece is the next [cursor, cursor + piece) of the head request, so
+ * one large request is read by several workers at once and the queue depth is the thread
+ * count (or the reads the ring thread keeps in flight). The piece size is chosen per ticket
+ * as ceil(ticket bytes / threads) rounded up to 4096, clamped to [128 KiB, 4 MiB]: one big
+ * ticket is spread over all workers, many small requests stay whole. Pieces start at
+ * multiples of 4096 from the request's start, so an aligned O_DIRECT request yields
+ * aligned pieces.
  *
  * need. A request must deliver its first `need` bytes (need <= len, usually need == len);
  * end of file after them ends the request quietly. This is how the aligned superset of a
@@ -60,6 +61,10 @@
  * nanoseconds summed over pieces (from claim to retire: time inside the reads), and wall
  * nanoseconds during which at least one read was in flight. busy / wall is the mean queue
  * depth actually achieved. SPOOL_PAGER_STAT_BACKEND says which backend reads.
+ *
+ * Registered buffers (spool_pager_register, io_uring only): a destination registered once
+ * is pinned once, and reads into it go out as IORING_OP_READ_FIXED, which spares the
+ * kernel pinning the pages of every O_DIRECT read (pager_uring.c).
  */
 #include "pager.h"
 #include <errno.h>
@@ -445,9 +450,11 @@ SPOOL_API double spool_pager_stat(spool_pager *p, int32_t what) {
   case SPOOL_PAGER_STAT_BYTES: v = p->st_bytes; break;
   case SPOOL_PAGER_STAT_READS: v = p->st_reads; break;
   case SPOOL_PAGER_STAT_BUSY_NS: v = p->st_busy_ns; break;
-  case SPOOL_PAGER_STAT_WALL_NS:
-    v = p->st_wall_ns + (p->in_flight > 0 ? (double)(spool_pager_now_ns() - p->flight_start_ns) : 0.0);
+  case SPOOL_PAGER_STAT_WALL_NS: {
+    const uint64_t open_ns = p->in_flight > 0 ? spool_pager_now_ns() - p->flight_start_ns : 0;
+    v = p->st_wall_ns + (double)open_ns;
     break;
+  }
   case SPOOL_PAGER_STAT_QUEUED: v = (double)(p->tail - p->head); break;
   case SPOOL_PAGER_STAT_IN_FLIGHT: v = (double)p->in_flight; break;
   case SPOOL_PAGER_STAT_BACKEND: v = (double)p->backend; break;
