@@ -275,6 +275,7 @@ export const symbols = {
 
   // expert pager (spool.h "expert pager"; runtime/experts/pager.ts)
   spool_pager_create: fn(["i32"], "ptr"),
+  spool_pager_create_backend: fn(["i32", "i32"], "ptr"),
   spool_pager_destroy: fn(["ptr"], "void"),
   spool_pager_threads: fn(["ptr"], "i32"),
   spool_pager_submit: fn(["ptr", "ptr", "i32"], "i32"),
@@ -282,6 +283,8 @@ export const symbols = {
   spool_pager_poll: fn(["ptr", "i32"], "i32"),
   spool_pager_error: fn(["ptr", "i32", "i32"], "f64"),
   spool_pager_stat: fn(["ptr", "i32"], "f64"),
+  spool_pager_register: fn(["ptr", "ptr", "f64"], "i32"),
+  spool_pager_unregister: fn(["ptr", "ptr"], "i32"),
 } as const satisfies Record<string, SymbolDef>;
 
 /** Names of all native functions. */

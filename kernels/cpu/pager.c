@@ -1,27 +1,38 @@
 /*
  * pager.c — the native expert pager (spool.h "expert pager", DESIGN.md §4).
  *
- * Experts are read from SSD with explicit preads, many in flight, never through page
- * faults. A pager owns n I/O worker threads (pthreads) that sleep on a condition variable
- * when idle and a bounded ring of pending requests; everything is allocated once in
- * spool_pager_create.
+ * Experts are read from SSD with explicit reads, many in flight, never through page
+ * faults. A pager owns a bounded ring of pending requests and one of two backends that read
+ * them (pager.h); everything is allocated once in spool_pager_create.
+ *  - threads: n I/O worker threads (pthreads) that sleep on a condition variable when idle
+ *    and each run one pread at a time (this file). The reference, and the fallback.
+ *  - io_uring (Linux, pager_uring.c): one thread keeps n IORING_OP_READs in flight on a
+ *    ring, so n reads cost one thread's submissions and completions instead of n threads
+ *    waking and sleeping. Chosen by default where io_uring works (io_uring_setup can fail
+ *    with ENOSYS, EPERM under seccomp, or by the io_uring_disabled sysctl; kernels before
+ *    5.6 lack IORING_OP_READ); SPOOL_PAGER=threads or spool_pager_create_backend picks one.
+ * Both take the same pieces off the same queue and retire them through spool_pager_retire,
+ * so everything below holds for both: n is the queue depth either way.
  *
  * Requests. spool_pager_submit copies n requests of SPOOL_PAGER_REQ_DOUBLES doubles each
  * (fd, dst address, len, file offset, need) into the ring under one ticket. Nothing is
- * read by the caller's thread. Workers claim *pieces* of the request at the ring's head:
- * a piece is the next [cursor, cursor + piece) of the head request, so one large request
- * is read by several workers at once and the queue depth is the thread count. The piece
- * size is chosen per ticket as ceil(ticket bytes / threads) rounded up to 4096, clamped
- * to [128 KiB, 4 MiB]: one big ticket is spread over all workers, many small requests stay
- * whole. Pieces start at multiples of 4096 from the request's start, so an aligned
- * O_DIRECT request yields aligned pieces.
+ * read by the caller's thread: submit is a copy into the ring plus a wakeup (a condition
+ * variable, or an eventfd the ring thread waits on). Workers claim *pieces* of the request
+ * at the ring's head: a piece is the next [cursor, cursor + piece) of the head request, so
+ * one large request is read by several workers at once and the queue depth is the thread
+ * count (or the reads the ring thread keeps in flight). The piece size is chosen per ticket
+ * as ceil(ticket bytes / threads) rounded up to 4096, clamped to [128 KiB, 4 MiB]: one big
+ * ticket is spread over all workers, many small requests stay whole. Pieces start at
+ * multiples of 4096 from the request's start, so an aligned O_DIRECT request yields
+ * aligned pieces.
  *
  * need. A request must deliver its first `need` bytes (need <= len, usually need == len);
  * end of file after them ends the request quietly. This is how the aligned superset of a
  * range near end of file is read through O_DIRECT: len is rounded up to 4096 and may run
  * past end of file, need covers the requested bytes. End of file before `need` bytes is
  * SPOOL_E_SHORT_READ. A read through O_DIRECT that returns a length that is not a multiple
- * of 4096 has reached end of file (a further read at an unaligned offset would fail).
+ * of 4096 has reached end of file (a further read at an unaligned offset would fail). A
+ * short read is continued for the rest of the piece (the io_uring backend resubmits it).
  *
  * Alignment. With an O_DIRECT fd, offset, len and dst must be multiples of 4096. Submit
  * checks that only for requests that are misaligned: such a request costs one
@@ -38,75 +49,41 @@
  * SPOOL_E_RANGE when all slots are live (tickets that are never waited leak their slot).
  * Once a read of a ticket failed, its remaining pieces are skipped (counted, not read).
  *
- * Threads. One mutex guards the ring, the tickets and the statistics; workers hold it only
- * to claim a piece and to retire it, never during the pread. submit, wait, poll, error and
- * stat may be called from any thread (spool calls them from the engine's one JS thread).
- * submit blocks while the ring is full (workers drain it), so any n is accepted.
- * spool_pager_destroy drops queued pieces that no worker has started, waits for the reads
- * in flight, joins the workers and frees the pager: after it returns nothing writes to the
- * destination buffers any more.
+ * Threads. One mutex guards the ring, the tickets and the statistics; workers (and the ring
+ * thread) hold it only to claim pieces and to retire them, never during a read. submit,
+ * wait, poll, error and stat may be called from any thread (spool calls them from the
+ * engine's one JS thread). submit blocks while the ring is full (workers drain it), so any
+ * n is accepted. spool_pager_destroy drops queued pieces that no worker has started, waits
+ * for the reads in flight (the ring thread finishes the ones on the ring), joins the
+ * threads and frees the pager: after it returns nothing writes to the destination buffers.
  *
  * Statistics (spool_pager_stat): bytes delivered by successful reads, pieces read, busy
- * nanoseconds summed over workers (time inside reads), and wall nanoseconds during which
- * at least one read was in flight. busy / wall is the mean queue depth actually achieved.
+ * nanoseconds summed over pieces (from claim to retire: time inside the reads), and wall
+ * nanoseconds during which at least one read was in flight. busy / wall is the mean queue
+ * depth actually achieved. SPOOL_PAGER_STAT_BACKEND says which backend reads.
+ *
+ * Registered buffers (spool_pager_register, io_uring only): a destination registered once
+ * is pinned once, and reads into it go out as IORING_OP_READ_FIXED, which spares the
+ * kernel pinning the pages of every O_DIRECT read (pager_uring.c).
  */
-#include "internal.h"
+#include "pager.h"
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#define RING_CAP 4096u
-#define MAX_THREADS 256
 #define SLOT_BITS 10
 #define GEN_MAX ((1u << (31 - SLOT_BITS)) - 1u) /* keeps tickets positive int32 */
 #define PIECE_MIN (128u << 10)
 #define PIECE_MAX (4u << 20)
-#define ALIGN 4096u
+#define ALIGN PAGER_ALIGN
 #define MAX_EXACT 9007199254740992.0 /* 2^53 */
 
 _Static_assert((1u << SLOT_BITS) == SPOOL_PAGER_MAX_TICKETS, "ticket table size");
 
-typedef struct {
-  uint8_t *dst;
-  uint64_t off, len, need, cursor, piece;
-  int32_t fd;
-  int32_t slot;
-} request;
-
-typedef struct {
-  uint32_t gen;      /* generation of the ticket in this slot (0: never used) */
-  int live;          /* handed out and not yet released by wait/poll */
-  uint64_t pending;  /* bytes not yet retired (read or skipped) */
-  int32_t status;    /* SPOOL_OK or the first failure */
-  int32_t err_errno; /* errno of the first SPOOL_E_IO */
-  int32_t err_fd;
-  double err_off, err_len, err_at; /* failed request's range; file position where it stopped */
-} ticket_slot;
-
-struct spool_pager {
-  pthread_mutex_t mu;
-  pthread_cond_t work_cv;  /* ring not empty, or stop */
-  pthread_cond_t space_cv; /* ring has room */
-  pthread_cond_t done_cv;  /* a ticket finished, or all reads drained */
-  int stop;
-  int32_t n_threads;
-  pthread_t threads[MAX_THREADS];
-  request ring[RING_CAP];
-  uint32_t head, tail; /* ring indices (mod 2^32); count = tail - head */
-  ticket_slot tickets[SPOOL_PAGER_MAX_TICKETS];
-  uint32_t next_slot;
-  uint32_t next_gen;
-  /* statistics */
-  int32_t in_flight;
-  uint64_t flight_start_ns;
-  double st_bytes, st_reads, st_busy_ns, st_wall_ns;
-};
-
-static uint64_t now_ns(void) {
+uint64_t spool_pager_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -155,12 +132,54 @@ static int32_t read_piece(int fd, uint8_t *dst, uint64_t len, uint64_t need, uin
   return st;
 }
 
-static void flight_begin(spool_pager *p) {
-  if (p->in_flight++ == 0) p->flight_start_ns = now_ns();
+int spool_pager_claim(spool_pager *p, pager_piece *pc) {
+  pager_request *rq = &p->ring[p->head % PAGER_RING_CAP];
+  const uint64_t rel = rq->cursor;
+  uint64_t n = rq->len - rel;
+  if (n > rq->piece) n = rq->piece;
+  rq->cursor += n;
+  pc->fd = rq->fd;
+  pc->slot = rq->slot;
+  pc->dst = rq->dst + rel;
+  pc->off = rq->off + rel;
+  pc->len = n;
+  pc->need = rq->need > rel ? (rq->need - rel < n ? rq->need - rel : n) : 0;
+  pc->req_off = (double)rq->off;
+  pc->req_len = (double)rq->len;
+  if (rq->cursor == rq->len) {
+    p->head++;
+    pthread_cond_signal(&p->space_cv);
+  }
+  pager_ticket *t = &p->tickets[pc->slot];
+  if (t->status != SPOOL_OK) { /* the ticket failed: skip the rest of its reads */
+    t->pending -= n;
+    if (t->pending == 0) pthread_cond_broadcast(&p->done_cv);
+    return 0;
+  }
+  pc->t0 = spool_pager_now_ns();
+  if (p->in_flight++ == 0) p->flight_start_ns = pc->t0;
+  return 1;
 }
 
-static void flight_end(spool_pager *p) {
-  if (--p->in_flight == 0) p->st_wall_ns += (double)(now_ns() - p->flight_start_ns);
+void spool_pager_retire(spool_pager *p, const pager_piece *pc, int32_t st, uint64_t got,
+                        int err) {
+  const uint64_t now = spool_pager_now_ns();
+  if (--p->in_flight == 0) p->st_wall_ns += (double)(now - p->flight_start_ns);
+  p->st_busy_ns += (double)(now - pc->t0);
+  pager_ticket *t = &p->tickets[pc->slot];
+  if (st == SPOOL_OK) {
+    p->st_bytes += (double)got;
+    p->st_reads += 1.0;
+  } else if (t->status == SPOOL_OK) {
+    t->status = st;
+    t->err_errno = st == SPOOL_E_IO ? err : 0;
+    t->err_fd = pc->fd;
+    t->err_off = pc->req_off;
+    t->err_len = pc->req_len;
+    t->err_at = (double)(pc->off + got);
+  }
+  t->pending -= pc->len;
+  if (t->pending == 0) pthread_cond_broadcast(&p->done_cv);
 }
 
 static void *worker_main(void *arg) {
@@ -169,57 +188,57 @@ static void *worker_main(void *arg) {
   for (;;) {
     while (!p->stop && p->head == p->tail) pthread_cond_wait(&p->work_cv, &p->mu);
     if (p->stop) break;
-    /* claim the next piece of the head request */
-    request *rq = &p->ring[p->head % RING_CAP];
-    const uint64_t rel = rq->cursor;
-    uint64_t n = rq->len - rel;
-    if (n > rq->piece) n = rq->piece;
-    rq->cursor += n;
-    const int32_t fd = rq->fd, slot = rq->slot;
-    uint8_t *dst = rq->dst + rel;
-    const uint64_t off = rq->off + rel;
-    const uint64_t need = rq->need > rel ? (rq->need - rel < n ? rq->need - rel : n) : 0;
-    const double req_off = (double)rq->off, req_len = (double)rq->len;
-    if (rq->cursor == rq->len) {
-      p->head++;
-      pthread_cond_signal(&p->space_cv);
-    }
-    ticket_slot *t = &p->tickets[slot];
-    const int skip = t->status != SPOOL_OK;
-    int32_t st = SPOOL_OK;
-    uint64_t got = 0, t0 = 0, t1 = 0;
+    pager_piece pc;
+    if (!spool_pager_claim(p, &pc)) continue;
+    pthread_mutex_unlock(&p->mu);
+    uint64_t got = 0;
     int err = 0;
-    if (!skip) {
-      flight_begin(p);
-      pthread_mutex_unlock(&p->mu);
-      t0 = now_ns();
-      st = read_piece(fd, dst, n, need, off, &got, &err);
-      t1 = now_ns();
-      pthread_mutex_lock(&p->mu);
-      flight_end(p);
-      p->st_busy_ns += (double)(t1 - t0);
-      if (st == SPOOL_OK) {
-        p->st_bytes += (double)got;
-        p->st_reads += 1.0;
-      } else if (t->status == SPOOL_OK) {
-        t->status = st;
-        t->err_errno = st == SPOOL_E_IO ? err : 0;
-        t->err_fd = fd;
-        t->err_off = req_off;
-        t->err_len = req_len;
-        t->err_at = (double)(off + got);
-      }
-    }
-    t->pending -= n;
-    if (t->pending == 0) pthread_cond_broadcast(&p->done_cv);
+    const int32_t st = read_piece(pc.fd, pc.dst, pc.len, pc.need, pc.off, &got, &err);
+    pthread_mutex_lock(&p->mu);
+    spool_pager_retire(p, &pc, st, got, err);
   }
   pthread_mutex_unlock(&p->mu);
   return NULL;
 }
 
-SPOOL_API spool_pager *spool_pager_create(int32_t n_threads) {
+static void pager_free(spool_pager *p) {
+  pthread_cond_destroy(&p->done_cv);
+  pthread_cond_destroy(&p->space_cv);
+  pthread_cond_destroy(&p->work_cv);
+  pthread_mutex_destroy(&p->mu);
+  free(p);
+}
+
+/* Start n_threads workers; 0, or the error of the first pthread_create when none started. */
+static int threads_start(spool_pager *p) {
+  for (int32_t i = 0; i < p->n_threads; i++) {
+    const int rc = pthread_create(&p->threads[i], NULL, worker_main, p);
+    if (rc != 0) {
+      if (i == 0) return rc;
+      break; /* keep the ones that started */
+    }
+    p->n_workers = i + 1;
+  }
+  p->n_threads = p->n_workers;
+  p->backend = SPOOL_PAGER_BACKEND_THREADS;
+  return 0;
+}
+
+/* The backend SPOOL_PAGER_BACKEND_AUTO stands for: SPOOL_PAGER=threads|uring, else auto. */
+static int32_t backend_from_env(void) {
+  const char *e = getenv("SPOOL_PAGER");
+  if (e && strcmp(e, "threads") == 0) return SPOOL_PAGER_BACKEND_THREADS;
+  if (e && strcmp(e, "uring") == 0) return SPOOL_PAGER_BACKEND_URING;
+  return SPOOL_PAGER_BACKEND_AUTO;
+}
+
+SPOOL_API spool_pager *spool_pager_create_backend(int32_t n_threads, int32_t backend) {
+  if (backend < SPOOL_PAGER_BACKEND_AUTO || backend > SPOOL_PAGER_BACKEND_URING) {
+    spool_set_errno(EINVAL);
+    return NULL;
+  }
   if (n_threads < 1) n_threads = 1;
-  if (n_threads > MAX_THREADS) n_threads = MAX_THREADS;
+  if (n_threads > PAGER_MAX_THREADS) n_threads = PAGER_MAX_THREADS;
   spool_pager *p = (spool_pager *)calloc(1, sizeof(spool_pager));
   if (!p) {
     spool_set_errno(ENOMEM);
@@ -230,23 +249,24 @@ SPOOL_API spool_pager *spool_pager_create(int32_t n_threads) {
   pthread_cond_init(&p->space_cv, NULL);
   pthread_cond_init(&p->done_cv, NULL);
   p->next_gen = 1;
-  for (int32_t i = 0; i < n_threads; i++) {
-    const int rc = pthread_create(&p->threads[i], NULL, worker_main, p);
-    if (rc != 0) {
-      if (i == 0) { /* no worker at all: fail */
-        pthread_cond_destroy(&p->done_cv);
-        pthread_cond_destroy(&p->space_cv);
-        pthread_cond_destroy(&p->work_cv);
-        pthread_mutex_destroy(&p->mu);
-        free(p);
-        spool_set_errno(rc);
-        return NULL;
-      }
-      break; /* keep the ones that started */
-    }
-    p->n_threads = i + 1;
+  p->n_threads = n_threads;
+  if (backend == SPOOL_PAGER_BACKEND_AUTO) backend = backend_from_env();
+  int rc = ENOSYS;
+  if (backend != SPOOL_PAGER_BACKEND_THREADS) {
+    rc = spool_pager_uring_start(p);
+    if (rc == 0) p->backend = SPOOL_PAGER_BACKEND_URING;
+  }
+  if (rc != 0 && backend != SPOOL_PAGER_BACKEND_URING) rc = threads_start(p);
+  if (rc != 0) {
+    pager_free(p);
+    spool_set_errno(rc);
+    return NULL;
   }
   return p;
+}
+
+SPOOL_API spool_pager *spool_pager_create(int32_t n_threads) {
+  return spool_pager_create_backend(n_threads, SPOOL_PAGER_BACKEND_AUTO);
 }
 
 SPOOL_API void spool_pager_destroy(spool_pager *p) {
@@ -257,13 +277,11 @@ SPOOL_API void spool_pager_destroy(spool_pager *p) {
   pthread_cond_broadcast(&p->work_cv);
   pthread_cond_broadcast(&p->space_cv);
   pthread_mutex_unlock(&p->mu);
-  /* each worker finishes its read in flight, sees stop and exits */
-  for (int32_t i = 0; i < p->n_threads; i++) pthread_join(p->threads[i], NULL);
-  pthread_cond_destroy(&p->done_cv);
-  pthread_cond_destroy(&p->space_cv);
-  pthread_cond_destroy(&p->work_cv);
-  pthread_mutex_destroy(&p->mu);
-  free(p);
+  /* each worker finishes its read in flight, sees stop and exits; the ring thread waits
+   * for the reads on the ring */
+  if (p->uring) spool_pager_uring_stop(p);
+  for (int32_t i = 0; i < p->n_workers; i++) pthread_join(p->threads[i], NULL);
+  pager_free(p);
 }
 
 SPOOL_API int32_t spool_pager_threads(const spool_pager *p) { return p ? p->n_threads : 0; }
@@ -278,7 +296,6 @@ static int fd_is_direct(int fd) {
   return 0;
 #endif
 }
-
 SPOOL_API int32_t spool_pager_submit(spool_pager *p, const double *reqs, int32_t n) {
   if (!p || n < 0 || (n > 0 && !reqs)) return SPOOL_E_INVALID;
   /* validate everything first: a failed submit queues nothing */
@@ -325,7 +342,7 @@ SPOOL_API int32_t spool_pager_submit(spool_pager *p, const double *reqs, int32_t
     return SPOOL_E_RANGE;
   }
   p->next_slot = ((uint32_t)slot + 1) % SPOOL_PAGER_MAX_TICKETS;
-  ticket_slot *t = &p->tickets[slot];
+  pager_ticket *t = &p->tickets[slot];
   const uint32_t gen = p->next_gen;
   p->next_gen = gen >= GEN_MAX ? 1 : gen + 1;
   t->gen = gen;
@@ -338,9 +355,11 @@ SPOOL_API int32_t spool_pager_submit(spool_pager *p, const double *reqs, int32_t
   for (int32_t i = 0; i < n; i++) {
     const double *r = reqs + (size_t)i * SPOOL_PAGER_REQ_DOUBLES;
     if (r[2] == 0.0) continue;
-    while (p->tail - p->head >= RING_CAP && !p->stop) pthread_cond_wait(&p->space_cv, &p->mu);
+    while (p->tail - p->head >= PAGER_RING_CAP && !p->stop) {
+      pthread_cond_wait(&p->space_cv, &p->mu);
+    }
     if (p->stop) break; /* destroy raced with submit (another thread): the pager is going */
-    request *rq = &p->ring[p->tail % RING_CAP];
+    pager_request *rq = &p->ring[p->tail % PAGER_RING_CAP];
     rq->fd = (int32_t)r[0];
     rq->dst = (uint8_t *)(uintptr_t)(uint64_t)r[1];
     rq->len = (uint64_t)r[2];
@@ -350,7 +369,11 @@ SPOOL_API int32_t spool_pager_submit(spool_pager *p, const double *reqs, int32_t
     rq->piece = piece;
     rq->slot = slot;
     p->tail++;
-    pthread_cond_signal(&p->work_cv);
+    if (p->uring) {
+      spool_pager_uring_wake(p);
+    } else {
+      pthread_cond_signal(&p->work_cv);
+    }
   }
   const int32_t ticket = (int32_t)((gen << SLOT_BITS) | (uint32_t)slot);
   pthread_mutex_unlock(&p->mu);
@@ -358,9 +381,9 @@ SPOOL_API int32_t spool_pager_submit(spool_pager *p, const double *reqs, int32_t
 }
 
 /* The slot of a ticket handed out by this pager, or NULL. Called with the mutex held. */
-static ticket_slot *find_ticket(spool_pager *p, int32_t ticket) {
+static pager_ticket *find_ticket(spool_pager *p, int32_t ticket) {
   if (ticket <= 0) return NULL;
-  ticket_slot *t = &p->tickets[(uint32_t)ticket & (SPOOL_PAGER_MAX_TICKETS - 1)];
+  pager_ticket *t = &p->tickets[(uint32_t)ticket & (SPOOL_PAGER_MAX_TICKETS - 1)];
   const uint32_t gen = (uint32_t)ticket >> SLOT_BITS;
   if (gen == 0 || t->gen != gen) return NULL; /* gen 0 marks a slot never handed out */
   return t;
@@ -369,7 +392,7 @@ static ticket_slot *find_ticket(spool_pager *p, int32_t ticket) {
 SPOOL_API int32_t spool_pager_wait(spool_pager *p, int32_t ticket) {
   if (!p) return SPOOL_E_INVALID;
   pthread_mutex_lock(&p->mu);
-  ticket_slot *t = find_ticket(p, ticket);
+  pager_ticket *t = find_ticket(p, ticket);
   if (!t) {
     pthread_mutex_unlock(&p->mu);
     return SPOOL_E_INVALID;
@@ -384,7 +407,7 @@ SPOOL_API int32_t spool_pager_wait(spool_pager *p, int32_t ticket) {
 SPOOL_API int32_t spool_pager_poll(spool_pager *p, int32_t ticket) {
   if (!p) return SPOOL_E_INVALID;
   pthread_mutex_lock(&p->mu);
-  ticket_slot *t = find_ticket(p, ticket);
+  pager_ticket *t = find_ticket(p, ticket);
   int32_t r;
   if (!t) {
     r = SPOOL_E_INVALID;
@@ -401,7 +424,7 @@ SPOOL_API int32_t spool_pager_poll(spool_pager *p, int32_t ticket) {
 SPOOL_API double spool_pager_error(spool_pager *p, int32_t ticket, int32_t what) {
   if (!p) return SPOOL_E_INVALID;
   pthread_mutex_lock(&p->mu);
-  ticket_slot *t = find_ticket(p, ticket);
+  pager_ticket *t = find_ticket(p, ticket);
   double v;
   if (!t) {
     v = SPOOL_E_INVALID;
@@ -427,13 +450,27 @@ SPOOL_API double spool_pager_stat(spool_pager *p, int32_t what) {
   case SPOOL_PAGER_STAT_BYTES: v = p->st_bytes; break;
   case SPOOL_PAGER_STAT_READS: v = p->st_reads; break;
   case SPOOL_PAGER_STAT_BUSY_NS: v = p->st_busy_ns; break;
-  case SPOOL_PAGER_STAT_WALL_NS:
-    v = p->st_wall_ns + (p->in_flight > 0 ? (double)(now_ns() - p->flight_start_ns) : 0.0);
+  case SPOOL_PAGER_STAT_WALL_NS: {
+    const uint64_t open_ns = p->in_flight > 0 ? spool_pager_now_ns() - p->flight_start_ns : 0;
+    v = p->st_wall_ns + (double)open_ns;
     break;
+  }
   case SPOOL_PAGER_STAT_QUEUED: v = (double)(p->tail - p->head); break;
   case SPOOL_PAGER_STAT_IN_FLIGHT: v = (double)p->in_flight; break;
+  case SPOOL_PAGER_STAT_BACKEND: v = (double)p->backend; break;
+  case SPOOL_PAGER_STAT_FIXED_READS: v = p->st_fixed_reads; break;
   default: v = SPOOL_E_INVALID; break;
   }
   pthread_mutex_unlock(&p->mu);
   return v;
+}
+
+SPOOL_API int32_t spool_pager_register(spool_pager *p, void *buf, double len) {
+  if (!p || !buf || !is_count(len) || len <= 0.0) return SPOOL_E_INVALID;
+  return spool_pager_uring_register(p, (uint8_t *)buf, (uint64_t)len);
+}
+
+SPOOL_API int32_t spool_pager_unregister(spool_pager *p, void *buf) {
+  if (!p || !buf) return SPOOL_E_INVALID;
+  return spool_pager_uring_unregister(p, (uint8_t *)buf);
 }

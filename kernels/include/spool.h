@@ -441,7 +441,11 @@ SPOOL_API spool_status spool_gated_rmsnorm(const float *x, const float *w, const
 
 /* ---- expert pager ----------------------------------------------------------------------
  * Explicit reads from SSD, many in flight (DESIGN.md §4; algorithm in cpu/pager.c).
- * A pager owns n_threads I/O workers (queue depth = threads) that sleep when idle.
+ * A pager keeps n_threads reads in flight (the queue depth) with one of two backends:
+ * io_uring (Linux: one thread keeps the reads on a ring) where it works, else n_threads
+ * pread workers; both sleep when idle and behave the same in everything below.
+ * spool_pager_create picks io_uring and falls back to threads when io_uring_setup fails
+ * (or SPOOL_PAGER=threads is set); spool_pager_create_backend chooses explicitly.
  *
  * Requests: reqs holds n requests of SPOOL_PAGER_REQ_DOUBLES doubles each:
  *   { fd, dst address, len, file offset, need }
@@ -464,8 +468,8 @@ SPOOL_API spool_status spool_gated_rmsnorm(const float *x, const float *w, const
  * failure: SPOOL_E_IO (errno via spool_pager_error), SPOOL_E_SHORT_READ. The remaining
  * reads of a failed ticket are skipped. poll: 0 pending, 1 done ok, < 0 the failure.
  * destroy drops queued reads no worker started, waits for the reads in flight and joins
- * the workers (quiesce before closing the library). Thread-safe; the workers are the only
- * other threads. */
+ * the threads (quiesce before closing the library). Thread-safe; the workers (or the ring
+ * thread and the kernel's io_uring workers) are the only other threads. */
 #define SPOOL_PAGER_REQ_DOUBLES 5
 #define SPOOL_PAGER_MAX_TICKETS 1024
 /* `what` of spool_pager_error: details of the ticket's first failure */
@@ -477,16 +481,26 @@ SPOOL_API spool_status spool_gated_rmsnorm(const float *x, const float *w, const
 /* `what` of spool_pager_stat */
 #define SPOOL_PAGER_STAT_BYTES 0     /* bytes delivered by successful reads (cumulative) */
 #define SPOOL_PAGER_STAT_READS 1     /* pieces read successfully (cumulative) */
-#define SPOOL_PAGER_STAT_BUSY_NS 2   /* nanoseconds inside reads, summed over workers */
+#define SPOOL_PAGER_STAT_BUSY_NS 2   /* ns reads were in flight, summed over reads (>= wall) */
 #define SPOOL_PAGER_STAT_WALL_NS 3   /* nanoseconds with at least one read in flight */
 #define SPOOL_PAGER_STAT_QUEUED 4    /* requests waiting in the queue now */
 #define SPOOL_PAGER_STAT_IN_FLIGHT 5 /* reads in flight now */
+#define SPOOL_PAGER_STAT_BACKEND 6   /* the backend reading: SPOOL_PAGER_BACKEND_* */
+#define SPOOL_PAGER_STAT_FIXED_READS 7 /* pieces read into registered buffers (cumulative) */
+/* backends of spool_pager_create_backend */
+#define SPOOL_PAGER_BACKEND_AUTO 0    /* SPOOL_PAGER=threads|uring, else io_uring or threads */
+#define SPOOL_PAGER_BACKEND_THREADS 1 /* n_threads pread workers (the reference) */
+#define SPOOL_PAGER_BACKEND_URING 2   /* io_uring only: NULL (ENOSYS, EPERM..) where it fails */
 typedef struct spool_pager spool_pager;
-/** A pager with n_threads workers (clamped to 1..256). NULL on failure (errno kept). */
+/** A pager of queue depth n_threads (clamped to 1..256), backend AUTO. NULL on failure
+ * (errno kept). */
 SPOOL_API spool_pager *spool_pager_create(int32_t n_threads);
+/** A pager with the given backend (SPOOL_PAGER_BACKEND_*). NULL on failure: EINVAL for an
+ * unknown backend, the reason io_uring is unavailable for BACKEND_URING (errno kept). */
+SPOOL_API spool_pager *spool_pager_create_backend(int32_t n_threads, int32_t backend);
 /** Drop queued reads, wait for the ones in flight, join the workers, free. NULL is ok. */
 SPOOL_API void spool_pager_destroy(spool_pager *pager);
-/** Number of worker threads actually running. */
+/** Queue depth: worker threads running, or reads kept in flight on the ring. */
 SPOOL_API int32_t spool_pager_threads(const spool_pager *pager);
 /** Queue n requests (layout above) under one ticket. Returns the ticket (> 0) or a status. */
 SPOOL_API int32_t spool_pager_submit(spool_pager *pager, const double *reqs, int32_t n);
@@ -498,6 +512,17 @@ SPOOL_API int32_t spool_pager_poll(spool_pager *pager, int32_t ticket);
 SPOOL_API double spool_pager_error(spool_pager *pager, int32_t ticket, int32_t what);
 /** A statistic (SPOOL_PAGER_STAT_*); SPOOL_E_INVALID if unknown. */
 SPOOL_API double spool_pager_stat(spool_pager *pager, int32_t what);
+/** Register [buf, buf + len) (e.g. the expert cache) with an io_uring pager: its pages are
+ * pinned once here, and reads into it skip the per-read pinning (IORING_OP_READ_FIXED,
+ * about half the kernel's CPU time of an O_DIRECT read). Returns 1 when registered, 0 when
+ * there is nothing to gain (threads backend, kernel before 5.19, or refused, e.g. over
+ * RLIMIT_MEMLOCK: errno via spool_last_errno; reads work as before), SPOOL_E_RANGE when
+ * the pager's 64 slots of <= 1 GiB are taken, SPOOL_E_INVALID for bad arguments. The
+ * whole range is faulted in and pinned (resident, never reclaimed) until
+ * spool_pager_unregister or destroy, and must stay allocated until then. */
+SPOOL_API int32_t spool_pager_register(spool_pager *pager, void *buf, double len);
+/** Drop a registration made at buf. SPOOL_OK, or SPOOL_E_INVALID if buf is not registered. */
+SPOOL_API int32_t spool_pager_unregister(spool_pager *pager, void *buf);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,10 @@
 /**
  * The expert pager: explicit reads from SSD into native buffers, many in flight, never
  * through page faults (DESIGN.md §4). A thin wrapper over `spool_pager_*` (spool.h,
- * kernels/cpu/pager.c): native worker threads run the preads, JS submits batches of
- * requests under a ticket and waits for (or polls) the ticket.
+ * kernels/cpu/pager.c): native code runs the reads (io_uring on Linux where it works, one
+ * ring thread keeping `threads` reads in flight; else `threads` pread workers), JS submits
+ * batches of requests under a ticket and waits for (or polls) the ticket. Submitting costs
+ * the calling thread a copy of the requests and a wakeup, never a read.
  *
  * ```ts
  * const pager = Pager.create(16);
@@ -28,12 +30,14 @@ import {
   openFile,
 } from "../../ffi/memory.ts";
 import type { Ptr } from "../../ffi/types.ts";
+import process from "node:process";
 
 /** Doubles per request in the native layout (SPOOL_PAGER_REQ_DOUBLES). */
 const REQ = 5;
 /** Live tickets one pager can hold (SPOOL_PAGER_MAX_TICKETS). */
 export const MAX_TICKETS = 1024;
 const EINVAL = 22;
+const ENOMEM = 12;
 
 /** One read: `len` bytes at file `offset` of `fd` into `dst` at `dstOffset`. */
 export interface ReadRequest {
@@ -60,7 +64,7 @@ export interface PagerStats {
   bytes: number;
   /** Reads (pieces of requests) that succeeded. */
   reads: number;
-  /** Nanoseconds spent inside reads, summed over workers. */
+  /** Nanoseconds reads were in flight (claimed until done), summed over reads: >= wallNs. */
   busyNs: number;
   /** Nanoseconds during which at least one read was in flight. */
   wallNs: number;
@@ -68,6 +72,8 @@ export interface PagerStats {
   queued: number;
   /** Reads in flight now. */
   inFlight: number;
+  /** Reads (pieces) that went into registered buffers ({@link Pager.register}). */
+  fixedReads: number;
 }
 
 /** Where a range lies in its aligned superset (see {@link alignedSpan}). */
@@ -101,7 +107,25 @@ function f64Of(b: NativeBuffer): Float64Array {
 /** How errors name files: one path, or a lookup by fd. */
 export type PathForErrors = string | ((fd: number) => string);
 
-const STAT_WHAT = { bytes: 0, reads: 1, busyNs: 2, wallNs: 3, queued: 4, inFlight: 5 } as const;
+const STAT_WHAT = {
+  bytes: 0,
+  reads: 1,
+  busyNs: 2,
+  wallNs: 3,
+  queued: 4,
+  inFlight: 5,
+  fixedReads: 7,
+} as const;
+const STAT_BACKEND = 6;
+
+/**
+ * How a pager reads: `uring` (Linux io_uring: one thread keeps the reads in flight on a
+ * ring) or `threads` (pread worker threads; the reference, and the fallback). `auto` (what
+ * {@link Pager.create} uses by default) picks io_uring where it works, unless the
+ * environment variable `SPOOL_PAGER=threads` (or `uring`) says otherwise.
+ */
+export type PagerBackend = "auto" | "threads" | "uring";
+const BACKEND_CODE: Record<PagerBackend, number> = { auto: 0, threads: 1, uring: 2 };
 
 /**
  * A native pager: `threads` I/O workers (the queue depth) reading requests submitted in
@@ -109,8 +133,10 @@ const STAT_WHAT = { bytes: 0, reads: 1, busyNs: 2, wallNs: 3, queued: 4, inFligh
  * the library could be closed.
  */
 export class Pager {
-  /** Worker threads actually running. */
+  /** Queue depth: worker threads running, or reads kept in flight on the io_uring. */
   readonly threads: number;
+  /** The backend reading for this pager (never `auto`). */
+  readonly backend: "threads" | "uring";
   #p: Ptr;
   #closed = false;
   /** Staged requests (REQ doubles each) and their count. */
@@ -118,28 +144,48 @@ export class Pager {
   #f64: Float64Array;
   #reqPtr: Ptr;
   #n = 0;
+  /** Buffers registered with the ring (released with the pager). */
+  #registered = new Set<NativeBuffer>();
   /** Numeric base addresses of destination buffers (Native.address costs ~0.5 µs). */
   #addr = new WeakMap<NativeBuffer, number>();
 
-  private constructor(p: Ptr, threads: number, capacity: number) {
+  private constructor(p: Ptr, threads: number, backend: "threads" | "uring", capacity: number) {
     this.#p = p;
     this.threads = threads;
+    this.backend = backend;
     this.#reqs = new NativeBuffer(capacity * REQ * 8, { align: 64 });
     this.#f64 = f64Of(this.#reqs);
     this.#reqPtr = this.#reqs.ptr;
   }
 
-  /** Start a pager with `threads` workers (1..256; default 8). */
-  static create(threads = 8): Pager {
+  /**
+   * Start a pager of queue depth `threads` (1..256; default 8) with `backend` (default
+   * `auto`). `uring` throws a KernelError carrying the errno where io_uring is unavailable
+   * (ENOSYS, EPERM under seccomp, ...); `auto` falls back to threads there.
+   */
+  static create(threads = 8, backend: PagerBackend = "auto"): Pager {
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
       throw new RangeError(`pager threads must be an integer in 1..256, got ${threads}`);
     }
-    const n = native();
-    const p = n.sym.spool_pager_create(threads);
-    if (isNull(p)) {
-      throw new KernelError("spool_pager_create", Status.NOMEM, n.sym.spool_last_errno());
+    const code = BACKEND_CODE[backend];
+    if (code === undefined) {
+      throw new RangeError(`pager backend must be auto, threads or uring, got ${backend}`);
     }
-    return new Pager(p, n.sym.spool_pager_threads(p), 256);
+    const n = native();
+    const p = n.sym.spool_pager_create_backend(threads, code);
+    if (isNull(p)) {
+      const errno = n.sym.spool_last_errno();
+      // not memory: io_uring was asked for (backend "uring", or SPOOL_PAGER=uring) and failed
+      const status = errno === ENOMEM ? Status.NOMEM : Status.IO;
+      const detail = status === Status.IO
+        ? "io_uring is unavailable here (backend uring or SPOOL_PAGER=uring)"
+        : undefined;
+      throw new KernelError("spool_pager_create", status, errno, detail);
+    }
+    const used = n.sym.spool_pager_stat(p, STAT_BACKEND) === BACKEND_CODE.uring
+      ? "uring"
+      : "threads";
+    return new Pager(p, n.sym.spool_pager_threads(p), used, 256);
   }
 
   #live(): Ptr {
@@ -284,6 +330,33 @@ export class Pager {
     return r === 1;
   }
 
+  /**
+   * Register `buf` (e.g. the expert cache) with an io_uring pager: its pages are pinned
+   * once now, and reads into it skip the kernel's per-read pinning (about half the CPU
+   * time of an O_DIRECT read here). Returns true when registered (or already registered);
+   * false where there is nothing to gain or it cannot be done (threads backend, a kernel
+   * before 5.19, RLIMIT_MEMLOCK, more than 64 GiB registered): reads work the same either
+   * way. The whole buffer becomes resident and pinned (count it against the memory
+   * budget); it must not be freed before {@link unregister} or {@link close}.
+   */
+  register(buf: NativeBuffer): boolean {
+    const p = this.#live();
+    if (buf.freed) throw new Error("Pager.register: the NativeBuffer was freed");
+    if (this.#registered.has(buf)) return true;
+    if (buf.byteLength === 0) return false;
+    const r = native().sym.spool_pager_register(p, buf.ptr, buf.byteLength);
+    if (r < 0 && r !== Status.RANGE) throw new KernelError("spool_pager_register", r);
+    if (r === 1) this.#registered.add(buf);
+    return r === 1;
+  }
+
+  /** Undo {@link register} (a no-op for a buffer that is not registered). */
+  unregister(buf: NativeBuffer): void {
+    const p = this.#live();
+    if (!this.#registered.delete(buf)) return;
+    native().sym.spool_pager_unregister(p, buf.ptr);
+  }
+
   /** Cumulative counters since the pager started. */
   stats(): PagerStats {
     const S = native().sym, p = this.#live();
@@ -294,6 +367,7 @@ export class Pager {
       wallNs: S.spool_pager_stat(p, STAT_WHAT.wallNs),
       queued: S.spool_pager_stat(p, STAT_WHAT.queued),
       inFlight: S.spool_pager_stat(p, STAT_WHAT.inFlight),
+      fixedReads: S.spool_pager_stat(p, STAT_WHAT.fixedReads),
     };
   }
 
@@ -304,6 +378,7 @@ export class Pager {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#registered.clear();
     native().sym.spool_pager_destroy(this.#p);
     this.#p = null;
     this.#reqs.free();
@@ -329,6 +404,10 @@ export interface DiskBenchOptions {
    * row reports the median round (DESIGN.md §7), with the spread in gbpsMin / gbpsMax.
    */
   rounds?: number;
+  /** Pager backend (default `auto`, see {@link PagerBackend}). */
+  backend?: PagerBackend;
+  /** Register the destination buffers with an io_uring pager (default true). */
+  register?: boolean;
 }
 
 /** One depth of {@link measureDiskBandwidth}. */
@@ -346,6 +425,19 @@ export interface DiskBenchRow {
   gbpsMax: number;
   /** Mean reads in flight (worker busy time over wall time) of the median round. */
   meanInFlight: number;
+  /**
+   * CPU seconds this process spent (user + system, all threads: JS, the pager's threads and
+   * the kernel's io_uring workers) per GB read, in the median round. The cost of reading.
+   */
+  cpuSecPerGB: number;
+}
+
+/** One measured round of one depth. */
+interface Run {
+  bytes: number;
+  secs: number;
+  cpuSecs: number;
+  inFlight: number;
 }
 
 /** Result of {@link measureDiskBandwidth}. */
@@ -356,6 +448,10 @@ export interface DiskBenchResult {
   /** True if reads bypassed the page cache (O_DIRECT). */
   direct: boolean;
   requestBytes: number;
+  /** The pager backend that read (`threads` or `uring`). */
+  backend: "threads" | "uring";
+  /** True if the reads went into registered buffers ({@link Pager.register}). */
+  registered: boolean;
   rows: DiskBenchRow[];
 }
 
@@ -384,7 +480,9 @@ export function measureDiskBandwidth(path: string, opts: DiskBenchOptions = {}):
     fd = openFile(path, false);
   }
   const rounds = Math.max(1, opts.rounds ?? 1);
-  const runs = new Map<number, { bytes: number; secs: number; inFlight: number }[]>();
+  const runs = new Map<number, Run[]>();
+  let backend: "threads" | "uring" = "threads";
+  let registered = false;
   try {
     const size = fileSize(fd, path);
     const blocks = Math.floor((size - req) / DIRECT_ALIGN);
@@ -400,13 +498,16 @@ export function measureDiskBandwidth(path: string, opts: DiskBenchOptions = {}):
     };
     const randomOffset = () => ((rand() * 2 ** 21 + (rand() >>> 11)) % blocks) * DIRECT_ALIGN;
     const measure = (depth: number) => {
-      const pager = Pager.create(depth);
+      const pager = Pager.create(depth, opts.backend ?? "auto");
+      backend = pager.backend;
       const bufs = [0, 1].map(() => new NativeBuffer(depth * req, { align: DIRECT_ALIGN }));
       try {
+        if (opts.register !== false) registered = bufs.map((b) => pager.register(b)).every(Boolean);
         const batch = (k: number) => {
           for (let i = 0; i < depth; i++) pager.add(fd, bufs[k], i * req, req, randomOffset());
           return pager.flush();
         };
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         const s0 = pager.stats();
         const tickets = [batch(0), batch(1)];
@@ -424,7 +525,9 @@ export function measureDiskBandwidth(path: string, opts: DiskBenchOptions = {}):
         bytes += depth * req;
         const secs = (performance.now() - t0) / 1000;
         const s1 = pager.stats();
-        return { bytes, secs, inFlight: (s1.busyNs - s0.busyNs) / (secs * 1e9) };
+        const cpu = process.cpuUsage(c0);
+        const cpuSecs = (cpu.user + cpu.system) / 1e6;
+        return { bytes, secs, cpuSecs, inFlight: (s1.busyNs - s0.busyNs) / (secs * 1e9) };
       } finally {
         pager.close();
         for (const b of bufs) b.free();
@@ -449,9 +552,10 @@ export function measureDiskBandwidth(path: string, opts: DiskBenchOptions = {}):
         gbpsMin: list[0].bytes / list[0].secs / 1e9,
         gbpsMax: list[list.length - 1].bytes / list[list.length - 1].secs / 1e9,
         meanInFlight: mid.inFlight,
+        cpuSecPerGB: mid.cpuSecs / (mid.bytes / 1e9),
       };
     });
-    return { path, size, direct, requestBytes: req, rows };
+    return { path, size, direct, requestBytes: req, backend, registered, rows };
   } finally {
     closeFile(fd, path);
   }

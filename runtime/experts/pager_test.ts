@@ -3,7 +3,9 @@
  * ranges read through buffered and O_DIRECT fds match the file byte for byte, offsets past
  * 2 GiB, many tickets in flight waited out of order, poll, typed errors (short read after a
  * truncate, bad fd, misaligned O_DIRECT), the ticket table limit, destroy with reads in
- * flight, and exact byte statistics.
+ * flight, and exact byte statistics. Every test that reads runs once per backend
+ * (`pager[threads]: ...`, `pager[uring]: ...`; the uring ones are skipped, with the reason,
+ * where io_uring is unavailable); pager_backends_test.ts compares the two.
  */
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { KernelError, native, Status } from "../../ffi/mod.ts";
@@ -16,6 +18,7 @@ import {
   Pager,
   type ReadRequest,
 } from "./pager.ts";
+import { backendTest } from "./_pager_backends.ts";
 
 const FILE_BYTES = 6 * 1024 * 1024 + 1234; // not a multiple of 4096: exercises the tail
 
@@ -102,10 +105,10 @@ Deno.test("pager: alignedSpan", () => {
   assertEquals(alignedSpanBytes(4095, 2), 8192);
 });
 
-Deno.test("pager: random ranges through a buffered fd match the file", () => {
+backendTest("random ranges through a buffered fd match the file", (backend) => {
   withTempFile(data, (path) => {
     const fd = openFile(path);
-    const pager = Pager.create(4);
+    const pager = Pager.create(4, backend);
     const rng = new Rng(7);
     const n = 300;
     const ranges: { off: number; len: number; at: number }[] = [];
@@ -148,58 +151,64 @@ Deno.test("pager: random ranges through a buffered fd match the file", () => {
   });
 });
 
-Deno.test("pager: O_DIRECT aligned supersets match the file, including the unaligned tail", () => {
-  withTempFile(data, (path) => {
-    const fd = openDirect(path);
-    if (fd === undefined) return;
-    const pager = Pager.create(8);
-    const rng = new Rng(99);
-    const ranges: { off: number; len: number; at: number; pos: number }[] = [];
-    let total = 0;
-    for (let i = 0; i < 200; i++) {
-      const len = i === 0 ? FILE_BYTES : i === 1 ? 10 : 1 + rng.int(300_000);
-      const off = i === 0 ? 0 : i === 1 ? FILE_BYTES - 10 : rng.int(FILE_BYTES - len + 1);
-      ranges.push({ off, len, at: total, pos: 0 });
-      total += alignedSpanBytes(off, len);
-    }
-    const dst = new NativeBuffer(total, { align: 4096 });
-    try {
-      for (const r of ranges) r.pos = pager.addDirect(fd, dst, r.at, r.len, r.off);
-      pager.wait(pager.flush(), path);
-      for (const r of ranges) {
-        assertEquals(dst.u8.subarray(r.pos, r.pos + r.len), data.subarray(r.off, r.off + r.len));
+backendTest(
+  "O_DIRECT aligned supersets match the file, including the unaligned tail",
+  (backend) => {
+    withTempFile(data, (path) => {
+      const fd = openDirect(path);
+      if (fd === undefined) return;
+      const pager = Pager.create(8, backend);
+      const rng = new Rng(99);
+      const ranges: { off: number; len: number; at: number; pos: number }[] = [];
+      let total = 0;
+      for (let i = 0; i < 200; i++) {
+        const len = i === 0 ? FILE_BYTES : i === 1 ? 10 : 1 + rng.int(300_000);
+        const off = i === 0 ? 0 : i === 1 ? FILE_BYTES - 10 : rng.int(FILE_BYTES - len + 1);
+        ranges.push({ off, len, at: total, pos: 0 });
+        total += alignedSpanBytes(off, len);
       }
-      // misaligned request on the O_DIRECT fd: ALIGN, nothing queued
-      expectStatus(() => pager.submit([{ fd, dst, len: 4096, offset: 100 }]), Status.ALIGN);
-      expectStatus(() => pager.submit([{ fd, dst, len: 100, offset: 0 }]), Status.ALIGN);
-      expectStatus(
-        () => pager.submit([{ fd, dst, dstOffset: 8, len: 4096, offset: 0 }]),
-        Status.ALIGN,
-      );
-      // the same misaligned request through a buffered fd is fine
-      const bfd = openFile(path);
+      const dst = new NativeBuffer(total, { align: 4096 });
       try {
-        pager.wait(pager.submit([{ fd: bfd, dst, dstOffset: 8, len: 100, offset: 100 }]));
-        assertEquals(dst.u8.subarray(8, 108), data.subarray(100, 200));
+        for (const r of ranges) r.pos = pager.addDirect(fd, dst, r.at, r.len, r.off);
+        pager.wait(pager.flush(), path);
+        for (const r of ranges) {
+          assertEquals(dst.u8.subarray(r.pos, r.pos + r.len), data.subarray(r.off, r.off + r.len));
+        }
+        // misaligned request on the O_DIRECT fd: ALIGN, nothing queued
+        expectStatus(() => pager.submit([{ fd, dst, len: 4096, offset: 100 }]), Status.ALIGN);
+        expectStatus(() => pager.submit([{ fd, dst, len: 100, offset: 0 }]), Status.ALIGN);
+        expectStatus(
+          () => pager.submit([{ fd, dst, dstOffset: 8, len: 4096, offset: 0 }]),
+          Status.ALIGN,
+        );
+        // the same misaligned request through a buffered fd is fine
+        const bfd = openFile(path);
+        try {
+          pager.wait(pager.submit([{ fd: bfd, dst, dstOffset: 8, len: 100, offset: 100 }]));
+          assertEquals(dst.u8.subarray(8, 108), data.subarray(100, 200));
+        } finally {
+          closeFile(bfd);
+        }
+        // an aligned superset whose required bytes pass end of file is a short read
+        const tail = alignedSpan(FILE_BYTES - 10, 10);
+        expectIOError(
+          () =>
+            pager.wait(
+              pager.submit([{ fd, dst, len: 8192, offset: tail.start, need: 8192 }]),
+              path,
+            ),
+          (e) => assertEquals(e.status, Status.SHORT_READ),
+        );
       } finally {
-        closeFile(bfd);
+        pager.close();
+        dst.free();
+        closeFile(fd);
       }
-      // an aligned superset whose required bytes pass end of file is a short read
-      const tail = alignedSpan(FILE_BYTES - 10, 10);
-      expectIOError(
-        () =>
-          pager.wait(pager.submit([{ fd, dst, len: 8192, offset: tail.start, need: 8192 }]), path),
-        (e) => assertEquals(e.status, Status.SHORT_READ),
-      );
-    } finally {
-      pager.close();
-      dst.free();
-      closeFile(fd);
-    }
-  });
-});
+    });
+  },
+);
 
-Deno.test("pager: offsets past 2 GiB in a 3 GiB sparse file, buffered and O_DIRECT", () => {
+backendTest("offsets past 2 GiB in a 3 GiB sparse file, buffered and O_DIRECT", (backend) => {
   const path = Deno.makeTempFileSync({ prefix: "spool_pager_sparse_", suffix: ".bin" });
   const size = 3 * 2 ** 30;
   const marks = [2 ** 31 - 3000, 2 ** 31 + 12345, 2 ** 32 - 77, size - 5000];
@@ -213,7 +222,7 @@ Deno.test("pager: offsets past 2 GiB in a 3 GiB sparse file, buffered and O_DIRE
       while (w < markBytes[i].length) w += f.writeSync(markBytes[i].subarray(w));
     }
     f.close();
-    const pager = Pager.create(4);
+    const pager = Pager.create(4, backend);
     const dst = new NativeBuffer(marks.length * 16384, { align: 4096 });
     try {
       const bfd = openFile(path);
@@ -253,10 +262,10 @@ Deno.test("pager: offsets past 2 GiB in a 3 GiB sparse file, buffered and O_DIRE
   }
 });
 
-Deno.test("pager: many tickets in flight, waited out of order, and polled", () => {
+backendTest("many tickets in flight, waited out of order, and polled", (backend) => {
   withTempFile(data, (path) => {
     const fd = openFile(path);
-    const pager = Pager.create(3);
+    const pager = Pager.create(3, backend);
     const rng = new Rng(5);
     const nT = 200, perT = 4, chunk = 64 * 1024;
     const dst = new NativeBuffer(nT * perT * chunk);
@@ -304,10 +313,10 @@ Deno.test("pager: many tickets in flight, waited out of order, and polled", () =
   });
 });
 
-Deno.test("pager: a file truncated after opening gives SHORT_READ naming path and range", () => {
+backendTest("a file truncated after opening gives SHORT_READ naming path and range", (backend) => {
   withTempFile(data, (path) => {
     const fd = openFile(path);
-    const pager = Pager.create(2);
+    const pager = Pager.create(2, backend);
     const dst = new NativeBuffer(1 << 20);
     try {
       Deno.truncateSync(path, 1_000_000);
@@ -342,8 +351,8 @@ Deno.test("pager: a file truncated after opening gives SHORT_READ naming path an
   });
 });
 
-Deno.test("pager: a bad fd is an I/O error with errno EBADF", () => {
-  const pager = Pager.create(2);
+backendTest("a bad fd is an I/O error with errno EBADF", (backend) => {
+  const pager = Pager.create(2, backend);
   const dst = new NativeBuffer(8192);
   try {
     const t = pager.submit([{ fd: 1_000_000, dst, len: 4096, offset: 0 }]);
@@ -358,8 +367,8 @@ Deno.test("pager: a bad fd is an I/O error with errno EBADF", () => {
   }
 });
 
-Deno.test("pager: invalid requests, unknown tickets and the ticket table limit", () => {
-  const pager = Pager.create(1);
+backendTest("invalid requests, unknown tickets and the ticket table limit", (backend) => {
+  const pager = Pager.create(1, backend);
   const dst = new NativeBuffer(4096);
   try {
     throws(() => pager.add(0, dst, 100, 4000, 0), RangeError); // does not fit
@@ -391,11 +400,11 @@ Deno.test("pager: invalid requests, unknown tickets and the ticket table limit",
   pager.close(); // idempotent
 });
 
-Deno.test("pager: close with reads in flight drops the queue and joins the workers", () => {
+backendTest("close with reads in flight drops the queue and joins the workers", (backend) => {
   withTempFile(data, (path) => {
     const fd = openFile(path);
     for (let round = 0; round < 5; round++) {
-      const pager = Pager.create(4);
+      const pager = Pager.create(4, backend);
       const dst = new NativeBuffer(16 * FILE_BYTES);
       for (let i = 0; i < 16; i++) {
         pager.submit([{ fd, dst, dstOffset: i * FILE_BYTES, len: FILE_BYTES, offset: 0 }]);
@@ -407,10 +416,10 @@ Deno.test("pager: close with reads in flight drops the queue and joins the worke
   });
 });
 
-Deno.test("pager: stats count bytes and reads exactly, busy and wall time are plausible", () => {
+backendTest("stats count bytes and reads exactly, busy and wall time are plausible", (backend) => {
   withTempFile(data, (path) => {
     const fd = openFile(path);
-    const pager = Pager.create(4);
+    const pager = Pager.create(4, backend);
     const dst = new NativeBuffer(FILE_BYTES);
     try {
       assertEquals(pager.stats(), {
@@ -420,6 +429,7 @@ Deno.test("pager: stats count bytes and reads exactly, busy and wall time are pl
         wallNs: 0,
         queued: 0,
         inFlight: 0,
+        fixedReads: 0,
       });
       const t0 = performance.now();
       // 10 requests of 100 000 bytes: each under the minimum piece, so one read each
@@ -450,17 +460,20 @@ Deno.test("pager: stats count bytes and reads exactly, busy and wall time are pl
   });
 });
 
-Deno.test("pager: measureDiskBandwidth runs on a small file", () => {
+backendTest("measureDiskBandwidth runs on a small file", (backend) => {
   withTempFile(data, (path) => {
     const r = measureDiskBandwidth(path, {
       depths: [1, 4],
       seconds: 0.05,
       requestBytes: 256 * 1024,
+      backend,
     });
     assertEquals(r.rows.map((x) => x.depth), [1, 4]);
+    assertEquals(r.backend, backend);
     assertEquals(r.size, FILE_BYTES);
     for (const row of r.rows) {
       assert(row.bytes > 0 && row.gbps > 0 && row.bytes % (256 * 1024) === 0, JSON.stringify(row));
+      assert(row.cpuSecPerGB >= 0 && Number.isFinite(row.cpuSecPerGB), JSON.stringify(row));
     }
   });
 });

@@ -2,7 +2,8 @@
  * Bun leg of runtime/experts/pager_test.ts: the native expert pager through bun:ffi
  * (pointers are numbers there): random ranges through buffered and O_DIRECT fds, tickets
  * waited out of order and polled, a short read after a truncate, a bad fd, misaligned
- * O_DIRECT, exact byte statistics and close with reads in flight.
+ * O_DIRECT, exact byte statistics and close with reads in flight; each once per backend
+ * (threads, and io_uring where it can be set up).
  *
  *   ./node_modules/.bin/bun test test/bun/pager_test.ts
  */
@@ -28,6 +29,26 @@ function randomBytes(len: number, seed: number): Uint8Array {
 
 const data = randomBytes(FILE_BYTES, 4242);
 
+/** Why io_uring is unavailable here, or undefined. */
+const uringWhy = (() => {
+  try {
+    Pager.create(1, "uring").close();
+    return undefined;
+  } catch (e) {
+    if (!(e instanceof KernelError)) throw e;
+    return `io_uring unavailable here (errno ${e.errno})`;
+  }
+})();
+if (uringWhy) console.log(`pager tests: ${uringWhy}: the uring legs are skipped`);
+
+/** Register `fn` once per backend; the uring leg is skipped where io_uring is unavailable. */
+function backendTest(name: string, fn: (backend: "threads" | "uring") => void) {
+  test(`pager[threads]: ${name}`, () => fn("threads"));
+  test.skipIf(uringWhy !== undefined)(`pager[uring]: ${name}`, () => {
+    fn("uring");
+  });
+}
+
 function withTempFile(fn: (path: string) => void) {
   const dir = mkdtempSync(join(tmpdir(), "spool_pager_bun_"));
   const path = join(dir, "data.bin");
@@ -48,9 +69,9 @@ function catchError(fn: () => unknown): unknown {
   throw new Error("expected an error");
 }
 
-test("pager: random ranges, buffered and O_DIRECT, tickets out of order and polled", () => {
+backendTest("random ranges, buffered and O_DIRECT, tickets out of order and polled", (backend) => {
   withTempFile((path) => {
-    const pager = Pager.create(4);
+    const pager = Pager.create(4, backend);
     let x = 17;
     const rnd = (n: number) => {
       x = (Math.imul(x, 1103515245) + 12345) >>> 0;
@@ -115,10 +136,10 @@ test("pager: random ranges, buffered and O_DIRECT, tickets out of order and poll
   });
 });
 
-test("pager: truncated file, bad fd, exact stats, close with reads in flight", () => {
+backendTest("truncated file, bad fd, exact stats, close with reads in flight", (backend) => {
   withTempFile((path) => {
     const fd = openFile(path);
-    const pager = Pager.create(3);
+    const pager = Pager.create(3, backend);
     const dst = new NativeBuffer(FILE_BYTES);
     try {
       pager.wait(pager.submit([{ fd, dst, len: FILE_BYTES, offset: 0 }]), path);
@@ -150,7 +171,7 @@ test("pager: truncated file, bad fd, exact stats, close with reads in flight", (
     // close while reads are queued and in flight
     writeFileSync(path, data);
     const fd2 = openFile(path);
-    const p2 = Pager.create(4);
+    const p2 = Pager.create(4, backend);
     const big = new NativeBuffer(16 * FILE_BYTES);
     for (let i = 0; i < 16; i++) {
       p2.submit([{ fd: fd2, dst: big, dstOffset: i * FILE_BYTES, len: FILE_BYTES, offset: 0 }]);
