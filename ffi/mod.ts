@@ -24,7 +24,7 @@ export { KernelError, KernelLoadError, Status } from "./errors.ts";
 export type { Native, NativeSymbols, Ptr } from "./types.ts";
 
 /** ABI version this code speaks (SPOOL_ABI_VERSION in spool.h). */
-export const ABI_VERSION = 6;
+export const ABI_VERSION = 7;
 
 /** Implementation ids (SPOOL_IMPL_*). */
 export const Impl = { AUTO: 0, REF: 1, AVX2: 2, NEON: 3 } as const;

@@ -28,7 +28,7 @@ extern "C" {
 #define SPOOL_API __attribute__((visibility("default")))
 #endif
 
-#define SPOOL_ABI_VERSION 6
+#define SPOOL_ABI_VERSION 7
 
 /* ---- status codes ---------------------------------------------------------------- */
 typedef int32_t spool_status;

@@ -11,8 +11,9 @@
  *
  * @module
  */
+import process from "node:process";
 import { closeFile, IOError, NativeBuffer, openFile } from "../../ffi/memory.ts";
-import type { Buf } from "../backend/backend.ts";
+import { type Buf, MoEPhase } from "../backend/backend.ts";
 import { CacheFullError, Part } from "../experts/cache.ts";
 import { route } from "../models/_ffn.ts";
 import type { ExpertTensors, LayerWeights } from "../models/weights.ts";
@@ -33,6 +34,8 @@ export class ExpertResidency {
   readonly #step: StepRunner;
   readonly #ex: CachedExperts;
   readonly #pred: PredictBuffers | null;
+  /** Overlap reads with compute (SPOOL_OVERLAP=0 turns it off, for comparison). */
+  readonly #overlap = process.env.SPOOL_OVERLAP !== "0";
 
   /** Residency for steps of up to `rows` rows of `step`'s model. */
   constructor(step: StepRunner, src: ExpertSource, rows: number) {
@@ -70,6 +73,10 @@ export class ExpertResidency {
     ex.scorePrediction(li, ids, m * K);
     for (let t0 = 0; t0 < m;) {
       const t1 = ex.groupEnd(ids, t0, m, K, cap);
+      if (t0 === 0 && t1 === m && this.#overlap) {
+        this.#runOverlapped(tensors, li, m, path);
+        return;
+      }
       ex.load(tensors, li, ids.subarray(t0 * K, t1 * K), (t1 - t0) * K, path);
       try {
         if (t0 === 0 && t1 === m && ex.src.prefetch.active) this.#prefetch(li + 1, m);
@@ -78,6 +85,30 @@ export class ExpertResidency {
         ex.release();
       }
       t0 = t1;
+    }
+  }
+
+  /**
+   * All m tokens in one group, with the reads overlapped: the misses are submitted (and the
+   * next layer's prefetch queued behind them), the resident experts computed
+   * (MoEPhase.BEGIN) while they load, then the rest and the slot-order sum
+   * (MoEPhase.FINISH): the same bits as one call.
+   */
+  #runOverlapped(tensors: ExpertTensors, li: number, m: number, path: string): void {
+    const ex = this.#ex, step = this.#step;
+    const K = step.cfg.nExpertUsed;
+    const ptrs = [ex.gate.ptr, ex.up.ptr, ex.down.ptr] as const;
+    const pending = ex.begin(tensors, li, step.buf.ids.i32, m * K, path);
+    try {
+      if (ex.src.prefetch.active) this.#prefetch(li + 1, m);
+      if (pending) {
+        step.moeFfn(tensors, 0, m, ...ptrs, MoEPhase.BEGIN);
+        ex.finishRead(tensors, path);
+        step.moeFfn(tensors, 0, m, ...ptrs, MoEPhase.FINISH);
+      } else step.moeFfn(tensors, 0, m, ...ptrs);
+    } finally {
+      ex.abandonRead(path);
+      ex.release();
     }
   }
 
@@ -355,6 +386,126 @@ class CachedExperts {
     }
   }
 
+  /** The read `begin` started and `finishRead` settles: its ticket, bytes and fresh count. */
+  #rdTicket = 0;
+  #rdBytes = 0;
+  #rdFresh = 0;
+  #rdT0 = 0;
+
+  /**
+   * Like {@link load}, but the misses' reads are only submitted: the tables point at the
+   * experts that are resident now (entries of the fresh ones stay 0), and
+   * {@link finishRead} waits for the rest. Returns whether reads are pending.
+   */
+  begin(L: ExpertTensors, li: number, ids: Int32Array, count: number, path: string): boolean {
+    this.#settle(li, path);
+    const cache = this.src.cache;
+    const stamp = this.#nextStamp();
+    this.#n = 0;
+    let nFresh = 0;
+    try {
+      for (let i = 0; i < count; i++) {
+        const e = ids[i];
+        if (e < 0 || this.#seen[e] === stamp) continue;
+        this.#seen[e] = stamp;
+        const key = cache.key(li, e);
+        let slot = cache.lookup(key);
+        if (slot < 0) {
+          slot = cache.acquire(key).slot;
+          this.#fresh[nFresh] = slot;
+          this.#freshExpert[nFresh++] = e;
+        } else if (!cache.isLoaded(slot)) {
+          throw new Error(`${cache.describe(key)} is still loading in slot ${slot}`);
+        }
+        this.#slots[this.#n] = slot;
+        this.#experts[this.#n++] = e;
+      }
+      this.#rdFresh = nFresh;
+      if (nFresh > 0) {
+        this.#rdT0 = performance.now();
+        this.#rdBytes = this.#stage(L, this.#fresh, this.#freshExpert, nFresh);
+        this.#rdTicket = this.src.pager.flush();
+      }
+    } catch (err) {
+      this.#rdFresh = nFresh;
+      this.abandonRead(path);
+      this.release();
+      throw err;
+    }
+    this.#point(false);
+    return nFresh > 0;
+  }
+
+  /** Wait for the reads {@link begin} submitted, mark them loaded, point the tables at them. */
+  finishRead(L: ExpertTensors, path: string): void {
+    const n = this.#rdFresh;
+    if (n === 0) return;
+    const src = this.src, pager = src.pager;
+    const ticket = this.#rdTicket;
+    this.#rdTicket = 0;
+    try {
+      pager.wait(ticket, path);
+    } catch (e) {
+      pager.discard();
+      if (!(src.direct && e instanceof IOError && e.errno === EINVAL)) throw e;
+      this.#goBuffered(path);
+      this.#rdBytes = this.#stage(L, this.#fresh, this.#freshExpert, n);
+      pager.wait(pager.flush(), path);
+    }
+    for (let i = 0; i < n; i++) src.cache.markLoaded(this.#fresh[i]);
+    this.#rdFresh = 0;
+    this.#recordRead(this.#rdBytes);
+    src.cache.recordStall((performance.now() - this.#rdT0) / 1000);
+    this.#point(true);
+  }
+
+  /**
+   * After an error between {@link begin} and {@link finishRead}: wait out the reads still
+   * in flight (they write into the slots) and give the unread slots back.
+   */
+  abandonRead(path: string): void {
+    const cache = this.src.cache;
+    if (this.#rdTicket > 0) {
+      try {
+        this.src.pager.wait(this.#rdTicket, path);
+      } catch { /* the slots are discarded below */ }
+      this.#rdTicket = 0;
+    }
+    for (let i = 0; i < this.#rdFresh; i++) {
+      const sl = this.#fresh[i];
+      if (cache.keyOf(sl) >= 0 && !cache.isLoaded(sl)) cache.discard(sl);
+    }
+    this.#rdFresh = 0;
+  }
+
+  /** Point the tables at the current slots (all, or only the loaded ones). */
+  #point(all: boolean): void {
+    const cache = this.src.cache;
+    const base = this.src.arenaAddress;
+    const w = this.#words;
+    for (let i = 0; i < this.#n; i++) {
+      const slot = this.#slots[i], e = this.#experts[i];
+      if (!all && !cache.isLoaded(slot)) continue;
+      for (let p = 0; p < 3; p++) {
+        const a = base + cache.dataOffset(slot, PARTS[p]);
+        const words = w[p];
+        words[2 * e] = a % 0x100000000;
+        words[2 * e + 1] = Math.floor(a / 0x100000000);
+      }
+    }
+  }
+
+  /** Reopen the model file without O_DIRECT (a file system that refuses its reads). */
+  #goBuffered(path: string): void {
+    const src = this.src;
+    const fd = openFile(path, false);
+    try {
+      closeFile(src.fd, path);
+    } catch { /* read-only fd */ }
+    src.fd = fd;
+    src.direct = false;
+  }
+
   /** Stage the three parts of `n` slots' experts as pager reads; returns the bytes. */
   #stage(L: ExpertTensors, slots: Int32Array, experts: Int32Array, n: number): number {
     let bytes = 0;
@@ -401,7 +552,9 @@ class CachedExperts {
     const cache = this.src.cache;
     const w = this.#words;
     for (let i = 0; i < this.#n; i++) {
-      cache.release(this.#slots[i]);
+      const sl = this.#slots[i];
+      // a slot discarded after a failed read holds no reference any more
+      if (cache.keyOf(sl) >= 0 && cache.refCount(sl) > 0) cache.release(sl);
       const e = this.#experts[i];
       for (let p = 0; p < 3; p++) w[p][2 * e] = w[p][2 * e + 1] = 0;
     }

@@ -9,7 +9,7 @@
  * @module
  */
 import type { Ptr } from "../../ffi/mod.ts";
-import type { AttentionParams, Buf } from "../backend/backend.ts";
+import { type AttentionParams, type Buf, MoEPhase } from "../backend/backend.ts";
 import type { CpuBackend } from "../backend/cpu.ts";
 import { type ModelConfig, resolveRouting, type Routing } from "../models/config.ts";
 import { actOf } from "../models/_ffn.ts";
@@ -182,6 +182,7 @@ export class StepRunner implements StepContext {
     gate: Ptr,
     up: Ptr,
     down: Ptr,
+    phase: number = MoEPhase.ALL,
   ): void {
     const c = this.cfg, B = this.buf, K = c.nExpertUsed;
     this.be.moeFfn({
@@ -205,6 +206,7 @@ export class StepRunner implements StepContext {
       act: actOf(c),
       y: B.moe.ptrAt(t0 * c.nEmbd * 4),
       scratch: this.#scratch.ptr,
+      phase,
     });
   }
 
