@@ -7,20 +7,16 @@
  *
  * spool: loads with the default budget ("auto": the cgroup limit is detected), then for each
  * of PROMPTS different prompts (fresh session) evaluates PROMPT_LEN tokens and decodes
- * DECODE tokens greedily. Reports time to the first token from process start (cold start),
+ * DECODE tokens sampled at temperature 1 (seed = the prompt's index + 1; never a replayed
+ * greedy chain, whose repetitions would flatter the cache). Reports time to the first token from process start (cold start),
  * decode tok/s over all prompts, and the decode-only expert-cache figures.
  * llama: node-llama-cpp (prebuilt llama.cpp, CPU) with its defaults (mmap), one prompt.
  */
 import process from "node:process";
-import { benchPrompt } from "../runtime/engine/bench.ts";
+import { benchPrompt, sampleToken } from "../runtime/engine/bench.ts";
+import { SplitMix64 } from "../runtime/engine/sampling.ts";
 
 const [side, path, ...rest] = process.argv.slice(2);
-
-function argmax(l: Float32Array): number {
-  let b = 0;
-  for (let j = 1; j < l.length; j++) if (l[j] > l[b]) b = j;
-  return b;
-}
 
 if (side === "spool") {
   const [decode, prompts, promptLen, threads] = rest.slice(0, 4).map(Number);
@@ -37,14 +33,15 @@ if (side === "spool") {
   for (let p = 0; p < prompts; p++) {
     const prompt = benchPrompt(promptLen, model.config.nVocab, 1000 + p);
     const s = new Session(model, { nCtx: promptLen + decode + 8, batch: 64 });
+    const rng = new SplitMix64(p + 1);
     let logits = s.eval(prompt, "last");
-    let tok = argmax(logits);
+    let tok = sampleToken(logits, rng);
     if (p === 0) ttft = performance.now() / 1000;
     const c0 = cache?.stats();
     const t0 = performance.now();
     for (let i = 0; i < decode; i++) {
       logits = s.eval([tok], "last");
-      tok = argmax(logits);
+      tok = sampleToken(logits, rng);
     }
     if (p >= skip) {
       decodeSecs += (performance.now() - t0) / 1000;

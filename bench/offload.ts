@@ -11,7 +11,7 @@
  * missing). For each cap, each side runs in a fresh process inside the cgroup after
  * `drop_caches`, so every run starts cold:
  *   - spool with its defaults (`ramBudget: "auto"` detects the cgroup limit), decoding
- *     greedily after each of several different prompts (so the cache hit rate is that of
+ *     with sampled tokens (temperature 1, fixed seeds) after each of several different prompts (so the cache hit rate is that of
  *     new text, not of a repeated prompt), with the next-layer predictor on and off;
  *   - llama.cpp through node-llama-cpp with its defaults (mmap; the prebuilt library has no
  *     switch for repacking), one prompt.
@@ -155,6 +155,7 @@ for (const capText of a.caps!.split(",")) {
         "",
         "",
         "",
+        "",
       ]);
       continue;
     }
@@ -177,6 +178,7 @@ for (const capText of a.caps!.split(",")) {
       `${ceiling.toFixed(2)} (${(tok / ceiling).toFixed(2)})`,
       `${ceilingRun.toFixed(2)} (${(tok / ceilingRun).toFixed(2)})`,
       `${(o.peakBytes / 2 ** 30).toFixed(2)} GiB`,
+      (tok * perTokenAll / (diskGBps * 1e9)).toFixed(2),
       r.prefetch !== "off"
         ? `${Number(r.precision).toFixed(2)}/${Number(r.recall).toFixed(2)}` +
           (r.prefetch === "auto" ? ` (auto: ${r.decided})` : "")
@@ -197,6 +199,7 @@ for (const capText of a.caps!.split(",")) {
       "",
       "",
       `${(llama.peakBytes / 2 ** 30).toFixed(2)} GiB`,
+      llama.ok ? (lt * perTokenAll / (diskGBps * 1e9)).toFixed(2) : "",
       "",
       "",
     ]);
@@ -215,13 +218,17 @@ const head = [
   "ceiling, disk bench BW (ratio)",
   "ceiling, in-run read BW (ratio)",
   "cgroup peak",
+  "normalized (tok/s × bytes/token uncached ÷ disk B/s)",
   "pred. prec/recall",
   "vs llama.cpp",
 ];
 console.log(
   `\ndisk bandwidth this run: ${diskGBps.toFixed(2)} GB/s; compute bound ` +
     `${computeTokS.toFixed(2)} tok/s; threads ${T}. Ceiling = min(BW / bytes read per ` +
-    `token, compute bound), with BW from the disk benchmark or the run's own reads.`,
+    `token, compute bound), with BW from the disk benchmark or the run's own reads. Decode ` +
+    `is sampled (temperature 1, a fixed seed per prompt), never a replayed greedy chain. ` +
+    `Normalized = tok/s × ${(perTokenAll / 1e9).toFixed(3)} GB (experts per token, nothing ` +
+    `cached) ÷ disk GB/s, the figure SSD-offload projects compare on.`,
 );
 console.log(`| ${head.join(" | ")} |\n|${head.map(() => "---").join("|")}|`);
 for (const r of rows) console.log(`| ${r.join(" | ")} |`);

@@ -1,12 +1,33 @@
 /**
  * Prefill and decode speed of a model, as `spool bench` and bench/generate.ts measure it:
- * a prompt of `prefill` tokens evaluated in one call, then `decode` tokens one at a time
- * (greedy), from a fresh session each repetition; the median of `reps` runs.
+ * a prompt of `prefill` tokens evaluated in one call, then `decode` tokens one at a time,
+ * sampled at temperature 1 with a fixed seed per repetition (a greedy chain of a
+ * random-weight model repeats itself, which makes an expert cache look better than real
+ * text does), from a fresh session and another prompt each repetition; the median of
+ * `reps` runs.
  */
 import type { CacheSnapshot, CacheStats } from "../experts/cache.ts";
 import { Model } from "./model.ts";
 import type { PrefetchMode, PrefetchState } from "../experts/prefetch.ts";
 import { Session } from "./session.ts";
+import { SplitMix64 } from "./sampling.ts";
+
+/**
+ * A token drawn from softmax(logits) at temperature 1 with `rng`: the decode rule of every
+ * benchmark (honest expert-cache hit rates; see the module doc).
+ */
+export function sampleToken(logits: Float32Array, rng: SplitMix64): number {
+  let mx = -Infinity;
+  for (let j = 0; j < logits.length; j++) if (logits[j] > mx) mx = logits[j];
+  let sum = 0;
+  for (let j = 0; j < logits.length; j++) sum += Math.exp(logits[j] - mx);
+  let u = rng.nextDouble() * sum;
+  for (let j = 0; j < logits.length; j++) {
+    u -= Math.exp(logits[j] - mx);
+    if (u <= 0) return j;
+  }
+  return logits.length - 1;
+}
 
 /** Options of {@link benchModel}. */
 export interface BenchOptions {
@@ -14,6 +35,8 @@ export interface BenchOptions {
   decode?: number;
   reps?: number;
   threads?: number;
+  /** Seed of the sampled decode (each repetition of {@link benchModel} adds its index). */
+  seed?: number;
   /** Token ids of the prompt (default: a fixed pseudo-random sequence). */
   prompt?: number[];
   /** Expert cache bytes (0/undefined: experts mapped), as {@link Model.load} takes it. */
@@ -78,11 +101,8 @@ export function benchOnce(model: Model, opts: BenchOptions = {}): BenchRun {
     let logits = s.eval(prompt, "last");
     const t1 = performance.now();
     const c0 = model.expertCache?.stats();
-    for (let i = 0; i < nd; i++) {
-      let best = 0;
-      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
-      logits = s.eval([best], "last");
-    }
+    const rng = new SplitMix64(opts.seed ?? 1);
+    for (let i = 0; i < nd; i++) logits = s.eval([sampleToken(logits, rng)], "last");
     const t2 = performance.now();
     const run: BenchRun = {
       prefillTokS: np / ((t1 - t0) / 1000),
@@ -128,7 +148,12 @@ export function benchModel(path: string, opts: BenchOptions = {}): {
     benchOnce(model, { ...opts, decode: 4 }); // warm-up: page in the weights
     model.expertCache?.resetStats();
     const runs: BenchRun[] = [];
-    for (let i = 0; i < (opts.reps ?? 5); i++) runs.push(benchOnce(model, opts));
+    for (let i = 0; i < (opts.reps ?? 5); i++) {
+      // another prompt and seed each repetition: several different texts, not one replayed
+      const np = opts.prefill ?? 64;
+      const prompt = opts.prompt ?? benchPrompt(np, model.config.nVocab, 12345 + 7919 * i);
+      runs.push(benchOnce(model, { ...opts, prompt, seed: (opts.seed ?? 1) + i }));
+    }
     const out: ReturnType<typeof benchModel> = {
       runs,
       prefillTokS: median(runs.map((r) => r.prefillTokS)),
