@@ -19,6 +19,31 @@ const fn = <const P extends readonly NativeType[], const R extends NativeType>(
   result: R,
 ) => ({ parameters, result });
 
+/** spool_moe_ffn's parameters (spool_moe_ffn_phase adds the phase). */
+const MOE_FFN_ARGS = [
+  "ptr",
+  "ptr",
+  "i32",
+  "i32",
+  "i32",
+  "i32",
+  "i32", // pool x n_tok n_embd n_ff n_expert k
+  "ptr",
+  "ptr", // ids weights
+  "ptr",
+  "i32",
+  "ptr",
+  "i32",
+  "ptr",
+  "i32", // gate gate_type up up_type down down_type
+  "ptr",
+  "ptr",
+  "ptr", // gate_b up_b down_b
+  "i32",
+  "ptr",
+  "ptr", // act y scratch
+] as const;
+
 /** Every exported function of libspool. */
 export const symbols = {
   spool_abi_version: fn([], "i32"),
@@ -73,59 +98,8 @@ export const symbols = {
   ),
   spool_bench_read_bandwidth: fn(["ptr", "f64", "i32", "ptr"], "f64"),
   spool_moe_scratch_bytes: fn(["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"], "f64"),
-  spool_moe_ffn: fn(
-    [
-      "ptr",
-      "ptr",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32", // pool x n_tok n_embd n_ff n_expert k
-      "ptr",
-      "ptr", // ids weights
-      "ptr",
-      "i32",
-      "ptr",
-      "i32",
-      "ptr",
-      "i32", // gate gate_type up up_type down down_type
-      "ptr",
-      "ptr",
-      "ptr", // gate_b up_b down_b
-      "i32",
-      "ptr",
-      "ptr", // act y scratch
-    ],
-    "i32",
-  ),
-  spool_moe_ffn_phase: fn(
-    [
-      "ptr",
-      "ptr",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32", // pool x n_tok n_embd n_ff n_expert k
-      "ptr",
-      "ptr", // ids weights
-      "ptr",
-      "i32",
-      "ptr",
-      "i32",
-      "ptr",
-      "i32", // gate gate_type up up_type down down_type
-      "ptr",
-      "ptr",
-      "ptr", // gate_b up_b down_b
-      "i32",
-      "ptr",
-      "ptr",
-      "i32", // act y scratch phase
-    ],
-    "i32",
-  ),
+  spool_moe_ffn: fn(MOE_FFN_ARGS, "i32"),
+  spool_moe_ffn_phase: fn([...MOE_FFN_ARGS, "i32"], "i32"), // + phase
 
   spool_rmsnorm: fn(["ptr", "ptr", "ptr", "i32", "i32", "f32"], "i32"),
   spool_softmax: fn(["ptr", "i32", "i32"], "i32"),

@@ -97,15 +97,15 @@ export class ExpertResidency {
   #runOverlapped(tensors: ExpertTensors, li: number, m: number, path: string): void {
     const ex = this.#ex, step = this.#step;
     const K = step.cfg.nExpertUsed;
-    const ptrs = [ex.gate.ptr, ex.up.ptr, ex.down.ptr] as const;
+    const g = ex.gate.ptr, u = ex.up.ptr, d = ex.down.ptr;
     const pending = ex.begin(tensors, li, step.buf.ids.i32, m * K, path);
     try {
       if (ex.src.prefetch.active) this.#prefetch(li + 1, m);
       if (pending) {
-        step.moeFfn(tensors, 0, m, ...ptrs, MoEPhase.BEGIN);
+        step.moeFfn(tensors, 0, m, g, u, d, MoEPhase.BEGIN);
         ex.finishRead(tensors, path);
-        step.moeFfn(tensors, 0, m, ...ptrs, MoEPhase.FINISH);
-      } else step.moeFfn(tensors, 0, m, ...ptrs);
+        step.moeFfn(tensors, 0, m, g, u, d, MoEPhase.FINISH);
+      } else step.moeFfn(tensors, 0, m, g, u, d);
     } finally {
       ex.abandonRead(path);
       ex.release();
@@ -330,59 +330,18 @@ class CachedExperts {
 
   /**
    * Make the experts in `ids[0..count)` of layer `li` resident and referenced, and point the
-   * tables at them. Throws CacheFullError (the step needs more experts than the cache
-   * holds) or IOError (a read failed); either way nothing stays referenced.
+   * tables at them: {@link begin}, then {@link finishRead}. Throws CacheFullError (the step
+   * needs more experts than the cache holds) or IOError (a read failed); either way nothing
+   * stays referenced.
    */
   load(L: ExpertTensors, li: number, ids: Int32Array, count: number, path: string): void {
-    this.#settle(li, path);
-    const cache = this.src.cache;
-    const stamp = this.#nextStamp();
-    this.#n = 0;
-    let nFresh = 0;
+    if (!this.begin(L, li, ids, count, path)) return;
     try {
-      for (let i = 0; i < count; i++) {
-        const e = ids[i];
-        if (e < 0 || this.#seen[e] === stamp) continue;
-        this.#seen[e] = stamp;
-        const key = cache.key(li, e);
-        let slot = cache.lookup(key);
-        if (slot < 0) {
-          slot = cache.acquire(key).slot;
-          this.#fresh[nFresh] = slot;
-          this.#freshExpert[nFresh++] = e;
-        } else if (!cache.isLoaded(slot)) {
-          // loading in another session's prefetch or read: this thread is the only one
-          // that waits, so only a failed read can leave it so
-          throw new Error(`${cache.describe(key)} is still loading in slot ${slot}`);
-        }
-        this.#slots[this.#n] = slot;
-        this.#experts[this.#n++] = e;
-      }
-      if (nFresh > 0) this.#read(L, nFresh, path);
+      this.finishRead(L, path);
     } catch (err) {
-      // nothing of this step stays referenced; unread slots go back to the free list
-      for (let i = 0; i < nFresh; i++) {
-        if (cache.keyOf(this.#fresh[i]) >= 0 && !cache.isLoaded(this.#fresh[i])) {
-          cache.discard(this.#fresh[i]);
-        }
-      }
-      for (let i = 0; i < this.#n; i++) {
-        const sl = this.#slots[i];
-        if (cache.keyOf(sl) >= 0 && cache.refCount(sl) > 0) cache.release(sl);
-      }
-      this.#n = 0;
+      this.abandonRead(path);
+      this.release();
       throw err;
-    }
-    const base = this.src.arenaAddress;
-    const w = this.#words;
-    for (let i = 0; i < this.#n; i++) {
-      const slot = this.#slots[i], e = this.#experts[i];
-      for (let p = 0; p < 3; p++) {
-        const a = base + cache.dataOffset(slot, PARTS[p]);
-        const words = w[p];
-        words[2 * e] = a % 0x100000000;
-        words[2 * e + 1] = Math.floor(a / 0x100000000);
-      }
     }
   }
 
@@ -432,7 +391,9 @@ class CachedExperts {
       this.release();
       throw err;
     }
-    this.#point(false);
+    for (let i = 0; i < this.#n; i++) {
+      if (cache.isLoaded(this.#slots[i])) this.#point(this.#slots[i], this.#experts[i]);
+    }
     return nFresh > 0;
   }
 
@@ -452,11 +413,13 @@ class CachedExperts {
       this.#rdBytes = this.#stage(L, this.#fresh, this.#freshExpert, n);
       pager.wait(pager.flush(), path);
     }
-    for (let i = 0; i < n; i++) src.cache.markLoaded(this.#fresh[i]);
+    for (let i = 0; i < n; i++) {
+      src.cache.markLoaded(this.#fresh[i]);
+      this.#point(this.#fresh[i], this.#freshExpert[i]);
+    }
     this.#rdFresh = 0;
     this.#recordRead(this.#rdBytes);
     src.cache.recordStall((performance.now() - this.#rdT0) / 1000);
-    this.#point(true);
   }
 
   /**
@@ -478,20 +441,14 @@ class CachedExperts {
     this.#rdFresh = 0;
   }
 
-  /** Point the tables at the current slots (all, or only the loaded ones). */
-  #point(all: boolean): void {
-    const cache = this.src.cache;
+  /** Point expert `e`'s three table entries at `slot`'s parts. */
+  #point(slot: number, e: number): void {
     const base = this.src.arenaAddress;
-    const w = this.#words;
-    for (let i = 0; i < this.#n; i++) {
-      const slot = this.#slots[i], e = this.#experts[i];
-      if (!all && !cache.isLoaded(slot)) continue;
-      for (let p = 0; p < 3; p++) {
-        const a = base + cache.dataOffset(slot, PARTS[p]);
-        const words = w[p];
-        words[2 * e] = a % 0x100000000;
-        words[2 * e + 1] = Math.floor(a / 0x100000000);
-      }
+    for (let p = 0; p < 3; p++) {
+      const a = base + this.src.cache.dataOffset(slot, PARTS[p]);
+      const words = this.#words[p];
+      words[2 * e] = a % 0x100000000;
+      words[2 * e + 1] = Math.floor(a / 0x100000000);
     }
   }
 
@@ -520,31 +477,6 @@ class CachedExperts {
     const secs = Math.max(0, wall - src.wallMark) / 1e9;
     src.wallMark = wall;
     src.cache.recordRead(bytes, secs);
-  }
-
-  /** Read the fresh slots' three parts in one ticket; wait; mark them loaded. */
-  #read(L: ExpertTensors, nFresh: number, path: string): void {
-    const src = this.src, cache = src.cache, pager = src.pager;
-    const t0 = performance.now();
-    let bytes = this.#stage(L, this.#fresh, this.#freshExpert, nFresh);
-    try {
-      pager.wait(pager.flush(), path);
-    } catch (e) {
-      pager.discard();
-      // a file system that opens O_DIRECT but refuses its reads: go buffered, once
-      if (!(src.direct && e instanceof IOError && e.errno === EINVAL)) throw e;
-      const fd = openFile(path, false);
-      try {
-        closeFile(src.fd, path);
-      } catch { /* read-only fd */ }
-      src.fd = fd;
-      src.direct = false;
-      bytes = this.#stage(L, this.#fresh, this.#freshExpert, nFresh);
-      pager.wait(pager.flush(), path);
-    }
-    for (let i = 0; i < nFresh; i++) cache.markLoaded(this.#fresh[i]);
-    this.#recordRead(bytes);
-    cache.recordStall((performance.now() - t0) / 1000);
   }
 
   /** Give back the current layer's references and clear its table entries. */

@@ -5,16 +5,14 @@
  * @module
  */
 
+import { vocabDir } from "../data_dirs.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { GGUFError, type GGUFErrorCode } from "./errors.ts";
 
 /** Folder of llama.cpp's vocab-only GGUF files (`SPOOL_VOCAB_DIR` overrides). */
-export const VOCAB_DIR: string = ((globalThis as { process?: { env: Record<string, string> } })
-  .process?.env.SPOOL_VOCAB_DIR ??
-  fileURLToPath(new URL("../../../shared/vocab/", import.meta.url))).replace(/\/?$/, "/");
+export const VOCAB_DIR: string = vocabDir();
 
 /** What an expected {@link GGUFError} must have. */
 export interface ExpectedError {

@@ -5,17 +5,14 @@
  * @module
  */
 
-import process from "node:process";
-import { fileURLToPath } from "node:url";
+import { vocabDir } from "../data_dirs.ts";
 import { readGGUF } from "../gguf/reader.ts";
 import type { GGUFKVEntry } from "../gguf/writer.ts";
 import { GGUFValueType } from "../gguf/types.ts";
 
-/** Resolve a vocab-only GGUF from ../shared/vocab (or $SPOOL_VOCAB_DIR). */
+/** A vocab-only GGUF by file name, from {@link vocabDir}. */
 export function sharedVocab(file: string): string {
-  const dir = process.env.SPOOL_VOCAB_DIR ??
-    fileURLToPath(new URL("../../../shared/vocab/", import.meta.url));
-  return `${dir.replace(/\/$/, "")}/${file}`;
+  return vocabDir() + file;
 }
 
 // ---------------------------------------------------------------------------------------------

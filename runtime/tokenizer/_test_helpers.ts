@@ -6,13 +6,11 @@
  * @module
  */
 
+import { vocabDir } from "../data_dirs.ts";
 import { existsSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 
 /** Folder of llama.cpp's vocab-only GGUF files (`SPOOL_VOCAB_DIR` overrides). */
-export const VOCAB_DIR: string = (globalThis as { process?: { env: Record<string, string> } })
-  .process?.env.SPOOL_VOCAB_DIR ??
-  fileURLToPath(new URL("../../../shared/vocab/", import.meta.url));
+export const VOCAB_DIR: string = vocabDir();
 
 /** Vocab files that come with `.inp`/`.out` vectors. */
 export const VOCABS_WITH_VECTORS: readonly string[] = [

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { templateDir } from "../data_dirs.ts";
 import { readFileSync } from "node:fs";
 import { applyChatTemplate, type ChatMessage } from "../tokenizer/chat_template.ts";
 import {
@@ -11,9 +11,8 @@ import {
   type ToolFormat,
 } from "./mod.ts";
 
-/** llama.cpp's chat templates: `SPOOL_TEMPLATE_DIR` (the bundle, in a plain clone) or ../shared. */
-const TEMPLATES = (Deno.env.get("SPOOL_TEMPLATE_DIR") ??
-  fileURLToPath(new URL("../../../shared/templates/", import.meta.url))).replace(/\/?$/, "/");
+/** llama.cpp's chat templates (see runtime/data_dirs.ts). */
+const TEMPLATES = templateDir();
 const template = (name: string) => readFileSync(TEMPLATES + name, "utf8");
 
 const TOOLS: ToolDef[] = [
