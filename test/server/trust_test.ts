@@ -481,14 +481,27 @@ Deno.test({
     const server = await startServer({ nCtx: 512, parallel: 1, maxQueue: 1 });
     const url = server.url;
     try {
+      // The end-of-turn tokens of the qwen2 vocab are banned, so a sampled early stop cannot
+      // free the slot before the test has filled the queue (CI saw that once).
+      const noStop = { "151643": -100, "151645": -100 };
       const long = (stream: boolean) =>
         fetch(`${url}/v1/chat/completions`, {
           method: "POST",
           headers: { "content-type": "application/json" },
-          body: JSON.stringify({ messages: USER, max_tokens: 400, stream }),
+          body: JSON.stringify({ messages: USER, max_tokens: 400, stream, logit_bias: noStop }),
         });
-      const first = long(false); // holds the only slot
-      await new Promise((r) => setTimeout(r, 300));
+      const firstRes = await long(true); // holds the only slot
+      const reader = firstRes.body!.getReader();
+      // the first token proves it is generating (not merely queued)
+      for (let seen = ""; !seen.includes('"content"');) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error("the first stream ended before its first token");
+        seen += new TextDecoder().decode(value);
+      }
+      const first = (async () => {
+        while (!(await reader.read()).done) { /* drain */ }
+        return new Response("");
+      })();
       const t0 = performance.now();
       const queued = await long(true); // waits in the queue, but its headers come now
       const headersMs = performance.now() - t0;
