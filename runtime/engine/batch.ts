@@ -17,9 +17,13 @@ export interface BatchItem {
  * Evaluate every item's tokens and return the logits of each item's last token (length
  * nVocab each). All sessions must belong to the same model.
  * The rows of every item go through the layers together (each routed expert is read once
- * per step for all the sequences routed to it); see {@link Session.evalMany}.
+ * per step for all the sequences routed to it); see {@link Session.evalMany}. With `reuse`
+ * each item's logits are its session's own buffer, overwritten by its next reusing step.
  * @throws ContextOverflowError if any item does not fit its session (nothing is evaluated)
  */
-export function evalBatch(items: readonly BatchItem[]): Float32Array[] {
-  return Session.evalMany(items);
+export function evalBatch(
+  items: readonly BatchItem[],
+  opts: { reuse?: boolean } = {},
+): Float32Array[] {
+  return Session.evalMany(items, undefined, opts);
 }

@@ -31,7 +31,7 @@
 
 import type { MaskingConstraint, TokenConstraint } from "../grammar/mod.ts";
 import { GrammarError } from "../grammar/errors.ts";
-import { penalize, type Sampler, type SampleResult, SamplingError } from "./sampling.ts";
+import { penalizedLogit, type Sampler, type SampleResult, SamplingError } from "./sampling.ts";
 
 /** Rejections in one step before the whole vocabulary is masked at once. */
 export const MAX_REJECTIONS = 3;
@@ -50,7 +50,7 @@ export function sampleConstrained(
 ): SampleResult {
   const first = sampler.sample(logits, history);
   if (constraint === null || constraint.accepts(first.token)) return first;
-  const work = new Float32Array(logits);
+  const work = scratchCopy(logits);
   work[first.token] = -Infinity;
   let r: SampleResult | null = null;
   for (let i = 1; i < MAX_REJECTIONS; i++) {
@@ -81,6 +81,15 @@ export function sampleConstrained(
   return rawLogprobs(sampler, logits, history, first, r);
 }
 
+let scratch = new Float32Array(0);
+
+/** `logits` copied into a buffer reused across calls (a step samples one sequence at a time). */
+function scratchCopy(logits: Float32Array): Float32Array {
+  if (scratch.length !== logits.length) scratch = new Float32Array(logits.length);
+  scratch.set(logits);
+  return scratch;
+}
+
 function trySample(
   sampler: Sampler,
   work: Float32Array,
@@ -103,9 +112,9 @@ function rawLogprobs(
   chosen: SampleResult,
 ): SampleResult {
   // log Z of the unmasked distribution, from the first draw: logprob = l[t] - logZ
-  const pen = penalize(logits, history, sampler.params);
-  const logZ = pen[first.token] - first.logprob;
-  const out: SampleResult = { token: chosen.token, logprob: pen[chosen.token] - logZ };
+  const pen = (id: number) => penalizedLogit(logits, history, sampler.params, id);
+  const logZ = pen(first.token) - first.logprob;
+  const out: SampleResult = { token: chosen.token, logprob: pen(chosen.token) - logZ };
   if (first.top) out.top = first.top;
   return out;
 }

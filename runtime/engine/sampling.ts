@@ -359,6 +359,32 @@ function penalizeInPlace(
 }
 
 /**
+ * Token `id`'s entry of {@link penalize}`(logits, history, params)`, bit for bit, without
+ * copying the vocabulary (the history must hold valid token ids).
+ */
+export function penalizedLogit(
+  logits: Float32Array,
+  history: ArrayLike<number>,
+  p: PenaltyParams,
+  id: number,
+): number {
+  let l = logits[id];
+  const bias = p.logitBias?.get(id);
+  if (bias !== undefined) l = Math.fround(l + Math.fround(bias));
+  const rp = Math.fround(p.repeatPenalty);
+  const freq = Math.fround(p.frequencyPenalty);
+  const pres = Math.fround(p.presencePenalty);
+  const lastN = p.repeatLastN;
+  if (lastN === 0 || (rp === 1 && freq === 0 && pres === 0)) return l;
+  const len = history.length;
+  let c = 0;
+  for (let j = lastN < 0 ? 0 : Math.max(0, len - lastN); j < len; j++) if (history[j] === id) c++;
+  if (c === 0) return l;
+  l = l <= 0 ? Math.fround(l * rp) : Math.fround(l / rp);
+  return Math.fround(l - Math.fround(Math.fround(c * freq) + pres));
+}
+
+/**
  * The logits after the logit bias and the repeat/presence/frequency penalties, as a new
  * array: the first stages of the chain, exposed for tests and callers that need the
  * penalized logits.

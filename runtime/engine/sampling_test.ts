@@ -4,6 +4,7 @@ import {
   LLAMA_DEFAULTS,
   OPENAI_DEFAULTS,
   penalize,
+  penalizedLogit,
   Sampler,
   SamplingError,
   type SamplingParams,
@@ -118,6 +119,32 @@ Deno.test("penalties: repeat divides positive logits and multiplies the others; 
   const r = penalize(f32([2]), [0], { ...neutral, repeatPenalty: 1.1 });
   assert.equal(r[0], Math.fround(2 / Math.fround(1.1)));
   assert.ok(Math.abs(r[0] - 1.8181818) < 1e-6);
+});
+
+Deno.test("penalizedLogit equals penalize's entry bit for bit", () => {
+  const rng = new SplitMix64(7n);
+  const u = () => Number(rng.nextU64() >> 11n) / 2 ** 53;
+  for (let trial = 0; trial < 200; trial++) {
+    const n = 1 + Math.floor(u() * 40);
+    const logits = f32(Array.from({ length: n }, () => (u() - 0.5) * 20));
+    const history = Array.from({ length: Math.floor(u() * 30) }, () => Math.floor(u() * n));
+    const bias = new Map<number, number>();
+    for (let i = 0; i < 3; i++) bias.set(Math.floor(u() * n), (u() - 0.5) * 4);
+    const p = {
+      repeatPenalty: trial % 5 === 0 ? 1 : 0.5 + u() * 1.5,
+      repeatLastN: [-1, 0, 3, 64][trial % 4],
+      presencePenalty: trial % 3 === 0 ? 0 : u(),
+      frequencyPenalty: trial % 7 === 0 ? 0 : u(),
+      logitBias: trial % 2 ? bias : undefined,
+    };
+    const all = penalize(logits, history, p);
+    for (let id = 0; id < n; id++) {
+      assert.ok(
+        Object.is(penalizedLogit(logits, history, p, id), all[id]),
+        `trial ${trial} id ${id}`,
+      );
+    }
+  }
 });
 
 Deno.test("logit bias comes before the penalties (llama.cpp's chain) and -Infinity bans", () => {
