@@ -16,6 +16,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { loadModel } from "../api.ts";
 import {
   compileConstraint,
@@ -124,6 +125,8 @@ export interface EngineStats {
   scheduler: SchedulerStats;
   /** The expert cache's snapshot, when the model has one. */
   expertCache: CacheSnapshot | null;
+  /** The engine worker's JavaScript heap: bytes in use, and bytes the heap holds. */
+  heap: { used: number; total: number; external: number };
 }
 
 /** The engine worker failed to start or died. */
@@ -165,6 +168,11 @@ interface GrammarHooks {
 }
 
 /** Constrained decoding for the scheduler; the vocabulary index is built on first use. */
+function heapOfWorker(): EngineStats["heap"] {
+  const m = process.memoryUsage();
+  return { used: m.heapUsed, total: m.heapTotal, external: m.external };
+}
+
 function loadGrammar(tokenizer: Tokenizer): Promise<GrammarHooks | null> {
   let vocab: ConstraintVocab | null = null; // built on first use: it walks the whole vocabulary
   return Promise.resolve({
@@ -289,6 +297,7 @@ export function serveEngine(port: EnginePort): void {
           stats: {
             scheduler: scheduler?.stats() ?? emptyStats(),
             expertCache: expertCache?.() ?? null,
+            heap: heapOfWorker(),
           },
         });
         return;

@@ -1,12 +1,16 @@
 /**
  * Server metrics in the Prometheus text format (version 0.0.4): requests by endpoint and
  * status, prompt/cached/completion tokens, recent decode and prefill tok/s, requests in
- * flight, queue depth, scheduler steps, and the expert cache's hits, misses and bytes read.
+ * flight, queue depth, scheduler steps, the expert cache's hits, misses and bytes read, and
+ * the process's memory: resident bytes split into anonymous memory and mapped files (the
+ * model's mapped pages are page cache, bounded by the file), and each JavaScript heap.
  *
  * @module
  */
 import type { EngineStats } from "../engine/engine.ts";
 import type { SeqUsage } from "../engine/scheduler.ts";
+import process from "node:process";
+import { readFileSync } from "node:fs";
 
 /** Counters the app updates as requests come and go. */
 export class Metrics {
@@ -77,6 +81,21 @@ export class Metrics {
     metric("spool_requests_in_flight", "gauge", "Requests being answered.", [
       `spool_requests_in_flight ${this.inFlight}`,
     ]);
+    const rss = residentBytes();
+    metric("process_resident_memory_bytes", "gauge", "Resident memory by kind.", [
+      ...Object.entries(rss).map(([k, v]) => `process_resident_memory_bytes{kind="${k}"} ${v}`),
+    ]);
+    const heap = process.memoryUsage();
+    metric("spool_js_heap_bytes", "gauge", "JavaScript heap in use and held, per thread.", [
+      `spool_js_heap_bytes{thread="main",kind="used"} ${heap.heapUsed}`,
+      `spool_js_heap_bytes{thread="main",kind="total"} ${heap.heapTotal}`,
+      ...(engine?.heap
+        ? [
+          `spool_js_heap_bytes{thread="engine",kind="used"} ${engine.heap.used}`,
+          `spool_js_heap_bytes{thread="engine",kind="total"} ${engine.heap.total}`,
+        ]
+        : []),
+    ]);
     if (engine) {
       const s = engine.scheduler;
       metric("spool_queue_depth", "gauge", "Requests waiting for a slot.", [
@@ -115,6 +134,22 @@ export class Metrics {
     }
     return out.join("\n") + "\n";
   }
+}
+
+/**
+ * Resident bytes: on Linux anonymous memory and file mappings apart (`/proc/self/status`),
+ * elsewhere the total only.
+ */
+export function residentBytes(): Record<string, number> {
+  try {
+    const status = readFileSync("/proc/self/status", "utf8");
+    const kb = (key: string) => Number(status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1]);
+    const anon = kb("RssAnon"), file = kb("RssFile"), shmem = kb("RssShmem");
+    if ([anon, file, shmem].every(Number.isFinite)) {
+      return { anon: anon * 1024, file: file * 1024, shmem: shmem * 1024 };
+    }
+  } catch { /* not Linux */ }
+  return { total: process.memoryUsage().rss };
 }
 
 function round(x: number): number {

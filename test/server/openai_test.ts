@@ -331,6 +331,14 @@ Deno.test({
         match(text, /spool_queue_depth 0/);
         match(text, /spool_expert_cache_hits_total \d+/);
         match(text, /spool_decode_tokens_per_second [\d.]+/);
+        // memory: the kinds add up to this process's RSS (the server runs in process here)
+        const kinds = [...text.matchAll(/process_resident_memory_bytes\{kind="(\w+)"\} (\d+)/g)];
+        const sum = kinds.reduce((a, m) => a + Number(m[2]), 0);
+        const rss = Deno.memoryUsage().rss;
+        ok(Math.abs(sum - rss) < 0.2 * rss, `${sum} vs rss ${rss}`);
+        if (Deno.build.os === "linux") deepEqual(kinds.map((m) => m[1]), ["anon", "file", "shmem"]);
+        const engineHeap = /spool_js_heap_bytes\{thread="engine",kind="used"\} (\d+)/.exec(text);
+        ok(Number(engineHeap?.[1]) > 1e6, "the engine worker's heap is reported");
       });
     } finally {
       await server.close();
