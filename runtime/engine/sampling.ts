@@ -461,6 +461,23 @@ const PARAM_KEYS: readonly (keyof SamplingParams)[] = [
 ];
 
 /**
+ * The working arrays of a {@link Sampler} (about 20 bytes per vocabulary entry). Samplers that
+ * never sample at the same time (one thread, one step after another: the server's scheduler)
+ * can share one, so a request allocates none of them.
+ */
+export class SamplerScratch {
+  /** The vocabulary size the arrays are sized for. */
+  n = 0;
+  work = new Float32Array(0);
+  counts = new Int32Array(0);
+  touched: number[] = [];
+  keys = new Float64Array(0);
+  ids = new Int32Array(0);
+  heapV = new Float64Array(0);
+  heapI = new Int32Array(0);
+}
+
+/**
  * A sampler: the parameters, the PRNG state and scratch buffers of one sequence. Not shared
  * between sequences (its PRNG advances with every random draw). Use one per sequence; the
  * buffers are sized on the first call and reused.
@@ -476,14 +493,7 @@ export class Sampler {
   #seed: bigint;
   #rng: SplitMix64;
 
-  #n = 0;
-  #work = new Float32Array(0);
-  #counts = new Int32Array(0);
-  #touched: number[] = [];
-  #keys = new Float64Array(0);
-  #ids = new Int32Array(0);
-  #heapV = new Float64Array(0);
-  #heapI = new Int32Array(0);
+  #s: SamplerScratch;
   // Results of the scan: the max, its (lowest) id, the normalizer sum(exp(l - max)).
   #max = 0;
   #argmax = 0;
@@ -496,9 +506,14 @@ export class Sampler {
 
   /**
    * Builds a sampler; missing (or undefined) parameters come from {@link LLAMA_DEFAULTS}, and
-   * keys that are not sampling parameters are ignored.
+   * keys that are not sampling parameters are ignored. `scratch` lends working arrays
+   * (default: its own).
    */
-  constructor(params: Partial<SamplingParams> = {}) {
+  constructor(
+    params: Partial<SamplingParams> = {},
+    scratch: SamplerScratch = new SamplerScratch(),
+  ) {
+    this.#s = scratch;
     // Only the known keys (callers pass wider option objects), and undefined = default.
     const p: SamplingParams = { ...LLAMA_DEFAULTS };
     const src = params as Record<string, unknown>;
@@ -529,13 +544,13 @@ export class Sampler {
   sample(logits: Float32Array, history: ArrayLike<number> = []): SampleResult {
     const token = this.#run(logits, history, true);
     const lse = this.#max + Math.log(this.#z);
-    const result: SampleResult = { token, logprob: this.#work[token] - lse };
+    const result: SampleResult = { token, logprob: this.#s.work[token] - lse };
     const nTop = Math.min(this.params.logprobs ?? 0, this.#nTop);
     if (nTop > 0) {
       const top: TokenLogprob[] = new Array(nTop);
       for (let i = 0; i < nTop; i++) {
-        const id = this.#heapI[i];
-        top[i] = { token: id, logprob: this.#work[id] - lse };
+        const id = this.#s.heapI[i];
+        top[i] = { token: id, logprob: this.#s.work[id] - lse };
       }
       result.top = top;
     }
@@ -552,12 +567,12 @@ export class Sampler {
     if (greedy >= 0) return { tokens: [greedy], probs: [1] };
     const tokens: number[] = [];
     const weights: number[] = [];
-    const w = this.#work;
+    const w = this.#s.work;
     const invT = 1 / this.params.temperature;
     if (this.#all) {
-      for (let i = 0; i < this.#n; i++) tokens.push(i);
+      for (let i = 0; i < this.#s.n; i++) tokens.push(i);
     } else {
-      for (let i = 0; i < this.#nCand; i++) tokens.push(this.#ids[i]);
+      for (let i = 0; i < this.#nCand; i++) tokens.push(this.#s.ids[i]);
     }
     let sum = 0;
     for (const t of tokens) {
@@ -573,12 +588,12 @@ export class Sampler {
     if (n > MAX_VOCAB) {
       throw new SamplingError("bad_logits", `Cannot sample: vocabulary ${n} > ${MAX_VOCAB}`);
     }
-    if (n === this.#n) return;
-    this.#n = n;
-    this.#work = new Float32Array(n);
-    this.#counts = new Int32Array(n);
-    this.#keys = new Float64Array(n);
-    this.#ids = new Int32Array(n);
+    if (n === this.#s.n) return;
+    this.#s.n = n;
+    this.#s.work = new Float32Array(n);
+    this.#s.counts = new Int32Array(n);
+    this.#s.keys = new Float64Array(n);
+    this.#s.ids = new Int32Array(n);
   }
 
   /**
@@ -589,9 +604,9 @@ export class Sampler {
     const p = this.params;
     const n = logits.length;
     this.#ensure(n);
-    const w = this.#work;
+    const w = this.#s.work;
     w.set(logits);
-    penalizeInPlace(w, history, p, this.#counts, this.#touched);
+    penalizeInPlace(w, history, p, this.#s.counts, this.#s.touched);
 
     const greedy = p.temperature <= 0;
     const k = !greedy && p.topK > 0 && p.topK < n ? p.topK : 0;
@@ -629,14 +644,14 @@ export class Sampler {
    * second for the normalizer sum(exp(l - max)).
    */
   #scan(h: number): void {
-    const w = this.#work;
+    const w = this.#s.work;
     const n = w.length;
-    if (this.#heapI.length < h) {
-      this.#heapI = new Int32Array(h);
-      this.#heapV = new Float64Array(h);
+    if (this.#s.heapI.length < h) {
+      this.#s.heapI = new Int32Array(h);
+      this.#s.heapV = new Float64Array(h);
     }
-    const hv = this.#heapV;
-    const hi = this.#heapI;
+    const hv = this.#s.heapV;
+    const hi = this.#s.heapI;
     // Min-heap by goodness, root = worst; start full of sentinels worse than any real token.
     for (let i = 0; i < h; i++) {
       hv[i] = -Infinity;
@@ -694,10 +709,10 @@ export class Sampler {
     this.#argmax = am;
     this.#z = sumExp(w, m, 1);
     // Sort the heap's real entries.
-    const keys = this.#keys;
+    const keys = this.#s.keys;
     let cnt = 0;
     for (let i = 0; i < h; i++) if (hi[i] >= 0) keys[cnt++] = descKey(hv[i], hi[i]);
-    const ids = this.#ids;
+    const ids = this.#s.ids;
     sortKeys(keys, cnt, ids);
     for (let i = 0; i < cnt; i++) hi[i] = ids[i];
     this.#nTop = cnt;
@@ -705,8 +720,8 @@ export class Sampler {
 
   /** top-p on the sorted candidates `#ids[0..#nCand)` (softmax over them). */
   #topPSorted(topP: number): void {
-    const w = this.#work;
-    const ids = this.#ids;
+    const w = this.#s.work;
+    const ids = this.#s.ids;
     const cnt = this.#nCand;
     const m = w[ids[0]];
     let sum = 0;
@@ -723,8 +738,8 @@ export class Sampler {
 
   /** min-p on the sorted candidates: keep the prefix with l >= l_max + ln(minP). */
   #minPSorted(minP: number): void {
-    const w = this.#work;
-    const ids = this.#ids;
+    const w = this.#s.work;
+    const ids = this.#s.ids;
     const thr = w[ids[0]] + Math.log(minP);
     let i = 1;
     while (i < this.#nCand && w[ids[i]] >= thr) i++;
@@ -738,11 +753,11 @@ export class Sampler {
    * one wins). Then sort only those and cut at `topP` with the full-vocabulary normalizer.
    */
   #collectTopP(topP: number, minP: number): void {
-    const w = this.#work;
-    const n = this.#n;
+    const w = this.#s.work;
+    const n = this.#s.n;
     const m = this.#max;
     const z = this.#z;
-    const keys = this.#keys;
+    const keys = this.#s.keys;
     const dMin = minP > 0 ? -Math.log(minP) : Infinity;
     let d = Math.min(8, dMin);
     let cnt = 0;
@@ -761,7 +776,7 @@ export class Sampler {
       if (mass > (topP + 1e-9) * z || d >= dMin || cnt === n) break;
       d = d * 2 > 1400 ? Infinity : Math.min(d * 2, dMin);
     }
-    const ids = this.#ids;
+    const ids = this.#s.ids;
     sortKeys(keys, cnt, ids);
     this.#all = false;
     this.#nCand = cnt;
@@ -778,28 +793,28 @@ export class Sampler {
 
   /** min-p over the whole vocabulary: collect l >= l_max + ln(minP), then sort those. */
   #collectMinP(minP: number): void {
-    const w = this.#work;
-    const n = this.#n;
+    const w = this.#s.work;
+    const n = this.#s.n;
     const thr = this.#max + Math.log(minP);
-    const keys = this.#keys;
+    const keys = this.#s.keys;
     let cnt = 0;
     for (let i = 0; i < n; i++) {
       const v = w[i];
       if (v >= thr) keys[cnt++] = descKey(v, i);
     }
-    sortKeys(keys, cnt, this.#ids);
+    sortKeys(keys, cnt, this.#s.ids);
     this.#all = false;
     this.#nCand = cnt;
   }
 
   /** Temperature, softmax and the draw. */
   #dist(temperature: number): number {
-    const w = this.#work;
+    const w = this.#s.work;
     const m = this.#max; // the max survives every truncation stage
     const invT = 1 / temperature;
     const u = this.#rng.nextDouble();
     if (this.#all) {
-      const n = this.#n;
+      const n = this.#s.n;
       const z = invT === 1 ? this.#z : sumExp(w, m, invT);
       const target = u * z;
       const t = EXP_TABLE;
@@ -817,7 +832,7 @@ export class Sampler {
       }
       return last;
     }
-    const ids = this.#ids;
+    const ids = this.#s.ids;
     const cnt = this.#nCand;
     let z = 0;
     for (let i = 0; i < cnt; i++) z += fexp((w[ids[i]] - m) * invT);

@@ -35,7 +35,7 @@
 import { TextStreamDecoder } from "../tokenizer/detokenize.ts";
 import { evalBatch } from "./batch.ts";
 import type { FinishReason } from "./generate.ts";
-import { OPENAI_DEFAULTS, Sampler, type SamplingParams } from "./sampling.ts";
+import { OPENAI_DEFAULTS, Sampler, SamplerScratch, type SamplingParams } from "./sampling.ts";
 import type { Session } from "./session.ts";
 import { StopMatcher } from "./stop.ts";
 import type {
@@ -131,6 +131,8 @@ export class Scheduler {
   readonly #slots: Slot[] = [];
   readonly #queue: Waiting[] = [];
   readonly #active: Seq[] = [];
+  /** Working arrays every request's sampler shares (they sample one after another). */
+  readonly #scratch = new SamplerScratch();
   #order = 0;
   #clock = 0;
   /** Fork groups that run as independent requests (a member cancelled or late). */
@@ -358,7 +360,7 @@ export class Scheduler {
     let constraint: SeqConstraint | null = null;
     let sampler: Sampler;
     try {
-      sampler = new Sampler({ ...OPENAI_DEFAULTS, ...definedOnly(req.params) });
+      sampler = new Sampler({ ...OPENAI_DEFAULTS, ...definedOnly(req.params) }, this.#scratch);
       if (req.params.constraint !== undefined) {
         if (!this.#opts.compileConstraint || !this.#opts.sampleConstrained) {
           throw new Error("constrained decoding is not available in this build");
