@@ -6,6 +6,7 @@ import {
   penalize,
   penalizedLogit,
   Sampler,
+  SamplerScratch,
   SamplingError,
   type SamplingParams,
   SplitMix64,
@@ -399,6 +400,42 @@ Deno.test("seeded sampling is reproducible: same seed, same 100 tokens; another 
   assert.deepEqual(Array.from({ length: 10 }, () => s.sample(l).token), first);
   assert.equal(s.seed, 9n);
   assert.equal(typeof new Sampler().seed, "bigint"); // a random seed was drawn
+});
+
+Deno.test("samplers sharing one SamplerScratch, interleaved, draw what each draws alone", () => {
+  const kinds = [
+    { ...LLAMA_DEFAULTS, repeatPenalty: 1.1, seed: 1, logprobs: 3 },
+    { ...OPENAI_DEFAULTS, seed: 2, topP: 0.9 },
+    { ...LLAMA_DEFAULTS, topK: 5, minP: 0.1, seed: 3 },
+  ];
+  const alone = kinds.map((p, k) => {
+    const s = new Sampler(p);
+    const h: number[] = [];
+    const lp: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      const r = s.sample(randomLogits(k === 1 ? 700 : 1000, i + 100 * k, 1.5), h);
+      h.push(r.token);
+      lp.push(r.logprob, ...(r.top ?? []).map((t) => t.logprob));
+    }
+    return { h, lp };
+  });
+  const scratch = new SamplerScratch();
+  const shared = kinds.map((p) => ({
+    s: new Sampler(p, scratch),
+    h: [] as number[],
+    lp: [] as number[],
+  }));
+  for (let i = 0; i < 60; i++) {
+    for (const [k, x] of shared.entries()) {
+      const r = x.s.sample(randomLogits(k === 1 ? 700 : 1000, i + 100 * k, 1.5), x.h);
+      x.h.push(r.token);
+      x.lp.push(r.logprob, ...(r.top ?? []).map((t) => t.logprob));
+    }
+  }
+  for (const [k, x] of shared.entries()) {
+    assert.deepEqual(x.h, alone[k].h);
+    assert.deepEqual(x.lp, alone[k].lp);
+  }
 });
 
 Deno.test("seeded sequences equal the independently computed ones (also checked under Bun)", () => {
