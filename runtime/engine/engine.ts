@@ -169,6 +169,8 @@ interface GrammarHooks {
 
 /** Constrained decoding for the scheduler; the vocabulary index is built on first use. */
 function heapOfWorker(): EngineStats["heap"] {
+  // a full collection first when V8 exposes one (--v8-flags=--expose-gc: the soak benchmark)
+  (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
   return { used: m.heapUsed, total: m.heapTotal, external: m.external };
 }

@@ -85,6 +85,8 @@ export class Metrics {
     metric("process_resident_memory_bytes", "gauge", "Resident memory by kind.", [
       ...Object.entries(rss).map(([k, v]) => `process_resident_memory_bytes{kind="${k}"} ${v}`),
     ]);
+    // a full collection first when V8 exposes one (--v8-flags=--expose-gc: the soak benchmark)
+    (globalThis as { gc?: () => void }).gc?.();
     const heap = process.memoryUsage();
     metric("spool_js_heap_bytes", "gauge", "JavaScript heap in use and held, per thread.", [
       `spool_js_heap_bytes{thread="main",kind="used"} ${heap.heapUsed}`,
