@@ -1,7 +1,8 @@
 /**
- * Tool calls of the GLM and Kimi K2 families end to end, through the real `openai` and
- * `@anthropic-ai/sdk` clients: a random-weight qwen3moe (the forward pass does not matter
- * here) carrying GLM-4.6's or Kimi-K2-Instruct's own chat template, with the Qwen2 vocabulary
+ * Tool calls of the GLM, Kimi K2 and Qwen3.5 families end to end, through the real `openai`
+ * and `@anthropic-ai/sdk` clients: a random-weight qwen3moe (the forward pass does not matter
+ * here) carrying GLM-4.6's, Kimi-K2-Instruct's or Qwen3.5-4B's own chat template (Qwen3.5
+ * writes Qwen3-Coder's XML calls and opens `<think>`, as MiniMax-M2 does), with the Qwen2 vocabulary
  * (both taken from the llama.cpp source node-llama-cpp ships). Constrained decoding makes the
  * model write each family's call syntax; the server parses it back into tool calls (no call
  * syntax in the content), and the tool round trip renders through the family's template.
@@ -64,10 +65,17 @@ const TOOLS: OpenAI.ChatCompletionTool[] = [
     },
   },
 ];
-/** Call syntax of the two families: none of it may reach the content. */
-const SYNTAX = /<tool_call>|<arg_key>|<arg_value>|<\|tool_call|tool_calls_section/;
+/** Call syntax of the families (GLM, Kimi K2, Qwen3.5's XML): none may reach the content. */
+const SYNTAX =
+  /<tool_call>|<arg_key>|<arg_value>|<\|tool_call|tool_calls_section|<function=|<parameter=/;
 
-for (const [template, seed] of [["GLM-4.6.jinja", 21], ["Kimi-K2-Instruct.jinja", 22]] as const) {
+for (
+  const [template, seed] of [
+    ["GLM-4.6.jinja", 21],
+    ["Kimi-K2-Instruct.jinja", 22],
+    ["Qwen3.5-4B.jinja", 24],
+  ] as const
+) {
   Deno.test({
     name: `tools (${template}): openai and anthropic clients get the family's calls`,
     sanitizeOps: false,
@@ -84,10 +92,37 @@ for (const [template, seed] of [["GLM-4.6.jinja", 21], ["Kimi-K2-Instruct.jinja"
       const messages: OpenAI.ChatCompletionMessageParam[] = [
         { role: "user", content: "Weather in Paris?" },
       ];
+      // Qwen3.5's prompt opens <think>: reasoning may come before a required call (as in
+      // llama.cpp), and a random model never closes it, so the direct-call steps switch
+      // thinking off the way clients do (llama.cpp's and vLLM's chat_template_kwargs).
+      const thinks = template.startsWith("Qwen3.5");
+      const noThink = thinks ? { chat_template_kwargs: { enable_thinking: false } } : {};
       try {
+        if (thinks) {
+          await t.step(
+            "openai: required with thinking on: a cut think is length, no call",
+            async () => {
+              const r = await openai.chat.completions.create({
+                model: "m",
+                messages,
+                tools: TOOLS,
+                tool_choice: "required",
+                max_tokens: 24,
+                seed: 1,
+              });
+              const c = r.choices[0];
+              const m = c.message as typeof c.message & { reasoning_content?: string };
+              equal(c.finish_reason, "length");
+              deepEqual(m.tool_calls ?? [], []);
+              ok((m.reasoning_content ?? "").length > 0, JSON.stringify(m));
+              ok(!SYNTAX.test(m.content ?? ""), m.content ?? "");
+            },
+          );
+        }
         let first: OpenAI.ChatCompletionMessageFunctionToolCall | undefined;
         await t.step("openai: required gives a typed call (non-streaming)", async () => {
           const r = await openai.chat.completions.create({
+            ...noThink,
             model: "m",
             messages,
             tools: TOOLS,
@@ -110,6 +145,7 @@ for (const [template, seed] of [["GLM-4.6.jinja", 21], ["Kimi-K2-Instruct.jinja"
 
         await t.step("openai: named choice, streamed deltas, no syntax in content", async () => {
           const stream = await openai.chat.completions.create({
+            ...noThink,
             model: "m",
             messages,
             tools: TOOLS,
@@ -193,71 +229,73 @@ for (const [template, seed] of [["GLM-4.6.jinja", 21], ["Kimi-K2-Instruct.jinja"
   });
 }
 
-Deno.test({
-  name: "reasoning (MiniMax-M2.jinja, which opens <think>): reasoning_content and thinking blocks",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async (t) => {
-    const server = await createServer({
-      path: familyModel("MiniMax-M2.jinja", 23),
-      port: 0,
-      nCtx: 1024,
-      threads: 2,
-      alias: "spool-test",
-    });
-    try {
-      await t.step("openai: everything before </think> is reasoning_content", async () => {
-        const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "x", maxRetries: 0 });
-        const r = await openai.chat.completions.create({
-          model: "m",
-          messages: [{ role: "user", content: "Hi" }],
-          max_tokens: 6,
-          seed: 1,
-        });
-        const m = r.choices[0].message as { content: string | null; reasoning_content?: string };
-        ok((m.reasoning_content ?? "").length > 0, JSON.stringify(m));
-        equal(m.content ?? "", "");
-        const stream = await openai.chat.completions.create({
-          model: "m",
-          messages: [{ role: "user", content: "Hi" }],
-          max_tokens: 6,
-          seed: 1,
-          stream: true,
-        });
-        let reasoning = "", content = "";
-        for await (const ch of stream) {
-          const d = ch.choices[0]?.delta as { content?: string; reasoning_content?: string };
-          reasoning += d?.reasoning_content ?? "";
-          content += d?.content ?? "";
-        }
-        equal(reasoning, m.reasoning_content);
-        equal(content, "");
+for (const [template, seed] of [["MiniMax-M2.jinja", 23], ["Qwen3.5-4B.jinja", 25]] as const) {
+  Deno.test({
+    name: `reasoning (${template}, which opens <think>): reasoning_content and thinking blocks`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async (t) => {
+      const server = await createServer({
+        path: familyModel(template, seed),
+        port: 0,
+        nCtx: 1024,
+        threads: 2,
+        alias: "spool-test",
       });
-
-      await t.step("anthropic: a thinking block, streamed as thinking_delta", async () => {
-        const client = new Anthropic({ baseURL: server.url, apiKey: "x", maxRetries: 0 });
-        const params = {
-          model: "m",
-          // the API's rule: 1024 <= budget_tokens < max_tokens
-          max_tokens: 1030,
-          messages: [{ role: "user" as const, content: "Hi" }],
-          thinking: { type: "enabled" as const, budget_tokens: 1024 },
-        };
-        const stream = client.messages.stream(params);
-        let thinking = "";
-        for await (const ev of stream) {
-          if (ev.type === "content_block_delta" && ev.delta.type === "thinking_delta") {
-            thinking += ev.delta.thinking;
+      try {
+        await t.step("openai: everything before </think> is reasoning_content", async () => {
+          const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "x", maxRetries: 0 });
+          const r = await openai.chat.completions.create({
+            model: "m",
+            messages: [{ role: "user", content: "Hi" }],
+            max_tokens: 6,
+            seed: 1,
+          });
+          const m = r.choices[0].message as { content: string | null; reasoning_content?: string };
+          ok((m.reasoning_content ?? "").length > 0, JSON.stringify(m));
+          equal(m.content ?? "", "");
+          const stream = await openai.chat.completions.create({
+            model: "m",
+            messages: [{ role: "user", content: "Hi" }],
+            max_tokens: 6,
+            seed: 1,
+            stream: true,
+          });
+          let reasoning = "", content = "";
+          for await (const ch of stream) {
+            const d = ch.choices[0]?.delta as { content?: string; reasoning_content?: string };
+            reasoning += d?.reasoning_content ?? "";
+            content += d?.content ?? "";
           }
-        }
-        const final = await stream.finalMessage();
-        const block = final.content.find((b) => b.type === "thinking") as Anthropic.ThinkingBlock;
-        ok(block && block.thinking.length > 0, JSON.stringify(final.content));
-        equal(block.thinking, thinking);
-        equal(final.content.filter((b) => b.type === "text" && b.text !== "").length, 0);
-      });
-    } finally {
-      await server.close();
-    }
-  },
-});
+          equal(reasoning, m.reasoning_content);
+          equal(content, "");
+        });
+
+        await t.step("anthropic: a thinking block, streamed as thinking_delta", async () => {
+          const client = new Anthropic({ baseURL: server.url, apiKey: "x", maxRetries: 0 });
+          const params = {
+            model: "m",
+            // the API's rule: 1024 <= budget_tokens < max_tokens
+            max_tokens: 1030,
+            messages: [{ role: "user" as const, content: "Hi" }],
+            thinking: { type: "enabled" as const, budget_tokens: 1024 },
+          };
+          const stream = client.messages.stream(params);
+          let thinking = "";
+          for await (const ev of stream) {
+            if (ev.type === "content_block_delta" && ev.delta.type === "thinking_delta") {
+              thinking += ev.delta.thinking;
+            }
+          }
+          const final = await stream.finalMessage();
+          const block = final.content.find((b) => b.type === "thinking") as Anthropic.ThinkingBlock;
+          ok(block && block.thinking.length > 0, JSON.stringify(final.content));
+          equal(block.thinking, thinking);
+          equal(final.content.filter((b) => b.type === "text" && b.text !== "").length, 0);
+        });
+      } finally {
+        await server.close();
+      }
+    },
+  });
+}
