@@ -27,6 +27,7 @@ import {
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { sampleConstrained } from "./constrained.ts";
 import type { CacheSnapshot } from "../experts/cache.ts";
+import { DEFAULT_CHECKPOINTS } from "./recurrent.ts";
 import {
   Scheduler,
   type SchedulerOptions,
@@ -207,6 +208,8 @@ export function serveEngine(port: EnginePort): void {
             nCtx: o.nCtx,
             // the budget leaves room for every slot's KV cache
             kvTokens: (o.parallel ?? 1) * (o.nCtx ?? 4096),
+            // and every slot's recurrent state with its checkpoints (hybrid models)
+            stateCopies: (o.parallel ?? 1) * (1 + (o.checkpoints ?? DEFAULT_CHECKPOINTS)),
             expertCache: o.expertCache,
             ramBudget: o.ramBudget,
             prefetch: o.prefetch,

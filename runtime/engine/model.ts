@@ -29,7 +29,13 @@ import {
   type Vec,
   type Weight,
 } from "../models/weights.ts";
-import { type ArchSpec, kvBytesPerToken, type ModelConfig } from "../models/config.ts";
+import {
+  type ArchSpec,
+  kvBytesPerToken,
+  type ModelConfig,
+  recurrentStateFloats,
+} from "../models/config.ts";
+import { DEFAULT_CHECKPOINTS } from "./recurrent.ts";
 import { archOf } from "../models/registry.ts";
 import { inspectGGUF } from "../inspect.ts";
 import { planBudget } from "../experts/budget.ts";
@@ -89,6 +95,13 @@ export interface LoadOptions {
    * min(training context, 4096)); a server with N slots of C tokens passes N × C.
    */
   kvTokens?: number;
+  /**
+   * Recurrent-state copies of a hybrid model the budget must leave room for: every live
+   * sequence's state plus the checkpoints its session keeps (default: one sequence with
+   * {@link DEFAULT_CHECKPOINTS} checkpoints); a server with N slots of c checkpoints passes
+   * N × (1 + c). Ignored for models without recurrent layers.
+   */
+  stateCopies?: number;
   /** Share of the cache slots a profile may pin (default 0.5). */
   pinFraction?: number;
   /** Reader threads of the expert pager (default 4; only with `expertCache`). */
@@ -107,12 +120,14 @@ export function expertCacheBytes(gguf: GGUFFile, opts: LoadOptions): number {
   const kv = opts.kvTokens !== undefined
     ? opts.kvTokens * perToken
     : Math.min(cfg.nCtxTrain || 4096, 4096) * perToken;
+  const copies = opts.stateCopies ?? 1 + DEFAULT_CHECKPOINTS;
   const plan = planBudget({
     fileBytes: r.fileSize,
     denseBytes: r.denseBytes,
     expertBytes: r.expertBytes,
     bytesPerExpert: r.bytesPerExpert,
     kvBytes: kv,
+    stateBytes: recurrentStateFloats(cfg) * 4 * copies,
     overheadBytes: 512 << 20,
     expertsPerToken: cfg.nExpertUsed,
     ramBudget,

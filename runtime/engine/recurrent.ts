@@ -82,6 +82,9 @@ interface Checkpoint {
   used: number;
 }
 
+/** Checkpoint copies a hybrid model's session keeps unless told otherwise. */
+export const DEFAULT_CHECKPOINTS = 4;
+
 /**
  * State copies of one sequence at chosen positions, under a byte budget (oldest use evicted
  * first). A copy is taken only as the state after an exact token prefix and is restored only

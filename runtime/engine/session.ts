@@ -7,7 +7,7 @@
  */
 import { KVCache } from "./kv.ts";
 import type { Model } from "./model.ts";
-import { Checkpoints, RecurrentState } from "./recurrent.ts";
+import { Checkpoints, DEFAULT_CHECKPOINTS, RecurrentState } from "./recurrent.ts";
 import { type Segment, StepRunner } from "./step.ts";
 import { kvLayers, kvLayout, type ModelConfig, recurrentLayout } from "../models/config.ts";
 
@@ -75,7 +75,7 @@ export class Session {
     const r = recurrentLayout(c);
     this.rec = r ? new RecurrentState(r) : null;
     this.checkpoints = this.rec
-      ? new Checkpoints((opts.checkpoints ?? 4) * this.rec.byteLength)
+      ? new Checkpoints((opts.checkpoints ?? DEFAULT_CHECKPOINTS) * this.rec.byteLength)
       : null;
   }
 

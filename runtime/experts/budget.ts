@@ -275,6 +275,11 @@ export interface BudgetInput {
   slotBytes?: number;
   /** KV cache bytes at the planned context and batch. */
   kvBytes: number;
+  /**
+   * A hybrid model's recurrent state: every live sequence's plus the checkpoint copies the
+   * sessions may keep (default 0). Fixed per copy, so it is charged like KV.
+   */
+  stateBytes?: number;
   /** Runtime overhead: JS heap, buffers, scratch activations, kernel threads. */
   overheadBytes: number;
   /** Experts routed per token (k); the cache needs at least 2k slots (default 8). */
@@ -350,7 +355,8 @@ export function planBudget(input: BudgetInput): BudgetPlan {
     ? Math.round(input.expertBytes / input.bytesPerExpert)
     : 0;
   const allSlotsBytes = totalExperts * slotBytes;
-  const base = input.denseBytes + input.kvBytes + input.overheadBytes;
+  const state = input.stateBytes ?? 0;
+  const base = input.denseBytes + input.kvBytes + state + input.overheadBytes;
   const minimum = Math.ceil((base + minSlots * slotBytes) / (1 - SAFETY_FRACTION));
   const explicit = typeof input.ramBudget === "number";
   let budget: number, budgetSource: string;
@@ -393,8 +399,9 @@ export function planBudget(input: BudgetInput): BudgetPlan {
       : `The memory available, ${formatSize(budget)} (${budgetSource}), is`;
     throw new BudgetError(
       `${who} below the ${formatSize(base)} this model needs for its dense weights ` +
-        `(${formatSize(input.denseBytes)}), KV cache (${formatSize(input.kvBytes)}) and runtime ` +
-        `(${formatSize(input.overheadBytes)}) plus ${minSlots} expert slots of ` +
+        `(${formatSize(input.denseBytes)}), KV cache (${formatSize(input.kvBytes)})` +
+        (state > 0 ? `, recurrent state and checkpoints (${formatSize(state)})` : "") +
+        ` and runtime (${formatSize(input.overheadBytes)}) plus ${minSlots} expert slots of ` +
         `${formatSize(slotBytes)}, with ${SAFETY_FRACTION * 100}% headroom; the minimum is ` +
         `${formatSize(minimum)}.`,
       budget,
@@ -430,7 +437,7 @@ export function planBudget(input: BudgetInput): BudgetPlan {
     return plan("cache", want, `--expert-cache ${formatSize(want)} asked for`);
   }
 
-  const mappedNeed = input.fileBytes + input.kvBytes + input.overheadBytes;
+  const mappedNeed = input.fileBytes + input.kvBytes + state + input.overheadBytes;
   if (mappedNeed <= budget * MAP_FRACTION) {
     return plan(
       "mapped",

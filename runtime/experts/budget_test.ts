@@ -295,6 +295,39 @@ Deno.test("planBudget: too small a budget is a BudgetError that states the minim
   assertEquals([p.mode, p.slots], ["cache", 16]);
 });
 
+Deno.test("planBudget: recurrent state and its checkpoints are charged like KV", () => {
+  const state = 5 * 66 * 1024 * 1024; // one sequence's 66 MiB plus 4 checkpoint copies
+  const plain = planBudget({ ...QWEN, ramBudget: 4 * GiB });
+  const hybrid = planBudget({ ...QWEN, ramBudget: 4 * GiB, stateBytes: state });
+  assertEquals(hybrid.baseBytes, plain.baseBytes + state);
+  // the cache gives up the state's bytes (whole slots)
+  assertEquals(
+    hybrid.slots,
+    Math.floor((Math.floor(4 * GiB * 0.9) - plain.baseBytes - state) / 2_887_680),
+  );
+  assert(hybrid.slots < plain.slots);
+  throws(
+    () => planBudget({ ...QWEN, ramBudget: 1_397_254_969, stateBytes: state }),
+    (e: unknown) => {
+      assert(e instanceof BudgetError);
+      assert(
+        /KV cache \(192 MiB\), recurrent state and checkpoints \(330 MiB\) and runtime/.test(
+          e.message,
+        ),
+        e.message,
+      );
+      return true;
+    },
+  );
+  // a model that would be mapped without the state is paged with it
+  const file = Math.floor(4 * GiB * 0.85) - QWEN.kvBytes - QWEN.overheadBytes - 1000;
+  assertEquals(planBudget({ ...QWEN, fileBytes: file, ramBudget: 4 * GiB }).mode, "mapped");
+  assertEquals(
+    planBudget({ ...QWEN, fileBytes: file, ramBudget: 4 * GiB, stateBytes: state }).mode,
+    "cache",
+  );
+});
+
 Deno.test("planBudget: an explicit --expert-cache", () => {
   const p = planBudget({ ...QWEN, ramBudget: 4 * GiB, expertCache: GiB });
   assertEquals([p.mode, p.slots, p.expertCacheBytes], ["cache", 371, 371 * 2_887_680]);

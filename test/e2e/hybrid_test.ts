@@ -7,7 +7,10 @@
  */
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { Model } from "../../runtime/engine/model.ts";
+import { expertCacheBytes, Model } from "../../runtime/engine/model.ts";
+import { readGGUF } from "../../runtime/gguf/reader.ts";
+import { recurrentStateFloats } from "../../runtime/models/config.ts";
+import { archOf } from "../../runtime/models/registry.ts";
 import { Session } from "../../runtime/engine/session.ts";
 import { ExpertCache } from "../../runtime/experts/cache.ts";
 import { ensureSyntheticModel } from "../../runtime/models/synth.ts";
@@ -90,3 +93,32 @@ for (const arch of ["qwen35moe", "qwen3next"]) {
     }
   });
 }
+
+Deno.test("qwen35moe: the budget charges recurrent state and checkpoints per slot", () => {
+  const path = ensureSyntheticModel(`${DIR}qwen35moe-q8.gguf`, {
+    arch: "qwen35moe",
+    preset: "tiny",
+    types: "Q8_0",
+    seed: 4,
+  });
+  const g = readGGUF(path);
+  const state = recurrentStateFloats(archOf(g.kv).config(g.kv)) * 4;
+  ok(state > 0);
+  // a budget that leaves one sequence's state a 14-slot cache (the base it needs comes
+  // from the BudgetError of a budget far too small): each recurrent-state copy charged
+  // takes its bytes from the cache, in whole slots
+  const slot = 233472;
+  let baseBytes = 0;
+  try {
+    expertCacheBytes(g, { ramBudget: 1, kvTokens: 64, stateCopies: 1 });
+  } catch (e) {
+    baseBytes = (e as { neededBytes: number }).neededBytes;
+  }
+  ok(baseBytes > 0, "the BudgetError states what the model needs");
+  const base = { ramBudget: Math.ceil((baseBytes + 14.5 * slot) / 0.9), kvTokens: 64 };
+  const one = expertCacheBytes(g, { ...base, stateCopies: 1 });
+  const many = expertCacheBytes(g, { ...base, stateCopies: 11 });
+  equal(one, 14 * slot);
+  ok(one > 0 && many > 0, "paged at this budget");
+  ok(Math.abs(one - many - 10 * state) <= slot, `${one} - ${many} vs ${10 * state}`);
+});
