@@ -1,17 +1,20 @@
 /**
  * Soak test of `spool serve`: a mixed load (plain chats streamed and not, forced tool calls,
  * response_format json_schema, Anthropic messages with tools, count_tokens, a few bad
- * requests) against the server fixture model, in process, printing the RSS after every
- * `--every` requests (after a GC when `--expose-gc`-style `gc` is available). Flat RSS after
- * warm-up means nothing is retained per request.
+ * requests) against a real `spool serve` process on the server fixture model (or
+ * `--model`), printing that process's memory after every `--every` requests, read from its
+ * own `/metrics`: resident anonymous memory (what a leak grows), resident file pages (the
+ * mapped model: page cache, bounded by the file), and the main and engine JavaScript heaps
+ * (the server runs with `--expose-gc`, so `/metrics` reads them after a full collection).
+ * Flat anonymous memory after warm-up means nothing is retained per request.
  *
- *   deno run -A --v8-flags=--expose-gc bench/server_soak.ts [--requests 3000] [--every 500]
- *     [--clients 2] [--model F] [--json]
+ *   deno run -A bench/server_soak.ts [--requests 3000] [--every 500] [--clients 2]
+ *     [--model F] [--json]
  */
-import process from "node:process";
 import { parseArgs } from "node:util";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { serverModel } from "../test/server/_fixture.ts";
-import { createServer } from "../runtime/server/serve.ts";
 
 const { values: v } = parseArgs({
   options: {
@@ -23,14 +26,29 @@ const { values: v } = parseArgs({
   },
 });
 const total = Number(v.requests), every = Number(v.every);
-const server = await createServer({
-  path: v.model ?? serverModel(),
-  port: 0,
-  nCtx: 1024,
-  parallel: 2,
-  threads: 2,
+const MAIN = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
+// --expose-gc: /metrics then collects garbage before reading the heaps (retained memory only)
+const args = [
+  "run",
+  "-A",
+  "--v8-flags=--expose-gc",
+  MAIN,
+  "serve",
+  v.model ?? serverModel(),
+  "--port",
+  "0",
+];
+args.push("--ctx", "1024", "--parallel", "2", "--threads", "2", "--batch-store", "off");
+const proc = spawn(Deno.execPath(), args, { stdio: ["ignore", "pipe", "inherit"] });
+const url = await new Promise<string>((resolve, reject) => {
+  let buf = "";
+  proc.stdout!.on("data", (d: Uint8Array) => {
+    buf += new TextDecoder().decode(d);
+    const m = buf.match(/^(http:\/\/\S+)\n/m);
+    if (m) resolve(m[1]);
+  });
+  proc.on("exit", (code) => reject(new Error(`spool serve exited with ${code}`)));
 });
-const url = server.url;
 const WEATHER = {
   type: "object",
   properties: { city: { type: "string", maxLength: 12 }, days: { type: "integer" } },
@@ -85,12 +103,70 @@ function request(i: number): [string, Record<string, unknown>] {
   }
 }
 
-const gc = (globalThis as { gc?: () => void }).gc;
-const rssMb = () => {
-  gc?.();
-  return process.memoryUsage().rss / 1048576;
-};
-const samples: { requests: number; rssMb: number }[] = [{ requests: 0, rssMb: rssMb() }];
+interface Sample {
+  requests: number;
+  /** MB: resident anonymous memory, resident file pages, main and engine heaps in use. */
+  anonMb: number;
+  fileMb: number;
+  mainHeapMb: number;
+  engineHeapMb: number;
+  /** MB of array buffers outside the heaps (main + engine). */
+  externalMb: number;
+  /** Resident MB of anonymous mappings by kind (see {@link anonKinds}). */
+  anonByKind: Record<string, number>;
+}
+/**
+ * Resident MB of the server's anonymous mappings by kind (Linux): `brk` (the main malloc
+ * heap), `arenas` (64 MiB-aligned mappings: glibc's per-thread malloc arenas), `other`
+ * (V8's heap pages, large allocations, stacks).
+ */
+function anonKinds(pid: number): Record<string, number> {
+  const out: Record<string, number> = { brk: 0, arenas: 0, other: 0 };
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`/proc/${pid}/smaps`);
+  } catch {
+    return out;
+  }
+  let kind: string | null = null;
+  for (const line of text.split("\n")) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    if (m) {
+      const mb = (parseInt(m[2], 16) - parseInt(m[1], 16)) / 1048576;
+      const name = m[4];
+      kind = name === "[heap]" ? "brk" : name !== "" || m[3] !== "0"
+        ? null // files and other named mappings
+        : mb > 60 && mb <= 64
+        ? "arenas"
+        : "other";
+    } else if (kind && line.startsWith("Rss:")) {
+      out[kind] += Number(line.split(/\s+/)[1]) / 1024;
+    }
+  }
+  return out;
+}
+
+async function sample(requests: number): Promise<Sample> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const mb = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN) / 1048576;
+  return {
+    requests,
+    anonMb: mb(/process_resident_memory_bytes\{kind="anon"\} (\d+)/),
+    fileMb: mb(/process_resident_memory_bytes\{kind="file"\} (\d+)/),
+    mainHeapMb: mb(/spool_js_heap_bytes\{thread="main",kind="used"\} (\d+)/),
+    engineHeapMb: mb(/spool_js_heap_bytes\{thread="engine",kind="used"\} (\d+)/),
+    externalMb: mb(/spool_js_heap_bytes\{thread="main",kind="external"\} (\d+)/) +
+      mb(/spool_js_heap_bytes\{thread="engine",kind="external"\} (\d+)/),
+    anonByKind: anonKinds(proc.pid!),
+  };
+}
+const show = (s: Sample) =>
+  `${s.requests} requests: anonymous ${s.anonMb.toFixed(1)} MB, file ${s.fileMb.toFixed(1)} MB, ` +
+  `heaps main ${s.mainHeapMb.toFixed(1)} engine ${s.engineHeapMb.toFixed(1)} MB, ` +
+  `array buffers ${s.externalMb.toFixed(1)} MB; anonymous by kind ` +
+  Object.entries(s.anonByKind).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ");
+const samples: Sample[] = [await sample(0)];
+if (!v.json) console.log(show(samples[0]));
 let next = 0, done = 0, errors = 0;
 const t0 = performance.now();
 async function client(): Promise<void> {
@@ -106,19 +182,21 @@ async function client(): Promise<void> {
     if (r.status !== 200 && !(i % 7 === 6 && r.status === 400)) errors++;
     done++;
     if (done % every === 0) {
-      const s = { requests: done, rssMb: rssMb() };
+      const s = await sample(done);
       samples.push(s);
-      if (!v.json) console.log(`${s.requests} requests: RSS ${s.rssMb.toFixed(1)} MB`);
+      if (!v.json) console.log(show(s));
     }
   }
 }
 await Promise.all(Array.from({ length: Number(v.clients) }, client));
 const seconds = (performance.now() - t0) / 1000;
-await server.close();
-const warm = samples[Math.min(1, samples.length - 1)].rssMb;
-const last = samples[samples.length - 1].rssMb;
+proc.kill("SIGTERM");
+await new Promise((r) => proc.on("exit", r));
+// growth from the first sample after warm-up to the last, per request
+const warm = samples[Math.min(1, samples.length - 1)];
+const last = samples[samples.length - 1];
 const perRequestKb = samples.length > 2
-  ? ((last - warm) * 1024) / (samples[samples.length - 1].requests - samples[1].requests)
+  ? ((last.anonMb - warm.anonMb) * 1024) / (last.requests - warm.requests)
   : NaN;
 const out = {
   requests: done,
@@ -130,7 +208,7 @@ const out = {
 if (v.json) console.log(JSON.stringify(out));
 else {
   console.log(
-    `${done} requests in ${seconds.toFixed(1)} s, ${errors} unexpected errors; RSS growth ` +
-      `after the first ${every}: ${perRequestKb.toFixed(2)} kB/request`,
+    `${done} requests in ${seconds.toFixed(1)} s, ${errors} unexpected errors; anonymous ` +
+      `memory growth after the first ${every}: ${perRequestKb.toFixed(2)} kB/request`,
   );
 }

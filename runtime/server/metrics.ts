@@ -88,16 +88,23 @@ export class Metrics {
     // a full collection first when V8 exposes one (--v8-flags=--expose-gc: the soak benchmark)
     (globalThis as { gc?: () => void }).gc?.();
     const heap = process.memoryUsage();
-    metric("spool_js_heap_bytes", "gauge", "JavaScript heap in use and held, per thread.", [
-      `spool_js_heap_bytes{thread="main",kind="used"} ${heap.heapUsed}`,
-      `spool_js_heap_bytes{thread="main",kind="total"} ${heap.heapTotal}`,
-      ...(engine?.heap
-        ? [
-          `spool_js_heap_bytes{thread="engine",kind="used"} ${engine.heap.used}`,
-          `spool_js_heap_bytes{thread="engine",kind="total"} ${engine.heap.total}`,
-        ]
-        : []),
-    ]);
+    metric(
+      "spool_js_heap_bytes",
+      "gauge",
+      "JavaScript heap in use, held, and array buffers outside it, per thread.",
+      [
+        `spool_js_heap_bytes{thread="main",kind="used"} ${heap.heapUsed}`,
+        `spool_js_heap_bytes{thread="main",kind="total"} ${heap.heapTotal}`,
+        `spool_js_heap_bytes{thread="main",kind="external"} ${heap.external}`,
+        ...(engine?.heap
+          ? [
+            `spool_js_heap_bytes{thread="engine",kind="used"} ${engine.heap.used}`,
+            `spool_js_heap_bytes{thread="engine",kind="total"} ${engine.heap.total}`,
+            `spool_js_heap_bytes{thread="engine",kind="external"} ${engine.heap.external}`,
+          ]
+          : []),
+      ],
+    );
     if (engine) {
       const s = engine.scheduler;
       metric("spool_queue_depth", "gauge", "Requests waiting for a slot.", [
