@@ -110,6 +110,8 @@ interface Sample {
   fileMb: number;
   mainHeapMb: number;
   engineHeapMb: number;
+  /** MB the main and engine heaps hold (used or not). */
+  heapsTotalMb: number;
   /** MB of array buffers outside the heaps (main + engine). */
   externalMb: number;
   /** Resident MB of anonymous mappings by kind (see {@link anonKinds}). */
@@ -155,6 +157,8 @@ async function sample(requests: number): Promise<Sample> {
     fileMb: mb(/process_resident_memory_bytes\{kind="file"\} (\d+)/),
     mainHeapMb: mb(/spool_js_heap_bytes\{thread="main",kind="used"\} (\d+)/),
     engineHeapMb: mb(/spool_js_heap_bytes\{thread="engine",kind="used"\} (\d+)/),
+    heapsTotalMb: mb(/spool_js_heap_bytes\{thread="main",kind="total"\} (\d+)/) +
+      mb(/spool_js_heap_bytes\{thread="engine",kind="total"\} (\d+)/),
     externalMb: mb(/spool_js_heap_bytes\{thread="main",kind="external"\} (\d+)/) +
       mb(/spool_js_heap_bytes\{thread="engine",kind="external"\} (\d+)/),
     anonByKind: anonKinds(proc.pid!),
@@ -162,7 +166,8 @@ async function sample(requests: number): Promise<Sample> {
 }
 const show = (s: Sample) =>
   `${s.requests} requests: anonymous ${s.anonMb.toFixed(1)} MB, file ${s.fileMb.toFixed(1)} MB, ` +
-  `heaps main ${s.mainHeapMb.toFixed(1)} engine ${s.engineHeapMb.toFixed(1)} MB, ` +
+  `heaps main ${s.mainHeapMb.toFixed(1)} engine ${s.engineHeapMb.toFixed(1)} MB ` +
+  `(holding ${s.heapsTotalMb.toFixed(1)}), ` +
   `array buffers ${s.externalMb.toFixed(1)} MB; anonymous by kind ` +
   Object.entries(s.anonByKind).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ");
 const samples: Sample[] = [await sample(0)];
