@@ -603,20 +603,51 @@ function indexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
   return -1;
 }
 
+/** A compiled spec: its grammar, its mask-row cache, and whether it starts in free text. */
+interface Prepared {
+  compiled: Compiled;
+  lazy: boolean;
+}
+
+/** Compiled specs kept per vocabulary, most recently used last. */
+export const COMPILED_SPECS_KEPT = 4;
+const preparedByVocab = new WeakMap<ConstraintVocab, Map<string, Prepared>>();
+
 /**
- * Compiles a {@link ConstraintSpec} for a vocabulary. Throws {@link GrammarError}
- * (`bad_spec`, `unsupported_schema`) for what cannot be expressed; the server maps that to a
- * 400. Compile once per request; `clone()` the result for `n > 1` choices.
+ * Compiles a {@link ConstraintSpec} for a vocabulary and starts a constraint at its
+ * beginning. Throws {@link GrammarError} (`bad_spec`, `unsupported_schema`) for what cannot
+ * be expressed; the server maps that to a 400. `clone()` the result for `n > 1` choices.
+ *
+ * The last {@link COMPILED_SPECS_KEPT} specs compiled for a vocabulary are kept with their
+ * cache of mask rows (one byte per token for each of at most 48 grammar states): an agent
+ * sends the same tools every turn, so a repeated spec compiles nothing and allocates no new
+ * rows (each row is a vocabulary-sized array: 152 kB on Qwen's vocabulary, up to 7 MB per
+ * spec). The rows depend only on the grammar state, so constraints of one spec share them.
  */
 export function compileConstraint(spec: ConstraintSpec, vocab: ConstraintVocab): TokenConstraint {
+  let kept = preparedByVocab.get(vocab);
+  if (!kept) preparedByVocab.set(vocab, kept = new Map());
+  const key = JSON.stringify(spec);
+  let p = kept.get(key);
+  if (p) kept.delete(key); // most recently used: to the end
+  else p = prepare(spec, vocab);
+  kept.set(key, p);
+  if (kept.size > COMPILED_SPECS_KEPT) kept.delete(kept.keys().next().value!);
+  return new Constraint(
+    p.compiled,
+    p.lazy
+      ? { mode: FREE, stacks: [], tail: EMPTY }
+      : { mode: ACTIVE, stacks: initialStacks(p.compiled.root), tail: EMPTY },
+  );
+}
+
+function prepare(spec: ConstraintSpec, vocab: ConstraintVocab): Prepared {
   const cache = new Map<string, Int8Array>();
   const full = new Set<string>();
-  const active = (root: GNode): Constraint =>
-    new Constraint({ vocab, root, lazy: null, cache, full }, {
-      mode: ACTIVE,
-      stacks: initialStacks(root),
-      tail: EMPTY,
-    });
+  const active = (root: GNode): Prepared => ({
+    compiled: { vocab, root, lazy: null, cache, full },
+    lazy: false,
+  });
   switch (spec.kind) {
     case "json_object":
       return active(ANY_OBJECT);
@@ -644,11 +675,7 @@ export function compileConstraint(spec: ConstraintSpec, vocab: ConstraintVocab):
           node: g.afterTrigger,
           after: spec.parallel ? FREE : EOG_ONLY,
         } as Compiled["lazy"];
-        return new Constraint({ vocab, root: g.calls, lazy, cache, full }, {
-          mode: FREE,
-          stacks: [],
-          tail: EMPTY,
-        });
+        return { compiled: { vocab, root: g.calls, lazy, cache, full }, lazy: true };
       }
       return active(spec.thinking && g.thinkEnd ? thinkThen(g.thinkEnd, g.calls) : g.calls);
     }

@@ -13,6 +13,7 @@ import { tokenizerFromGGUF } from "../tokenizer/tokenizer.ts";
 import { createOutputParser, type ToolDef, type ToolFormat } from "../tools/mod.ts";
 import {
   compileConstraint,
+  COMPILED_SPECS_KEPT,
   type ConstraintSpec,
   type ConstraintVocab,
   constraintVocab,
@@ -333,6 +334,44 @@ Deno.test("Qwen vocab: tokenized valid output is accepted token by token, then E
   const k = j.clone();
   j.advance(tok.encode("{")[0]);
   assert.ok(!k.accepts(tok.encode('"')[0]) && j.accepts(tok.encode('"')[0]));
+});
+
+Deno.test("a repeated spec reuses its compiled grammar; its constraints stay independent", () => {
+  const spec: ConstraintSpec = {
+    kind: "tools",
+    format: "qwen3",
+    tools: TOOLS,
+    choice: "required",
+    parallel: false,
+  };
+  const text =
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo", "days": 3}}\n</tool_call>';
+  const ids = tok.encode(text);
+  const mask = (c: ReturnType<typeof compileConstraint>) => {
+    const l = new Float32Array(QV.nVocab);
+    assert.ok(l.length > 150_000);
+    (c as MaskingConstraint).fillMask(l);
+    return l;
+  };
+  const a = compileConstraint(spec, QV);
+  const fresh = mask(a); // fills the mask row of the start state
+  for (const id of ids.slice(0, 5)) a.advance(id);
+  // the same spec again (a new but equal object): starts at the beginning, not where a is
+  const b = compileConstraint(structuredClone(spec), QV);
+  assert.deepEqual(mask(b), fresh);
+  for (const id of ids) {
+    assert.ok(b.accepts(id));
+    b.advance(id);
+  }
+  assert.ok(b.isComplete() && !a.isComplete());
+  // a continues from its own state
+  for (const id of ids.slice(5)) a.advance(id);
+  assert.ok(a.isComplete());
+  // after COMPILED_SPECS_KEPT other specs the first is compiled again: same behaviour
+  for (let i = 0; i < COMPILED_SPECS_KEPT; i++) {
+    compileConstraint(schema({ type: "integer", minimum: i }), QV);
+  }
+  assert.deepEqual(mask(compileConstraint(spec, QV)), fresh);
 });
 
 Deno.test("Qwen vocab: fillMask equals accepts() per token; costs measured", () => {
