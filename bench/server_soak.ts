@@ -9,7 +9,10 @@
  * Flat anonymous memory after warm-up means nothing is retained per request.
  *
  *   deno run -A bench/server_soak.ts [--requests 3000] [--every 500] [--clients 2]
- *     [--model F] [--json]
+ *     [--model F] [--json] [--wrap "heaptrack -o /tmp/serve"]
+ *
+ * `--wrap` runs the server under another program (an allocation profiler, for one), given
+ * as a command line split at spaces, before deno.
  */
 import { parseArgs } from "node:util";
 import { spawn } from "node:child_process";
@@ -23,6 +26,7 @@ const { values: v } = parseArgs({
     clients: { type: "string", default: "2" },
     model: { type: "string" },
     json: { type: "boolean", default: false },
+    wrap: { type: "string" },
   },
 });
 const total = Number(v.requests), every = Number(v.every);
@@ -39,7 +43,12 @@ const args = [
   "0",
 ];
 args.push("--ctx", "1024", "--parallel", "2", "--threads", "2", "--batch-store", "off");
-const proc = spawn(Deno.execPath(), args, { stdio: ["ignore", "pipe", "inherit"] });
+const wrap = v.wrap?.split(" ").filter((w) => w !== "") ?? [];
+const proc = wrap.length > 0
+  ? spawn(wrap[0], [...wrap.slice(1), Deno.execPath(), ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  })
+  : spawn(Deno.execPath(), args, { stdio: ["ignore", "pipe", "inherit"] });
 const url = await new Promise<string>((resolve, reject) => {
   let buf = "";
   proc.stdout!.on("data", (d: Uint8Array) => {
