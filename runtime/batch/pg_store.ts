@@ -44,6 +44,8 @@ import {
   type BatchRequest,
   type BatchStatus,
   type CreateBatchOptions,
+  type ExchangeRequest,
+  type ExchangeResult,
   type FileRecord,
   newId,
   nowSeconds as now,
@@ -362,6 +364,59 @@ export class PgBatchStore implements BatchQueue {
       customId: String(r.custom_id),
       body: JSON.parse(String(r.body)),
     })).sort((a, b) => a.index - b.index);
+  }
+
+  /**
+   * Commit, lease and read the status in one statement (one round trip; see
+   * {@link BatchQueue.exchange}). The commits are one conditional UPDATE (a racing commit of
+   * another worker is re-checked under the row lock, as in {@link commitResult}); the lease
+   * skips the rows being committed, so no row is updated twice in the statement.
+   */
+  async exchange(id: string, workerId: string, x: ExchangeRequest): Promise<ExchangeResult | null> {
+    const idx = x.commits.map((c) => c.index);
+    const held = [...x.holding, ...idx];
+    const [r] = await q(
+      "save results and lease requests",
+      () =>
+        this.sql`WITH b AS (SELECT status, expires_at FROM spool.batches WHERE id = ${id}),
+        u AS (SELECT * FROM unnest(${idx}::int[], ${
+          x.commits.map((c) => c.ok ? "done" : "error")
+        }::text[],
+          ${x.commits.map((c) => JSON.stringify(c.line))}::text[]) AS u(idx, state, line)),
+        done AS (UPDATE spool.requests r SET state = u.state, result = u.line,
+            finished_at = ${now()}, worker = ${workerId}, lease_owner = NULL, lease_until = NULL
+          FROM u WHERE r.batch_id = ${id} AND r.idx = u.idx AND r.state = 'pending'
+          RETURNING r.idx),
+        earlier AS (SELECT idx FROM spool.requests WHERE batch_id = ${id}
+          AND idx = ANY(${idx}::int[]) AND worker = ${workerId} AND state <> 'pending'),
+        c AS (SELECT idx FROM spool.requests
+          WHERE batch_id = ${id} AND state = 'pending'
+            AND EXISTS (SELECT 1 FROM b WHERE status = 'in_progress')
+            AND (lease_until IS NULL OR lease_until < now()
+              OR (lease_owner = ${workerId} AND NOT idx = ANY(${held}::int[])))
+          ORDER BY idx LIMIT ${Math.max(0, x.lease)} FOR UPDATE SKIP LOCKED),
+        l AS (UPDATE spool.requests r SET lease_owner = ${workerId},
+            lease_until = now() + make_interval(secs => ${x.leaseSeconds}),
+            attempts = r.attempts + 1
+          FROM c WHERE r.batch_id = ${id} AND r.idx = c.idx
+          RETURNING r.idx, r.custom_id, r.body)
+      SELECT (SELECT status FROM b) AS status, (SELECT expires_at FROM b) AS expires_at,
+        ARRAY(SELECT idx FROM done UNION SELECT idx FROM earlier) AS committed,
+        (SELECT coalesce(json_agg(json_build_array(idx, custom_id, body)), '[]') FROM l) AS leased`,
+    );
+    if (!r || r.status === null) return null;
+    const leased = (r.leased as [number, string, string][]).map(([i, c, body]) => ({
+      batchId: id,
+      index: Number(i),
+      customId: String(c),
+      body: JSON.parse(body),
+    })).sort((a, b) => a.index - b.index);
+    return {
+      status: r.status as BatchStatus,
+      expiresAt: Number(r.expires_at),
+      committed: (r.committed as number[]).map(Number),
+      leased,
+    };
   }
 
   /** Extend this worker's leases and record its progress; the indices it still holds. */
