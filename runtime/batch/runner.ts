@@ -6,12 +6,15 @@
  *
  * One runner is one worker. Several workers (processes, machines) may run the same batch
  * on a shared store ({@link BatchQueue}):
- * - The store stays off the step's critical path: one call per pass,
- *   {@link BatchQueue.exchange}, commits the finished results, leases more requests and
- *   reads the batch's status (for PostgreSQL one statement, one round trip). A worker
- *   leases B plus `prefetch` requests and keeps the extra ones queued: a finished
- *   sequence's slot is refilled from the queue at once, and its result is held until the
- *   next exchange commits it (with any others that finished meanwhile).
+ * - The store stays off the step's critical path: one call, {@link BatchQueue.exchange},
+ *   commits the finished results, leases more requests and reads the batch's status (for
+ *   PostgreSQL one statement, one round trip). A worker leases B plus `prefetch` (2·B)
+ *   requests and keeps the extra ones queued: a finished sequence's slot is refilled from
+ *   the queue at once, and its result is held until the next exchange commits it with the
+ *   others that finished meanwhile. With PostgreSQL (which notifies) an exchange goes when
+ *   the queue runs low, about every 3/4 `prefetch` completions; with SQLite after every
+ *   completion (a local call). Near the batch's end the queue shrinks to B/4, so that no
+ *   worker sits on a queue while others idle.
  * - A heartbeat on a timer extends the leases; a lease whose worker died or hung runs out
  *   and another worker takes it over. A worker on the same host that finds a dead
  *   predecessor (its pid is gone) releases that one's leases at once.
@@ -21,10 +24,10 @@
  * - When nothing is left to lease the worker waits for the others' leases (taking over
  *   any that run out) and the last one finalizes the batch (`finalized_by`).
  * - A batch made for another model (content hash) is refused: {@link ModelMismatchError}.
- * - Cancellation (`cancelling`) and expiry are read by every exchange: after every
- *   completion, on every store notification (PostgreSQL NOTIFY) and at least every
- *   `pollMs`: in-flight requests are aborted, finished ones committed, the rest are marked
- *   and the batch is finalized.
+ * - Cancellation (`cancelling`) and expiry are read by every exchange, on every store
+ *   notification (PostgreSQL NOTIFY; {@link BatchRunner.poke}) and at least every
+ *   `pollMs` (10 × `pollMs` with notifications): in-flight requests are aborted, finished
+ *   ones committed, the rest are marked and the batch is finalized.
  * - A lost database connection ({@link StoreUnavailableError}) is retried with backoff:
  *   held results stay held (at most B + prefetch) and go with the next exchange; nothing
  *   committed is lost, and leases whose answer was lost are taken back (`holding`).
@@ -91,8 +94,11 @@ export interface RunnerOptions {
   /** Warnings (retries, lost leases, refused batches). */
   onWarn?(message: string): void;
   /**
-   * Requests leased beyond `concurrency` and queued here (default `concurrency`), so the
-   * slot of a finished sequence is refilled at once, without waiting for the store.
+   * Requests leased beyond `concurrency` and queued here (default 2 × `concurrency`), so
+   * the slot of a finished sequence is refilled at once, without waiting for the store, and
+   * a lease (with the results held meanwhile) goes about every 3/4 `prefetch` completions.
+   * Once fewer than `concurrency + prefetch` requests are left to lease, a quarter of
+   * `concurrency` at most, so that no worker sits on a queue while others idle.
    */
   prefetch?: number;
 }
@@ -142,6 +148,12 @@ class Run {
   drained = false;
   /** The run is ending: nothing more starts. */
   ending = false;
+  /** Fewer than B + prefetch requests are left to lease: prefetch little. */
+  tail = false;
+  /** The store notifies this run of status changes (PostgreSQL LISTEN). */
+  watching = false;
+  /** Date.now() when the last exchange came back. */
+  exchangedAt = 0;
   full: StoreFullError | null = null;
   tokens = 0;
   readonly t0 = Date.now();
@@ -177,6 +189,8 @@ export class BatchRunner {
   #stopped = false;
   #poked = false;
   #wake: (() => void) | null = null;
+  /** Read the batch's status now: poked from outside (a notification, a cancel, stop). */
+  #check = false;
   #hash: string | null = null;
   #tokens = 0;
 
@@ -197,7 +211,12 @@ export class BatchRunner {
   }
 
   get #prefetch(): number {
-    return Math.max(0, Math.floor(this.opts.prefetch ?? this.opts.concurrency));
+    return Math.max(0, Math.floor(this.opts.prefetch ?? 2 * this.opts.concurrency));
+  }
+
+  /** Fewer requests than this left to lease: the batch's tail (see {@link #want}). */
+  get #tailAt(): number {
+    return this.opts.concurrency + this.#prefetch;
   }
 
   #warn(m: string): void {
@@ -210,27 +229,41 @@ export class BatchRunner {
     this.poke();
   }
 
-  /** Wait until poked, a request finishes, or `ms` (default `pollMs`) passes. */
-  async #nap(ms = this.opts.pollMs ?? 500): Promise<void> {
+  get #pollMs(): number {
+    return this.opts.pollMs ?? 500;
+  }
+
+  /**
+   * Wait until poked, a request finishes, or `ms` (default `pollMs`) passes; true when the
+   * time ran out.
+   */
+  async #nap(ms = this.#pollMs): Promise<boolean> {
     if (this.#poked) {
       this.#poked = false;
-      return;
+      return false;
     }
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
+    const out = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(true), ms);
       this.#wake = () => {
         clearTimeout(t);
-        resolve();
+        resolve(false);
       };
     });
     this.#wake = null;
     this.#poked = false;
+    return out;
   }
 
-  /** Wake a waiting run (e.g. after a cancel request). */
-  poke(): void {
+  /** Wake the run's loop (a request finished). */
+  #rouse(): void {
     if (this.#wake) this.#wake();
     else this.#poked = true;
+  }
+
+  /** Wake a waiting run and have it read the batch's status (e.g. after a cancel request). */
+  poke(): void {
+    this.#check = true;
+    this.#rouse();
   }
 
   async #modelHash(): Promise<string | null> {
@@ -296,7 +329,7 @@ export class BatchRunner {
     }).finally(() => {
       run.inflight.delete(r.index);
       this.#fill(run);
-      this.poke();
+      this.#rouse();
     });
     run.inflight.set(r.index, { ac, p, since });
   }
@@ -310,20 +343,35 @@ export class BatchRunner {
   }
 
   /**
-   * How many requests to lease now: none while the queue still holds at least half the
-   * prefetch beyond the free slots, else enough for B running and `prefetch` queued.
+   * How many requests to lease now: none while the queue still holds a quarter of the
+   * prefetch beyond the free slots, else enough for B running and `prefetch` queued (so
+   * a lease comes every ~3/4 prefetch completions, and with it the held results).
    */
   #want(run: Run): number {
     if (run.ending || this.#stopped) return 0;
-    const B = this.opts.concurrency, M = this.#prefetch;
+    const B = this.opts.concurrency;
+    // in the tail a long queue would leave others idle while this worker works it off
+    const M = run.tail ? Math.min(this.#prefetch, Math.ceil(B / 4)) : this.#prefetch;
     const slack = run.inflight.size + run.queue.length - B;
-    if (slack >= Math.max(1, Math.ceil(M / 2)) || (M === 0 && slack >= 0)) return 0;
+    if (slack >= (M === 0 ? 0 : Math.max(1, Math.ceil(M / 4)))) return 0;
     return B + M - run.inflight.size - run.queue.length;
   }
 
-  /** Whether the next pass should come at once (results to commit, leases to take). */
+  /**
+   * Whether the next exchange should come now. Held results wait for the next lease when
+   * the store notifies of cancellation (PostgreSQL): each exchange is a round trip, and a
+   * result held a little longer is at worst run again after a crash. Without notifications
+   * each result goes at once, reading the status with it. The status is read, and held
+   * results committed, at least every `pollMs` (with notifications every 10 × `pollMs`,
+   * against one lost in a reconnect).
+   */
   #due(run: Run): boolean {
-    return run.held.size > 0 || (!run.drained && this.#want(run) > 0);
+    if (this.#check || this.#stopped || run.full) return true;
+    const idle = run.inflight.size + run.queue.length === 0;
+    const h = run.held.size;
+    if (h > 0 && (idle || !run.watching)) return true;
+    if (!run.drained && this.#want(run) > 0) return true;
+    return Date.now() - run.exchangedAt >= (run.watching ? 10 : 1) * this.#pollMs;
   }
 
   /**
@@ -333,13 +381,16 @@ export class BatchRunner {
   async #exchange(run: Run, want: number): Promise<ExchangeResult | null> {
     const commits = [...run.held].map(([index, h]) => ({ index, ok: h.ok, line: h.line }));
     const holding = [...run.inflight.keys(), ...run.queue.map((q) => q.r.index)];
+    this.#check = false;
     const x = await this.store.exchange(run.id, this.workerId, {
       commits,
       lease: want,
       leaseSeconds: this.#lease,
       holding,
+      countUpTo: run.tail ? 0 : this.#tailAt + want,
     });
     const since = Date.now();
+    run.exchangedAt = since;
     if (!x) return null;
     for (const i of x.committed) {
       const n = run.held.get(i)?.tokens ?? 0;
@@ -351,6 +402,7 @@ export class BatchRunner {
     const mine = new Set(holding);
     for (const r of x.leased) if (!mine.has(r.index)) run.queue.push({ r, since });
     run.drained = x.leased.length < want;
+    if (!run.tail && x.unleased < this.#tailAt) run.tail = true;
     this.#fill(run);
     return x;
   }
@@ -461,6 +513,7 @@ export class BatchRunner {
     const unwatch = await this.store.watch?.((b) => {
       if (b === id) this.poke();
     }).catch(() => null);
+    run.watching = !!unwatch;
     await this.#recoverLocal(id).catch((e) => this.#warn((e as Error).message));
     await this.#beat(run);
     const hb = setInterval(() => this.#beat(run), this.opts.heartbeatMs ?? this.#lease * 333);
@@ -477,7 +530,9 @@ export class BatchRunner {
           await this.#nap(Math.min(5000, 250 * 2 ** fails++));
           continue;
         }
-        if (!this.#due(run)) await this.#nap();
+        // a completion wakes the loop, which goes on only when an exchange is due; a poll
+        // that runs out reads the status (and takes over leases that ran out)
+        while (!this.#due(run) && !(await this.#nap()));
       }
     } finally {
       clearInterval(hb);

@@ -420,7 +420,11 @@ export class BatchStore implements BatchQueue {
           ...x.commits.map((c) => c.index),
         ])
         : [];
-      return { ...b, committed, leased };
+      const f = this.db.prepare(
+        `SELECT count(*) AS n FROM (SELECT 1 FROM requests WHERE batch_id = ? AND state = 'pending'
+          AND (lease_until IS NULL OR lease_until < ?) LIMIT ?)`,
+      ).get(id, Date.now(), Math.max(0, x.countUpTo ?? 0)) as Row;
+      return { ...b, committed, leased, unleased: Number(f.n) };
     });
   }
 

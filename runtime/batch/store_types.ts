@@ -242,6 +242,8 @@ export interface ExchangeRequest {
    * it is leased again (returned) instead of being held, unrun, until the worker exits.
    */
   holding: number[];
+  /** Count the requests left to lease after this call, up to this many (default 0: none). */
+  countUpTo?: number;
 }
 
 /** What one {@link BatchQueue.exchange} did, and the batch's state, read in the same call. */
@@ -255,6 +257,11 @@ export interface ExchangeResult {
   committed: number[];
   /** The requests leased now, in input order. */
   leased: BatchRequest[];
+  /**
+   * Pending requests nobody holds a live lease on, after this call, counted up to
+   * `countUpTo` (a bounded count: a batch nearing its end).
+   */
+  unleased: number;
 }
 
 /** Renders the line of a request that never ran. */

@@ -230,8 +230,9 @@ export async function exchange(open: Open) {
   const b = await newBatch(s1, 10);
   const x = async (w: string, o: Partial<ExchangeRequest>) =>
     (await s1.exchange(b.id, w, { commits: [], lease: 0, leaseSeconds: 30, holding: [], ...o }))!;
-  const a = await x("w1", { lease: 4 });
+  const a = await x("w1", { lease: 4, countUpTo: 100 });
   equal(a.status, "in_progress");
+  equal(a.unleased, 6, "left to lease after this one");
   deepStrictEqual(a.leased.map((r) => [r.index, r.customId]), [[0, "c0"], [1, "c1"], [2, "c2"], [
     3,
     "c3",
@@ -245,7 +246,8 @@ export async function exchange(open: Open) {
     ok: false,
     line: { by: "w1" },
   }];
-  const r = await x("w1", { commits: c, lease: 2, holding: [2, 3] });
+  const r = await x("w1", { commits: c, lease: 2, holding: [2, 3], countUpTo: 3 });
+  deepStrictEqual([r.unleased, (await x("w9", { countUpTo: 9 })).unleased], [3, 4], "capped");
   deepStrictEqual(r.committed, [0], "index 1 was w2's");
   deepStrictEqual(r.leased.map((q) => q.index), [4, 5]);
   deepStrictEqual((await x("w1", { commits: c })).committed, [0], "stored as w1's before");
