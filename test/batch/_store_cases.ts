@@ -11,6 +11,7 @@ import { openBatchStore } from "../../runtime/batch/open_store.ts";
 import {
   type BatchQueue,
   type ExchangeRequest,
+  type ExchangeResult,
   ModelMismatchError,
   StoreConfigError,
   StoreFullError,
@@ -339,6 +340,66 @@ export async function lostAnswers(open: Open) {
   await s.close();
 }
 
+/** A store that records each exchange's request and answer. */
+function recorded(s: BatchQueue, log: { x: ExchangeRequest; r: ExchangeResult }[]): BatchQueue {
+  return new Proxy(s, {
+    get(t, p) {
+      const v = Reflect.get(t, p);
+      if (p !== "exchange") return typeof v === "function" ? v.bind(t) : v;
+      return async (id: string, w: string, x: ExchangeRequest) => {
+        const r = await t.exchange(id, w, x);
+        if (r) log.push({ x, r });
+        return r;
+      };
+    },
+  });
+}
+
+/**
+ * A case (see the module doc): a worker leases B + 2·B and keeps at most B running; with
+ * notifications (PostgreSQL) results are committed in batches with the next lease, not one
+ * round trip each; once fewer than B + prefetch are left to lease, it leases up to
+ * B + B/4 in hand only, so the tail is not stuck in one worker's queue.
+ */
+export async function prefetchAndTail(open: Open) {
+  const s = await open();
+  const N = 60, B = 4;
+  const b = await newBatch(s, N);
+  const log: { x: ExchangeRequest; r: ExchangeResult }[] = [];
+  let running = 0, most = 0;
+  const exec: Executor = async (e, body, signal) => {
+    most = Math.max(most, ++running);
+    try {
+      return await echo(
+        2 + (Number((body.messages as { content: string }[])[0].content.slice(1)) % 5),
+      )(
+        e,
+        body,
+        signal,
+      );
+    } finally {
+      running--;
+    }
+  };
+  const r = new BatchRunner(recorded(s, log), exec, { concurrency: B });
+  equal((await r.runBatch(b.id)).request_counts.completed, N);
+  ok(most <= B, `never more than B running: ${most}`);
+  const hand = (e: { x: ExchangeRequest; r: ExchangeResult }) =>
+    e.x.holding.length + e.r.leased.length;
+  equal(hand(log[0]), 3 * B, "B running and 2·B queued");
+  const tail = log.findIndex((e) => e.r.unleased < 3 * B);
+  ok(tail > 0, "the tail was seen");
+  for (const e of log.slice(tail + 1).filter((e) => e.r.leased.length > 0)) {
+    ok(hand(e) <= B + 1, `leased up to ${hand(e)} in hand in the tail`);
+  }
+  const commits = log.map((e) => e.x.commits.length).filter((n) => n > 0);
+  equal(commits.reduce((a, n) => a + n, 0), N, "each result committed once");
+  if (s.kind === "postgres") {
+    ok(log.length <= N / 2, `${log.length} exchanges for ${N} results`);
+  }
+  await s.close();
+}
+
 /**
  * A case (see the module doc): requests advance in steps of 30 ms (one to three steps
  * each, so some finish in every step); a cancel is seen within a step or two, not by the
@@ -391,6 +452,10 @@ export const SHARED = [
   ["one exchange commits once, leases, reads the status, takes back lost leases", exchange],
   ["results and leases whose answer was lost are retried: each lands once", lostAnswers],
   ["cancel is seen within a step or two, not by the poll", cancelWithinStep],
+  [
+    "B + 2·B leased, at most B running, results batched, a short queue in the tail",
+    prefetchAndTail,
+  ],
 ] as const;
 
 /** A case (see the module doc). */
