@@ -275,12 +275,15 @@ async function runCommand(args: string[]): Promise<number> {
         leaseSeconds: lease,
         modelHash,
         onWarn: (m) => log(`spool batch run: ${m}`),
-        onProgress: (p) => {
-          tokens = p.completionTokens;
-          const secs = (performance.now() - t0) / 1000;
-          bar.note(`${(tokens / Math.max(secs, 1e-3)).toFixed(1)} tok/s${hit}`);
-          bar.update(p.done);
-        },
+        // each report is a count query: none when no bar is drawn (--quiet, not a terminal)
+        onProgress: bar.enabled
+          ? (p) => {
+            tokens = p.completionTokens;
+            const secs = (performance.now() - t0) / 1000;
+            bar.note(`${(tokens / Math.max(secs, 1e-3)).toFixed(1)} tok/s${hit}`);
+            bar.update(p.done);
+          }
+          : undefined,
       });
       const onSignal = () => runner.stop();
       process.on("SIGINT", onSignal);

@@ -44,6 +44,8 @@ import {
   type BatchRequest,
   type BatchStatus,
   type CreateBatchOptions,
+  type ExchangeRequest,
+  type ExchangeResult,
   type FileRecord,
   newId,
   nowSeconds as now,
@@ -197,7 +199,7 @@ export class PgBatchStore implements BatchQueue {
     const win = o.completionWindow ?? "24h";
     const t = now();
     const expires = t + windowSeconds(win);
-    await q("create the batch", () =>
+    const made = await q("create the batch", () =>
       this.sql.begin(async (tx) => {
         const ins = await tx`INSERT INTO spool.batches (id, kind, endpoint, input_file_id,
             completion_window, status, created_at, in_progress_at, expires_at, metadata,
@@ -206,7 +208,7 @@ export class PgBatchStore implements BatchQueue {
             'in_progress', ${t}, ${t}, ${expires},
             ${o.metadata ? JSON.stringify(o.metadata) : null}, ${o.modelHash ?? null})
           ON CONFLICT (id) DO NOTHING`;
-        if (ins.count === 0) return;
+        if (ins.count === 0) return false;
         const CHUNK = 2000;
         for (let i = 0; i < o.requests.length; i += CHUNK) {
           const part = o.requests.slice(i, i + CHUNK);
@@ -216,7 +218,11 @@ export class PgBatchStore implements BatchQueue {
               ${part.map((r) => JSON.stringify(r.body))}::text[])`;
         }
         await tx`SELECT pg_notify(${PG_CHANNEL}, ${id})`;
+        return true;
       }));
+    // fresh statistics: without them the planner reads a whole batch where an exchange
+    // touches a few rows by primary key (best effort; autovacuum does it later anyway)
+    if (made) await this.sql`ANALYZE spool.requests (batch_id, idx, state)`.catch(() => {});
     return (await this.getBatch(id))!;
   }
 
@@ -362,6 +368,69 @@ export class PgBatchStore implements BatchQueue {
       customId: String(r.custom_id),
       body: JSON.parse(String(r.body)),
     })).sort((a, b) => a.index - b.index);
+  }
+
+  /**
+   * Commit, lease and read the status in one statement (one round trip; see
+   * {@link BatchQueue.exchange}). The commits are one conditional UPDATE (a racing commit of
+   * another worker is re-checked under the row lock, as in {@link commitResult}); the lease
+   * skips the rows being committed, so no row is updated twice in the statement.
+   */
+  async exchange(id: string, workerId: string, x: ExchangeRequest): Promise<ExchangeResult | null> {
+    const idx = x.commits.map((c) => c.index);
+    const held = [...x.holding, ...idx];
+    const cap = Math.max(0, x.countUpTo ?? 0);
+    const states = x.commits.map((c) => c.ok ? "done" : "error");
+    const lines = x.commits.map((c) => JSON.stringify(c.line));
+    // rows by primary key (`idx = ANY(array)`), never a join the planner may turn into a
+    // scan of the whole batch
+    const [r] = await q(
+      "save results and lease requests",
+      () =>
+        this.sql`WITH b AS (SELECT status, expires_at FROM spool.batches WHERE id = ${id}),
+        done AS (UPDATE spool.requests r
+          SET state = (${states}::text[])[array_position(${idx}::int[], r.idx)],
+            result = (${lines}::text[])[array_position(${idx}::int[], r.idx)],
+            finished_at = ${now()}, worker = ${workerId}, lease_owner = NULL, lease_until = NULL
+          WHERE r.batch_id = ${id} AND r.idx = ANY(${idx}::int[]) AND r.state = 'pending'
+          RETURNING r.idx),
+        earlier AS (SELECT idx FROM spool.requests WHERE batch_id = ${id}
+          AND idx = ANY(${idx}::int[]) AND worker = ${workerId} AND state <> 'pending'),
+        c AS (SELECT idx FROM spool.requests
+          WHERE batch_id = ${id} AND state = 'pending'
+            AND EXISTS (SELECT 1 FROM b WHERE status = 'in_progress')
+            AND (lease_until IS NULL OR lease_until < now()
+              OR (lease_owner = ${workerId} AND NOT idx = ANY(${held}::int[])))
+          ORDER BY idx LIMIT ${Math.max(0, x.lease)} FOR UPDATE SKIP LOCKED),
+        l AS (UPDATE spool.requests r SET lease_owner = ${workerId},
+            lease_until = now() + make_interval(secs => ${x.leaseSeconds}),
+            attempts = r.attempts + 1
+          WHERE r.batch_id = ${id} AND r.idx = ANY(ARRAY(SELECT idx FROM c))
+          RETURNING r.idx, r.custom_id, r.body),
+        f AS (SELECT count(*)::int AS n FROM (SELECT 1 FROM spool.requests
+          WHERE batch_id = ${id} AND state = 'pending'
+            AND (lease_until IS NULL OR lease_until < now())
+          LIMIT ${cap + Math.max(0, x.lease)}) s)
+      SELECT (SELECT status FROM b) AS status, (SELECT expires_at FROM b) AS expires_at,
+        (SELECT n FROM f) AS unleased,
+        ARRAY(SELECT idx FROM done UNION SELECT idx FROM earlier) AS committed,
+        (SELECT coalesce(json_agg(json_build_array(idx, custom_id, body)), '[]') FROM l) AS leased`,
+    );
+    if (!r || r.status === null) return null;
+    const leased = (r.leased as [number, string, string][]).map(([i, c, body]) => ({
+      batchId: id,
+      index: Number(i),
+      customId: String(c),
+      body: JSON.parse(body),
+    })).sort((a, b) => a.index - b.index);
+    return {
+      status: r.status as BatchStatus,
+      expiresAt: Number(r.expires_at),
+      committed: (r.committed as number[]).map(Number),
+      leased,
+      // counted in the statement's snapshot, before its own lease
+      unleased: Math.max(0, Math.min(cap, Number(r.unleased) - leased.length)),
+    };
   }
 
   /** Extend this worker's leases and record its progress; the indices it still holds. */

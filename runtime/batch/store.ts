@@ -28,6 +28,8 @@ import {
   type BatchRequest,
   type BatchStatus,
   type CreateBatchOptions,
+  type ExchangeRequest,
+  type ExchangeResult,
   type FileRecord,
   newId,
   nowSeconds as now,
@@ -354,62 +356,75 @@ export class BatchStore implements BatchQueue {
     });
   }
 
-  /** Up to `limit` pending requests of a batch, in input order, skipping `skip`. */
-  pendingRequests(
-    id: string,
-    limit: number,
-    skip: ReadonlySet<number> = new Set(),
-  ): BatchRequest[] {
-    const rows = this.db.prepare(
-      "SELECT idx, custom_id, body FROM requests WHERE batch_id = ? AND state = 'pending' ORDER BY idx LIMIT ?",
-    ).all(id, limit + skip.size) as Row[];
-    const out: BatchRequest[] = [];
-    for (const r of rows) {
-      const idx = Number(r.idx);
-      if (skip.has(idx)) continue;
-      out.push({
-        batchId: id,
-        index: idx,
-        customId: String(r.custom_id),
-        body: JSON.parse(String(r.body)),
-      });
-      if (out.length === limit) break;
-    }
-    return out;
-  }
-
   /**
    * Commit a request's result line (a success or an error) if it is still pending. Returns
    * false when it was already committed (or cancelled): nothing changes then.
    * @throws StoreFullError when the disk is full (the request stays pending)
    */
   commitResult(id: string, index: number, ok: boolean, line: unknown, workerId?: string): boolean {
-    const r = wrap("save the result", () =>
-      this.db.prepare(
-        `UPDATE requests SET state = ?, result = ?, finished_at = ?, worker = ?, lease_owner = NULL,
-          lease_until = NULL WHERE batch_id = ? AND idx = ? AND state = 'pending'`,
-      ).run(ok ? "done" : "error", JSON.stringify(line), now(), workerId ?? null, id, index));
+    return wrap("save the result", () => this.#commit(id, index, ok, line, workerId));
+  }
+
+  #commit(id: string, index: number, ok: boolean, line: unknown, workerId?: string): boolean {
+    const r = this.db.prepare(
+      `UPDATE requests SET state = ?, result = ?, finished_at = ?, worker = ?, lease_owner = NULL,
+        lease_until = NULL WHERE batch_id = ? AND idx = ? AND state = 'pending'`,
+    ).run(ok ? "done" : "error", JSON.stringify(line), now(), workerId ?? null, id, index);
     return Number(r.changes) === 1;
   }
 
   /** See {@link BatchQueue.leaseRequests}. */
   leaseRequests(id: string, workerId: string, limit: number, leaseSeconds: number): BatchRequest[] {
-    return this.#tx("lease requests", () => {
-      const t = Date.now();
-      const rows = this.db.prepare(
-        `SELECT idx, custom_id, body FROM requests WHERE batch_id = ? AND state = 'pending'
-          AND (lease_until IS NULL OR lease_until < ?) ORDER BY idx LIMIT ?`,
-      ).all(id, t, limit) as Row[];
-      const upd = this.db.prepare(
-        "UPDATE requests SET lease_owner = ?, lease_until = ? WHERE batch_id = ? AND idx = ?",
+    return this.#tx("lease requests", () => this.#lease(id, workerId, limit, leaseSeconds));
+  }
+
+  /** Lease (inside a transaction); with `holding`, also this worker's leases not in it. */
+  #lease(id: string, w: string, limit: number, secs: number, holding?: number[]) {
+    const t = Date.now();
+    const mine = holding
+      ? `OR (lease_owner = ? AND idx NOT IN (SELECT value FROM json_each(?)))`
+      : "";
+    const rows = this.db.prepare(
+      `SELECT idx, custom_id, body FROM requests WHERE batch_id = ? AND state = 'pending'
+        AND (lease_until IS NULL OR lease_until < ? ${mine}) ORDER BY idx LIMIT ?`,
+    ).all(id, t, ...(holding ? [w, JSON.stringify(holding)] : []), limit) as Row[];
+    const upd = this.db.prepare(
+      "UPDATE requests SET lease_owner = ?, lease_until = ? WHERE batch_id = ? AND idx = ?",
+    );
+    for (const r of rows) upd.run(w, t + secs * 1000, id, Number(r.idx));
+    return rows.map((r) => ({
+      batchId: id,
+      index: Number(r.idx),
+      customId: String(r.custom_id),
+      body: JSON.parse(String(r.body)),
+    }));
+  }
+
+  /** See {@link BatchQueue.exchange}: one transaction. */
+  exchange(id: string, workerId: string, x: ExchangeRequest): ExchangeResult | null {
+    return this.#tx("save results and lease requests", () => {
+      const b = this.batchStatus(id);
+      if (!b) return null;
+      const committed: number[] = [];
+      const mine = this.db.prepare(
+        "SELECT 1 FROM requests WHERE batch_id = ? AND idx = ? AND worker = ? AND state != 'pending'",
       );
-      for (const r of rows) upd.run(workerId, t + leaseSeconds * 1000, id, Number(r.idx));
-      return rows.map((r) => ({
-        batchId: id,
-        index: Number(r.idx),
-        customId: String(r.custom_id),
-        body: JSON.parse(String(r.body)),
-      }));
+      for (const c of x.commits) {
+        if (this.#commit(id, c.index, c.ok, c.line, workerId) || mine.get(id, c.index, workerId)) {
+          committed.push(c.index);
+        }
+      }
+      const leased = b.status === "in_progress" && x.lease > 0
+        ? this.#lease(id, workerId, x.lease, x.leaseSeconds, [
+          ...x.holding,
+          ...x.commits.map((c) => c.index),
+        ])
+        : [];
+      const f = this.db.prepare(
+        `SELECT count(*) AS n FROM (SELECT 1 FROM requests WHERE batch_id = ? AND state = 'pending'
+          AND (lease_until IS NULL OR lease_until < ?) LIMIT ?)`,
+      ).get(id, Date.now(), Math.max(0, x.countUpTo ?? 0)) as Row;
+      return { ...b, committed, leased, unleased: Number(f.n) };
     });
   }
 

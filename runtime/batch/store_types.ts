@@ -221,6 +221,49 @@ export interface CreateBatchOptions {
   modelHash?: string | null;
 }
 
+/** A finished request's result, committed by {@link BatchQueue.exchange}. */
+export interface ResultCommit {
+  index: number;
+  /** A success (state `done`) or an error line (state `error`). */
+  ok: boolean;
+  line: unknown;
+}
+
+/** What one {@link BatchQueue.exchange} asks for. */
+export interface ExchangeRequest {
+  /** Results to commit, each exactly once (as {@link BatchQueue.commitResult}). */
+  commits: ResultCommit[];
+  /** Lease up to this many more requests (only while the batch is in progress). */
+  lease: number;
+  leaseSeconds: number;
+  /**
+   * Indices the worker has in hand (running, queued or being committed). A pending request
+   * leased to this worker but not among them was leased by a call whose answer was lost:
+   * it is leased again (returned) instead of being held, unrun, until the worker exits.
+   */
+  holding: number[];
+  /** Count the requests left to lease after this call, up to this many (default 0: none). */
+  countUpTo?: number;
+}
+
+/** What one {@link BatchQueue.exchange} did, and the batch's state, read in the same call. */
+export interface ExchangeResult {
+  status: BatchStatus;
+  expiresAt: number;
+  /**
+   * Indices of `commits` whose result is stored as this worker's: committed now, or by an
+   * earlier call whose answer was lost. The others were committed by another worker first.
+   */
+  committed: number[];
+  /** The requests leased now, in input order. */
+  leased: BatchRequest[];
+  /**
+   * Pending requests nobody holds a live lease on, after this call, counted up to
+   * `countUpTo` (a bounded count: a batch nearing its end).
+   */
+  unleased: number;
+}
+
 /** Renders the line of a request that never ran. */
 export type UnrunLine = (
   customId: string,
@@ -280,6 +323,20 @@ export interface BatchQueue {
    * indices it still holds (a lease taken over by another worker is not among them).
    */
   heartbeat(id: string, w: WorkerReport, leaseSeconds: number): Awaitable<number[]>;
+  /**
+   * A worker's one call per pass (the runner's): commit finished results, lease more
+   * requests if the batch is in progress, and read its status, in one transaction (for
+   * PostgreSQL one statement, one round trip). All or nothing: on an error nothing
+   * happened, or all of it did and the answer was lost; repeating the call is safe
+   * (commits are conditional, and `holding` recovers the leases of a lost answer).
+   * Null when the batch does not exist.
+   * @throws StoreFullError when the disk is full (nothing is committed)
+   */
+  exchange(
+    id: string,
+    workerId: string,
+    x: ExchangeRequest,
+  ): Awaitable<ExchangeResult | null>;
   /** Give up a worker's leases (a clean stop, or a worker found dead on this host). */
   releaseLeases(id: string, workerId: string): Awaitable<number>;
   /** Per-worker progress of a batch. */

@@ -10,10 +10,13 @@ import { PgBatchStore } from "../../runtime/batch/pg_store.ts";
 import { openBatchStore } from "../../runtime/batch/open_store.ts";
 import {
   type BatchQueue,
+  type ExchangeRequest,
+  type ExchangeResult,
   ModelMismatchError,
   StoreConfigError,
   StoreFullError,
   StoreSchemaError,
+  StoreUnavailableError,
 } from "../../runtime/batch/store_types.ts";
 import { randomBytes } from "node:crypto";
 import type { PgCluster } from "./_pg.ts";
@@ -218,6 +221,226 @@ export async function cancelAll(open: Open) {
   for (const s of ss) await s.close();
 }
 
+/** A case (see the module doc). */
+export async function exchange(open: Open) {
+  const [s1, s2] = [await open(), await open()];
+  equal(
+    await s1.exchange("batch_none", "w1", { commits: [], lease: 1, leaseSeconds: 30, holding: [] }),
+    null,
+  );
+  const b = await newBatch(s1, 10);
+  const x = async (w: string, o: Partial<ExchangeRequest>) =>
+    (await s1.exchange(b.id, w, { commits: [], lease: 0, leaseSeconds: 30, holding: [], ...o }))!;
+  const a = await x("w1", { lease: 4, countUpTo: 100 });
+  equal(a.status, "in_progress");
+  equal(a.unleased, 6, "left to lease after this one");
+  deepStrictEqual(a.leased.map((r) => [r.index, r.customId]), [[0, "c0"], [1, "c1"], [2, "c2"], [
+    3,
+    "c3",
+  ]]);
+  deepStrictEqual(a.leased[2].body, requests(10)[2].body);
+  // commit two (one of them also by another worker first), lease two more; the rows being
+  // committed are not leased again, and a second exchange of the same commits is a no-op
+  equal(await s2.commitResult(b.id, 1, true, { by: "w2" }, "w2"), true);
+  const c = [{ index: 0, ok: true, line: { by: "w1" } }, {
+    index: 1,
+    ok: false,
+    line: { by: "w1" },
+  }];
+  const r = await x("w1", { commits: c, lease: 2, holding: [2, 3], countUpTo: 3 });
+  deepStrictEqual([r.unleased, (await x("w9", { countUpTo: 9 })).unleased], [3, 4], "capped");
+  deepStrictEqual(r.committed, [0], "index 1 was w2's");
+  deepStrictEqual(r.leased.map((q) => q.index), [4, 5]);
+  deepStrictEqual((await x("w1", { commits: c })).committed, [0], "stored as w1's before");
+  deepStrictEqual((await x("w3", { commits: c })).committed, [], "a late worker's: no-op");
+  // w1 lost the answer of a lease (6, 7): they come back to w1 since it does not hold them
+  await x("w1", { lease: 2, holding: [2, 3, 4, 5] });
+  deepStrictEqual((await x("w2", { lease: 10 })).leased.map((q) => q.index), [8, 9]);
+  deepStrictEqual((await x("w1", { lease: 5, holding: [2, 3, 4, 5] })).leased.map((q) => q.index), [
+    6,
+    7,
+  ]);
+  const res = await s2.results(b.id);
+  deepStrictEqual(res.map((q) => [q.customId, q.state, q.line]), [
+    ["c0", "done", { by: "w1" }],
+    ["c1", "done", { by: "w2" }],
+  ]);
+  // cancelling: the status comes back and nothing more is leased
+  await s2.cancelBatch(b.id);
+  await s2.releaseLeases(b.id, "w1");
+  const k = await x("w1", { lease: 5, commits: [{ index: 2, ok: true, line: 2 }] });
+  equal(k.status, "cancelling");
+  deepStrictEqual([k.committed, k.leased], [[2], []]);
+  await s1.close();
+  await s2.close();
+}
+
+/**
+ * A store whose exchanges sometimes fail: the `lost`-th one with commits and a lease runs
+ * and then throws as a cut connection would (the answer is lost), the one after it throws
+ * before it runs.
+ */
+function lossy(s: BatchQueue, lost: number): BatchQueue {
+  let n = 0;
+  return new Proxy(s, {
+    get(t, p) {
+      const v = Reflect.get(t, p);
+      if (p !== "exchange") return typeof v === "function" ? v.bind(t) : v;
+      return async (id: string, w: string, x: ExchangeRequest) => {
+        if (x.commits.length === 0 || x.lease === 0) return await t.exchange(id, w, x);
+        n++;
+        if (n === lost + 1) throw new StoreUnavailableError("cut before it ran");
+        const r = await t.exchange(id, w, x);
+        if (n === lost) throw new StoreUnavailableError("cut after it ran");
+        return r;
+      };
+    },
+  });
+}
+
+/** A case (see the module doc). */
+export async function lostAnswers(open: Open) {
+  const s = await open();
+  const b = await newBatch(s, 24);
+  const calls: string[] = [];
+  let running = 0, most = 0;
+  const exec: Executor = async (e, body, signal) => {
+    most = Math.max(most, ++running);
+    try {
+      return await echo(3, calls)(e, body, signal);
+    } finally {
+      running--;
+    }
+  };
+  const warns: string[] = [];
+  const r = new BatchRunner(lossy(s, 2), exec, {
+    concurrency: 3,
+    leaseSeconds: 30,
+    pollMs: 50,
+    onWarn: (m) => warns.push(m),
+  });
+  const t0 = Date.now();
+  const end = await r.runBatch(b.id);
+  equal(end.status, "completed");
+  ok(Date.now() - t0 < 10_000, "the leases of the lost answer came back at once, not in 30 s");
+  ok(warns.filter((w) => /cut (after|before)/.test(w)).length === 2, warns.join("; "));
+  deepStrictEqual([...calls].sort(), requests(24).map((q) => q.body.messages[0].content).sort());
+  equal(r.completionTokens, 2 * 24, "each result counted once, the lost answer's too");
+  ok(most <= 3, `never more than B running: ${most}`);
+  const res = await s.results(b.id);
+  deepStrictEqual(res.map((q) => q.customId), requests(24).map((q) => q.customId));
+  deepStrictEqual(
+    res.map((q) =>
+      (q.line as { response: { body: { choices: unknown[] } } }).response.body.choices
+    ),
+    requests(24).map((_, i) => [{ message: { content: `echo q${i}` } }]),
+  );
+  const ws = await s.workers(b.id);
+  deepStrictEqual(ws.map((w) => w.done), [24]);
+  await s.close();
+}
+
+/** A store that records each exchange's request and answer. */
+function recorded(s: BatchQueue, log: { x: ExchangeRequest; r: ExchangeResult }[]): BatchQueue {
+  return new Proxy(s, {
+    get(t, p) {
+      const v = Reflect.get(t, p);
+      if (p !== "exchange") return typeof v === "function" ? v.bind(t) : v;
+      return async (id: string, w: string, x: ExchangeRequest) => {
+        const r = await t.exchange(id, w, x);
+        if (r) log.push({ x, r });
+        return r;
+      };
+    },
+  });
+}
+
+/**
+ * A case (see the module doc): a worker leases B + 2·B and keeps at most B running; with
+ * notifications (PostgreSQL) results are committed in batches with the next lease, not one
+ * round trip each; once fewer than B + prefetch are left to lease, it leases up to
+ * B + B/4 in hand only, so the tail is not stuck in one worker's queue.
+ */
+export async function prefetchAndTail(open: Open) {
+  const s = await open();
+  const N = 60, B = 4;
+  const b = await newBatch(s, N);
+  const log: { x: ExchangeRequest; r: ExchangeResult }[] = [];
+  let running = 0, most = 0;
+  const exec: Executor = async (e, body, signal) => {
+    most = Math.max(most, ++running);
+    try {
+      return await echo(
+        2 + (Number((body.messages as { content: string }[])[0].content.slice(1)) % 5),
+      )(
+        e,
+        body,
+        signal,
+      );
+    } finally {
+      running--;
+    }
+  };
+  const r = new BatchRunner(recorded(s, log), exec, { concurrency: B });
+  equal((await r.runBatch(b.id)).request_counts.completed, N);
+  ok(most <= B, `never more than B running: ${most}`);
+  const hand = (e: { x: ExchangeRequest; r: ExchangeResult }) =>
+    e.x.holding.length + e.r.leased.length;
+  equal(hand(log[0]), 3 * B, "B running and 2·B queued");
+  const tail = log.findIndex((e) => e.r.unleased < 3 * B);
+  ok(tail > 0, "the tail was seen");
+  for (const e of log.slice(tail + 1).filter((e) => e.r.leased.length > 0)) {
+    ok(hand(e) <= B + 1, `leased up to ${hand(e)} in hand in the tail`);
+  }
+  const commits = log.map((e) => e.x.commits.length).filter((n) => n > 0);
+  equal(commits.reduce((a, n) => a + n, 0), N, "each result committed once");
+  if (s.kind === "postgres") {
+    ok(log.length <= N / 2, `${log.length} exchanges for ${N} results`);
+  }
+  await s.close();
+}
+
+/**
+ * A case (see the module doc): requests advance in steps of 30 ms (one to three steps
+ * each, so some finish in every step); a cancel is seen within a step or two, not by the
+ * poll (5 s).
+ */
+export async function cancelWithinStep(open: Open) {
+  const ss = [await open(), await open(), await open()];
+  const b = await newBatch(ss[0], 60);
+  let step = 0;
+  const tick = setInterval(() => step++, 30);
+  const aborted: number[] = [];
+  const stepped: Executor = async (_e, body, signal) => {
+    const q = (body.messages as { content: string }[])[0].content;
+    const until = step + 1 + (Number(q.slice(1)) % 3);
+    while (step < until) {
+      if (signal.aborted) {
+        aborted.push(step);
+        throw new Error("aborted");
+      }
+      await sleep(5);
+    }
+    return { status: 200, body: { choices: [{ message: { content: q } }] } };
+  };
+  try {
+    const runners = ss.slice(0, 2).map((s) =>
+      new BatchRunner(s, stepped, { concurrency: 3, pollMs: 5000 })
+    );
+    const runs = runners.map((r) => r.runBatch(b.id));
+    while ((await ss[2].getBatch(b.id))!.request_counts.completed < 6) await sleep(10);
+    await ss[2].cancelBatch(b.id);
+    const at = step;
+    const ends = await Promise.all(runs);
+    for (const e of ends) equal(e.status, "cancelled");
+    ok(aborted.length > 0, "requests were running");
+    ok(Math.max(...aborted) - at <= 2, `aborted in steps ${aborted.map((s) => s - at)}`);
+  } finally {
+    clearInterval(tick);
+  }
+  for (const s of ss) await s.close();
+}
+
 /** The cases every store passes, by name. */
 export const SHARED = [
   ["a result is committed exactly once under racing double commits", exactlyOnce],
@@ -226,6 +449,13 @@ export const SHARED = [
   ["three runners split one batch; another model is refused", threeRunners],
   ["a dead worker's leases are taken over after the timeout", deadWorker],
   ["cancel stops every worker", cancelAll],
+  ["one exchange commits once, leases, reads the status, takes back lost leases", exchange],
+  ["results and leases whose answer was lost are retried: each lands once", lostAnswers],
+  ["cancel is seen within a step or two, not by the poll", cancelWithinStep],
+  [
+    "B + 2·B leased, at most B running, results batched, a short queue in the tail",
+    prefetchAndTail,
+  ],
 ] as const;
 
 /** A case (see the module doc). */

@@ -4,7 +4,14 @@
  * commits under racing double commits from two connections, disjoint leases
  * (`FOR UPDATE SKIP LOCKED`), heartbeats that keep a lease and leases that run out, one
  * finalization, three runners splitting one batch, a model-hash refusal, a dead worker's
- * leases taken over after the timeout, cancel reaching every worker. PostgreSQL only:
+ * leases taken over after the timeout, cancel reaching every worker; the runner's one call
+ * per pass (`exchange`: commits once, leases only while in progress, reads the status, takes
+ * back leases whose answer was lost), results and leases whose answer was lost (a cut after
+ * the call ran, then one before) retried so each lands once and nothing waits for a lease
+ * to run out, never more than B running (2·B more are queued; in the batch's tail a lease
+ * leaves at most B + B/4 in hand; with PostgreSQL results go in batches, at most one
+ * exchange per two results), and a cancel seen within a step or two of a stepped executor
+ * rather than by the poll. PostgreSQL only:
  * connections killed with pg_terminate_backend and a server restart mid-run (retried, no
  * committed result lost, counts never go down), and bad input (a malformed connection
  * string, a schema of another version, left untouched).
