@@ -14,6 +14,7 @@
  * `--wrap` runs the server under another program (an allocation profiler, for one), given
  * as a command line split at spaces, before deno.
  */
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -47,6 +48,7 @@ const wrap = v.wrap?.split(" ").filter((w) => w !== "") ?? [];
 const proc = wrap.length > 0
   ? spawn(wrap[0], [...wrap.slice(1), Deno.execPath(), ...args], {
     stdio: ["ignore", "pipe", "inherit"],
+    detached: true, // its own process group: the wrapper and the server end together
   })
   : spawn(Deno.execPath(), args, { stdio: ["ignore", "pipe", "inherit"] });
 const url = await new Promise<string>((resolve, reject) => {
@@ -204,7 +206,8 @@ async function client(): Promise<void> {
 }
 await Promise.all(Array.from({ length: Number(v.clients) }, client));
 const seconds = (performance.now() - t0) / 1000;
-proc.kill("SIGTERM");
+if (wrap.length > 0) process.kill(-proc.pid!, "SIGTERM");
+else proc.kill("SIGTERM");
 await new Promise((r) => proc.on("exit", r));
 // growth from the first sample after warm-up to the last, per request
 const warm = samples[Math.min(1, samples.length - 1)];
