@@ -491,8 +491,12 @@ export async function connectionLoss(pg: PgCluster) {
   const res = await admin.results(b.id);
   deepStrictEqual(res.map((r) => r.customId), requests(40).map((r) => r.customId));
   equal(end.request_counts.completed, 40);
-  console.log(`  ${warns.length} store errors retried, e.g. ${warns[0]}`);
-  ok(warns.some((w) => /unreachable/.test(w)), "the runner saw the lost connections");
+  // Whether a store call was in flight when its connection died is timing: with one exchange
+  // per pass a run may only ever find idle connections gone, which postgres.js reopens
+  // without an error. The retry path itself is pinned by "results and leases whose answer was
+  // lost are retried"; here the outcome must hold either way.
+  console.log(`  ${warns.length} store errors retried${warns.length ? `, e.g. ${warns[0]}` : ""}`);
+  for (const w of warns) ok(/unreachable|terminat|connect/i.test(w), `an unexpected warning: ${w}`);
   await s.close();
   await admin.close();
 }

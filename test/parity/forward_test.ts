@@ -35,9 +35,13 @@ const DIR = fileURLToPath(new URL("../fixtures/forward/", import.meta.url));
 const PROMPT = [1, 5, 9, 20, 33, 7, 100, 2, 50, 61, 3, 4, 17, 88, 250, 6];
 const STEPS = 32;
 
-/** Median-over-positions NMSE bound per type (measured: F32 ≤ 1e-9, F16 ~4e-7, Q8_0 and MXFP4 0, Q4_K ≤ 7e-5). */
+/**
+ * Median-over-positions NMSE bound per type (measured against an AVX-512 llama.cpp: F32 ≤ 1e-9,
+ * F16 ~4e-7, Q8_0 and MXFP4 0, Q4_K ≤ 7e-5; on an AVX2-only host llama.cpp sums in other
+ * orders: deepseek2 F32 1.7e-8, the rest unchanged in order of magnitude).
+ */
 const BOUND: Record<string, number> = {
-  F32: 1e-8,
+  F32: 1e-7,
   F16: 2e-6,
   Q8_0: 1e-10,
   Q4_K: 5e-4,
