@@ -49,17 +49,7 @@ import type {
   SeqRequest,
 } from "./scheduler_types.ts";
 
-export type {
-  SchedulerModel,
-  SchedulerOptions,
-  SchedulerStats,
-  SeqConstraint,
-  SeqErrorCode,
-  SeqEvent,
-  SeqParams,
-  SeqRequest,
-  SeqUsage,
-} from "./scheduler_types.ts";
+export type * from "./scheduler_types.ts";
 
 /** Prompt tokens between two recurrent-state checkpoints inside a long prompt. */
 const CHECKPOINT_EVERY = 2048;

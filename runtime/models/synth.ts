@@ -25,8 +25,8 @@
  *   partial rope, gating, weight norm and scale, expert groups, MLA ranks, YaRN); the sigmoid
  *   routers get a non-zero selection bias `exp_probs_b`. Real-shaped presets with fewer layers:
  *   qwen3-30b-a3b, glm-4.5-air, minimax-m2, deepseek-v3, qwen3.5-35b-a3b, qwen3.5-397b-a17b,
- *   qwen3-next-80b-a3b (Q4_K_M, fast fill, a real vocabulary from ../shared/vocab unless
- *   `vocab` says otherwise). The hybrids (qwen35moe, qwen3next) take their Gated DeltaNet sizes
+ *   qwen3-next-80b-a3b (Q4_K_M, fast fill, a real vocabulary from the vocab folder,
+ *   runtime/data_dirs.ts, unless `vocab` says otherwise). The hybrids (qwen35moe, qwen3next) take their Gated DeltaNet sizes
  *   and layer pattern (_synth_hybrid.ts); their DeltaNet decay rates are drawn so the
  *   recurrence keeps memory and stays contracting (_synth_fill.ts).
  * - Modules: _synth_presets.ts (dims, presets, draft config), _synth_flags.ts (CLI dims

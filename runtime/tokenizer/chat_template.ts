@@ -8,8 +8,8 @@
  * `'%s' % x`, per-iteration loop scopes, lexical macro scopes, `tojson` options, strict
  * `Undefined` attribute errors, unknown filters failing at compile time...). The subclass below
  * overrides the interpreter's evaluation hooks (block output, binary operators, member access,
- * filters, tests, loops, macros) so that every template in `../shared/templates/` renders
- * byte-identical to jinja2 3.1 configured as transformers does
+ * filters, tests, loops, macros) so that every template in the template folder
+ * (runtime/data_dirs.ts) renders byte-identical to jinja2 3.1 configured as transformers does
  * (`ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)`, loop controls,
  * `tojson` = `json.dumps(ensure_ascii=False)`, `raise_exception`, `strftime_now`).
  * One deliberate difference: the mutating list methods `append`, `pop`, `insert`, `extend`,

@@ -1,7 +1,8 @@
 /**
  * Chat templates against Python's jinja2 (the oracle, configured as transformers configures it):
- * every template in `../shared/templates/` × the standard conversations, plus micro templates
- * pinning single jinja2 behaviours, must render string-equal (or fail in both engines).
+ * every template in the template folder (`templateDir()`, runtime/data_dirs.ts) × the
+ * standard conversations, plus micro templates pinning single jinja2 behaviours, must render
+ * string-equal (or fail in both engines).
  */
 
 import assert from "node:assert/strict";

@@ -16,8 +16,8 @@
  * llama.cpp leaves unused: its "unused tensor" warnings name the spec's `mtp` tensors, no more,
  * no fewer.
  * One more fixture carries the real Qwen2/3 vocabulary (151936 tokens) copied from
- * ../shared/vocab. All llama.cpp work runs in one child process (see llama_oracle.ts), on
- * the plain (non flash-attention) path with 2 threads.
+ * the vocab folder (runtime/data_dirs.ts). All llama.cpp work runs in one child process (see
+ * llama_oracle.ts), on the plain (non flash-attention) path with 2 threads.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";

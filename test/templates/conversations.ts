@@ -1,6 +1,6 @@
 /**
- * The standard conversation set every chat template in `../shared/templates/` is rendered with,
- * in the OpenAI-like shape the server receives (as OpenCode sends it: tool schemas with a JSON
+ * The standard conversation set every chat template in the template folder
+ * (runtime/data_dirs.ts) is rendered with, in the OpenAI-like shape the server receives (as OpenCode sends it: tool schemas with a JSON
  * Schema 2020-12 `$schema`, `content: ""` next to `tool_calls`, `role: "tool"` results).
  */
 
