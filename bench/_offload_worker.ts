@@ -38,13 +38,15 @@ if (side === "spool") {
     let tok = sampleToken(logits, rng);
     if (p === 0) ttft = performance.now() / 1000;
     const c0 = cache?.stats();
-    const t0 = performance.now();
+    let stepMs = 0; // the forward steps, not the sampler (as runtime/engine/bench.ts)
     for (let i = 0; i < decode; i++) {
+      const t0 = performance.now();
       logits = s.eval([tok], "last");
+      stepMs += performance.now() - t0;
       tok = sampleToken(logits, rng);
     }
     if (p >= skip) {
-      decodeSecs += (performance.now() - t0) / 1000;
+      decodeSecs += stepMs / 1000;
       nDecoded += decode;
     }
     if (cache && c0) {
