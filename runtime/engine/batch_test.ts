@@ -138,6 +138,34 @@ Deno.test({
 });
 
 Deno.test({
+  name: "evalMany: a 128-token prompt chunk is one wave (each routed expert looked up once)",
+  ...opts,
+  fn() {
+    // the scheduler prefills 128 tokens a step; split into waves of 64 rows, a capped model
+    // would read every routed expert twice per chunk
+    const path = fixture();
+    const probe = Model.load(path, { threads: 1, expertCache: 0 });
+    const slot =
+      ExpertCache.forLayers(probe.expertLayers, 16, { slots: 1 }, { arena: false }).slotBytes;
+    probe.close();
+    const m = Model.load(path, { threads: 2, expertCache: 64 * slot, prefetch: "off" });
+    const s = new Session(m, { nCtx: 256 });
+    try {
+      const before = m.expertCacheStats()!;
+      const tokens = Array.from({ length: 128 }, (_, i) => 1 + (i * 37) % 200);
+      Session.evalMany([{ session: s, tokens }]);
+      const after = m.expertCacheStats()!;
+      const lookups = after.hits + after.misses - before.hits - before.misses;
+      // 3 layers × 16 experts, each at most once (128 tokens × top-4 route to all 16)
+      equal(lookups, 3 * 16);
+    } finally {
+      s.close();
+      m.close();
+    }
+  },
+});
+
+Deno.test({
   name: "evalMany: an item past its context evaluates nothing; bad input is refused",
   ...opts,
   fn() {

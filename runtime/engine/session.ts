@@ -169,7 +169,8 @@ export class Session {
    * The rows of all items run through the layers together, so an expert routed to by
    * several sequences is read once for all of them; attention stays per sequence. `scratch`
    * lends its buffers (default: one step session per model, kept for later steps, with room
-   * for one row per item up to 512); steps of more rows than its batch are split into waves.
+   * for every row of the step up to 512); steps of more rows than its batch are split into
+   * waves.
    * With `reuse`, each item's logits are its session's own buffer instead of a new array:
    * valid until that session's next `evalMany` with `reuse`, and no garbage per step (a
    * server decoding a 150k vocabulary would otherwise drop 600 kB per sequence per token).
@@ -182,7 +183,11 @@ export class Session {
   ): Float32Array[] {
     if (items.length === 0) return [];
     const model = items[0].session.model;
-    const owner = scratch ?? Session.#shared(model, items.length);
+    let rows = 0;
+    for (const it of items) rows += it.tokens.length;
+    // room for the whole step (a prompt chunk runs as one wave: under a memory cap every wave
+    // reads the experts its tokens route to again)
+    const owner = scratch ?? Session.#shared(model, rows);
     const nVocab = model.config.nVocab;
     const seen = new Set<Session>();
     for (const [k, it] of items.entries()) {
