@@ -368,9 +368,8 @@ export class Scheduler {
     }
     // the last prompt token always runs again, for its logits; a recurrent state resumes
     // from its latest checkpoint inside the common prefix; a follower's prompt is copied
-    const p = leader
-      ? req.prompt.length
-      : slot.session.truncate(Math.min(lcp, req.prompt.length - 1));
+    const keep = req.params.cachePrompt === false ? 0 : Math.min(lcp, req.prompt.length - 1);
+    const p = leader ? req.prompt.length : slot.session.truncate(keep);
     slot.busy = true;
     slot.affinity = req.params.affinity ?? slot.affinity;
     slot.lastUsed = ++this.#clock;

@@ -34,6 +34,11 @@ export interface SeqParams extends Partial<SamplingParams> {
   /** Prefix-cache affinity key (e.g. the client's session id). */
   affinity?: string;
   /**
+   * Reuse a slot's cached prefix (default true). false evaluates the whole prompt from the
+   * start, as llama.cpp's `cache_prompt: false` does.
+   */
+  cachePrompt?: boolean;
+  /**
    * Member of a fork group: `size` requests with the same prompt and `group` key whose
    * prompt is evaluated once (see the module doc).
    */

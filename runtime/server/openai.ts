@@ -60,6 +60,7 @@ export function openaiSampling(
     max_tokens?: number | null;
     max_completion_tokens?: number | null;
     n?: number | null;
+    cache_prompt?: boolean | null;
   },
 ): Sampling {
   const p: Sampling = {};
@@ -75,6 +76,7 @@ export function openaiSampling(
   set("frequencyPenalty", b.frequency_penalty);
   set("repeatPenalty", b.repeat_penalty);
   set("maxTokens", b.max_completion_tokens ?? b.max_tokens);
+  set("cachePrompt", b.cache_prompt);
   if (b.stop !== undefined && b.stop !== null) {
     p.stop = typeof b.stop === "string" ? [b.stop] : b.stop;
   }

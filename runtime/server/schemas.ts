@@ -86,6 +86,8 @@ const samplingFields = {
   stop: z.union([z.string(), z.array(z.string()).max(16)]).nullish(),
   logit_bias: z.record(z.string(), num).nullish(),
   n: z.number().int().min(1).nullish(),
+  /** llama.cpp's extension: false evaluates the prompt from the start (no prefix reuse). */
+  cache_prompt: z.boolean().nullish(),
 };
 
 /** POST /v1/chat/completions. */

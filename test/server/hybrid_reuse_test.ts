@@ -2,7 +2,7 @@
  * Prefix reuse for a hybrid model (Qwen3.5-style Gated DeltaNet + attention) through the
  * real `openai` client: the second turn of a conversation resumes from the recurrent-state
  * checkpoint the first left (cached_tokens reports it) and answers exactly what a fresh
- * server answers with no cache.
+ * server answers with no cache, and what the same server answers with `cache_prompt: false`.
  */
 import { equal, ok } from "node:assert/strict";
 import { existsSync, mkdirSync, renameSync } from "node:fs";
@@ -35,13 +35,18 @@ function model(): string {
   return path;
 }
 
-async function chat(base: string, messages: OpenAI.ChatCompletionMessageParam[]) {
+async function chat(
+  base: string,
+  messages: OpenAI.ChatCompletionMessageParam[],
+  extra: Record<string, unknown> = {},
+) {
   const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "none" });
   return await client.chat.completions.create({
     model: "spool-hybrid",
     messages,
     max_tokens: 8,
     temperature: 0,
+    ...extra,
   });
 }
 
@@ -75,6 +80,13 @@ Deno.test({
         }`,
       );
       ok(cached < reused.usage!.prompt_tokens);
+      // cache_prompt: false (llama.cpp's field) evaluates the whole prompt again
+      const before = (await server.engine.stats()).scheduler.promptTokensEvaluated;
+      const full = await chat(base, second, { cache_prompt: false });
+      const after = (await server.engine.stats()).scheduler.promptTokensEvaluated;
+      equal(full.usage?.prompt_tokens_details?.cached_tokens ?? 0, 0);
+      equal(after - before, full.usage!.prompt_tokens);
+      equal(full.choices[0].message.content, reused.choices[0].message.content);
     } finally {
       await server.close();
     }
