@@ -5,6 +5,7 @@
  *
  *   deno run -A bench/families.ts [--presets glm-4.5-air,minimax-m2,deepseek-v3]
  *        [--runs 5] [--prefill 64] [--decode 16] [--threads 2] [--cap 4G] [--no-cap]
+ *        [--settle 10]
  *
  * In RAM: llama.cpp's own `llama-bench` (built from the source node-llama-cpp ships, see
  * bench/build_llama.sh; its defaults, which repack the weights) and spool's bench (median of
@@ -15,6 +16,13 @@
  * since repacking copies every weight into RAM and is killed; this llama-bench has no
  * switch for it).
  * Decode is greedy from a fixed pseudo-random prompt (random weights: a replayed chain).
+ *
+ * Before each run the model file is read into the page cache (see `warm`), and `--settle`
+ * seconds pass between any two runs. Measured here (a VM): right after llama-bench
+ * exits and frees its repacked copy (several GB of anonymous memory), the next process decodes
+ * up to 20% slower for some seconds (minimax-m2 shape, spool: 29.8 tok/s at once, 32.9 after
+ * 10 s, 35.0 after 20 s). spool frees little anonymous memory, so without the pause the
+ * alternation handicaps spool's runs only.
  */
 import { parseArgs } from "node:util";
 import { existsSync, mkdirSync } from "node:fs";
@@ -32,6 +40,7 @@ const { values: a } = parseArgs({
     threads: { type: "string", default: "2" },
     cap: { type: "string", default: "4G" },
     "no-cap": { type: "boolean", default: false },
+    settle: { type: "string", default: "10" },
   },
 });
 const OUT = fileURLToPath(new URL("./out/", import.meta.url));
@@ -98,19 +107,37 @@ function runSpool(path: string): { pre: number; dec: number } {
   return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
 }
 
+/**
+ * Read the whole file into the page cache. llama.cpp's repacked copy (anonymous memory, the
+ * size of the model) pushes most of a 14 GB file out of a 24 GiB machine's page cache while it
+ * runs, so without this the next spool run, which computes from the mapped file, would read
+ * part of it from the disk (measured: DeepSeek-V3 shape 11.5–17.9 tok/s against 18.1–18.6
+ * warm). Both sides get it.
+ */
+function warm(path: string): void {
+  new Deno.Command("dd", { args: [`if=${path}`, "of=/dev/null", "bs=8M"], stderr: "null" })
+    .outputSync();
+}
+
 const fmt = (xs: number[]) =>
   `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
 
 const bin = llamaBin();
 console.log(
-  `llama.cpp: ${bin}; threads ${T}; prefill ${NP}, decode ${ND}; ${a.runs} alternating runs`,
+  `llama.cpp: ${bin}; threads ${T}; prefill ${NP}, decode ${ND}; ${a.runs} alternating runs, ` +
+    `${a.settle} s apart`,
 );
 for (const preset of a.presets!.split(",").filter(Boolean)) {
   const path = await model(preset);
   const sp: { pre: number; dec: number }[] = [], ll: { pre: number; dec: number }[] = [];
+  const settle = () => new Promise((r) => setTimeout(r, Number(a.settle) * 1000));
   for (let i = 0; i < Number(a.runs); i++) {
+    warm(path);
     ll.push(runLlama(bin, path, []));
+    await settle();
+    warm(path);
     sp.push(runSpool(path));
+    await settle();
   }
   const r = (k: "pre" | "dec") => median(sp.map((x) => x[k])) / median(ll.map((x) => x[k]));
   console.log(`\n${preset} (${path}), in RAM, tok/s median (min–max):`);
