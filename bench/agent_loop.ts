@@ -1,12 +1,18 @@
 /**
  * Agent loop on a hybrid model (issue 12): a conversation of `--turns` turns through
  * `spool serve`, each adding about `--grow` prompt tokens, so the prompt reaches about
- * turns × grow tokens. Time to the first streamed token of each turn (8-token answers, which
+ * first + (turns − 1) × grow tokens, where `--first` (default: grow) is the first turn's
+ * size: a coding agent's first request carries its system prompt and tool list (several
+ * thousand tokens), the later ones a tool result or a short instruction. Reuse can at best
+ * speed a turn up by (its prompt ÷ its new tokens), which the table prints as "bound". Time to the first streamed token of each turn (8-token answers, which
  * the next turn carries back in its history), with prefix reuse through recurrent-state
- * checkpoints on (the default) and off (`checkpoints: 0`), and the tokens reused.
+ * checkpoints on (the default) and off (each request sends `cache_prompt: false`, llama.cpp's
+ * field, so the whole prompt is evaluated again: `checkpoints: 0` alone is not that, since a
+ * turn that extends the slot's live tokens continues from the live state without a
+ * checkpoint), and the tokens reused.
  *
  *   deno run -A bench/agent_loop.ts [--model FILE | --preset qwen3.5-35b-a3b] [--turns 6]
- *                                   [--grow 1000] [--threads 2]
+ *                                   [--first 1000] [--grow 1000] [--threads 2]
  */
 import { parseArgs } from "node:util";
 import { existsSync, mkdirSync } from "node:fs";
@@ -18,6 +24,7 @@ const { values: a } = parseArgs({
     model: { type: "string" },
     preset: { type: "string", default: "qwen3.5-35b-a3b" },
     turns: { type: "string", default: "6" },
+    first: { type: "string" },
     grow: { type: "string", default: "1000" },
     threads: { type: "string", default: "2" },
   },
@@ -35,7 +42,7 @@ if (!existsSync(path)) {
     seed: 1,
   });
 }
-const turns = Number(a.turns), grow = Number(a.grow);
+const turns = Number(a.turns), grow = Number(a.grow), first = Number(a.first ?? a.grow);
 const WORDS = "ship sea harbour wind sail rope deck mast wave tide storm anchor light".split(" ");
 
 /** A user message of about `n` tokens of varied words (deterministic per turn). */
@@ -49,21 +56,20 @@ function message(turn: number, n: number): string {
   return out.join(" ");
 }
 
-async function loop(checkpoints: number | undefined) {
+async function loop(cache: boolean) {
   const server = await createServer({
     path,
     port: 0,
-    nCtx: Math.ceil(turns * grow * 1.5) + 512, // a word is 1 to 2 tokens
+    nCtx: Math.ceil((first + (turns - 1) * grow) * 1.5) + 512, // a word is 1 to 2 tokens
     threads: Number(a.threads),
     parallel: 1,
     alias: "m",
-    ...(checkpoints === undefined ? {} : { checkpoints }),
   });
   const rows: { prompt: number; cached: number; seconds: number }[] = [];
   try {
     const messages: { role: string; content: string }[] = [];
     for (let t = 0; t < turns; t++) {
-      messages.push({ role: "user", content: message(t, grow) });
+      messages.push({ role: "user", content: message(t, t === 0 ? first : grow) });
       const t0 = performance.now();
       const r = await fetch(`http://127.0.0.1:${server.port}/v1/chat/completions`, {
         method: "POST",
@@ -75,6 +81,7 @@ async function loop(checkpoints: number | undefined) {
           temperature: 0,
           stream: true,
           stream_options: { include_usage: true },
+          ...(cache ? {} : { cache_prompt: false }),
         }),
       });
       if (!r.ok) throw new Error(await r.text());
@@ -116,13 +123,21 @@ async function loop(checkpoints: number | undefined) {
   return rows;
 }
 
-console.log(`${path}: ${turns} turns of ~${grow} new tokens, threads ${a.threads}`);
-const on = await loop(undefined);
-const off = await loop(0);
-console.log("turn | prompt tokens | reuse on: cached, TTFT s | reuse off: TTFT s | speed-up");
+console.log(
+  `${path}: ${turns} turns, ~${first} words then ~${grow} new words a turn, threads ${a.threads}`,
+);
+const on = await loop(true);
+const off = await loop(false);
+const last = off[turns - 1];
+console.log(
+  "turn | prompt tokens | reuse on: cached, TTFT s | reuse off: TTFT s | speed-up (bound) | " +
+    `full re-prefill of turn ${turns} (${last.prompt} tokens) ÷ TTFT`,
+);
 for (let t = 0; t < turns; t++) {
+  const bound = on[t].prompt / Math.max(1, on[t].prompt - on[t].cached);
   console.log(
     `${t + 1} | ${on[t].prompt} | ${on[t].cached}, ${on[t].seconds.toFixed(2)} | ` +
-      `${off[t].seconds.toFixed(2)} | ${(off[t].seconds / on[t].seconds).toFixed(1)}×`,
+      `${off[t].seconds.toFixed(2)} | ${(off[t].seconds / on[t].seconds).toFixed(1)}× ` +
+      `(${bound.toFixed(1)}×) | ${(last.seconds / on[t].seconds).toFixed(1)}×`,
   );
 }
