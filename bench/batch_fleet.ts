@@ -7,7 +7,7 @@
  * small synthetic qwen3moe (bench/out/, regenerated when missing).
  *
  *   deno run -A bench/batch_fleet.ts [--requests 256] [--max-tokens 32] [--parallel 8]
- *                                    [--reps 1] [--experts 32]
+ *                                    [--reps 1] [--experts 32] [--control]
  *
  * Reported per scenario (median over reps, alternating 1 and 2 workers; the spread is
  * min–max): aggregate tok/s (completion tokens of all workers / the wall time from the
@@ -21,6 +21,10 @@
  * log, `log_min_duration_statement = 0`), so the share can be split into the database's work
  * and the rest of a call's wall time (the round trip, and waiting for the worker's one core,
  * which its engine thread keeps busy).
+ *
+ * `--control` adds, in each rep, the same job on SQLite by one worker and split in halves
+ * over two workers with their own stores (nothing shared but the machine): the two-core
+ * ceiling of the ratio on this machine.
  *
  * Needs root (cgroups, and PostgreSQL runs as the `postgres` user) and Debian's postgresql.
  * Run it on a quiet machine: the workers have one core each and nothing else may compete.
@@ -42,6 +46,7 @@ const { values: v } = parseArgs({
     parallel: { type: "string", default: "8" },
     reps: { type: "string", default: "1" },
     experts: { type: "string", default: "32" },
+    control: { type: "boolean", default: false },
   },
 });
 const N = Number(v.requests), MAXT = Number(v["max-tokens"]), B = Number(v.parallel);
@@ -169,9 +174,18 @@ function logDurations(pg: { psql(sql: string): string }): string {
   return join(data, "..", "log"); // where test/batch/_pg.ts has pg_ctl write it
 }
 
-async function scenario(workers: number, url: string, dir: string, path: string) {
+/**
+ * `workers` workers on `url`, all on the whole input; or, with `own`, worker k on its own
+ * store `own.urls[k]` and input `own.inputs[k]` (the control: no shared database).
+ */
+async function scenario(
+  workers: number,
+  url: string,
+  dir: string,
+  path: string,
+  own?: { urls: string[]; inputs: string[] },
+) {
   const tag = `w${workers}_${Math.random().toString(36).slice(2, 8)}`;
-  const inFile = join(dir, "in.jsonl");
   const prefixes = Array.from({ length: workers }, (_, k) => workerGroups(k));
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const t0 = performance.now();
@@ -183,13 +197,13 @@ async function scenario(workers: number, url: string, dir: string, path: string)
       MAIN,
       "batch",
       "run",
-      inFile,
+      own ? own.inputs[k] : join(dir, "in.jsonl"),
       "--model",
       path,
       "--out",
       join(dir, `${tag}_out${k}.jsonl`),
       "--store",
-      url,
+      own ? own.urls[k] : url,
       "--parallel",
       String(B),
       "--threads",
@@ -335,6 +349,48 @@ function table(runs: Scenario[][]): void {
   }
 }
 
+/**
+ * The control: the same job on SQLite, by one worker, and split in two halves run at once by
+ * two workers on their own stores (one core each, nothing shared but the machine). Their
+ * ratio is what two cores of this machine give two independent workers (the shared L3 cache
+ * and memory bandwidth included), the ceiling of the PostgreSQL fleet's scaling here.
+ * Returns [one worker tok/s, two workers tok/s].
+ */
+async function controlPair(rep: number, dir: string, path: string): Promise<number[]> {
+  const lines = readFileSync(join(dir, "in.jsonl"), "utf8").trim().split("\n");
+  const halves = [lines.filter((_, i) => i % 2 === 0), lines.filter((_, i) => i % 2 === 1)];
+  const inputs = halves.map((h, k) => {
+    const f = join(dir, `ctl${rep}_half${k}.jsonl`);
+    writeFileSync(f, h.join("\n") + "\n");
+    return f;
+  });
+  const one = await scenario(1, "", dir, path, {
+    urls: [join(dir, `ctl${rep}_one.sqlite`)],
+    inputs: [join(dir, "in.jsonl")],
+  });
+  const two = await scenario(2, "", dir, path, {
+    urls: [0, 1].map((k) => join(dir, `ctl${rep}_own${k}.sqlite`)),
+    inputs,
+  });
+  console.error(
+    `rep ${rep + 1}, control (SQLite, nothing shared): 1 worker ${fmt(one.tokPerSec)} tok/s, ` +
+      `2 workers on halves ${fmt(two.tokPerSec)} tok/s`,
+  );
+  return [one.tokPerSec, two.tokPerSec];
+}
+
+function controlTable(control: number[][]): void {
+  const ratio = control.map(([one, two]) => two / one);
+  console.log(
+    `
+control, SQLite, two workers on halves with their own stores / one worker: ` +
+      `${fmt(median(ratio), 2)}×${spread(ratio, 2)} (1 worker ${
+        fmt(median(control.map((c) => c[0])))
+      } tok/s, 2 workers ${fmt(median(control.map((c) => c[1])))} tok/s): ` +
+      `the two-core ceiling of this machine for the fleet's ratio`,
+  );
+}
+
 async function main(): Promise<void> {
   if (Deno.uid?.() !== 0) throw new Error("bench/batch_fleet.ts needs root (cgroups)");
   mkdirSync(OUT, { recursive: true });
@@ -347,6 +403,7 @@ async function main(): Promise<void> {
   try {
     writeFileSync(join(dir, "in.jsonl"), input());
     const runs: Scenario[][] = [];
+    const control: number[][] = [];
     for (let rep = 0; rep < REPS; rep++) {
       const pair: Scenario[] = [];
       // alternate which scenario goes first
@@ -363,8 +420,10 @@ async function main(): Promise<void> {
         pair.push(s);
       }
       runs.push(pair);
+      if (v.control) control.push(await controlPair(rep, dir, path));
     }
     table(runs);
+    if (v.control) controlTable(control);
   } finally {
     pg.stop();
     rmSync(dir, { recursive: true, force: true });
