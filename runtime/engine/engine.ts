@@ -227,6 +227,10 @@ export function serveEngine(port: EnginePort): void {
               parallel: o.parallel,
               nCtx: m.nCtx,
               chunk: o.chunk,
+              // experts paged through a cache: a prompt alone steps 512 tokens at a time (each
+              // step reads its routed experts once; bench/prefill.ts: under a 4 GiB cap a 1k
+              // prompt in steps of 64 read 85 GB, in one step 7.6 GB, 27 against 47 tok/s)
+              chunkAlone: m.expertStats() ? Math.max(o.chunk ?? 128, 512) : undefined,
               maxQueue: o.maxQueue,
               checkpoints: o.checkpoints,
               compileConstraint: grammar?.compileConstraint,

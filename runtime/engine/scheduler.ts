@@ -120,6 +120,8 @@ export class Scheduler {
   readonly parallel: number;
   readonly nCtx: number;
   readonly chunk: number;
+  /** Prompt tokens per sequence per step when no sequence is decoding. */
+  readonly chunkAlone: number;
   readonly maxQueue: number;
   readonly #model: SchedulerModel;
   readonly #opts: SchedulerOptions;
@@ -151,6 +153,7 @@ export class Scheduler {
     this.parallel = Math.max(1, opts.parallel ?? 1);
     this.nCtx = opts.nCtx;
     this.chunk = Math.max(1, opts.chunk ?? 128);
+    this.chunkAlone = Math.max(this.chunk, opts.chunkAlone ?? this.chunk);
     this.maxQueue = Math.max(0, opts.maxQueue ?? 64);
     for (let i = 0; i < this.parallel; i++) {
       this.#slots.push({
@@ -439,9 +442,10 @@ export class Scheduler {
     // fork followers wait for their leader's prompt
     const seqs = this.#active.filter((s) => !s.leader);
     if (seqs.length === 0) return;
+    const take = seqs.some((s) => s.pending.length === 0) ? this.chunk : this.chunkAlone;
     const items = seqs.map((s) => {
       if (s.pending.length > 0) {
-        const tokens = s.pending.splice(0, this.chunk);
+        const tokens = s.pending.splice(0, take);
         this.#stats.promptTokensEvaluated += tokens.length;
         return { session: s.slot.session, tokens };
       }
@@ -467,7 +471,7 @@ export class Scheduler {
       const session = s.slot.session;
       if (s.pending.length > 0) {
         // still prefilling: a hybrid model's state is kept now and then inside long prompts
-        if (session.rec && session.position % CHECKPOINT_EVERY < this.chunk) session.checkpoint();
+        if (session.rec && session.position % CHECKPOINT_EVERY < take) session.checkpoint();
         continue;
       }
       // the whole prompt is in: keep the state here (a next turn extends this prefix), and

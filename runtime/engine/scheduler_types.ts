@@ -106,6 +106,13 @@ export interface SchedulerOptions {
   nCtx: number;
   /** Most prompt tokens per sequence per step (default 128). */
   chunk?: number;
+  /**
+   * Most prompt tokens per sequence in a step where no sequence is decoding (default: chunk).
+   * A model served through an expert cache reads every expert a step routes to once for all
+   * of the step's tokens, so prompts alone take larger steps; with a sequence decoding, steps
+   * stay at `chunk` so its tokens keep coming.
+   */
+  chunkAlone?: number;
   /** Most waiting requests before `queue_full` (default 64). */
   maxQueue?: number;
   /** Recurrent-state checkpoints per slot (hybrid models; default 4, 0 = no prefix reuse). */
