@@ -1,7 +1,8 @@
 /**
  * Batch benchmark (issue 6): aggregate greedy decode throughput of B sequences stepped
  * together, for a model larger than the RAM it is given, spool against llama.cpp
- * (node-llama-cpp with B sequences in one context) in the same run.
+ * (`llama-batched-bench --no-repack`, built from the source node-llama-cpp ships; see
+ * bench/build_llama.sh) in the same run, and the batched prefill of the B prompts.
  *
  *   deno run -A bench/batch.ts [--model FILE] [--cap 4G] [--bs 1,8,32,64] [--prompt-len 8]
  *                              [--decode 8] [--threads 2] [--llama-decode 2] [--no-llama]
@@ -68,6 +69,13 @@ const disk = measureDiskBandwidth(model, { depths: [4, 8], requestBytes: 1 << 20
 const bw = Math.max(...disk.rows.map((r) => r.gbps)) * 1e9;
 console.log(`disk (O_DIRECT, 1 MiB random reads): ${(bw / 1e9).toFixed(2)} GB/s`);
 
+function llamaBin(): string {
+  const root = fileURLToPath(new URL("../", import.meta.url));
+  const out = new Deno.Command("bash", { args: [`${root}bench/build_llama.sh`] }).outputSync();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr).slice(-2000));
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
 interface Row {
   B: number;
   spool?: Outcome;
@@ -109,12 +117,16 @@ for (const row of rows) {
   ]);
   console.log("  ", JSON.stringify(row.spool.result ?? row.spool.error));
   if (!a["no-llama"]) {
-    console.log(`[B=${B}] llama.cpp under ${a.cap}...`);
-    row.llama = await runCapped(
-      cap,
-      [deno, "run", "-A", WORKER, "llama", model, String(B), PL, a["llama-decode"]!, T],
-      1200,
-    );
+    // llama.cpp's batched bench without repacking (mmap, paging by faults): its best setting
+    // under a cap (node-llama-cpp's prebuilt library repacks into RAM and is killed there)
+    console.log(`[B=${B}] llama-batched-bench --no-repack under ${a.cap}...`);
+    const ctx = String(B * (Number(PL) + Number(a["llama-decode"]) + 16));
+    row.llama = await runCapped(cap, [
+      `${llamaBin()}/llama-batched-bench`,
+      ...["-m", model, "-c", ctx, "-b", "2048", "-ub", "512", "-npp", PL],
+      ...["-ntg", a["llama-decode"]!, "-npl", String(B), "-t", T, "--no-repack"],
+      ...["--output-format", "jsonl"],
+    ], 1800);
     console.log("  ", JSON.stringify(row.llama.result ?? row.llama.error));
   }
 }
@@ -131,6 +143,7 @@ const head = [
   "spool / ceiling",
   "llama.cpp tok/s",
   "spool/llama.cpp",
+  "prefill spool / llama.cpp tok/s",
 ];
 console.log(`\n| ${head.join(" | ")} |\n|${head.map(() => "---").join("|")}|`);
 for (const r of rows) {
@@ -144,7 +157,9 @@ for (const r of rows) {
   const ssdRun = (r.B * runBw) / bytes;
   const comp = r.compute ? Number(r.compute.decodeTokS) : Infinity;
   const ceil = Math.min(ssd, comp), ceilRun = Math.min(ssdRun, comp);
-  const lt = r.llama?.ok ? Number(r.llama.result!.decodeTokS) : 0;
+  const lt = r.llama?.ok ? Number(r.llama.result!.speed_tg) : 0;
+  const lp = r.llama?.ok ? Number(r.llama.result!.speed_pp) : 0;
+  const sp = s ? Number(s.prefillTokS) : 0;
   console.log(
     `| ${
       [
@@ -159,6 +174,7 @@ for (const r of rows) {
         s ? `${(tok / ceil).toFixed(2)} / ${(tok / ceilRun).toFixed(2)}` : "-",
         lt > 0 ? lt.toFixed(3) : r.llama ? r.llama.error ?? "failed" : "-",
         lt > 0 && s ? `${(tok / lt).toFixed(1)}×` : "-",
+        lp > 0 && s ? `${sp.toFixed(1)} / ${lp.toFixed(1)} (${(sp / lp).toFixed(2)}×)` : "-",
       ].join(" | ")
     } |`,
   );
