@@ -8,8 +8,8 @@ cd "$root"
 export PATH="$root/node_modules/.bin:$PATH"
 log=$(mktemp -d)
 # Test data from a plain clone: llama.cpp's vocab files and templates come from the source
-# node-llama-cpp ships (test/_llama_source.ts), unless ../shared or the env vars provide them.
-if [ -z "${SPOOL_VOCAB_DIR:-}" ] && [ ! -d "$root/../shared/vocab" ]; then
+# node-llama-cpp ships (test/_llama_source.ts), unless the env vars point elsewhere.
+if [ -z "${SPOOL_VOCAB_DIR:-}" ] || [ -z "${SPOOL_TEMPLATE_DIR:-}" ]; then
   if dirs=$(deno run -A test/_llama_source.ts 2>/dev/null); then
     export $dirs
   else
