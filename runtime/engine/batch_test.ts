@@ -27,6 +27,16 @@ function fixture(): string {
   });
 }
 
+/** Bytes of one expert-cache slot of the fixture. */
+function slotBytes(): number {
+  const probe = Model.load(fixture(), { threads: 1, expertCache: 0 });
+  try {
+    return ExpertCache.forLayers(probe.expertLayers, 16, { slots: 1 }, { arena: false }).slotBytes;
+  } finally {
+    probe.close();
+  }
+}
+
 function argmax(x: Float32Array): number {
   let b = 0;
   for (let j = 1; j < x.length; j++) if (x[j] > x[b]) b = j;
@@ -120,12 +130,7 @@ Deno.test({
   name: "evalMany: the same through a small expert cache with prefetch",
   ...opts,
   fn() {
-    const path = fixture();
-    const probe = Model.load(path, { threads: 1, expertCache: 0 });
-    const slot =
-      ExpertCache.forLayers(probe.expertLayers, 16, { slots: 1 }, { arena: false }).slotBytes;
-    probe.close();
-    const m = Model.load(path, { threads: 2, expertCache: 10 * slot });
+    const m = Model.load(fixture(), { threads: 2, expertCache: 10 * slotBytes() });
     try {
       check(m, 64);
       const s = m.expertCacheStats()!;
@@ -143,12 +148,7 @@ Deno.test({
   fn() {
     // the scheduler prefills 128 tokens a step; split into waves of 64 rows, a capped model
     // would read every routed expert twice per chunk
-    const path = fixture();
-    const probe = Model.load(path, { threads: 1, expertCache: 0 });
-    const slot =
-      ExpertCache.forLayers(probe.expertLayers, 16, { slots: 1 }, { arena: false }).slotBytes;
-    probe.close();
-    const m = Model.load(path, { threads: 2, expertCache: 64 * slot, prefetch: "off" });
+    const m = Model.load(fixture(), { threads: 2, expertCache: 64 * slotBytes(), prefetch: "off" });
     const s = new Session(m, { nCtx: 256 });
     try {
       const before = m.expertCacheStats()!;

@@ -4,14 +4,9 @@
  * not depend on the step sizes.
  */
 import { deepStrictEqual, equal } from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { loadModel, type SpoolModel } from "../api.ts";
-import { ensureSyntheticModel } from "../models/synth.ts";
+import { schedulerFixture } from "./_scheduler_fixture.ts";
 import { Scheduler, type SeqEvent } from "./scheduler.ts";
-
-const FIXTURE = fileURLToPath(
-  new URL("../../test/fixtures/engine/qwen3moe-q8-fork.gguf", import.meta.url),
-);
 
 /**
  * Runs `reqs` through the scheduler's own loop; a request with `after` is submitted when that
@@ -70,13 +65,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const m = loadModel(
-      ensureSyntheticModel(FIXTURE, {
-        arch: "qwen3moe",
-        preset: "tiny",
-        types: "Q8_0",
-        seed: 43,
-        dims: { nLayer: 3, nExpert: 16, nExpertUsed: 4 },
-      }),
+      schedulerFixture(),
       { threads: 2, nCtx: 160 },
     );
     try {

@@ -5,14 +5,9 @@
  * larger than the slots all still answer every member.
  */
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { loadModel, type SpoolModel } from "../api.ts";
-import { ensureSyntheticModel } from "../models/synth.ts";
+import { schedulerFixture } from "./_scheduler_fixture.ts";
 import { Scheduler, type SeqEvent, type SeqParams } from "./scheduler.ts";
-
-const FIXTURE = fileURLToPath(
-  new URL("../../test/fixtures/engine/qwen3moe-q8-fork.gguf", import.meta.url),
-);
 
 interface Req {
   id: string;
@@ -61,13 +56,7 @@ Deno.test({
   sanitizeOps: false,
   fn() {
     const m = loadModel(
-      ensureSyntheticModel(FIXTURE, {
-        arch: "qwen3moe",
-        preset: "tiny",
-        types: "Q8_0",
-        seed: 43,
-        dims: { nLayer: 3, nExpert: 16, nExpertUsed: 4 },
-      }),
+      schedulerFixture(),
       { threads: 2, nCtx: 64 },
     );
     try {
