@@ -479,6 +479,13 @@ AI const void *row_at(const void *base, size_t stride, int k) {
   return (const uint8_t *)base + (size_t)k * stride;
 }
 
+/* An empty asm that takes the running integer sum as an in/out register operand. Integer adds
+ * reassociate freely, and without it GCC -O3 turns a tile's running sums into a tree: every
+ * madd result of a super-block is stored to the stack and summed at its end (16 spills and
+ * reloads per super-block in the 1 x 4 Q4_K tile). With it the sums are updated in place:
+ * measured here (one thread, 64 rows x 7168, 8 tokens) 52.4 -> 60.5 GMAC/s, the same bits. */
+AI void keep_in_register(__m256i *v) { __asm__("" : "+x"(*v)); }
+
 /* matvec (NT == 1): prefetch `lines` cache lines of the same block NR rows further down (the
  * rows of the next tile call, pfd = NR * ws bytes ahead). Measured here: without it the
  * interleaved row streams of a tile reached 0.3-0.6 of the read-probe bandwidth, with it
@@ -607,6 +614,7 @@ AI void tile_q4_K(int32_t n, const void *w, size_t ws, const void *x, size_t xs,
           const __m256i dl = _mm256_madd_epi16(_mm256_maddubs_epi16(ql, _mm256_loadu_si256((const __m256i *)q8)), sl);
           const __m256i dh = _mm256_madd_epi16(_mm256_maddubs_epi16(qh, _mm256_loadu_si256((const __m256i *)(q8 + 32))), sh);
           sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(dl, dh));
+          keep_in_register(&sumi[t]);
         }
       }
       const __m256i mins = _mm256_shuffle_epi8(sm2, _mm256_load_si256((const __m256i *)k_q4k_min));
@@ -655,6 +663,7 @@ AI void tile_q6_K(int32_t n, const void *w, size_t ws, const void *x, size_t xs,
             const int8_t *q8 = ((const block_q8_K *)row_at(x, xs, t))[i].qs + 128 * h + 32 * k;
             const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)q8));
             sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, s));
+            keep_in_register(&sumi[t]);
           }
         }
       }
