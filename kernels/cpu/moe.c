@@ -34,12 +34,12 @@
  *
  * Phases (spool_moe_ffn_phase), for overlapping expert reads with compute: BEGIN runs step 0
  * and steps 1 and 2 (down only) for the groups whose three matrices are present (non-NULL),
- * marks those groups computed and leaves everything in the scratch; FINISH, with the same
- * arguments once the other matrices are present, redoes the grouping (the same: it depends
- * on ids only), runs steps 1 and 2 for the groups not yet computed and then the slot sum over
- * all of them. Every group's G, U, Hq and D rows are the same bits whichever call computes
+ * marks those groups computed and leaves everything in the scratch; MORE, with the same
+ * arguments as more matrices arrive, redoes the grouping (the same: it depends on ids only)
+ * and runs steps 1 and 2 (down only) for the present groups not yet computed; FINISH, once
+ * every matrix is present, does that for the rest and then the slot sum over all of them. Every group's G, U, Hq and D rows are the same bits whichever call computes
  * them (token tiles come from the largest group of the whole call, row chunks never change a
- * row's value), and the sum is the same slot-order f32 sum, so BEGIN + FINISH equals one ALL
+ * row's value), and the sum is the same slot-order f32 sum, so BEGIN + MORE... + FINISH equals one ALL
  * call bit for bit.
  *
  * Scratch (spool_moe_scratch_bytes; aligned internally to 64 bytes):
@@ -332,8 +332,10 @@ SPOOL_API spool_status spool_moe_ffn_phase(spool_pool *pool, const float *x, int
   if (n_tok < 0 || n_embd < 1 || n_ff < 1 || n_expert < 1 || k < 1) return SPOOL_E_INVALID;
   if (k > n_expert) return SPOOL_E_RANGE;
   if (act != SPOOL_ACT_SWIGLU && act != SPOOL_ACT_SWIGLU_OAI) return SPOOL_E_INVALID;
-  if (phase != SPOOL_MOE_ALL && phase != SPOOL_MOE_BEGIN && phase != SPOOL_MOE_FINISH)
+  if (phase != SPOOL_MOE_ALL && phase != SPOOL_MOE_BEGIN && phase != SPOOL_MOE_FINISH &&
+      phase != SPOOL_MOE_MORE)
     return SPOOL_E_INVALID;
+  const int later = phase == SPOOL_MOE_FINISH || phase == SPOOL_MOE_MORE; /* after a BEGIN */
   moe_ctx c;
   memset(&c, 0, sizeof c);
   spool_status st;
@@ -388,7 +390,7 @@ SPOOL_API spool_status spool_moe_ffn_phase(spool_pool *pool, const float *x, int
   p += sz.hq;
   c.D = (float *)(void *)p;
 
-  if (phase == SPOOL_MOE_FINISH) {
+  if (later) {
     if (stamp[0] != MOE_STAMP || stamp[1] != (int32_t)P || stamp[2] != n_expert)
       return SPOOL_E_INVALID; /* no BEGIN of this shape before */
   }
@@ -414,16 +416,16 @@ SPOOL_API spool_status spool_moe_ffn_phase(spool_pool *pool, const float *x, int
   c.n_sel = 0;
   for (int32_t g = 0; g < ng; g++) {
     const int32_t e = c.gexp[g];
-    if (phase == SPOOL_MOE_FINISH && c.computed[g]) continue;
+    if (later && c.computed[g]) continue;
     if (!resident(&c, e)) {
-      if (phase != SPOOL_MOE_BEGIN) return SPOOL_E_INVALID; /* expert not resident */
-      c.computed[g] = 0;
-      continue;
+      if (phase == SPOOL_MOE_ALL || phase == SPOOL_MOE_FINISH) return SPOOL_E_INVALID;
+      if (phase == SPOOL_MOE_BEGIN) c.computed[g] = 0;
+      continue; /* MORE: still loading, computed stays 0 */
     }
     if (phase == SPOOL_MOE_BEGIN) c.computed[g] = 0;
     c.sel[c.n_sel++] = g;
   }
-  c.sum = phase != SPOOL_MOE_BEGIN;
+  c.sum = phase == SPOOL_MOE_ALL || phase == SPOOL_MOE_FINISH;
 
   spool_select_kernels(gate_type, &c.gate.k);
   spool_select_kernels(up_type, &c.up.k);
@@ -431,7 +433,7 @@ SPOOL_API spool_status spool_moe_ffn_phase(spool_pool *pool, const float *x, int
 
   const int32_t n_threads = spool_pool_size(pool);
   c.xs = n_tok == 1 ? 0 : 1; /* one token: every group reads its row, stride 0 */
-  if (phase != SPOOL_MOE_FINISH) { /* FINISH reuses BEGIN's activations */
+  if (!later) { /* MORE and FINISH reuse BEGIN's activations */
     if (n_tok == 1) {
       c.tok_per_task = 1;
       quant_row(&c.gate, x, c.xg, n_embd);
@@ -457,7 +459,7 @@ SPOOL_API spool_status spool_moe_ffn_phase(spool_pool *pool, const float *x, int
   c.tile_d = spool_tok_tile(tl_d, c.down.xrow, max_g);
   moe_compute(pool, &c, max_g);
 
-  if (phase == SPOOL_MOE_BEGIN) {
+  if (phase == SPOOL_MOE_BEGIN || phase == SPOOL_MOE_MORE) {
     stamp[0] = MOE_STAMP;
     stamp[1] = (int32_t)P;
     stamp[2] = n_expert;

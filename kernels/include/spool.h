@@ -208,16 +208,20 @@ SPOOL_API spool_status spool_moe_ffn(spool_pool *pool, const float *x, int32_t n
                                      const void *const *down, int32_t down_type,
                                      const float *gate_b, const float *up_b, const float *down_b,
                                      int32_t act, float *y, void *scratch);
-/** spool_moe_ffn in two calls, so that experts still being read can be waited for while the
- * resident ones compute. phase SPOOL_MOE_ALL: exactly spool_moe_ffn. SPOOL_MOE_BEGIN: computes
- * the routed experts whose gate, up and down pointers are all non-NULL (NULL ones are skipped,
- * not an error) and keeps the partial results in scratch; y is not written. SPOOL_MOE_FINISH:
- * with the same x, ids, weights, shapes, types and scratch as the BEGIN before it, and every
- * routed expert's pointers now non-NULL, computes the rest and writes y. BEGIN + FINISH gives
- * the same bits as ALL. FINISH without a BEGIN of the same shape: SPOOL_E_INVALID. */
+/** spool_moe_ffn in several calls, so that experts still being read can be waited for while
+ * the resident ones compute. phase SPOOL_MOE_ALL: exactly spool_moe_ffn. SPOOL_MOE_BEGIN:
+ * computes the routed experts whose gate, up and down pointers are all non-NULL (NULL ones are
+ * skipped, not an error) and keeps the partial results in scratch; y is not written.
+ * SPOOL_MOE_MORE (any number of times after BEGIN, with the same x, ids, weights, shapes,
+ * types and scratch): computes the experts that have become resident since and are not yet
+ * computed; y is not written. SPOOL_MOE_FINISH: with the same arguments and every routed
+ * expert's pointers now non-NULL, computes the rest and writes y. BEGIN + MORE... + FINISH
+ * gives the same bits as ALL. MORE or FINISH without a BEGIN of the same shape:
+ * SPOOL_E_INVALID. */
 #define SPOOL_MOE_ALL 0
 #define SPOOL_MOE_BEGIN 1
 #define SPOOL_MOE_FINISH 2
+#define SPOOL_MOE_MORE 3
 SPOOL_API spool_status spool_moe_ffn_phase(spool_pool *pool, const float *x, int32_t n_tok,
                                            int32_t n_embd, int32_t n_ff, int32_t n_expert,
                                            int32_t k, const int32_t *ids, const float *weights,

@@ -62,10 +62,11 @@ export const Gating = { SOFTMAX: 0, SIGMOID: 1, SOFTMAX_TOPK: 2 } as const;
 export const Act = { SWIGLU: 16, SWIGLU_OAI: 17 } as const;
 /**
  * Phases of {@link Backend.moeFfn}: ALL in one call, or BEGIN (the experts whose three table
- * entries are set; partial results kept in the scratch) then FINISH (the rest, and the sum)
- * with the same arguments, which equals ALL bit for bit.
+ * entries are set; partial results kept in the scratch), any number of MORE (the experts set
+ * since, not yet computed) and then FINISH (the rest, and the sum) with the same arguments,
+ * which equals ALL bit for bit.
  */
-export const MoEPhase = { ALL: 0, BEGIN: 1, FINISH: 2 } as const;
+export const MoEPhase = { ALL: 0, BEGIN: 1, FINISH: 2, MORE: 3 } as const;
 /** Rotary layouts ({@link RopeParams.mode}). */
 export const RopeMode = { NORMAL: 0, NEOX: 2 } as const;
 

@@ -166,6 +166,41 @@ Deno.test({
 });
 
 Deno.test({
+  name: "evalMany: misses read in pieces and computed as they arrive give the mapped bits",
+  ...opts,
+  fn() {
+    // 24 slots for 3 layers × 16 experts: a 64-token step routes to all 16 of a layer, most
+    // of them misses, which go out as 4 tickets of 4 experts (READ_PIECES, PIECE_EXPERTS);
+    // the step computes each as it lands (MoEPhase.MORE) while the next ones load
+    const mapped = Model.load(fixture(), { threads: 2, expertCache: 0 });
+    const cached = Model.load(fixture(), {
+      threads: 2,
+      expertCache: 24 * slotBytes(),
+      prefetch: "off",
+    });
+    const a = new Session(mapped, { nCtx: 128 }), b = new Session(cached, { nCtx: 128 });
+    try {
+      let tokens = Array.from({ length: 64 }, (_, i) => 1 + (i * 53) % 250);
+      for (let step = 0; step < 4; step++) {
+        const [want] = Session.evalMany([{ session: a, tokens }]);
+        const [got] = Session.evalMany([{ session: b, tokens }]);
+        deepStrictEqual(new Uint32Array(got.buffer), new Uint32Array(want.buffer), `step ${step}`);
+        tokens = [argmax(want), 3 + step, 40 + step]; // then steps of 3 rows
+      }
+      const s = cached.expertCacheStats()!;
+      ok(s.pieces >= 3 * 3, `pieces ${s.pieces}`); // at least the first step: 3 of 4 per layer
+      ok(s.misses > 0 && s.evictions > 0);
+      equal(s.inUse, 0);
+    } finally {
+      a.close();
+      b.close();
+      mapped.close();
+      cached.close();
+    }
+  },
+});
+
+Deno.test({
   name: "evalMany: an item past its context evaluates nothing; bad input is refused",
   ...opts,
   fn() {

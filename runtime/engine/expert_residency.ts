@@ -92,17 +92,21 @@ export class ExpertResidency {
    * All m tokens in one group, with the reads overlapped: the misses are submitted (and the
    * next layer's prefetch queued behind them), the resident experts computed
    * (MoEPhase.BEGIN) while they load, then the rest and the slot-order sum
-   * (MoEPhase.FINISH): the same bits as one call.
+   * (MoEPhase.FINISH): the same bits as one call. A step of several rows submits its misses
+   * in pieces (see {@link CachedExperts.begin}) and computes each piece as it arrives
+   * (MoEPhase.MORE) while the next ones load, so its reads and compute overlap throughout
+   * instead of only for the experts that were resident.
    */
   #runOverlapped(tensors: ExpertTensors, li: number, m: number, path: string): void {
     const ex = this.#ex, step = this.#step;
     const K = step.cfg.nExpertUsed;
     const g = ex.gate.ptr, u = ex.up.ptr, d = ex.down.ptr;
-    const pending = ex.begin(tensors, li, step.buf.ids.i32, m * K, path);
+    const pending = ex.begin(tensors, li, step.buf.ids.i32, m * K, path, m > 1);
     try {
       if (ex.src.prefetch.active) this.#prefetch(li + 1, m);
       if (pending) {
         step.moeFfn(tensors, 0, m, g, u, d, MoEPhase.BEGIN);
+        while (ex.readNext(tensors, path)) step.moeFfn(tensors, 0, m, g, u, d, MoEPhase.MORE);
         ex.finishRead(tensors, path);
         step.moeFfn(tensors, 0, m, g, u, d, MoEPhase.FINISH);
       } else step.moeFfn(tensors, 0, m, g, u, d);
@@ -143,6 +147,13 @@ export class ExpertResidency {
 
 const EINVAL = 22;
 const PARTS = [Part.GATE, Part.UP, Part.DOWN] as const;
+/**
+ * A multi-row step's misses go out in up to this many tickets, computed one by one as they
+ * arrive (MoEPhase.MORE) while the later ones load.
+ */
+export const READ_PIECES = 8;
+/** The fewest experts in one piece (a piece's compute is one pool dispatch per matrix step). */
+export const PIECE_EXPERTS = 4;
 
 /**
  * A session's side of the expert cache (DESIGN.md §4): per MoE layer of a step, look up the
@@ -345,18 +356,36 @@ class CachedExperts {
     }
   }
 
-  /** The read `begin` started and `finishRead` settles: its ticket, bytes and fresh count. */
-  #rdTicket = 0;
+  /**
+   * The read `begin` started and `readNext` / `finishRead` settle: its tickets (one per
+   * piece; piece i holds fresh experts [#rdEnd[i - 1], #rdEnd[i])), the pieces settled so
+   * far, bytes and fresh count.
+   */
+  #rdTickets: number[] = [];
+  #rdEnd: number[] = [];
+  /** Bytes staged up to the end of each piece. */
+  #rdBytesAt: number[] = [];
+  #rdDone = 0;
   #rdBytes = 0;
   #rdFresh = 0;
-  #rdT0 = 0;
+  /** Milliseconds spent waiting for this read's pieces (the compute's stall). */
+  #rdStall = 0;
 
   /**
    * Like {@link load}, but the misses' reads are only submitted: the tables point at the
    * experts that are resident now (entries of the fresh ones stay 0), and
-   * {@link finishRead} waits for the rest. Returns whether reads are pending.
+   * {@link finishRead} waits for the rest. With `pieces`, the misses go out as up to
+   * {@link READ_PIECES} tickets of at least {@link PIECE_EXPERTS} experts each, in routing
+   * order, which {@link readNext} settles one at a time. Returns whether reads are pending.
    */
-  begin(L: ExpertTensors, li: number, ids: Int32Array, count: number, path: string): boolean {
+  begin(
+    L: ExpertTensors,
+    li: number,
+    ids: Int32Array,
+    count: number,
+    path: string,
+    pieces = false,
+  ): boolean {
     this.#settle(li, path);
     const cache = this.src.cache;
     const stamp = this.#nextStamp();
@@ -380,10 +409,25 @@ class CachedExperts {
         this.#experts[this.#n++] = e;
       }
       this.#rdFresh = nFresh;
+      this.#rdTickets.length =
+        this.#rdEnd.length =
+        this.#rdBytesAt.length =
+        this.#rdDone =
+          0;
+      this.#rdBytes = 0;
+      this.#rdStall = 0;
       if (nFresh > 0) {
-        this.#rdT0 = performance.now();
-        this.#rdBytes = this.#stage(L, this.#fresh, this.#freshExpert, nFresh);
-        this.#rdTicket = this.src.pager.flush();
+        const n = pieces
+          ? Math.max(1, Math.min(READ_PIECES, Math.floor(nFresh / PIECE_EXPERTS)))
+          : 1;
+        for (let i = 0, a = 0; i < n; i++) {
+          const b = Math.round(nFresh * (i + 1) / n);
+          this.#rdBytes += this.#stage(L, this.#fresh, this.#freshExpert, b, a);
+          this.#rdTickets.push(this.src.pager.flush());
+          this.#rdEnd.push(b);
+          this.#rdBytesAt.push(this.#rdBytes);
+          a = b;
+        }
       }
     } catch (err) {
       this.#rdFresh = nFresh;
@@ -397,29 +441,79 @@ class CachedExperts {
     return nFresh > 0;
   }
 
+  /**
+   * Settle the next piece {@link begin} submitted (wait, mark loaded, point the tables);
+   * returns true when it did and more pieces remain after it, false (doing nothing) when
+   * at most one piece is left, which {@link finishRead} settles.
+   */
+  readNext(L: ExpertTensors, path: string): boolean {
+    if (this.#rdTickets.length - this.#rdDone <= 1) return false;
+    this.#settlePiece(L, path);
+    this.src.cache.recordPiece();
+    return true;
+  }
+
   /** Wait for the reads {@link begin} submitted, mark them loaded, point the tables at them. */
   finishRead(L: ExpertTensors, path: string): void {
-    const n = this.#rdFresh;
-    if (n === 0) return;
+    if (this.#rdFresh === 0) return;
+    while (this.#rdDone < this.#rdTickets.length) this.#settlePiece(L, path);
+    this.#rdFresh = 0;
+    this.#rdTickets.length =
+      this.#rdEnd.length =
+      this.#rdBytesAt.length =
+      this.#rdDone =
+        0;
+    this.#recordRead(this.#rdBytes);
+    this.src.cache.recordStall(this.#rdStall / 1000);
+  }
+
+  /**
+   * Settle piece #rdDone. A direct read the file system refuses (EINVAL) reopens the file
+   * buffered and reads this piece and every later one again, as one ticket, after the
+   * later pieces' own reads have finished (they write into the same slots).
+   */
+  #settlePiece(L: ExpertTensors, path: string): void {
     const src = this.src, pager = src.pager;
-    const ticket = this.#rdTicket;
-    this.#rdTicket = 0;
+    const i = this.#rdDone;
+    const a = i === 0 ? 0 : this.#rdEnd[i - 1];
+    let b = this.#rdEnd[i];
+    const ticket = this.#rdTickets[i];
+    this.#rdTickets[i] = 0;
+    const t0 = performance.now();
     try {
       pager.wait(ticket, path);
+      this.#rdStall += performance.now() - t0;
     } catch (e) {
       pager.discard();
+      this.#drainFrom(i + 1, path);
       if (!(src.direct && e instanceof IOError && e.errno === EINVAL)) throw e;
       this.#goBuffered(path);
-      this.#rdBytes = this.#stage(L, this.#fresh, this.#freshExpert, n);
+      b = this.#rdFresh;
+      const before = i === 0 ? 0 : this.#rdBytesAt[i - 1];
+      this.#rdBytes = before + this.#stage(L, this.#fresh, this.#freshExpert, b, a);
       pager.wait(pager.flush(), path);
+      this.#rdStall += performance.now() - t0;
+      this.#rdEnd.length = this.#rdTickets.length = this.#rdBytesAt.length = i + 1;
+      this.#rdEnd[i] = b;
+      this.#rdBytesAt[i] = this.#rdBytes;
     }
-    for (let i = 0; i < n; i++) {
-      src.cache.markLoaded(this.#fresh[i]);
-      this.#point(this.#fresh[i], this.#freshExpert[i]);
+    for (let k = a; k < b; k++) {
+      src.cache.markLoaded(this.#fresh[k]);
+      this.#point(this.#fresh[k], this.#freshExpert[k]);
     }
-    this.#rdFresh = 0;
-    this.#recordRead(this.#rdBytes);
-    src.cache.recordStall((performance.now() - this.#rdT0) / 1000);
+    this.#rdDone = i + 1;
+  }
+
+  /** Wait out the pieces from `i` on, ignoring their errors (their slots are re-read or dropped). */
+  #drainFrom(i: number, path: string): void {
+    for (; i < this.#rdTickets.length; i++) {
+      const t = this.#rdTickets[i];
+      this.#rdTickets[i] = 0;
+      if (t <= 0) continue;
+      try {
+        this.src.pager.wait(t, path);
+      } catch { /* settled by the caller */ }
+    }
   }
 
   /**
@@ -428,17 +522,17 @@ class CachedExperts {
    */
   abandonRead(path: string): void {
     const cache = this.src.cache;
-    if (this.#rdTicket > 0) {
-      try {
-        this.src.pager.wait(this.#rdTicket, path);
-      } catch { /* the slots are discarded below */ }
-      this.#rdTicket = 0;
-    }
+    this.#drainFrom(0, path);
     for (let i = 0; i < this.#rdFresh; i++) {
       const sl = this.#fresh[i];
       if (cache.keyOf(sl) >= 0 && !cache.isLoaded(sl)) cache.discard(sl);
     }
     this.#rdFresh = 0;
+    this.#rdTickets.length =
+      this.#rdEnd.length =
+      this.#rdBytesAt.length =
+      this.#rdDone =
+        0;
   }
 
   /** Point expert `e`'s three table entries at `slot`'s parts. */
@@ -463,10 +557,10 @@ class CachedExperts {
     src.direct = false;
   }
 
-  /** Stage the three parts of `n` slots' experts as pager reads; returns the bytes. */
-  #stage(L: ExpertTensors, slots: Int32Array, experts: Int32Array, n: number): number {
+  /** Stage the three parts of slots [from, n)'s experts as pager reads; returns the bytes. */
+  #stage(L: ExpertTensors, slots: Int32Array, experts: Int32Array, n: number, from = 0): number {
     let bytes = 0;
-    for (let i = 0; i < n; i++) bytes += stageExpertRead(this.src, L, slots[i], experts[i]);
+    for (let i = from; i < n; i++) bytes += stageExpertRead(this.src, L, slots[i], experts[i]);
     return bytes;
   }
 

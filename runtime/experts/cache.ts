@@ -278,6 +278,11 @@ export interface CacheStats {
   reads: number;
   /** Seconds compute waited on reads ({@link ExpertCache.recordStall}). */
   stallSeconds: number;
+  /**
+   * Pieces of a layer's misses computed while later pieces were still being read
+   * ({@link ExpertCache.recordPiece}; multi-row steps).
+   */
+  pieces: number;
   /** Tokens processed ({@link ExpertCache.recordToken}). */
   tokens: number;
   /** Prefetch predictions: keys predicted (deduplicated per call). */
@@ -333,6 +338,7 @@ function emptyStats(): CacheStats {
     readSeconds: 0,
     reads: 0,
     stallSeconds: 0,
+    pieces: 0,
     tokens: 0,
     predicted: 0,
     actual: 0,
@@ -906,6 +912,11 @@ export class ExpertCache {
   /** Report seconds compute waited for reads. */
   recordStall(seconds: number): void {
     this.#s.stallSeconds += seconds;
+  }
+
+  /** Count one piece of misses computed while later pieces were still loading. */
+  recordPiece(): void {
+    this.#s.pieces++;
   }
 
   /** Count `n` tokens processed (default 1), for per-token averages. */

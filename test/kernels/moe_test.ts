@@ -478,17 +478,21 @@ Deno.test("moe_ffn statuses and scratch sizes", () => {
 });
 
 /** BEGIN with the experts `absent(e)` missing from all three tables (gate only for
- * `downOnly`), then FINISH with every table whole. */
+ * `downOnly`); with `arrives`, MORE twice with those experts present (the second finds
+ * nothing new); then FINISH with every table whole but for the experts MORE computed
+ * (missing again: FINISH must not need them). */
 function moePhased(
   c: ReturnType<typeof makeCase>,
   p: typeof pool | null,
   absent: (e: number) => boolean,
   downOnly = false,
-): { begin: number; finish: number; again: number; y: Float32Array } {
+  arrives?: (e: number) => boolean,
+): { begin: number; more: number[]; finish: number; again: number; y: Float32Array } {
   const y = new Float32Array(c.nTok * c.nEmbd).fill(NaN);
   const scratch = new Uint8Array(scratchFor(c) + 5).subarray(5);
   const opt = (a?: Float32Array) => a ? nat.ptr(a) : null;
-  const hole = (t: BigUint64Array, on: boolean) => t.map((v, e) => on && absent(e) ? 0n : v);
+  const hole = (t: BigUint64Array, on: boolean, late = absent) =>
+    t.map((v, e) => on && late(e) ? 0n : v);
   const call = (g: BigUint64Array, u: BigUint64Array, d: BigUint64Array, phase: number) =>
     sym.spool_moe_ffn_phase(
       p,
@@ -520,13 +524,33 @@ function moePhased(
     hole(c.down.table, true),
     1,
   );
-  const finish = call(c.gate.table, c.up.table, c.down.table, 2);
+  const more: number[] = [];
+  if (arrives) {
+    const late = (e: number) => absent(e) && !arrives(e);
+    for (let i = 0; i < 2; i++) {
+      more.push(call(
+        hole(c.gate.table, !downOnly, late),
+        hole(c.up.table, !downOnly, late),
+        hole(c.down.table, true, late),
+        3,
+      ));
+    }
+  }
+  // the experts MORE computed may be gone again by FINISH: it never reads them
+  const gone = (e: number) => absent(e) && arrives !== undefined && arrives(e);
+  const finish = call(
+    hole(c.gate.table, true, gone),
+    hole(c.up.table, true, gone),
+    hole(c.down.table, true, gone),
+    2,
+  );
   const y1 = y.slice();
   const again = call(c.gate.table, c.up.table, c.down.table, 2); // no BEGIN before it
-  return { begin, finish, again, y: y1 };
+  more.push(call(c.gate.table, c.up.table, c.down.table, 3)); // nor before this MORE
+  return { begin, more, finish, again, y: y1 };
 }
 
-Deno.test("moe_ffn_phase: BEGIN with experts missing, then FINISH, equals one call bit for bit", () => {
+Deno.test("moe_ffn_phase: BEGIN with experts missing, MORE as some arrive, then FINISH, equals one call bit for bit", () => {
   let n = 0;
   const patterns: [string, (e: number) => boolean, boolean][] = [
     ["every other expert", (e) => e % 2 === 1, false],
@@ -546,18 +570,21 @@ Deno.test("moe_ffn_phase: BEGIN with experts missing, then FINISH, equals one ca
       const want = composed(c, pool);
       for (const [name, absent, downOnly] of patterns) {
         for (const p of [pool, null]) {
-          const what = `${spec.types.map(tname)} nTok=${shape.nTok} k=${shape.k} ${name} ` +
-            (p ? "pool" : "no pool");
-          const r = moePhased(c, p, absent, downOnly);
-          assertEquals([r.begin, r.finish], [0, 0], what);
-          assertEquals(bitsEqual(r.y, want), -1, what);
-          assertEquals(r.again, E_INVALID, `${what}: FINISH without BEGIN`);
-          n++;
+          for (const arrives of [undefined, (e: number) => e % 4 < 2]) {
+            const what = `${spec.types.map(tname)} nTok=${shape.nTok} k=${shape.k} ${name} ` +
+              (p ? "pool" : "no pool") + (arrives ? " with MORE" : "");
+            const r = moePhased(c, p, absent, downOnly, arrives);
+            assertEquals([r.begin, r.finish], [0, 0], what);
+            assertEquals(r.more, arrives ? [0, 0, E_INVALID] : [E_INVALID], what);
+            assertEquals(bitsEqual(r.y, want), -1, what);
+            assertEquals(r.again, E_INVALID, `${what}: FINISH without BEGIN`);
+            n++;
+          }
         }
       }
     }
   }
-  assert(n >= 200, `${n} cases`);
+  assert(n >= 400, `${n} cases`);
 });
 
 Deno.test({
