@@ -149,9 +149,10 @@ const EINVAL = 22;
 const PARTS = [Part.GATE, Part.UP, Part.DOWN] as const;
 /**
  * A multi-row step's misses go out in up to this many tickets, computed one by one as they
- * arrive (MoEPhase.MORE) while the later ones load.
+ * arrive (MoEPhase.MORE) while the later ones load (SPOOL_READ_PIECES=1: one ticket, the
+ * resident experts alone overlap the read; for comparison).
  */
-export const READ_PIECES = 8;
+export const READ_PIECES = Math.max(1, Number(process.env.SPOOL_READ_PIECES ?? 8) || 8);
 /** The fewest experts in one piece (a piece's compute is one pool dispatch per matrix step). */
 export const PIECE_EXPERTS = 4;
 
