@@ -37,10 +37,11 @@
  * marks those groups computed and leaves everything in the scratch; MORE, with the same
  * arguments as more matrices arrive, redoes the grouping (the same: it depends on ids only)
  * and runs steps 1 and 2 (down only) for the present groups not yet computed; FINISH, once
- * every matrix is present, does that for the rest and then the slot sum over all of them. Every group's G, U, Hq and D rows are the same bits whichever call computes
- * them (token tiles come from the largest group of the whole call, row chunks never change a
- * row's value), and the sum is the same slot-order f32 sum, so BEGIN + MORE... + FINISH equals one ALL
- * call bit for bit.
+ * every matrix is present, does that for the rest and then the slot sum over all of them.
+ * Every group's G, U, Hq and D rows are the same bits whichever call computes them (token
+ * tiles come from the largest group of the whole call, row chunks never change a row's
+ * value), and the sum is the same slot-order f32 sum, so BEGIN + MORE... + FINISH equals
+ * one ALL call bit for bit.
  *
  * Scratch (spool_moe_scratch_bytes; aligned internally to 64 bytes):
  *   ints:  gexp[P], gstart[P+1], pos[P] (slot -> position), sel[P] (this call's groups),
