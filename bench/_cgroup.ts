@@ -34,6 +34,8 @@ export interface Outcome {
   error?: string;
   /** The cgroup's peak usage (process memory and page cache), bytes. */
   peakBytes: number;
+  /** Times the cgroup's usage hit its limit (memory.failcnt; -1 where unreadable). */
+  failcnt: number;
   /** Killed for memory (or by the timeout). */
   oomKilled: boolean;
 }
@@ -41,9 +43,11 @@ export interface Outcome {
 /** Run `argv` inside the cgroup capped at `cap` bytes, cold. */
 export async function runCapped(cap: number, argv: string[], timeoutS = 900): Promise<Outcome> {
   writeFileSync(cg("memory.limit_in_bytes"), String(cap));
-  try {
-    writeFileSync(cg("memory.max_usage_in_bytes"), "0");
-  } catch { /* older kernels */ }
+  for (const f of ["memory.max_usage_in_bytes", "memory.failcnt"]) {
+    try {
+      writeFileSync(cg(f), "0");
+    } catch { /* older kernels */ }
+  }
   dropCaches();
   const quoted = argv.map((s) => `'${s.replace(/'/g, `'\\''`)}'`).join(" ");
   const child = new Deno.Command("sh", {
@@ -55,11 +59,15 @@ export async function runCapped(cap: number, argv: string[], timeoutS = 900): Pr
   const out = await child.output();
   clearTimeout(timer);
   const peak = Number(readFileSync(cg("memory.max_usage_in_bytes"), "utf8"));
+  let failcnt = -1;
+  try {
+    failcnt = Number(readFileSync(cg("memory.failcnt"), "utf8"));
+  } catch { /* not there */ }
   const oom = readFileSync(cg("memory.oom_control"), "utf8");
   const killed = out.signal === "SIGKILL" || /oom_kill [1-9]/.test(oom) && !out.success;
   const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
   if (out.success && text.startsWith("{")) {
-    return { ok: true, result: JSON.parse(text), peakBytes: peak, oomKilled: false };
+    return { ok: true, result: JSON.parse(text), peakBytes: peak, failcnt, oomKilled: false };
   }
   const err = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-3).join(" | ");
   return {
@@ -68,6 +76,12 @@ export async function runCapped(cap: number, argv: string[], timeoutS = 900): Pr
       ? `killed by ${out.signal}${killed ? " (out of memory or timeout)" : ""}`
       : `exit ${out.code}: ${err}`,
     peakBytes: peak,
+    failcnt,
     oomKilled: killed,
   };
+}
+
+/** The cgroup's peak of a run and its failcnt, for reports: "3.18 GiB, failcnt 0". */
+export function peakText(o: Outcome): string {
+  return `${(o.peakBytes / 2 ** 30).toFixed(2)} GiB, failcnt ${o.failcnt}`;
 }

@@ -28,7 +28,7 @@ import { readGGUF } from "../runtime/gguf/reader.ts";
 import { inspectGGUF } from "../runtime/inspect.ts";
 import { parseSize } from "../runtime/experts/budget.ts";
 import { distinctExperts } from "../runtime/batch/plan.ts";
-import { dropCaches, type Outcome, runCapped } from "./_cgroup.ts";
+import { dropCaches, type Outcome, peakText, runCapped } from "./_cgroup.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -115,7 +115,7 @@ for (const row of rows) {
     D,
     T,
   ]);
-  console.log("  ", JSON.stringify(row.spool.result ?? row.spool.error));
+  console.log("  ", JSON.stringify(row.spool.result ?? row.spool.error), peakText(row.spool));
   if (!a["no-llama"]) {
     // llama.cpp's batched bench without repacking (mmap, paging by faults): its best setting
     // under a cap (node-llama-cpp's prebuilt library repacks into RAM and is killed there)
@@ -127,7 +127,7 @@ for (const row of rows) {
       ...["-ntg", a["llama-decode"]!, "-npl", String(B), "-t", T, "--no-repack"],
       ...["--output-format", "jsonl"],
     ], 1800);
-    console.log("  ", JSON.stringify(row.llama.result ?? row.llama.error));
+    console.log("  ", JSON.stringify(row.llama.result ?? row.llama.error), peakText(row.llama));
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * The newer families against llama.cpp in the same run (issues 11 and 12): GLM-4.5-Air,
  * MiniMax-M2, DeepSeek-V3 and Qwen3.5-35B-A3B shapes with fewer layers (random weights,
- * `spool synth` presets; `--presets` picks them).
+ * `spool synth` presets; `--presets` picks them), and the Qwen3-30B-A3B shape (9.5 GB, all
+ * 48 layers) of the other benchmarks.
  *
  *   deno run -A bench/families.ts [--presets glm-4.5-air,minimax-m2,deepseek-v3]
  *        [--runs 5] [--prefill 64] [--decode 16] [--threads 2] [--cap 4G] [--no-cap]
@@ -29,7 +30,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseSize } from "../runtime/experts/budget.ts";
 import { median } from "../runtime/engine/bench.ts";
-import { runCapped } from "./_cgroup.ts";
+import { peakText, runCapped } from "./_cgroup.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -49,7 +50,10 @@ const T = a.threads!, NP = a.prefill!, ND = a.decode!;
 
 /** Model file of a preset, written by synth when missing (Q4_K_M; DeepSeek Q4_K: ~14 GB). */
 async function model(preset: string): Promise<string> {
-  const path = `${OUT}${preset}.gguf`;
+  // qwen3-30b-a3b: the same file bench/offload.ts, batch.ts and prefill.ts make
+  const path = preset === "qwen3-30b-a3b"
+    ? `${OUT}qwen3-30b-a3b-q4km.gguf`
+    : `${OUT}${preset}.gguf`;
   if (existsSync(path)) return path;
   mkdirSync(OUT, { recursive: true });
   const arch = {
@@ -57,7 +61,9 @@ async function model(preset: string): Promise<string> {
     "minimax-m2": "minimax-m2",
     "deepseek-v3": "deepseek2",
     "qwen3.5-35b-a3b": "qwen35moe",
-  }[preset]!;
+    "qwen3-30b-a3b": "qwen3moe",
+  }[preset];
+  if (!arch) throw new Error(`unknown preset ${preset}`);
   console.log(`making ${path} (random weights, ${arch})...`);
   const { writeSyntheticModel } = await import("../runtime/models/synth.ts");
   writeSyntheticModel(path, {
@@ -167,9 +173,7 @@ if (!a["no-cap"]) {
        hit: r.decodeCache?.hitRate ?? 1, gbps: r.decodeCache?.readGBps ?? 0 }));`,
   ]);
   console.log(
-    `  spool: ${JSON.stringify(spool.result ?? spool.error)}, peak ${
-      (spool.peakBytes / 2 ** 30).toFixed(2)
-    } GiB`,
+    `  spool: ${JSON.stringify(spool.result ?? spool.error)}, peak ${peakText(spool)}`,
   );
   // llama-bench has no switch for repacking here; llama-batched-bench does
   const llama = await runCapped(cap, [
@@ -178,7 +182,7 @@ if (!a["no-cap"]) {
     ...["--no-repack", "--output-format", "jsonl"],
   ], 1800);
   const ld = llama.ok ? JSON.stringify(llama.result) : llama.error;
-  console.log(`  llama.cpp --no-repack: ${ld}, peak ${(llama.peakBytes / 2 ** 30).toFixed(2)} GiB`);
+  console.log(`  llama.cpp --no-repack: ${ld}, peak ${peakText(llama)}`);
   if (spool.ok && llama.ok) {
     const dec = Number(llama.result!.speed_tg);
     const ours = Number(spool.result!.dec);

@@ -34,7 +34,7 @@ import { quantRowBytes } from "../runtime/gguf/quantize.ts";
 import { GGMLType } from "../runtime/gguf/types.ts";
 import { parseSize } from "../runtime/experts/budget.ts";
 import { measureDiskBandwidth } from "../runtime/experts/pager.ts";
-import { dropCaches, type Outcome, runCapped } from "./_cgroup.ts";
+import { dropCaches, type Outcome, peakText, runCapped } from "./_cgroup.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -207,7 +207,7 @@ for (const B of a.bs!.split(",").filter(Boolean)) {
           (Number(r.bytesPerStep) / 1e9).toFixed(2)
         } GB read per step at ${Number(r.readGBps).toFixed(2)} GB/s), prefill ${
           Number(r.prefillTokS).toFixed(2)
-        } tok/s; peak ${(o.peakBytes / 2 ** 30).toFixed(2)} GiB`
+        } tok/s; peak ${peakText(o)}`
         : `failed: ${o.error}`),
   );
 }
@@ -240,7 +240,7 @@ function report(o: Outcome): void {
       `| fraction of min(SSD, compute) | ${(tok / ceil).toFixed(2)} (in-run BW: ${
         (tok / ceilRun).toFixed(2)
       }) |`,
-      `| cgroup peak | ${(o.peakBytes / 2 ** 30).toFixed(2)} GiB |`,
+      `| cgroup peak | ${peakText(o)} |`,
       `| extrapolated to ${FULL_LAYERS} layers, this disk | ${t94.toFixed(2)} tok/s |`,
       `| extrapolated to ${FULL_LAYERS} layers, 7 GB/s | ${t94at7.toFixed(2)} tok/s (compute ` +
       `bound ${compute94.toFixed(2)}) |`,

@@ -30,7 +30,7 @@ import { measureDiskBandwidth } from "../runtime/experts/pager.ts";
 import { readGGUF } from "../runtime/gguf/reader.ts";
 import { inspectGGUF } from "../runtime/inspect.ts";
 import { parseSize } from "../runtime/experts/budget.ts";
-import { dropCaches, type Outcome, runCapped } from "./_cgroup.ts";
+import { dropCaches, type Outcome, peakText, runCapped } from "./_cgroup.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -177,7 +177,7 @@ for (const capText of a.caps!.split(",")) {
       `${(Number(r.stallPerToken) * 1000).toFixed(0)} ms`,
       `${ceiling.toFixed(2)} (${(tok / ceiling).toFixed(2)})`,
       `${ceilingRun.toFixed(2)} (${(tok / ceilingRun).toFixed(2)})`,
-      `${(o.peakBytes / 2 ** 30).toFixed(2)} GiB`,
+      peakText(o),
       (tok * perTokenAll / (diskGBps * 1e9)).toFixed(2),
       r.prefetch !== "off"
         ? `${Number(r.precision).toFixed(2)}/${Number(r.recall).toFixed(2)}` +
@@ -198,7 +198,7 @@ for (const capText of a.caps!.split(",")) {
       "",
       "",
       "",
-      `${(llama.peakBytes / 2 ** 30).toFixed(2)} GiB`,
+      peakText(llama),
       llama.ok ? (lt * perTokenAll / (diskGBps * 1e9)).toFixed(2) : "",
       "",
       "",

@@ -26,7 +26,7 @@ import { parseArgs } from "node:util";
 import { existsSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseSize } from "../runtime/experts/budget.ts";
-import { runCapped } from "./_cgroup.ts";
+import { peakText, runCapped } from "./_cgroup.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -130,7 +130,7 @@ if (!a["no-cap"]) {
         sp.push(
           `${c}: ${f2(Number(r.tokS))} (hit ${f2(Number(r.hit))}, read ${
             f2(Number(r.readGB))
-          } GB at ${f2(Number(r.readGBps))} GB/s, peak ${f2(o.peakBytes / 2 ** 30)} GiB)`,
+          } GB at ${f2(Number(r.readGBps))} GB/s, peak ${peakText(o)})`,
         );
       } else sp.push(`${c}: ${o.error ?? "failed"}`);
     }
