@@ -25,7 +25,8 @@ export const PIECE_EXPERTS = 4;
 
 /**
  * A session's side of the expert cache (DESIGN.md §4): per MoE layer of a step, look up the
- * routed experts, read the misses through the pager in one ticket, and fill per-session
+ * routed experts, read the misses through the pager (one ticket, or up to READ_PIECES for a
+ * step of several rows, settled one at a time by readNext), and fill per-session
  * address tables (nExpert u64 per matrix) with the slots' data addresses for spool_moe_ffn.
  * Entries of experts not routed this step are 0 (the kernel only reads routed ones).
  *

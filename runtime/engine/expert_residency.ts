@@ -3,8 +3,8 @@
  * expert cache instead of the mapping, and the next-layer prefetch.
  *
  * {@link ExpertResidency.run} takes a layer's routed ids, makes those experts resident
- * (reading the misses through the pager, see cached_experts.ts), points the kernel's address tables
- * at their slots and runs the routed-expert kernel; tokens are taken in groups whose
+ * (reading the misses through the pager, see cached_experts.ts), points the kernel's
+ * address tables at their slots and runs the routed-expert kernel; tokens are taken in groups whose
  * distinct experts fit the cache. Prefetch: the next layer's ffn norm and router are
  * applied to the residual as it stands and the best-ranked half of each token's predicted
  * experts are read while this layer computes.
