@@ -114,6 +114,8 @@ for (const row of rows) {
     PL,
     D,
     T,
+    "cache",
+    a.prefetch!,
   ]);
   console.log("  ", JSON.stringify(row.spool.result ?? row.spool.error), peakText(row.spool));
   if (!a["no-llama"]) {
