@@ -77,6 +77,7 @@ export class CachedExperts {
     this.#fresh = new Int32Array(n);
     this.#freshExpert = new Int32Array(n);
     this.#seen = new Uint32Array(nExpert);
+    this.#pfMark = new Uint32Array(nExpert);
     this.#pfSlots = new Int32Array(n);
     this.#pfExperts = new Int32Array(n);
     this.#pfKeys = new Int32Array(n);
@@ -88,6 +89,20 @@ export class CachedExperts {
       this.#stamp = 1;
     }
     return this.#stamp;
+  }
+
+  /** Per expert: the stamp of the last prefetch that read it (see {@link begin}). */
+  readonly #pfMark: Uint32Array;
+  #pfMarkStamp = 0;
+
+  /** Stamp the experts the prefetch in flight reads; returns the stamp. */
+  #markPrefetched(): number {
+    if (++this.#pfMarkStamp === 0xffffffff) {
+      this.#pfMark.fill(0);
+      this.#pfMarkStamp = 1;
+    }
+    for (let i = 0; i < this.#pfN; i++) this.#pfMark[this.#pfExperts[i]] = this.#pfMarkStamp;
+    return this.#pfMarkStamp;
   }
 
   /** Slots the prefetch holds that layer `li`'s load will not reuse as its own references. */
@@ -256,25 +271,39 @@ export class CachedExperts {
     path: string,
     pieces = false,
   ): boolean {
+    // the experts this layer's prefetch read, to notice one lost before it is looked up
+    const pfStamp = this.#pfLayer === li && this.#pfN > 0 ? this.#markPrefetched() : 0;
     this.#settle(li, path);
     const cache = this.src.cache;
     const stamp = this.#nextStamp();
     this.#n = 0;
-    let nFresh = 0;
+    let nMiss = 0, nFresh = 0;
     try {
+      // every hit is looked up (and so referenced, out of eviction's reach) before any miss
+      // takes a slot: a miss acquired first could evict an expert this same step routes to
+      // further down the list (a just-prefetched one sits on probation, the first to go),
+      // which would then be read a second time
       for (let i = 0; i < count; i++) {
         const e = ids[i];
         if (e < 0 || this.#seen[e] === stamp) continue;
         this.#seen[e] = stamp;
         const key = cache.key(li, e);
-        let slot = cache.lookup(key);
+        const slot = cache.lookup(key);
         if (slot < 0) {
-          slot = cache.acquire(key).slot;
-          this.#fresh[nFresh] = slot;
-          this.#freshExpert[nFresh++] = e;
-        } else if (!cache.isLoaded(slot)) {
+          if (pfStamp > 0 && this.#pfMark[e] === pfStamp) cache.recordPrefetchLost();
+          this.#freshExpert[nMiss++] = e;
+          continue;
+        }
+        this.#slots[this.#n] = slot;
+        this.#experts[this.#n++] = e;
+        if (!cache.isLoaded(slot)) {
           throw new Error(`${cache.describe(key)} is still loading in slot ${slot}`);
         }
+      }
+      for (; nFresh < nMiss; nFresh++) {
+        const e = this.#freshExpert[nFresh];
+        const slot = cache.acquire(cache.key(li, e)).slot;
+        this.#fresh[nFresh] = slot;
         this.#slots[this.#n] = slot;
         this.#experts[this.#n++] = e;
       }

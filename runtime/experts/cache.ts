@@ -283,6 +283,11 @@ export interface CacheStats {
    * ({@link ExpertCache.recordPiece}; multi-row steps).
    */
   pieces: number;
+  /**
+   * Experts the prefetch read for a layer that were gone (evicted) when that layer looked
+   * them up, and so were read again ({@link ExpertCache.recordPrefetchLost}).
+   */
+  prefetchLost: number;
   /** Tokens processed ({@link ExpertCache.recordToken}). */
   tokens: number;
   /** Prefetch predictions: keys predicted (deduplicated per call). */
@@ -339,6 +344,7 @@ function emptyStats(): CacheStats {
     reads: 0,
     stallSeconds: 0,
     pieces: 0,
+    prefetchLost: 0,
     tokens: 0,
     predicted: 0,
     actual: 0,
@@ -917,6 +923,11 @@ export class ExpertCache {
   /** Count one piece of misses computed while later pieces were still loading. */
   recordPiece(): void {
     this.#s.pieces++;
+  }
+
+  /** Count one prefetched expert evicted before its layer looked it up. */
+  recordPrefetchLost(): void {
+    this.#s.prefetchLost++;
   }
 
   /** Count `n` tokens processed (default 1), for per-token averages. */
