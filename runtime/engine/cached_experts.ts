@@ -308,13 +308,7 @@ export class CachedExperts {
         this.#experts[this.#n++] = e;
       }
       this.#rdFresh = nFresh;
-      this.#rdTickets.length =
-        this.#rdEnd.length =
-        this.#rdBytesAt.length =
-        this.#rdDone =
-          0;
-      this.#rdBytes = 0;
-      this.#rdStall = 0;
+      this.#resetRead();
       if (nFresh > 0) {
         const n = pieces
           ? Math.max(1, Math.min(READ_PIECES, Math.floor(nFresh / PIECE_EXPERTS)))
@@ -356,14 +350,10 @@ export class CachedExperts {
   finishRead(L: ExpertTensors, path: string): void {
     if (this.#rdFresh === 0) return;
     while (this.#rdDone < this.#rdTickets.length) this.#settlePiece(L, path);
-    this.#rdFresh = 0;
-    this.#rdTickets.length =
-      this.#rdEnd.length =
-      this.#rdBytesAt.length =
-      this.#rdDone =
-        0;
     this.#recordRead(this.#rdBytes);
     this.src.cache.recordStall(this.#rdStall / 1000);
+    this.#rdFresh = 0;
+    this.#resetRead();
   }
 
   /**
@@ -403,6 +393,12 @@ export class CachedExperts {
     this.#rdDone = i + 1;
   }
 
+  /** Forget the pieces of the last read (its tickets, ends, bytes and stall). */
+  #resetRead(): void {
+    this.#rdTickets.length = this.#rdEnd.length = this.#rdBytesAt.length = 0;
+    this.#rdDone = this.#rdBytes = this.#rdStall = 0;
+  }
+
   /** Wait out the pieces from `i` on, ignoring their errors (their slots are re-read or dropped). */
   #drainFrom(i: number, path: string): void {
     for (; i < this.#rdTickets.length; i++) {
@@ -427,11 +423,7 @@ export class CachedExperts {
       if (cache.keyOf(sl) >= 0 && !cache.isLoaded(sl)) cache.discard(sl);
     }
     this.#rdFresh = 0;
-    this.#rdTickets.length =
-      this.#rdEnd.length =
-      this.#rdBytesAt.length =
-      this.#rdDone =
-        0;
+    this.#resetRead();
   }
 
   /** Point expert `e`'s three table entries at `slot`'s parts. */

@@ -15,6 +15,17 @@ import { ExpertCache } from "../experts/cache.ts";
 
 const DIR = fileURLToPath(new URL("../../test/fixtures/engine/", import.meta.url));
 
+/** 3 MoE layers, top-4 of 16 experts, Q8_0. */
+function fixture(): string {
+  return ensureSyntheticModel(`${DIR}qwen3moe-q8-prefetch.gguf`, {
+    arch: "qwen3moe",
+    preset: "tiny",
+    types: "Q8_0",
+    seed: 23,
+    dims: { nLayer: 3, nExpert: 16, nExpertUsed: 4 },
+  });
+}
+
 Deno.test("prefetchTop: half of the top-k, at least one; SPOOL_PREFETCH_TOP overrides", () => {
   const saved = process.env.SPOOL_PREFETCH_TOP;
   try {
@@ -36,13 +47,7 @@ Deno.test({
   sanitizeOps: false,
   fn() {
     // 3 MoE layers, top-4 of 16: a decode step predicts layers 1 and 2, 2 experts each
-    const path = ensureSyntheticModel(`${DIR}qwen3moe-q8-prefetch.gguf`, {
-      arch: "qwen3moe",
-      preset: "tiny",
-      types: "Q8_0",
-      seed: 23,
-      dims: { nLayer: 3, nExpert: 16, nExpertUsed: 4 },
-    });
+    const path = fixture();
     const m = Model.load(path, { threads: 2, expertCache: 24 << 20, prefetch: "on" });
     const s = new Session(m, { nCtx: 64 });
     try {
@@ -73,13 +78,7 @@ Deno.test({
     // prefetch brings some of the next layer's in on probation (it counts no access), the
     // first to go when a miss needs a slot. Were a layer's misses acquired before its hits
     // were looked up, they would evict those prefetched experts and read them again.
-    const path = ensureSyntheticModel(`${DIR}qwen3moe-q8-prefetch.gguf`, {
-      arch: "qwen3moe",
-      preset: "tiny",
-      types: "Q8_0",
-      seed: 23,
-      dims: { nLayer: 3, nExpert: 16, nExpertUsed: 4 },
-    });
+    const path = fixture();
     const probe = Model.load(path, { threads: 1, expertCache: 0 });
     const slot = ExpertCache.forLayers(probe.expertLayers, 16, { slots: 1 }, { arena: false })
       .slotBytes;
